@@ -1,0 +1,93 @@
+"""The values that gossip carries: what a node says about itself.
+
+These are plain immutable records shared by the wire codec (which turns them into
+bytes), the peer table (which keeps the latest per node) and ranking (which reads
+them).  They hold no behaviour beyond small derived properties.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class NodeState(enum.Enum):
+    """What a node says it is doing; only ACTIVE nodes receive new jobs."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"  # a person wants the machine back; running jobs finish
+    LEAVING = "leaving"  # shutting down; drains, then sends a LEAVE message
+
+
+class MessageKind(enum.IntEnum):
+    """Message kinds on the wire.  New kinds need a minor version bump only."""
+
+    STATE = 1  # a full NodeStatus; sent every interval and on any material change
+    LEAVE = 2  # the sender is going away now; peers drop it at once
+
+
+@dataclass(frozen=True, slots=True)
+class CompilerOffer:
+    """One compiler a node lets peers use.
+
+    `fingerprint` (16 hex chars) identifies the exact binaries; `remote_name` is the name
+    under which the offering node's distccd runs exactly those binaries; `loose_key`
+    ("<triple>--<major>") exists only to talk to stock distcc's zeroconf mode.
+    """
+
+    fingerprint: str
+    loose_key: str
+    remote_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """The body of a STATE message: everything a peer needs to decide whether to use us."""
+
+    name: str
+    addresses: tuple[str, ...]
+    distccd_port: int
+    cpus: int
+    load: float  # 1-minute load average minus jobs we run for peers
+    mem_available: int  # bytes
+    slots: int  # slots offered to peers right now
+    jobs: int  # compile jobs our distccd is running now
+    power: float  # relative compile speed of one slot (1.0 = reference machine)
+    state: NodeState = NodeState.ACTIVE
+    pause_reason: str = ""
+    pause_until: float | None = None  # sender's wall clock, Unix seconds
+    compilers: tuple[CompilerOffer, ...] = field(default=())
+
+    @property
+    def free_slots(self) -> int:
+        """Slots not taken by jobs already running (never negative)."""
+        return max(0, self.slots - self.jobs)
+
+    def offers(self, fingerprint: str) -> CompilerOffer | None:
+        """The offer of exactly this compiler, if the node has it."""
+        for offer in self.compilers:
+            if offer.fingerprint == fingerprint:
+                return offer
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded gossip message: who sent it, in which order, and what it says.
+
+    `(incarnation, sequence)` orders a node's messages: incarnation bumps on every
+    restart, sequence on every message within one incarnation.  `body` is a NodeStatus
+    for STATE and None for LEAVE.
+    """
+
+    node_id: bytes  # 16 random bytes, persistent across restarts
+    incarnation: int
+    sequence: int
+    sent_at: float  # sender's wall clock, Unix seconds (informational only)
+    kind: MessageKind
+    body: NodeStatus | None = None
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """The key that must strictly grow from one accepted message to the next."""
+        return (self.incarnation, self.sequence)
