@@ -1,0 +1,214 @@
+"""A test bed of workstations made from Linux namespaces on one private bridge.
+
+Each workstation gets its own network, UTS (hostname) and mount namespace, kept alive by
+bind mounts so processes can be started in it at any time with `nsenter`.  The bridge
+lives in a namespace of its own with no address and no uplink, so no test packet can
+reach the machine's real network.  Names carry the creating process's PID: a bed left
+behind by a killed test run is found and removed by the next one.
+
+Requires root.  Every resource is released by `close()`, which is safe to call twice
+and is called by the context manager even when the test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "p2t"
+SUBNET = "10.213.7"  # private, exists only on the bed's bridge
+STATE_ROOT = Path("/run/p2pcc-testbed")
+_STALE = re.compile(rf"^{PREFIX}(\d+)-")
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unmount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
+def remove_stale_beds() -> None:
+    """Delete namespaces and mounts of earlier runs whose process is gone."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    for line in listed.stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        match = _STALE.match(name)
+        if match and not _pid_alive(int(match.group(1))):
+            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+    if STATE_ROOT.is_dir():
+        for bed_dir in STATE_ROOT.iterdir():
+            if bed_dir.name.isdigit() and not _pid_alive(int(bed_dir.name)):
+                for ns_file in bed_dir.glob("*/*"):
+                    _unmount(ns_file)
+                _unmount(bed_dir)
+                subprocess.run(["rm", "-rf", str(bed_dir)], check=False)
+
+
+@dataclass
+class Workstation:
+    """One namespace workstation: run commands in it, start processes, cut its link."""
+
+    bed: TestBed
+    name: str
+    index: int
+    address: str
+    netns: str
+    ns_dir: Path
+    processes: list[subprocess.Popen[Any]] = field(default_factory=list)
+
+    def enter(self) -> list[str]:
+        """The command prefix that runs a program inside this workstation."""
+        return [
+            "nsenter",
+            f"--net=/run/netns/{self.netns}",
+            f"--uts={self.ns_dir / 'uts'}",
+            f"--mount={self.ns_dir / 'mnt'}",
+            "--",
+        ]
+
+    def run(
+        self, args: Sequence[str], *, timeout: float = 60, check: bool = True, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command to completion inside the workstation and return its result."""
+        return subprocess.run(
+            [*self.enter(), *args],
+            timeout=timeout,
+            check=check,
+            capture_output=True,
+            text=True,
+            **kwargs,
+        )
+
+    def start(self, args: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start a long-running process in the workstation; the bed kills it on close."""
+        process = subprocess.Popen([*self.enter(), *args], start_new_session=True, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def set_link(self, up: bool) -> None:
+        """Plug or unplug this workstation's cable (its veth end on the bridge)."""
+        _ip("-n", self.bed.bridge_ns, "link", "set", f"v{self.index}", "up" if up else "down")
+
+
+class TestBed:
+    """A bridge plus workstations; use as a context manager so it is always torn down."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __init__(self) -> None:
+        remove_stale_beds()
+        self.run_id = str(os.getpid())
+        self.bridge_ns = f"{PREFIX}{self.run_id}-br"
+        self.state_dir = STATE_ROOT / self.run_id
+        self.workstations: list[Workstation] = []
+        self._closed = False
+        try:
+            self._make_bridge()
+        except BaseException:
+            self.close()
+            raise
+
+    def _make_bridge(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # Persistent mount/UTS namespaces are bind mounts: their parent must be private.
+        subprocess.run(["mount", "--bind", str(self.state_dir), str(self.state_dir)], check=True)
+        subprocess.run(["mount", "--make-private", str(self.state_dir)], check=True)
+        _ip("netns", "add", self.bridge_ns)
+        _ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+        _ip("-n", self.bridge_ns, "link", "set", "br0", "up")
+
+    def add_workstation(self, name: str) -> Workstation:
+        """Create a workstation named `name` (also its hostname) plugged into the bridge."""
+        index = len(self.workstations) + 1
+        netns = f"{PREFIX}{self.run_id}-{name}"
+        ns_dir = self.state_dir / name
+        ns_dir.mkdir()
+        for kind in ("mnt", "uts"):
+            (ns_dir / kind).touch()
+        ws = Workstation(self, name, index, f"{SUBNET}.{index + 10}", netns, ns_dir)
+        self.workstations.append(ws)
+        _ip("netns", "add", netns)
+        subprocess.run(
+            [
+                "unshare",
+                f"--mount={ns_dir / 'mnt'}",
+                f"--uts={ns_dir / 'uts'}",
+                "--propagation",
+                "private",
+                "hostname",
+                name,
+            ],
+            check=True,
+        )
+        _ip("-n", netns, "link", "add", "eth0", "type", "veth", "peer", "name", f"v{index}")
+        _ip("-n", netns, "link", "set", f"v{index}", "netns", self.bridge_ns)
+        _ip("-n", self.bridge_ns, "link", "set", f"v{index}", "master", "br0", "up")
+        _ip("-n", netns, "addr", "add", f"{ws.address}/24", "dev", "eth0")
+        _ip("-n", netns, "link", "set", "eth0", "up")
+        _ip("-n", netns, "link", "set", "lo", "up")
+        # No default route here: multicast needs a route of its own to find eth0.
+        _ip("-n", netns, "route", "add", "224.0.0.0/4", "dev", "eth0")
+        return ws
+
+    def close(self) -> None:
+        """Kill every process started in the bed, then remove namespaces and mounts."""
+        if self._closed:
+            return
+        self._closed = True
+        for ws in self.workstations:
+            for process in ws.processes:
+                _kill_group(process)
+        for ws in self.workstations:
+            subprocess.run(["ip", "netns", "del", ws.netns], check=False, capture_output=True)
+            for kind in ("mnt", "uts"):
+                _unmount(ws.ns_dir / kind)
+        subprocess.run(["ip", "netns", "del", self.bridge_ns], check=False, capture_output=True)
+        _unmount(self.state_dir)
+        subprocess.run(["rm", "-rf", str(self.state_dir)], check=False)
+
+    def __enter__(self) -> TestBed:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _kill_group(process: subprocess.Popen[Any], grace: float = 3.0) -> None:
+    """SIGTERM the process group, SIGKILL it after `grace` seconds, and reap it."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def testbed(*names: str) -> Iterator[list[Workstation]]:
+    """Workstations with the given names on one bridge, torn down on exit."""
+    with TestBed() as bed:
+        yield [bed.add_workstation(name) for name in names]
