@@ -68,6 +68,13 @@ MAX_POWER = 1e6
 MAX_LOAD = 1e6
 MAX_PORT = 65535
 
+#: Available memory a peer reports, in bytes: 1 PiB, far above any workstation.
+MAX_MEMORY = 2**50
+
+#: Latest time a peer may report (sent-at, pause-until): 9999-12-31T23:59:59Z, the last
+#: second `datetime` can represent, so any received time can be displayed.
+MAX_TIMESTAMP = 253402300799.0
+
 #: Counters (incarnation, sequence) are unsigned 64-bit on the wire.
 MAX_COUNTER = 2**64 - 1
 
@@ -80,3 +87,7 @@ MAX_PEERS = 512
 #: Departed node ids remembered to refuse replays of their old packets.  Twice the peer
 #: cap: every peer can leave and rejoin once before the oldest memory is dropped.
 MAX_TOMBSTONES = 2 * MAX_PEERS
+
+#: Bytes read from each stream of one compiler probe (`--version`, `-dumpmachine`, ldd).
+#: Real answers are under 2 KiB; a broken "compiler" printing garbage is killed here.
+MAX_PROBE_OUTPUT = 64 * 1024
