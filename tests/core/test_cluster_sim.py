@@ -1,0 +1,204 @@
+"""Five in-memory nodes gossiping through their peer tables on a virtual clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import pytest
+
+from p2pcc.core.errors import RejectedMessageError
+from p2pcc.core.hosts import hosts_line
+from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeState, NodeStatus
+from p2pcc.core.peers import (
+    Liveness,
+    LivenessChanged,
+    PeerEvent,
+    PeerTable,
+    PeerTimings,
+    PeerUpdated,
+)
+from p2pcc.core.ranking import GIB, RankingPolicy, rank_peers
+
+FP = "0123456789abcdef"
+OFFER = CompilerOffer(FP, "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
+TIMINGS = PeerTimings(suspect_after=5.0, dead_after=15.0, forget_after=600.0)
+POLICY = RankingPolicy()
+
+
+@dataclass
+class SimNode:
+    """One workstation: its identity, what it announces, and its view of the others."""
+
+    index: int
+    status: NodeStatus
+    table: PeerTable
+    incarnation: int = 1
+    sequence: int = 0
+
+    @property
+    def node_id(self) -> bytes:
+        return self.table.own_id
+
+    def announce(self, now: float, kind: MessageKind = MessageKind.STATE) -> Message:
+        self.sequence += 1
+        body = self.status if kind is MessageKind.STATE else None
+        return Message(self.node_id, self.incarnation, self.sequence, now, kind, body)
+
+    def restart(self) -> None:
+        self.incarnation += 1
+        self.sequence = 0
+
+
+@dataclass
+class Cluster:
+    """Nodes on a perfect multicast link that the test can cut per sender."""
+
+    nodes: list[SimNode]
+    now: float = 0.0
+    log: list[tuple[float, int, PeerEvent]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, size: int) -> Cluster:
+        nodes = []
+        for index in range(size):
+            status = NodeStatus(
+                name=f"ws{index}",
+                addresses=(f"10.0.0.{index + 1}",),
+                distccd_port=3632,
+                cpus=8,
+                load=0.0,
+                mem_available=16 * GIB,
+                slots=4,
+                jobs=0,
+                power=float(2**index),  # scores 4, 8, 16, 32, 64: one tier each
+                compilers=(OFFER,),
+            )
+            table = PeerTable(bytes([index + 1]) * 16, TIMINGS)
+            nodes.append(SimNode(index, status, table))
+        return cls(nodes)
+
+    def deliver(self, drop: frozenset[int] = frozenset()) -> None:
+        """Every node not in `drop` announces itself to all others; then every node ticks."""
+        for sender in self.nodes:
+            if sender.index in drop:
+                continue
+            self.send(sender.announce(self.now), sender.index)
+        self.tick()
+
+    def send(self, message: Message, sender: int) -> None:
+        for receiver in self.nodes:
+            if receiver.index != sender:
+                events = receiver.table.apply(message, self.now)
+                self.log += [(self.now, receiver.index, event) for event in events]
+
+    def tick(self) -> None:
+        for receiver in self.nodes:
+            events = receiver.table.tick(self.now)
+            self.log += [(self.now, receiver.index, event) for event in events]
+
+    def run(self, until: float, drop: frozenset[int] = frozenset()) -> None:
+        """One delivery round per virtual second, up to and including `until`."""
+        while self.now < until:
+            self.now += 1.0
+            self.deliver(drop)
+
+    def liveness_changes(self, about: int) -> list[tuple[float, int, Liveness]]:
+        node_id = self.nodes[about].node_id
+        return [
+            (at, receiver, event.new)
+            for at, receiver, event in self.log
+            if isinstance(event, LivenessChanged) and event.node_id == node_id
+        ]
+
+    def ranked_names(self, viewer: int) -> list[str]:
+        peers = self.nodes[viewer].table.peers()
+        return [entry.peer.status.name for entry in rank_peers(peers, FP, POLICY, b"sim")]
+
+
+def test_everyone_knows_everyone_after_one_round() -> None:
+    cluster = Cluster.of(5)
+    cluster.deliver()
+    for sim in cluster.nodes:
+        assert sorted(peer.status.name for peer in sim.table.peers()) == sorted(
+            f"ws{i}" for i in range(5) if i != sim.index
+        )
+    assert cluster.ranked_names(0) == ["ws4", "ws3", "ws2", "ws1"]
+
+
+def test_a_silent_node_turns_suspect_then_dead_at_exact_virtual_times() -> None:
+    cluster = Cluster.of(5)
+    cluster.run(until=10.0)
+    assert cluster.nodes[0].table.next_deadline() == 15.0
+    cluster.run(until=30.0, drop=frozenset({4}))
+    others = [0, 1, 2, 3]
+    assert cluster.liveness_changes(about=4) == [
+        *[(15.0, i, Liveness.SUSPECT) for i in others],
+        *[(25.0, i, Liveness.DEAD) for i in others],
+    ]
+    assert cluster.nodes[0].table.next_deadline() == 35.0  # the live peers, heard at 30
+    assert "ws4" not in cluster.ranked_names(0)
+    # Nothing else changed liveness: the other four kept talking.
+    assert all(cluster.liveness_changes(about=i) == [] for i in others)
+
+
+def test_a_node_between_deadlines_is_found_with_next_deadline() -> None:
+    cluster = Cluster.of(5)
+    cluster.deliver()
+    cluster.now = 0.25
+    cluster.deliver(drop=frozenset({2}))  # node 2 last heard at 0.0, the others at 0.25
+    table = cluster.nodes[0].table
+    assert table.next_deadline() == 5.0
+    cluster.now = 5.0
+    cluster.tick()
+    assert cluster.liveness_changes(about=2) == [(5.0, i, Liveness.SUSPECT) for i in (0, 1, 3, 4)]
+    assert table.next_deadline() == 5.25
+
+
+def test_a_restarted_node_is_accepted_at_once_and_its_old_packets_are_not() -> None:
+    cluster = Cluster.of(5)
+    cluster.run(until=3.0)
+    restarting = cluster.nodes[2]
+    stale = Message(restarting.node_id, 1, 2, 2.0, MessageKind.STATE, restarting.status)
+    restarting.restart()
+    cluster.log.clear()
+    cluster.deliver()
+    accepted = [
+        (receiver, event.peer.order)
+        for _, receiver, event in cluster.log
+        if isinstance(event, PeerUpdated) and event.peer.node_id == restarting.node_id
+    ]
+    assert accepted == [(0, (2, 1)), (1, (2, 1)), (3, (2, 1)), (4, (2, 1))]
+    for receiver in (0, 1, 3, 4):
+        with pytest.raises(RejectedMessageError, match=r"^replay: "):
+            cluster.nodes[receiver].table.apply(stale, cluster.now)
+
+
+def test_a_paused_node_leaves_every_ranking_in_the_same_round() -> None:
+    cluster = Cluster.of(5)
+    cluster.deliver()
+    assert all("ws3" in cluster.ranked_names(i) for i in (0, 1, 2, 4))
+    paused = cluster.nodes[3]
+    paused.status = replace(paused.status, state=NodeState.PAUSED, pause_reason="meeting")
+    cluster.now = 1.0
+    cluster.deliver()
+    assert [cluster.ranked_names(i) for i in (0, 1, 2, 4)] == [
+        ["ws4", "ws2", "ws1"],
+        ["ws4", "ws2", "ws0"],
+        ["ws4", "ws1", "ws0"],
+        ["ws2", "ws1", "ws0"],
+    ]
+    # The paused node itself still builds with the others and with its own CPUs.
+    line = hosts_line(paused.table.peers(), FP, paused.status, 4, policy=POLICY, seed=b"sim")
+    # Its own score, 4 jobs x power 8 x 0.5 = 16, ties ws2's tier, so it goes after ws2.
+    assert (
+        line.hosts == "10.0.0.5:3632/4 10.0.0.3:3632/4 localhost/4 10.0.0.2:3632/4 10.0.0.1:3632/4"
+    )
+
+
+def test_a_leaving_node_is_dropped_everywhere_at_once() -> None:
+    cluster = Cluster.of(5)
+    cluster.deliver()
+    leaving = cluster.nodes[1]
+    cluster.send(leaving.announce(0.5, MessageKind.LEAVE), leaving.index)
+    assert all(leaving.node_id not in sim.table for sim in cluster.nodes)
+    assert [len(sim.table) for sim in cluster.nodes] == [3, 4, 3, 3, 3]

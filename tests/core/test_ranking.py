@@ -1,0 +1,234 @@
+"""Ranking: who is selected, the score formula, tiers and the seeded order within a tier."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from p2pcc.core import limits
+from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
+from p2pcc.core.peers import Liveness, Peer
+from p2pcc.core.ranking import (
+    GIB,
+    RankedPeer,
+    RankingPolicy,
+    cpu_share,
+    dial_address,
+    memory_factor,
+    rank_peers,
+    throughput,
+)
+
+FP = "0123456789abcdef"
+OTHER_FP = "fedcba9876543210"
+OFFER = CompilerOffer(FP, "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
+OTHER_OFFER = CompilerOffer(OTHER_FP, "x86_64-linux-gnu--11", "x86_64-linux-gnu-gcc-11")
+POLICY = RankingPolicy()
+SEED = b"client-1"
+
+# A roomy machine with one free slot: its score is exactly its power.
+BASE = NodeStatus(
+    name="base",
+    addresses=("10.0.0.99",),
+    distccd_port=3632,
+    cpus=64,
+    load=0.0,
+    mem_available=64 * GIB,
+    slots=1,
+    jobs=0,
+    power=1.0,
+    compilers=(OTHER_OFFER, OFFER),
+)
+
+
+def node(n: int) -> bytes:
+    return bytes([n]) * 16
+
+
+def peer(n: int, liveness: Liveness = Liveness.ALIVE, **fields: object) -> Peer:
+    status = replace(BASE, name=f"p{n}", addresses=(f"10.0.0.{n}",))
+    return Peer(node(n), replace(status, **fields), liveness, 0.0, 0.0, (1, 1))  # type: ignore[arg-type]
+
+
+# The worked example of docs/ranking.md.
+ALPHA = peer(1, name="alpha", cpus=16, load=2.0, mem_available=32 * GIB, slots=8, power=2.0)
+BRAVO = peer(2, name="bravo", cpus=8, load=10.0, jobs=2, mem_available=16 * GIB, slots=6, power=1.5)
+CHARLIE = peer(3, name="charlie", cpus=4, load=0.0, mem_available=2 * GIB, slots=4, power=1.0)
+
+
+def summary(ranked: list[RankedPeer]) -> list[tuple[str, float, int, int]]:
+    return [(entry.peer.status.name, entry.score, entry.tier, entry.limit) for entry in ranked]
+
+
+def test_the_worked_example_scores() -> None:
+    # alpha: 10 runnable jobs on 16 CPUs, memory for all 8 jobs: 2.0 x 8 = 16.
+    assert cpu_share(ALPHA.status, 8) == 1.0
+    assert memory_factor(ALPHA.status, 8, POLICY) == 1.0
+    assert throughput(ALPHA.status, 8, POLICY) == 16.0
+    # bravo: load 10 + 2 running + 4 ours = 16 runnable on 8 CPUs: half a CPU per job.
+    assert cpu_share(BRAVO.status, 4) == 0.5
+    assert throughput(BRAVO.status, 4, POLICY) == 3.0
+    # charlie: 2 GiB for 4 jobs of 1 GiB: memory for half of them.
+    assert memory_factor(CHARLIE.status, 4, POLICY) == 0.5
+    assert throughput(CHARLIE.status, 4, POLICY) == 2.0
+
+
+def test_the_worked_example_ranking() -> None:
+    ranked = rank_peers([CHARLIE, ALPHA, BRAVO], FP, POLICY, SEED)
+    assert summary(ranked) == [
+        ("alpha", 16.0, 0, 8),
+        ("bravo", 3.0, 1, 4),
+        ("charlie", 2.0, 2, 4),
+    ]
+    assert [entry.offer for entry in ranked] == [OFFER] * 3
+
+
+def test_only_alive_active_peers_with_the_same_compiler_free_slots_and_an_address() -> None:
+    strong = {"power": 100.0, "slots": 8}
+    excluded = [
+        peer(10, state=NodeState.PAUSED, **strong),
+        peer(11, state=NodeState.LEAVING, **strong),
+        peer(12, Liveness.SUSPECT, **strong),
+        peer(13, Liveness.DEAD, **strong),
+        peer(14, jobs=8, **strong),  # every slot taken
+        peer(15, jobs=9, **strong),
+        peer(16, compilers=(OTHER_OFFER,), **strong),
+        peer(17, compilers=(), **strong),
+        peer(18, addresses=(), **strong),
+        peer(19, addresses=("build-19.example",), **strong),  # a name would need DNS
+        peer(20, distccd_port=0, **strong),
+        peer(21, power=0.0),
+    ]
+    ranked = rank_peers([*excluded, ALPHA, BRAVO, CHARLIE], FP, POLICY, SEED)
+    assert [entry.peer.status.name for entry in ranked] == ["alpha", "bravo", "charlie"]
+    assert rank_peers(excluded, FP, POLICY, SEED) == []
+
+
+# Scores 10, 9, 8.5, 8 | 6, 5.5, 5 | 2 with the default tier ratio 0.8.
+TIERED = [peer(n, power=power) for n, power in enumerate([10, 9, 8.5, 8, 6, 5.5, 5, 2], 1)]
+
+
+def test_tiers_group_peers_within_the_ratio_of_the_tier_best() -> None:
+    ranked = rank_peers(TIERED, FP, POLICY, b"client-1")
+    assert [(entry.peer.node_id[0], entry.tier) for entry in ranked] == [
+        (3, 0), (2, 0), (4, 0), (1, 0), (7, 1), (5, 1), (6, 1), (8, 2),
+    ]  # fmt: skip
+
+
+def test_two_seeds_shuffle_within_tiers_but_never_across() -> None:
+    first = [entry.peer.node_id[0] for entry in rank_peers(TIERED, FP, POLICY, b"client-1")]
+    second = [entry.peer.node_id[0] for entry in rank_peers(TIERED, FP, POLICY, b"client-2")]
+    assert first == [3, 2, 4, 1, 7, 5, 6, 8]
+    assert second == [4, 2, 3, 1, 7, 6, 5, 8]
+
+
+def test_the_same_seed_gives_the_same_order_whatever_the_input_order() -> None:
+    forward = rank_peers(TIERED, FP, POLICY, b"client-1")
+    assert rank_peers(list(reversed(TIERED)), FP, POLICY, b"client-1") == forward
+
+
+def test_a_tier_ratio_of_one_keeps_every_score_apart() -> None:
+    ranked = rank_peers(TIERED, FP, RankingPolicy(tier_ratio=1.0), SEED)
+    assert [entry.peer.node_id[0] for entry in ranked] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [entry.tier for entry in ranked] == list(range(8))
+
+
+def test_max_hosts_keeps_the_best_tiers() -> None:
+    ranked = rank_peers(TIERED, FP, RankingPolicy(max_hosts=5), b"client-1")
+    assert [entry.peer.node_id[0] for entry in ranked] == [3, 2, 4, 1, 7]
+
+
+def test_memory_pressure_has_a_floor() -> None:
+    starved = peer(1, slots=4, mem_available=0, power=2.0)
+    assert memory_factor(starved.status, 4, POLICY) == 0.1
+    assert summary(rank_peers([starved], FP, POLICY, SEED)) == [("p1", 0.8, 0, 4)]
+
+
+def test_a_peer_claiming_huge_numbers_is_capped() -> None:
+    greedy = peer(1, slots=10**6, cpus=10**6, mem_available=10**18, power=1e9)
+    (entry,) = rank_peers([greedy], FP, POLICY, SEED)
+    assert entry.limit == limits.MAX_SLOTS
+    assert entry.score == limits.MAX_POWER * limits.MAX_SLOTS
+
+
+def test_negative_load_counts_as_idle() -> None:
+    assert cpu_share(replace(BASE, cpus=2, load=-3.0), 2) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("addresses", "expected"),
+    [
+        (("2001:db8::5", "10.0.0.9"), "10.0.0.9"),
+        (("fe80::1", "2001:db8::5"), "fe80::1"),
+        (("not an address", "2001:db8::5"), "2001:db8::5"),
+        ((), None),
+    ],
+)
+def test_the_dial_address_prefers_the_first_ipv4(
+    addresses: tuple[str, ...], expected: str | None
+) -> None:
+    assert dial_address(replace(BASE, addresses=addresses)) == expected
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"tier_ratio": 0.0},
+        {"tier_ratio": 1.5},
+        {"job_memory": 0},
+        {"memory_floor": 0.0},
+        {"memory_floor": 2.0},
+        {"local_weight": 0.0},
+        {"local_weight": float("inf")},
+        {"max_hosts": 0},
+        {"max_hosts": limits.MAX_PEERS + 1},
+    ],
+)
+def test_policy_values_are_validated(knobs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(knobs))):
+        RankingPolicy(**knobs)  # type: ignore[arg-type]
+
+
+def test_a_seed_longer_than_a_blake2b_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="at most 64 bytes"):
+        rank_peers(TIERED, FP, POLICY, bytes(65))
+
+
+random_peers = st.lists(
+    st.builds(
+        lambda n, power, slots, jobs, load, gib: peer(
+            n, power=power, slots=slots, jobs=jobs, load=load, mem_available=gib * GIB, cpus=8
+        ),
+        st.integers(1, 250),
+        st.floats(0.0, 10.0),
+        st.integers(0, 16),
+        st.integers(0, 16),
+        st.floats(0.0, 32.0),
+        st.integers(0, 32),
+    ),
+    max_size=20,
+    unique_by=lambda p: p.node_id,
+)
+
+
+@given(random_peers, st.binary(max_size=64), st.binary(max_size=64), st.floats(0.05, 1.0))
+def test_seeds_only_reorder_within_tiers(
+    peers: list[Peer], seed_a: bytes, seed_b: bytes, ratio: float
+) -> None:
+    policy = RankingPolicy(tier_ratio=ratio, max_hosts=limits.MAX_PEERS)
+    first = rank_peers(peers, FP, policy, seed_a)
+    second = rank_peers(peers, FP, policy, seed_b)
+    assert [entry.tier for entry in first] == [entry.tier for entry in second]
+    assert {(e.peer.node_id, e.tier) for e in first} == {(e.peer.node_id, e.tier) for e in second}
+    best: dict[int, float] = {}
+    for entry in first:
+        best[entry.tier] = max(best.get(entry.tier, 0.0), entry.score)
+        assert 1 <= entry.limit <= entry.peer.status.free_slots
+    for entry in first:
+        assert entry.score >= ratio * best[entry.tier]
+        if entry.tier > 0:
+            assert best[entry.tier] < ratio * best[entry.tier - 1]
+    assert [entry.tier for entry in first] == sorted(entry.tier for entry in first)
