@@ -1,0 +1,109 @@
+"""The typed configuration: one frozen dataclass per TOML section.
+
+Every field always holds a valid value (the schema fills in defaults and checks
+everything), so code that receives a `Config` never re-validates.  Field order is
+the order `p2pcc config` prints and docs/configuration.md documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from p2pcc.config.values import IPAddress, IPNetwork
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """`[node]`: who this machine is."""
+
+    name: str
+    id_file: Path
+
+
+@dataclass(frozen=True)
+class GossipConfig:
+    """`[gossip]`: where and how often nodes talk, and when silence means gone."""
+
+    interface: str
+    group: IPAddress
+    port: int
+    ttl: int
+    interval: float
+    key_file: Path | None  # None: unauthenticated pool
+    suspect_after: float
+    dead_after: float
+    forget_after: float
+
+
+@dataclass(frozen=True)
+class DistccdConfig:
+    """`[distccd]`: the distccd this node offers to peers."""
+
+    manage: bool
+    port: int
+    allow: tuple[IPNetwork, ...]  # empty: the subnets of the gossip interface
+    jobs: int  # 0: one per slot
+    nice: int
+    user: str
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """`[metrics]`: how load and capacity are measured."""
+
+    job_memory: int  # bytes
+    refresh: float
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """`[ranking]`: how the wrapper orders peers into DISTCC_HOSTS."""
+
+    tier_ratio: float
+    local_weight: float
+    lzo: bool
+    max_hosts: int
+
+
+@dataclass(frozen=True)
+class WrapperConfig:
+    """`[wrapper]`: the compiler masquerade."""
+
+    state_max_age: float
+    distcc: str
+
+
+@dataclass(frozen=True)
+class CompilersConfig:
+    """`[compilers]`: which compilers are fingerprinted and offered to peers."""
+
+    offer: tuple[str, ...]
+    extra: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; `source` is the file read, None when only defaults apply."""
+
+    runtime_dir: Path
+    node: NodeConfig
+    gossip: GossipConfig
+    distccd: DistccdConfig
+    metrics: MetricsConfig
+    ranking: RankingConfig
+    wrapper: WrapperConfig
+    compilers: CompilersConfig
+    source: Path | None = None
+
+
+#: Section name to dataclass, in file order.
+SECTIONS: dict[str, type] = {
+    "node": NodeConfig,
+    "gossip": GossipConfig,
+    "distccd": DistccdConfig,
+    "metrics": MetricsConfig,
+    "ranking": RankingConfig,
+    "wrapper": WrapperConfig,
+    "compilers": CompilersConfig,
+}
