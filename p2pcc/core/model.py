@@ -63,6 +63,14 @@ class NodeStatus:
         """Slots not taken by jobs already running (never negative)."""
         return max(0, self.slots - self.jobs)
 
+    def material_key(self) -> tuple[object, ...]:
+        """What a client's host list depends on; load and jobs churn and are left out.
+
+        Two statuses with different keys differ *materially*: peers must hear of it at
+        once rather than at the next gossip interval.
+        """
+        return (self.state, self.slots, self.compilers, self.addresses, self.distccd_port)
+
     def offers(self, fingerprint: str) -> CompilerOffer | None:
         """The offer of exactly this compiler, if the node has it."""
         for offer in self.compilers:

@@ -178,17 +178,6 @@ class PeerForgotten:
 PeerEvent = PeerJoined | PeerUpdated | LivenessChanged | PeerLeft | PeerForgotten
 
 
-def _material_change(old: NodeStatus, new: NodeStatus) -> bool:
-    """Whether a client would build a different host list (load and jobs churn constantly)."""
-    return (old.state, old.slots, old.compilers, old.addresses, old.distccd_port) != (
-        new.state,
-        new.slots,
-        new.compilers,
-        new.addresses,
-        new.distccd_port,
-    )
-
-
 class PeerTable:
     """Every peer heard lately, keyed by node id, bounded by `max_peers`."""
 
@@ -312,7 +301,7 @@ class PeerTable:
         events: list[PeerEvent] = []
         if liveness is not known.liveness:
             events.append(LivenessChanged(peer.node_id, known.liveness, liveness))
-        events.append(PeerUpdated(peer, _material_change(known.status, status)))
+        events.append(PeerUpdated(peer, known.status.material_key() != status.material_key()))
         return events
 
     def _eviction_victim(self, now: float) -> Peer:

@@ -1,0 +1,249 @@
+"""The gossip engine: what this node says, when it says it, and what it makes of replies.
+
+Sans-I/O in the manner of aioquic's connection: the daemon hands in datagrams with
+`receive(data, sender, transport, now)`, asks `poll_send(now, wall)` for the datagram
+to send, sleeps until `next_deadline()` and then calls `handle_timer(now)`.  The engine
+never reads a clock; `now` is the shell's monotonic time, `wall` the Unix time that goes
+on the wire for people to read.
+
+When to speak: every `interval`, and at once (but never twice within `min_gap`) when our
+status changes materially (state, slots, compilers, addresses, port).
+
+Whom to tell besides the multicast group: a node found by mDNS that we do not hear,
+and any node that has lately reached us by unicast (it evidently cannot hear our
+multicast, or would not bother).  Both ends of a filtered path thus fall back to
+unicast, and stay there while both are alive.
+
+Bad datagrams are dropped and counted by reason; each (sender, reason) pair is reported
+for logging once, with a bounded memory of which pairs were already reported.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+
+from p2pcc.core import limits, wire
+from p2pcc.core.auth import Keyring
+from p2pcc.core.errors import RejectedMessageError, WireFormatError
+from p2pcc.core.model import Message, MessageKind, NodeStatus
+from p2pcc.core.peers import Liveness, PeerEvent, PeerTable, PeerTimings
+
+Endpoint = tuple[str, int]
+
+#: Distinct (sender, reason) pairs remembered for log-once.  A flood from many forged
+#: source addresses is still counted; it just stops producing new log lines.
+MAX_LOGGED_DROPS = 1024
+
+#: Drops that are normal operation, not worth a log line: our own multicast echo, and
+#: the same datagram arriving both by multicast and by unicast.
+QUIET_DROPS = frozenset({"own", "duplicate"})
+
+
+class Transport(enum.Enum):
+    """How a datagram reached us."""
+
+    MULTICAST = "multicast"
+    UNICAST = "unicast"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """The outcome of one datagram: table events, or why it was dropped."""
+
+    events: tuple[PeerEvent, ...] = ()
+    dropped: str | None = None  # reason token, None when accepted
+    detail: str = ""
+    log: bool = False  # first drop for this (sender, reason): worth one log line
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One datagram to send to the multicast group and to each unicast endpoint."""
+
+    data: bytes
+    unicast: tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GossipStatistics:
+    """A snapshot of the engine's counters for `status`."""
+
+    packets_in: int
+    packets_out: int
+    bytes_in: int
+    bytes_out: int
+    drops: dict[str, int] = field(default_factory=dict)
+    unicast_targets: int = 0
+
+
+class GossipEngine:
+    """One node's side of the gossip protocol, driven entirely by its caller."""
+
+    def __init__(
+        self,
+        *,
+        node_id: bytes,
+        incarnation: int,
+        keyring: Keyring,
+        status: NodeStatus,
+        interval: float,
+        timings: PeerTimings,
+        now: float,
+    ) -> None:
+        if len(node_id) != limits.NODE_ID_BYTES:
+            raise ValueError(f"node id must be {limits.NODE_ID_BYTES} bytes, got {len(node_id)}")
+        if not 0 < interval < timings.suspect_after:
+            raise ValueError(f"interval {interval} must be > 0 and < suspect_after")
+        self.node_id = node_id
+        self.incarnation = incarnation
+        self.keyring = keyring
+        self.interval = interval
+        self.min_gap = interval / 10
+        self.table = PeerTable(node_id, timings)
+        self._status = status
+        self._sequence = 0
+        self._last_sent_key: tuple[object, ...] | None = None
+        self._last_sent_at: float | None = None
+        self._next_send = now  # announce ourselves at once
+        self._discovered: dict[bytes, Endpoint] = {}
+        self._unicast_from: dict[bytes, tuple[Endpoint, float]] = {}
+        self._logged: set[tuple[str, str]] = set()
+        self._drops: Counter[str] = Counter()
+        self._packets_in = self._packets_out = self._bytes_in = self._bytes_out = 0
+
+    # --- what we say --------------------------------------------------------------
+
+    @property
+    def status(self) -> NodeStatus:
+        """Our own status as last set."""
+        return self._status
+
+    def set_status(self, status: NodeStatus, now: float) -> None:
+        """Adopt a new own status; a material change makes a datagram due at once."""
+        self._status = status
+        if status.material_key() != self._last_sent_key:
+            earliest = now if self._last_sent_at is None else self._last_sent_at + self.min_gap
+            self._next_send = min(self._next_send, max(now, earliest))
+
+    def poll_send(self, now: float, wall: float) -> Outgoing | None:
+        """The state datagram to send now, or None when nothing is due yet."""
+        if now < self._next_send:
+            return None
+        data = self._encode(MessageKind.STATE, self._status, wall)
+        self._last_sent_key = self._status.material_key()
+        self._last_sent_at = now
+        self._next_send = now + self.interval
+        return self._outgoing(data, now)
+
+    def leave(self, now: float, wall: float) -> Outgoing:
+        """The goodbye datagram: peers drop us at once instead of waiting for silence."""
+        return self._outgoing(self._encode(MessageKind.LEAVE, None, wall), now)
+
+    def _encode(self, kind: MessageKind, body: NodeStatus | None, wall: float) -> bytes:
+        self._sequence += 1
+        message = Message(self.node_id, self.incarnation, self._sequence, wall, kind, body)
+        return wire.encode(message, self.keyring)
+
+    def _outgoing(self, data: bytes, now: float) -> Outgoing:
+        targets = self.unicast_targets(now)
+        self._packets_out += 1 + len(targets)
+        self._bytes_out += len(data) * (1 + len(targets))
+        return Outgoing(data, targets)
+
+    # --- what we hear -------------------------------------------------------------
+
+    def receive(self, data: bytes, sender: Endpoint, transport: Transport, now: float) -> Received:
+        """Decode and merge one datagram from `sender`; never raises for bad input."""
+        self._packets_in += 1
+        self._bytes_in += len(data)
+        try:
+            message = wire.decode(data, self.keyring)
+        except WireFormatError as error:
+            return self._drop(sender, error.reason, str(error))
+        known = self.table.get(message.node_id)
+        if known is not None and known.order == message.order:
+            # The same datagram by multicast and by unicast: the unicast copy still tells
+            # us the sender is unicasting to us, so it must hear from us the same way.
+            self._note_transport(message, sender, transport, now)
+            return self._drop(sender, "duplicate", "")
+        try:
+            events = self.table.apply(message, now)
+        except RejectedMessageError as error:
+            return self._drop(sender, error.reason, str(error))
+        self._note_transport(message, sender, transport, now)
+        return Received(events=tuple(events))
+
+    def _note_transport(
+        self, message: Message, sender: Endpoint, transport: Transport, now: float
+    ) -> None:
+        if message.kind is MessageKind.LEAVE:
+            self._unicast_from.pop(message.node_id, None)
+            self._discovered.pop(message.node_id, None)
+        elif transport is Transport.UNICAST:
+            self._unicast_from[message.node_id] = (sender, now)
+
+    def _drop(self, sender: Endpoint, reason: str, detail: str) -> Received:
+        self._drops[reason] += 1
+        key = (sender[0], reason)
+        log = reason not in QUIET_DROPS and key not in self._logged
+        if log and len(self._logged) < MAX_LOGGED_DROPS:
+            self._logged.add(key)
+        else:
+            log = False
+        return Received(dropped=reason, detail=detail, log=log)
+
+    # --- whom we tell -------------------------------------------------------------
+
+    def discovered(self, node_id: bytes, endpoint: Endpoint) -> None:
+        """A p2pcc node announced by mDNS at `endpoint` (its unicast gossip address)."""
+        if node_id == self.node_id:
+            return
+        if node_id in self._discovered or len(self._discovered) < limits.MAX_PEERS:
+            self._discovered[node_id] = endpoint
+
+    def undiscovered(self, node_id: bytes) -> None:
+        """mDNS says the node's service is gone."""
+        self._discovered.pop(node_id, None)
+
+    def unicast_targets(self, now: float) -> tuple[Endpoint, ...]:
+        """Endpoints that get our datagrams by unicast as well as by multicast."""
+        targets: set[Endpoint] = set()
+        for node_id, endpoint in self._discovered.items():
+            peer = self.table.get(node_id)
+            if peer is None or peer.liveness is not Liveness.ALIVE:
+                targets.add(endpoint)
+        horizon = self.table.timings.suspect_after
+        for endpoint, heard_at in self._unicast_from.values():
+            if now < heard_at + horizon:
+                targets.add(endpoint)
+        return tuple(sorted(targets))
+
+    # --- timers -------------------------------------------------------------------
+
+    def next_deadline(self) -> float:
+        """When `handle_timer` or `poll_send` next has something to do."""
+        table_deadline = self.table.next_deadline()
+        if table_deadline is None:
+            return self._next_send
+        return min(self._next_send, table_deadline)
+
+    def handle_timer(self, now: float) -> list[PeerEvent]:
+        """Apply liveness changes due by `now` and forget stale unicast sources."""
+        horizon = self.table.timings.suspect_after
+        for node_id, (_, heard_at) in list(self._unicast_from.items()):
+            if now >= heard_at + horizon:
+                del self._unicast_from[node_id]
+        return self.table.tick(now)
+
+    def statistics(self, now: float) -> GossipStatistics:
+        """Counters for `status`: packets and bytes each way, drops by reason."""
+        return GossipStatistics(
+            packets_in=self._packets_in,
+            packets_out=self._packets_out,
+            bytes_in=self._bytes_in,
+            bytes_out=self._bytes_out,
+            drops=dict(sorted(self._drops.items())),
+            unicast_targets=len(self.unicast_targets(now)),
+        )

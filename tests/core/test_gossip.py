@@ -1,0 +1,239 @@
+"""The gossip engine, driven by hand with explicit times: no sockets, no clock."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from p2pcc.core.auth import Keyring
+from p2pcc.core.gossip import GossipEngine, Outgoing, Transport
+from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
+from p2pcc.core.peers import Liveness, PeerJoined, PeerLeft, PeerTimings
+
+TIMINGS = PeerTimings(suspect_after=5.0, dead_after=15.0, forget_after=600.0)
+OFFER = CompilerOffer("be03ec3c49bc7685", "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
+WALL = 1_800_000_000.0
+
+
+def make_status(name: str, address: str, **changes: object) -> NodeStatus:
+    status = NodeStatus(
+        name=name,
+        addresses=(address,),
+        distccd_port=3632,
+        cpus=8,
+        load=0.5,
+        mem_available=8 << 30,
+        slots=8,
+        jobs=0,
+        power=1.0,
+        compilers=(OFFER,),
+    )
+    return replace(status, **changes)  # type: ignore[arg-type]
+
+
+def make_engine(
+    index: int, now: float = 0.0, keyring: Keyring | None = None, incarnation: int = 1
+) -> GossipEngine:
+    return GossipEngine(
+        node_id=bytes([index]) * 16,
+        incarnation=incarnation,
+        keyring=keyring if keyring is not None else Keyring(),
+        status=make_status(f"ws{index}", f"10.0.0.{index}"),
+        interval=2.0,
+        timings=TIMINGS,
+        now=now,
+    )
+
+
+def endpoint(engine: GossipEngine) -> tuple[str, int]:
+    return (engine.status.addresses[0], 3634)
+
+
+def sent(engine: GossipEngine, now: float) -> Outgoing:
+    outgoing = engine.poll_send(now, WALL + now)
+    assert outgoing is not None, f"nothing due at {now}"
+    return outgoing
+
+
+def test_announces_at_once_then_every_interval() -> None:
+    engine = make_engine(1)
+    assert engine.next_deadline() == 0.0
+    sent(engine, 0.0)
+    assert engine.poll_send(1.999, WALL) is None
+    assert engine.next_deadline() == 2.0
+    sent(engine, 2.0)
+    assert engine.next_deadline() == 4.0
+
+
+def test_material_change_is_sent_at_once_but_not_twice_within_min_gap() -> None:
+    engine = make_engine(1)
+    sent(engine, 0.0)
+    engine.set_status(replace(engine.status, state=NodeState.PAUSED), now=0.05)
+    assert engine.next_deadline() == pytest.approx(0.2)  # min_gap = interval / 10
+    assert engine.poll_send(0.1, WALL) is None
+    sent(engine, 0.2)
+    engine.set_status(replace(engine.status, state=NodeState.ACTIVE), now=1.0)
+    assert engine.next_deadline() == 1.0
+    sent(engine, 1.0)
+
+
+def test_load_alone_waits_for_the_interval() -> None:
+    engine = make_engine(1)
+    sent(engine, 0.0)
+    engine.set_status(replace(engine.status, load=3.0, jobs=2), now=0.5)
+    assert engine.next_deadline() == 2.0
+
+
+def test_peers_learn_of_each_other_and_leave_at_once() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    received = beta.receive(sent(alpha, 0.0).data, endpoint(alpha), Transport.MULTICAST, 0.01)
+    assert received.dropped is None
+    assert [type(event) for event in received.events] == [PeerJoined]
+    peer = beta.table.get(alpha.node_id)
+    assert peer is not None
+    assert peer.status == alpha.status
+    goodbye = alpha.leave(1.0, WALL + 1)
+    received = beta.receive(goodbye.data, endpoint(alpha), Transport.MULTICAST, 1.01)
+    assert [type(event) for event in received.events] == [PeerLeft]
+    assert len(beta.table) == 0
+
+
+def test_own_echo_and_duplicates_are_dropped_quietly() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    datagram = sent(alpha, 0.0).data
+    echo = alpha.receive(datagram, endpoint(alpha), Transport.MULTICAST, 0.0)
+    assert (echo.dropped, echo.log) == ("own", False)
+    beta.receive(datagram, endpoint(alpha), Transport.MULTICAST, 0.0)
+    again = beta.receive(datagram, endpoint(alpha), Transport.UNICAST, 0.0)
+    assert (again.dropped, again.log) == ("duplicate", False)
+
+
+def test_bad_datagrams_are_counted_and_logged_once_per_sender_and_reason() -> None:
+    engine = make_engine(1)
+    first = engine.receive(b"GET / HTTP/1.0\r\n", ("10.0.0.9", 1), Transport.UNICAST, 0.0)
+    second = engine.receive(b"GET / HTTP/1.0\r\n", ("10.0.0.9", 2), Transport.UNICAST, 0.0)
+    other = engine.receive(b"GET / HTTP/1.0\r\n", ("10.0.0.8", 1), Transport.UNICAST, 0.0)
+    assert [r.dropped for r in (first, second, other)] == ["bad-magic"] * 3
+    assert [r.log for r in (first, second, other)] == [True, False, True]
+    stats = engine.statistics(0.0)
+    assert (stats.packets_in, stats.drops) == (3, {"bad-magic": 3})
+    assert len(engine.table) == 0
+
+
+def test_replay_of_an_older_message_is_refused() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    old = sent(alpha, 0.0).data
+    new = sent(alpha, 2.0).data
+    beta.receive(new, endpoint(alpha), Transport.MULTICAST, 2.0)
+    replayed = beta.receive(old, endpoint(alpha), Transport.MULTICAST, 2.1)
+    assert (replayed.dropped, replayed.log) == ("replay", True)
+
+
+def test_keyed_pool_refuses_unkeyed_and_forged_datagrams() -> None:
+    key = Keyring([b"k" * 32])
+    alpha, beta = make_engine(1, keyring=key), make_engine(2, keyring=key)
+    stranger = make_engine(3)
+    datagram = sent(alpha, 0.0).data
+    forged = datagram[:-1] + bytes([datagram[-1] ^ 1])
+    assert beta.receive(forged, endpoint(alpha), Transport.MULTICAST, 0.0).dropped == "bad-mac"
+    unkeyed = sent(stranger, 0.0).data
+    assert beta.receive(unkeyed, endpoint(stranger), Transport.MULTICAST, 0.0).dropped == "bad-mac"
+    assert len(beta.table) == 0
+    assert beta.receive(datagram, endpoint(alpha), Transport.MULTICAST, 0.0).dropped is None
+
+
+def test_restarted_peer_with_new_incarnation_is_accepted() -> None:
+    beta = make_engine(2)
+    before = make_engine(1, incarnation=7)
+    for t in (0.0, 2.0, 4.0):
+        beta.receive(sent(before, t).data, endpoint(before), Transport.MULTICAST, t)
+    after = make_engine(1, now=5.0, incarnation=8)  # sequence starts again at 1
+    received = beta.receive(sent(after, 5.0).data, endpoint(after), Transport.MULTICAST, 5.0)
+    assert received.dropped is None
+    peer = beta.table.get(after.node_id)
+    assert peer is not None
+    assert peer.order == (8, 1)
+
+
+def test_discovered_node_gets_unicast_until_heard() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    alpha.discovered(beta.node_id, endpoint(beta))
+    alpha.discovered(alpha.node_id, endpoint(alpha))  # our own service: ignored
+    assert sent(alpha, 0.0).unicast == (endpoint(beta),)
+    alpha.receive(sent(beta, 0.0).data, endpoint(beta), Transport.MULTICAST, 0.1)
+    assert sent(alpha, 2.0).unicast == ()
+    alpha.undiscovered(beta.node_id)
+    assert alpha.unicast_targets(2.0) == ()
+
+
+def test_unicast_sender_gets_unicast_back_until_it_falls_silent() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    alpha.receive(sent(beta, 0.0).data, endpoint(beta), Transport.UNICAST, 1.0)
+    assert alpha.unicast_targets(5.999) == (endpoint(beta),)
+    assert alpha.unicast_targets(6.0) == ()
+    alpha.handle_timer(6.0)
+    assert alpha.statistics(6.0).unicast_targets == 0
+
+
+def test_next_deadline_includes_peer_liveness() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    sent(alpha, 0.0)
+    alpha.receive(sent(beta, 0.0).data, endpoint(beta), Transport.MULTICAST, 0.5)
+    assert alpha.next_deadline() == 2.0
+    sent(alpha, 2.0)
+    sent(alpha, 4.0)
+    assert alpha.next_deadline() == 5.5  # beta turns suspect before our next send
+    alpha.handle_timer(5.5)
+    peer = alpha.table.get(beta.node_id)
+    assert peer is not None
+    assert peer.liveness is Liveness.SUSPECT
+
+
+@pytest.mark.parametrize("beta_multicast_reaches_alpha", [True, False])
+def test_filtered_multicast_still_forms_a_stable_pool(beta_multicast_reaches_alpha: bool) -> None:
+    """Alpha's multicast never reaches beta (maybe neither way); mDNS told each of the other."""
+    alpha, beta = make_engine(1), make_engine(2)
+    alpha.discovered(beta.node_id, endpoint(beta))
+    beta.discovered(alpha.node_id, endpoint(alpha))
+    engines = {alpha.node_id: alpha, beta.node_id: beta}
+    now = 0.0
+    while now < 120.0:
+        for engine in (alpha, beta):
+            engine.handle_timer(now)
+            outgoing = engine.poll_send(now, WALL + now)
+            if outgoing is None:
+                continue
+            other = beta if engine is alpha else alpha
+            if engine is beta and beta_multicast_reaches_alpha:
+                other.receive(outgoing.data, endpoint(engine), Transport.MULTICAST, now)
+            if endpoint(other) in outgoing.unicast:
+                other.receive(outgoing.data, endpoint(engine), Transport.UNICAST, now)
+        if now >= 10.0:  # after a start-up round, both stay alive to each other
+            for engine in engines.values():
+                (peer,) = engine.table.peers()
+                assert peer.liveness is Liveness.ALIVE, (engine.status.name, now)
+        now = round(now + 0.5, 3)
+
+
+def test_engine_refuses_bad_construction() -> None:
+    with pytest.raises(ValueError, match="node id must be 16 bytes"):
+        GossipEngine(
+            node_id=b"short",
+            incarnation=1,
+            keyring=Keyring(),
+            status=make_status("x", "10.0.0.1"),
+            interval=2.0,
+            timings=TIMINGS,
+            now=0.0,
+        )
+    with pytest.raises(ValueError, match="interval 6.0 must be"):
+        GossipEngine(
+            node_id=b"x" * 16,
+            incarnation=1,
+            keyring=Keyring(),
+            status=make_status("x", "10.0.0.1"),
+            interval=6.0,
+            timings=TIMINGS,
+            now=0.0,
+        )
