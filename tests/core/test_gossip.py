@@ -227,7 +227,7 @@ def test_engine_refuses_bad_construction() -> None:
             timings=TIMINGS,
             now=0.0,
         )
-    with pytest.raises(ValueError, match="interval 6.0 must be"):
+    with pytest.raises(ValueError, match=r"interval 6\.0 must be"):
         GossipEngine(
             node_id=b"x" * 16,
             incarnation=1,
