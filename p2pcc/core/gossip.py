@@ -7,7 +7,8 @@ never reads a clock; `now` is the shell's monotonic time, `wall` the Unix time t
 on the wire for people to read.
 
 When to speak: every `interval`, and at once (but never twice within `min_gap`) when our
-status changes materially (state, slots, compilers, addresses, port).
+status changes materially (state, slots, compilers, addresses, port) or a node we did not
+know joins, so a newcomer has the whole table within one round trip.
 
 Whom to tell besides the multicast group: a node found by mDNS that we do not hear,
 and any node that has lately reached us by unicast (it evidently cannot hear our
@@ -28,7 +29,7 @@ from p2pcc.core import limits, wire
 from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import RejectedMessageError, WireFormatError
 from p2pcc.core.model import Message, MessageKind, NodeStatus
-from p2pcc.core.peers import Liveness, PeerEvent, PeerTable, PeerTimings
+from p2pcc.core.peers import Liveness, PeerEvent, PeerJoined, PeerTable, PeerTimings
 
 Endpoint = tuple[str, int]
 
@@ -124,8 +125,12 @@ class GossipEngine:
         """Adopt a new own status; a material change makes a datagram due at once."""
         self._status = status
         if status.material_key() != self._last_sent_key:
-            earliest = now if self._last_sent_at is None else self._last_sent_at + self.min_gap
-            self._next_send = min(self._next_send, max(now, earliest))
+            self._send_soon(now)
+
+    def _send_soon(self, now: float) -> None:
+        """Make a datagram due now, or `min_gap` after the last one if that is later."""
+        earliest = now if self._last_sent_at is None else self._last_sent_at + self.min_gap
+        self._next_send = min(self._next_send, max(now, earliest))
 
     def poll_send(self, now: float, wall: float) -> Outgoing | None:
         """The state datagram to send now, or None when nothing is due yet."""
@@ -173,6 +178,8 @@ class GossipEngine:
         except RejectedMessageError as error:
             return self._drop(sender, error.reason, str(error))
         self._note_transport(message, sender, transport, now)
+        if any(isinstance(event, PeerJoined) for event in events):
+            self._send_soon(now)  # a newcomer learns of us at once, not an interval later
         return Received(events=tuple(events))
 
     def _note_transport(

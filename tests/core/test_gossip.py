@@ -99,6 +99,19 @@ def test_peers_learn_of_each_other_and_leave_at_once() -> None:
     assert len(beta.table) == 0
 
 
+def test_a_newcomer_is_answered_at_once() -> None:
+    alpha, beta = make_engine(1), make_engine(2, now=1.0)
+    sent(alpha, 0.0)
+    alpha.receive(sent(beta, 1.0).data, endpoint(beta), Transport.MULTICAST, 1.0)
+    assert alpha.next_deadline() == 1.0
+    answer = sent(alpha, 1.0)
+    assert beta.receive(answer.data, endpoint(alpha), Transport.MULTICAST, 1.0).events
+    assert beta.next_deadline() == pytest.approx(1.2)  # alpha is new to beta too: min_gap
+    sent(beta, 1.2)
+    beta.receive(sent(alpha, 3.0).data, endpoint(alpha), Transport.MULTICAST, 3.0)
+    assert beta.next_deadline() == pytest.approx(3.2)  # a known peer does not hurry us
+
+
 def test_own_echo_and_duplicates_are_dropped_quietly() -> None:
     alpha, beta = make_engine(1), make_engine(2)
     datagram = sent(alpha, 0.0).data
@@ -180,9 +193,10 @@ def test_next_deadline_includes_peer_liveness() -> None:
     alpha, beta = make_engine(1), make_engine(2)
     sent(alpha, 0.0)
     alpha.receive(sent(beta, 0.0).data, endpoint(beta), Transport.MULTICAST, 0.5)
-    assert alpha.next_deadline() == 2.0
-    sent(alpha, 2.0)
-    sent(alpha, 4.0)
+    assert alpha.next_deadline() == 0.5  # answering the newcomer
+    sent(alpha, 0.5)
+    sent(alpha, 2.5)
+    sent(alpha, 4.5)
     assert alpha.next_deadline() == 5.5  # beta turns suspect before our next send
     alpha.handle_timer(5.5)
     peer = alpha.table.get(beta.node_id)

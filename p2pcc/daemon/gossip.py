@@ -1,0 +1,204 @@
+"""Moving gossip datagrams between the network and the engine: sockets and timers only.
+
+Two UDP sockets on the gossip port: one bound to the multicast group (so it receives
+only the group's traffic) and one bound to the interface's own address, which receives
+unicast and sends everything.  Sending from the unicast socket gives every datagram the
+gossip port as its source, so a peer can answer a unicast sender at the address it came
+from.  The interface is always named explicitly (IP_MULTICAST_IF, the membership's
+interface index): on a multi-homed machine or in a namespace with no default route,
+letting the kernel choose would send multicast nowhere.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from p2pcc.core import limits
+from p2pcc.core.gossip import Endpoint, Outgoing, Transport
+from p2pcc.core.peers import PeerJoined, PeerLeft
+from p2pcc.daemon.node import Node
+
+log = logging.getLogger("p2pcc.gossip")
+
+#: Datagrams are capped at MAX_DATAGRAM; reading one byte more detects an oversized one
+#: (the decoder rejects it) instead of silently truncating it into something parseable.
+RECEIVE_BUFFER = limits.MAX_DATAGRAM + 1
+
+#: A LEAVE is sent this many times: one lost datagram should not leave peers waiting
+#: for the dead timeout.
+LEAVE_COPIES = 2
+
+
+@dataclass(frozen=True, slots=True)
+class GossipEndpoint:
+    """Where gossip happens: group, port, TTL and the interface (index and address)."""
+
+    group: ipaddress.IPv4Address | ipaddress.IPv6Address
+    port: int
+    ttl: int
+    interface_index: int
+    interface_address: str  # the address unicast binds to and peers dial
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return socket.AF_INET6 if self.group.version == 6 else socket.AF_INET
+
+    def group_address(self) -> tuple[str, int] | tuple[str, int, int, int]:
+        if self.group.version == 6:
+            return (str(self.group), self.port, 0, self.interface_index)
+        return (str(self.group), self.port)
+
+    def unicast_address(self, endpoint: Endpoint) -> tuple[str, int] | tuple[str, int, int, int]:
+        if self.group.version == 6:
+            return (endpoint[0], endpoint[1], 0, self.interface_index)
+        return endpoint
+
+
+@dataclass
+class GossipSockets:
+    multicast: trio.socket.SocketType
+    unicast: trio.socket.SocketType
+
+
+@asynccontextmanager
+async def open_gossip_sockets(endpoint: GossipEndpoint) -> AsyncIterator[GossipSockets]:
+    """Both gossip sockets, joined and configured; closed on exit."""
+    family = endpoint.family
+    multicast = trio.socket.socket(family, socket.SOCK_DGRAM)
+    unicast = trio.socket.socket(family, socket.SOCK_DGRAM)
+    with multicast, unicast:
+        for sock in (multicast, unicast):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            await _configure_ipv6(multicast, unicast, endpoint)
+        else:
+            await _configure_ipv4(multicast, unicast, endpoint)
+        yield GossipSockets(multicast, unicast)
+
+
+async def _configure_ipv4(
+    multicast: trio.socket.SocketType, unicast: trio.socket.SocketType, ep: GossipEndpoint
+) -> None:
+    group = socket.inet_aton(str(ep.group))
+    local = socket.inet_aton(ep.interface_address)
+    multicast.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    await _bind(multicast, (str(ep.group), ep.port))
+    mreqn = struct.pack("4s4si", group, local, ep.interface_index)
+    multicast.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+    await _bind(unicast, (ep.interface_address, ep.port))
+    unicast.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, local)
+    unicast.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ep.ttl)
+    unicast.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+
+
+async def _configure_ipv6(
+    multicast: trio.socket.SocketType, unicast: trio.socket.SocketType, ep: GossipEndpoint
+) -> None:
+    multicast.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    multicast.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    await _bind(multicast, (str(ep.group), ep.port, 0, ep.interface_index))
+    mreq = struct.pack("16sI", ep.group.packed, ep.interface_index)
+    multicast.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+    scope = ep.interface_index if ipaddress.ip_address(ep.interface_address).is_link_local else 0
+    await _bind(unicast, (ep.interface_address, ep.port, 0, scope))
+    unicast.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ep.interface_index)
+    unicast.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ep.ttl)
+    unicast.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+
+
+async def _bind(
+    sock: trio.socket.SocketType, address: tuple[str, int] | tuple[str, int, int, int]
+) -> None:
+    try:
+        await sock.bind(address)
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"cannot bind gossip socket to {address[0]} port {address[1]}: {error.strerror}",
+        ) from None
+
+
+async def serve_gossip(
+    node: Node,
+    endpoint: GossipEndpoint,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Send our state on schedule and on change, merge what arrives; LEAVE on the way out."""
+    async with open_gossip_sockets(endpoint) as sockets, trio.open_nursery() as nursery:
+        nursery.start_soon(_receive_loop, node, sockets.multicast, Transport.MULTICAST)
+        nursery.start_soon(_receive_loop, node, sockets.unicast, Transport.UNICAST)
+        task_status.started()
+        try:
+            await _send_loop(node, sockets.unicast, endpoint)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await _send_leave(node, sockets.unicast, endpoint)
+            nursery.cancel_scope.cancel()
+
+
+async def _send_loop(node: Node, sock: trio.socket.SocketType, endpoint: GossipEndpoint) -> None:
+    while True:
+        now = trio.current_time()
+        node.handle_timer(now)
+        outgoing = node.engine.poll_send(now, time.time())
+        if outgoing is not None:
+            await _send(sock, outgoing, endpoint)
+        await node.changed.wait_until(node.next_deadline())
+
+
+async def _send_leave(node: Node, sock: trio.socket.SocketType, endpoint: GossipEndpoint) -> None:
+    for _ in range(LEAVE_COPIES):
+        await _send(sock, node.engine.leave(trio.current_time(), time.time()), endpoint)
+    log.info("sent leave to the pool")
+
+
+async def _send(sock: trio.socket.SocketType, outgoing: Outgoing, endpoint: GossipEndpoint) -> None:
+    destinations = [endpoint.group_address()]
+    destinations += [endpoint.unicast_address(target) for target in outgoing.unicast]
+    for destination in destinations:
+        try:
+            await sock.sendto(outgoing.data, destination)
+        except OSError as error:
+            # A down link or a vanished route must not stop gossip: the next interval
+            # tries again, and peers' liveness timers tell the real story.
+            if error.errno not in (
+                errno.ENETUNREACH,
+                errno.EHOSTUNREACH,
+                errno.ENETDOWN,
+                errno.EADDRNOTAVAIL,
+                errno.EPERM,
+                errno.ENOBUFS,
+            ):
+                raise
+            log.debug("sending to %s failed: %s", destination[0], error.strerror)
+
+
+async def _receive_loop(node: Node, sock: trio.socket.SocketType, transport: Transport) -> None:
+    while True:
+        data, address = await sock.recvfrom(RECEIVE_BUFFER)
+        sender: Endpoint = (address[0], address[1])
+        received = node.engine.receive(data, sender, transport, trio.current_time())
+        if received.dropped is not None:
+            if received.log:
+                log.warning(
+                    "dropped datagram from %s: %s %s", sender[0], received.dropped, received.detail
+                )
+            continue
+        for event in received.events:
+            if isinstance(event, PeerJoined):
+                log.info("peer %s joined (%s)", event.peer.status.name, sender[0])
+            elif isinstance(event, PeerLeft):
+                log.info("peer %s left", event.peer.status.name)
+        if received.events:
+            node.changed.notify()

@@ -1,0 +1,67 @@
+"""Who this node is across restarts: a persistent random id and a growing incarnation.
+
+The id is random (not the hostname or a MAC) so that two machines cloned from one image
+still differ once each has started once, and it never leaks anything about the machine.
+The incarnation must exceed every incarnation this node used before, or peers would
+refuse the restarted node's messages as replays: it is the larger of the stored counter
+plus one and the wall clock in milliseconds, so it still grows when the file is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from p2pcc.core import limits
+from p2pcc.core.errors import P2pccError
+
+log = logging.getLogger("p2pcc.identity")
+
+
+class IdentityError(P2pccError):
+    """The node id file exists but is not a node id."""
+
+
+def load_node_id(path: Path) -> bytes:
+    """The node id stored at `path`, creating it (and its directory) on first start."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        node_id = secrets.token_bytes(limits.NODE_ID_BYTES)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, node_id.hex() + "\n")
+        log.info("new node id %s written to %s", node_id.hex(), path)
+        return node_id
+    try:
+        node_id = bytes.fromhex(text)
+    except ValueError:
+        node_id = b""
+    if len(node_id) != limits.NODE_ID_BYTES:
+        raise IdentityError(
+            f"{path}: not a node id ({limits.NODE_ID_BYTES * 2} hex digits expected); "
+            "delete the file to make a new one"
+        )
+    return node_id
+
+
+def next_incarnation(path: Path, wall: float) -> int:
+    """A number larger than any earlier incarnation of this node; stored at `path`."""
+    try:
+        stored = int(path.read_text().strip())
+    except (OSError, ValueError):
+        stored = 0
+    incarnation = min(max(stored + 1, int(wall * 1000)), limits.MAX_COUNTER)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, f"{incarnation}\n")
+    except OSError as error:
+        log.warning("cannot store incarnation in %s (%s); relying on the clock", path, error)
+    return incarnation
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
