@@ -22,9 +22,16 @@ class _Command(Protocol):
 def _commands() -> list[_Command]:
     # Imported here so `p2pcc --version` stays fast and one broken command cannot
     # take the others down at import time.
-    from p2pcc.cli import config_cmd, fingerprint_cmd, keygen_cmd
+    from p2pcc.cli import (
+        config_cmd,
+        daemon_cmd,
+        fingerprint_cmd,
+        keygen_cmd,
+        pause_cmd,
+        status_cmd,
+    )
 
-    return [fingerprint_cmd, config_cmd, keygen_cmd]
+    return [daemon_cmd, status_cmd, pause_cmd, fingerprint_cmd, config_cmd, keygen_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

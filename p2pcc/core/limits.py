@@ -91,3 +91,76 @@ MAX_TOMBSTONES = 2 * MAX_PEERS
 #: Bytes read from each stream of one compiler probe (`--version`, `-dumpmachine`, ldd).
 #: Real answers are under 2 KiB; a broken "compiler" printing garbage is killed here.
 MAX_PROBE_OUTPUT = 64 * 1024
+
+# --- control socket (any local user may connect) ----------------------------------------
+
+#: One request line, newline excluded.  Real requests are under 200 bytes; the cap bounds
+#: what one local client makes the daemon buffer.
+MAX_CONTROL_LINE = 64 * 1024
+
+#: One response line the CLI accepts.  A status of MAX_PEERS peers with MAX_COMPILERS each
+#: is under 1 MiB; a broken daemon streaming garbage must not exhaust the client.
+MAX_CONTROL_RESPONSE = 16 * 1024 * 1024
+
+#: Control connections served at once; more are answered "busy" and closed.  A few people
+#: running `p2pcc status` never come near it; a runaway script cannot pin the daemon.
+MAX_CONTROL_CONNECTIONS = 32
+
+#: Seconds a control client may take to send a whole request line (and to read the
+#: answer), so a client that connects and says nothing cannot hold a slot forever.
+CONTROL_IDLE_TIMEOUT = 5.0
+
+#: Longest timed pause, in seconds: 31 days.  Longer absences are an untimed pause; the
+#: cap also keeps `now + seconds` far below MAX_TIMESTAMP.
+MAX_PAUSE_SECONDS = 31 * 24 * 3600.0
+
+# --- zeroconf (mDNS/DNS-SD; anyone on the link may answer) -----------------------------
+
+#: One DNS label (RFC 1035): an instance name, the distcc subtype label.
+MAX_DNS_LABEL = 63
+
+#: Keys in one TXT record we read.  Stock distccd sends 7, we send 8 at most; a record
+#: with more is neither, and parsing it would only cost us.
+MAX_TXT_KEYS = 16
+
+#: One TXT value: a TXT string is at most 255 bytes (RFC 6763 6.1) including its key.
+MAX_TXT_VALUE = 255
+
+#: p2pcc nodes remembered from mDNS.  Each may become a peer, so the peer table's cap;
+#: forged records can fill this table but not grow it.
+MAX_MDNS_NODES = MAX_PEERS
+
+#: Stock distcc servers remembered.  An office has a few dozen; they are only listed
+#: (lower confidence), so a flood of forged ones is cut here.
+MAX_STOCK_SERVERS = 128
+
+#: Browsed names waiting for (or in) resolution.  Real changes come a few at a time; a
+#: flood of announced names beyond this is dropped rather than queued without bound.
+MAX_MDNS_PENDING = 32
+
+#: Browse events queued from zeroconf's thread to trio; more are dropped and logged.
+MAX_MDNS_EVENTS = 256
+
+#: Resolving threads at once: resolution of an unanswered name blocks its thread for
+#: MDNS_RESOLVE_TIMEOUT, so a few dead names cannot hold up the others.
+MDNS_RESOLVE_THREADS = 4
+
+#: Seconds a resolve waits for SRV/TXT/address records.  Live responders answer in
+#: milliseconds (usually the browse answer already carried them: python-zeroconf's default).
+MDNS_RESOLVE_TIMEOUT = 3.0
+
+#: Seconds between two changes of our published distcc record (jobs, cpus...).  Each
+#: change is multicast three times to every host; stock clients read TXT only when they
+#: first resolve us, so faster updates buy nothing.  Withdrawal is never delayed.
+MDNS_MIN_UPDATE_INTERVAL = 10.0
+
+#: (instance, reason) pairs remembered so a bad record is logged once, not at every
+#: announcement; the memory is cleared when it reaches this size.
+MAX_MDNS_LOGGED_DROPS = 1024
+
+# --- the managed distccd ------------------------------------------------------------------
+
+#: Size past which distccd's log is moved to `distccd.log.1` when distccd (re)starts.
+#: It lives in the runtime directory (RAM on most systems) and grows ~100 bytes per job;
+#: 16 MiB holds about 100,000 jobs, far more than the job-duration statistics read.
+DISTCCD_LOG_ROTATE_BYTES = 16 * 1024 * 1024

@@ -17,23 +17,27 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import trio
 
 from p2pcc.compilers.probe import lookup
 from p2pcc.config import Config, load_config
+from p2pcc.control_client import control_socket_path
 from p2pcc.core.auth import Keyring, parse_key_file
+from p2pcc.core.control_protocol import PermissionDeniedError, may_resume
 from p2pcc.core.errors import ConfigError, P2pccError
 from p2pcc.core.fingerprint import Fingerprint
 from p2pcc.core.gossip import GossipEngine
 from p2pcc.core.model import NodeStatus
 from p2pcc.core.peers import PeerTimings
 from p2pcc.core.ranking import RankingPolicy
+from p2pcc.daemon.control import serve_control
 from p2pcc.daemon.gossip import GossipEndpoint, serve_gossip
 from p2pcc.daemon.identity import load_node_id, next_incarnation
 from p2pcc.daemon.node import LocalCompiler, Node
 from p2pcc.daemon.state_writer import serve_state_file
-from p2pcc.netinfo import InterfaceInfo, gossip_interface
+from p2pcc.netinfo import InterfaceInfo, IPInterface, gossip_interface
 
 log = logging.getLogger("p2pcc.daemon")
 
@@ -85,6 +89,7 @@ def discover_surroundings(config: Config) -> Surroundings:
     """The gossip interface, the address peers reach us at, and the gossip endpoint."""
     interface = gossip_interface(config.gossip.interface)
     group = config.gossip.group
+    candidates: list[IPInterface]
     if group.version == 6:
         candidates = sorted(interface.ipv6(), key=lambda a: a.ip.is_link_local)
     else:
@@ -95,9 +100,7 @@ def discover_surroundings(config: Config) -> Surroundings:
         )
     own = str(candidates[0].ip)
     endpoint = GossipEndpoint(group, config.gossip.port, config.gossip.ttl, interface.index, own)
-    addresses = tuple(
-        str(a.ip) for a in (*interface.ipv4(), *interface.ipv6()) if not a.ip.is_link_local
-    )
+    addresses = tuple(str(a.ip) for a in interface.addresses if not a.ip.is_link_local)
     return Surroundings(interface, endpoint, addresses or (own,))
 
 
@@ -166,7 +169,45 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         await nursery.start(
             partial(serve_state_file, node, runtime_dir / "state", period=_state_period(config))
         )
+        await nursery.start(serve_control, control_socket_path(config), NodeControl(node))
         await _serve_signals(node, config, nursery.cancel_scope)
+
+
+class NodeControl:
+    """The control socket's view of the node: reads the clocks the node must not."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def status(self) -> dict[str, Any]:
+        return self.node.snapshot(trio.current_time(), time.time())
+
+    def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
+        self.node.pause(seconds, reason, uid, trio.current_time(), time.time())
+        log.info(
+            "paused by uid %d for %s: %s", uid, f"{seconds:g} s" if seconds else "ever", reason
+        )
+        return {"state": "paused", "pause": self._pause_doc()}
+
+    def resume(self, uid: int) -> dict[str, Any]:
+        pause = self.node.pause_state
+        if pause is not None and not may_resume(uid, pause.by_uid):
+            raise PermissionDeniedError(
+                f"paused by uid {pause.by_uid}: only that user or root may resume"
+            )
+        was_paused = self.node.resume(trio.current_time())
+        log.info("resumed by uid %d", uid)
+        return {"state": "active", "was_paused": was_paused}
+
+    def hosts(self, fingerprint: str) -> dict[str, Any]:
+        line = self.node.hosts_for(fingerprint)
+        return {"hosts": line.hosts, "jobs": line.jobs}
+
+    def _pause_doc(self) -> dict[str, Any] | None:
+        pause = self.node.pause_state
+        if pause is None:
+            return None
+        return {"reason": pause.reason, "by_uid": pause.by_uid, "until": pause.until_wall}
 
 
 def _state_period(config: Config) -> float:

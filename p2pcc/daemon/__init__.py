@@ -1,0 +1,1 @@
+"""The trio shell: one serve_* task per concern around the sans-I/O core."""

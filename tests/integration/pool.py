@@ -1,0 +1,115 @@
+"""Running real `p2pcc daemon`s on test-bed workstations and reading their status.
+
+Each workstation gets its own configuration, runtime dir and node id under a temporary
+directory; daemons are started through the bed, so the bed kills them whatever happens.
+Timings are shortened (interval 0.5 s, suspect 1.5 s, dead 3 s) so liveness tests take
+seconds; the defaults scale every figure by four.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.integration.netbed import Workstation
+
+INTERVAL = 0.5
+SUSPECT_AFTER = 1.5
+DEAD_AFTER = 3.0
+GOSSIP_PORT = 3634
+
+
+@dataclass
+class Daemon:
+    """One workstation's daemon: its files, its process, and how to ask it things."""
+
+    ws: Workstation
+    home: Path
+    extra_config: str = ""
+    key_file: Path | None = None
+    process: subprocess.Popen[Any] | None = None
+    log_files: list[Path] = field(default_factory=list)
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "p2pcc.toml"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.home / "run"
+
+    def write_config(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        key = f'key_file = "{self.key_file}"\n' if self.key_file else ""
+        self.config_path.write_text(
+            f'runtime_dir = "{self.runtime_dir}"\n'
+            f'[node]\nid_file = "{self.home / "node-id"}"\n'
+            f'[gossip]\ninterface = "eth0"\nport = {GOSSIP_PORT}\ninterval = {INTERVAL}\n'
+            f"suspect_after = {SUSPECT_AFTER}\ndead_after = {DEAD_AFTER}\n{key}"
+            f"{self.extra_config}"
+        )
+
+    def start(self) -> None:
+        """Start (or restart) the daemon; its log goes to a new file each time."""
+        self.write_config()
+        log = self.home / f"daemon-{len(self.log_files)}.log"
+        self.log_files.append(log)
+        with log.open("w") as log_file:
+            self.process = self.ws.start(
+                [sys.executable, "-m", "p2pcc", "daemon", "-v", "--config", str(self.config_path)],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=cli_env(self.home),
+            )
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `p2pcc ARGS --config ...` on this workstation."""
+        return self.ws.run(
+            [sys.executable, "-m", "p2pcc", *args, "--config", str(self.config_path)],
+            check=check,
+            timeout=30,
+            env=cli_env(self.home),
+        )
+
+    def status(self) -> dict[str, Any] | None:
+        """The daemon's status document, or None while it does not answer."""
+        result = self.cli("status", "--json", check=False)
+        if result.returncode != 0:
+            return None
+        document: dict[str, Any] = json.loads(result.stdout)
+        return document
+
+    def log_text(self) -> str:
+        return "\n".join(path.read_text() for path in self.log_files if path.exists())
+
+    def peers_by_name(self) -> dict[str, dict[str, Any]]:
+        status = self.status()
+        return {} if status is None else {peer["name"]: peer for peer in status["peers"]}
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env["P2PCC_CACHE_DIR"] = str(home.parent / "cache")
+    env.pop("P2PCC_CONFIG", None)
+    env.pop("P2PCC_RUNTIME_DIR", None)
+    return env
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll `predicate` every 50 ms until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)

@@ -1,0 +1,169 @@
+"""Real daemons on namespace workstations: discovery, propagation, liveness, hostile input.
+
+Each test prints the figures it measures (`pytest -s` shows them); assertions bound them
+loosely, since a loaded CI machine may be slow, and exactness is the unit tests' job.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from p2pcc.core.auth import Keyring, format_key_line
+from p2pcc.core.model import Message, MessageKind, NodeStatus
+from p2pcc.core.wire import encode
+from tests.integration.netbed import TestBed
+from tests.integration.pool import DEAD_AFTER, GOSSIP_PORT, SUSPECT_AFTER, Daemon, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.netns]
+
+NAMES = ("alpha", "beta", "gamma")
+GROUP = "239.192.74.70"
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cluster.key"
+    path.write_text(format_key_line(b"integration-test-key-0123456789") + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def pool(bed: TestBed, tmp_path: Path, key_file: Path) -> Iterator[list[Daemon]]:
+    daemons = [
+        Daemon(bed.add_workstation(name), tmp_path / name, key_file=key_file) for name in NAMES
+    ]
+    started = time.monotonic()
+    for daemon in daemons:
+        daemon.start()
+    try:
+        wait_until(lambda: all(_sees_all(d) for d in daemons), 20, "every daemon to see the others")
+    except AssertionError:
+        for daemon in daemons:
+            print(f"--- {daemon.ws.name}\n{daemon.log_text()[-3000:]}")
+        raise
+    print(f"\nstart to full table on 3 workstations: {time.monotonic() - started:.2f} s")
+    yield daemons
+    for daemon in daemons:
+        print(f"--- {daemon.ws.name} log tail\n{daemon.log_text()[-1500:]}")
+
+
+def _sees_all(daemon: Daemon) -> bool:
+    peers = daemon.peers_by_name()
+    others = {name for name in NAMES if name != daemon.ws.name}
+    return others <= {name for name, peer in peers.items() if peer["liveness"] == "alive"}
+
+
+def test_each_sees_the_others_with_their_numbers(pool: list[Daemon]) -> None:
+    alpha = pool[0]
+    status = alpha.status()
+    assert status is not None
+    own_compilers = {c["fingerprint"] for c in status["node"]["compilers"] if c["offered"]}
+    assert own_compilers, "this machine offers no compiler"
+    for peer in status["peers"]:
+        daemon = next(d for d in pool if d.ws.name == peer["name"])
+        assert peer["addresses"] == [daemon.ws.address]
+        assert peer["cpus"] == len(os.sched_getaffinity(0))
+        assert peer["power"] > 0
+        assert set(peer["compilers"]) == own_compilers  # same machine image, same compilers
+    assert status["counters"]["packets_in"] > 0
+    assert set(status["counters"]["drops"]) <= {"own", "duplicate"}
+
+
+def test_pause_and_resume_reach_the_others(pool: list[Daemon]) -> None:
+    alpha, beta, gamma = pool
+    started = time.monotonic()
+    alpha.cli("pause", "--for", "600", "--reason", "meeting")
+
+    def paused_everywhere() -> bool:
+        return all(d.peers_by_name()["alpha"]["state"] == "paused" for d in (beta, gamma))
+
+    wait_until(paused_everywhere, 5, "the pause to reach beta and gamma")
+    print(f"\npause propagation (incl. CLI start-up): {time.monotonic() - started:.2f} s")
+    peer = beta.peers_by_name()["alpha"]
+    assert peer["pause_reason"] == "meeting"
+    beta_status = beta.status()
+    assert beta_status is not None
+    assert all("10.213.7.11" not in line["hosts"] for line in beta_status["hosts"].values())
+    alpha.cli("resume")
+    wait_until(
+        lambda: all(d.peers_by_name()["alpha"]["state"] == "active" for d in (beta, gamma)),
+        5,
+        "the resume to reach beta and gamma",
+    )
+
+
+def test_killed_daemon_turns_suspect_then_dead(pool: list[Daemon]) -> None:
+    alpha, _, gamma = pool
+    assert gamma.process is not None
+    killed = time.monotonic()
+    os.killpg(gamma.process.pid, signal.SIGKILL)
+
+    def liveness() -> str | None:
+        peer = alpha.peers_by_name().get("gamma")
+        return None if peer is None else str(peer["liveness"])
+
+    wait_until(lambda: liveness() == "suspect", SUSPECT_AFTER + 5, "gamma to turn suspect")
+    suspect_at = time.monotonic() - killed
+    wait_until(lambda: liveness() == "dead", DEAD_AFTER + 5, "gamma to turn dead")
+    dead_at = time.monotonic() - killed
+    print(f"\nkilled peer: suspect after {suspect_at:.2f} s, dead after {dead_at:.2f} s")
+    # Last heard at most one interval before the kill; never earlier than the timings allow.
+    assert suspect_at >= SUSPECT_AFTER - 0.6
+    assert dead_at >= DEAD_AFTER - 0.6
+    alpha_status = alpha.status()
+    assert alpha_status is not None
+    assert all(gamma.ws.address not in line["hosts"] for line in alpha_status["hosts"].values())
+
+
+def test_leave_is_seen_at_once_and_a_restart_is_welcomed(pool: list[Daemon]) -> None:
+    alpha, _, gamma = pool
+    before = alpha.peers_by_name()["gamma"]["incarnation"]
+    assert gamma.process is not None
+    stopped = time.monotonic()
+    gamma.process.send_signal(signal.SIGTERM)
+    gamma.process.wait(timeout=15)
+    wait_until(lambda: "gamma" not in alpha.peers_by_name(), SUSPECT_AFTER, "gamma's leave")
+    print(f"\nleave seen after {time.monotonic() - stopped:.2f} s (SIGTERM to absence)")
+    assert "sent leave" in gamma.log_text()
+    gamma.start()
+    peer = wait_until(lambda: alpha.peers_by_name().get("gamma"), 15, "gamma to come back")
+    assert peer["incarnation"] > before
+    assert peer["liveness"] == "alive"
+
+
+def test_hostile_datagrams_are_dropped_and_counted(pool: list[Daemon], bed: TestBed) -> None:
+    alpha = pool[0]
+    intruder = bed.add_workstation("intruder")
+    forged_status = NodeStatus("intruder", (intruder.address,), 3632, 64, 0.0, 1 << 40, 64, 0, 9.0)
+    unkeyed = encode(Message(b"\x66" * 16, 1, 1, 0.0, MessageKind.STATE, forged_status), Keyring())
+    wrong_key = encode(
+        Message(b"\x67" * 16, 1, 1, 0.0, MessageKind.STATE, forged_status), Keyring([b"w" * 32])
+    )
+    payloads = [os.urandom(200), b"P2CC\x01\x00\x01\x00" + os.urandom(60), unkeyed, wrong_key]
+    payloads.append(b"x" * 3000)
+    script = (
+        "import socket, sys, ast\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)\n"
+        "for payload in ast.literal_eval(sys.stdin.read()):\n"
+        f"    s.sendto(payload, ({GROUP!r}, {GOSSIP_PORT}))\n"
+        f"    s.sendto(payload, ({alpha.ws.address!r}, {GOSSIP_PORT}))\n"
+    )
+    intruder.run([sys.executable, "-c", script], input=repr(payloads), timeout=20)
+
+    def drops() -> dict[str, int]:
+        status = alpha.status()
+        return {} if status is None else dict(status["counters"]["drops"])
+
+    counted = wait_until(lambda: drops().get("bad-mac", 0) >= 4 and drops(), 5, "drops counted")
+    print(f"\ndrops at alpha after the intrusion: {counted}")
+    assert counted.get("oversized", 0) + counted.get("bad-magic", 0) >= 4
+    assert set(alpha.peers_by_name()) == {"beta", "gamma"}  # nothing forged got in
