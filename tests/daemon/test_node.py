@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +134,30 @@ def test_measurements_update_the_advertised_status() -> None:
     assert replace(node.engine.status, compilers=()) == replace(
         status("ws1", "10.0.0.1"), load=1.5, slots=2, jobs=1, compilers=()
     )
+
+
+def documented_fields(heading: str) -> set[str]:
+    """The field names in the first column of the table under `heading` in status-json.md."""
+    doc = (Path(__file__).parents[2] / "docs" / "status-json.md").read_text()
+    lines = doc.split(f"\n{heading}\n", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    names: set[str] = set()
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        names |= set(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    return names
+
+
+def test_status_document_matches_its_documentation() -> None:
+    alpha, beta = make_node(1), make_node(2)
+    beta.set_serving(True, 0.0)
+    datagram = beta.engine.poll_send(0.0, WALL)
+    assert datagram is not None
+    alpha.engine.receive(datagram.data, ("10.0.0.2", 3634), Transport.MULTICAST, 0.1)
+    snapshot = alpha.snapshot(now=0.2, wall=WALL)
+    assert set(snapshot) == documented_fields("## Top level")
+    assert set(snapshot["node"]) == documented_fields("## `node`")
+    assert set(snapshot["node"]["compilers"][0]) == documented_fields("Each `compilers` entry:")
+    assert set(snapshot["peers"][0]) == documented_fields("## `peers[]`")
+    assert set(snapshot["counters"]) == documented_fields("## `counters`")
