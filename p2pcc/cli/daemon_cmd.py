@@ -32,8 +32,10 @@ def configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         stream=sys.stderr, level=logging.DEBUG if verbose else logging.INFO, format=fmt
     )
-    # python-zeroconf logs every malformed packet from the network at WARNING.
+    # python-zeroconf logs every malformed packet from the network at WARNING, and its
+    # asyncio loop chats at DEBUG; our own mDNS module logs what matters.
     logging.getLogger("zeroconf").setLevel(logging.ERROR)
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from p2pcc.core.gossip import GossipEngine
 from p2pcc.core.hosts import HostsLine, hosts_line
 from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.ranking import RankingPolicy, rank_peers
+from p2pcc.core.zeroconf_names import StockServer
 
 STATUS_SCHEMA = 1
 
@@ -45,18 +46,6 @@ class Pause:
     by_uid: int
     until: float | None  # trio clock
     until_wall: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class StockServer:
-    """A stock `distccd --zeroconf` seen on the network: loose compiler key only."""
-
-    instance: str
-    addresses: tuple[str, ...]
-    port: int
-    loose_key: str
-    cpus: int
-    jobs: int
 
 
 class ChangeNotifier:

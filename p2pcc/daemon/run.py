@@ -13,108 +13,43 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import trio
 
-from p2pcc.compilers.probe import lookup
 from p2pcc.config import Config, load_config
 from p2pcc.control_client import control_socket_path
-from p2pcc.core.auth import Keyring, parse_key_file
-from p2pcc.core.control_protocol import PermissionDeniedError, may_resume
-from p2pcc.core.errors import ConfigError, P2pccError
-from p2pcc.core.fingerprint import Fingerprint
+from p2pcc.core import limits
+from p2pcc.core.errors import P2pccError
 from p2pcc.core.gossip import GossipEngine
 from p2pcc.core.model import NodeStatus
-from p2pcc.core.peers import PeerTimings
-from p2pcc.core.ranking import RankingPolicy
 from p2pcc.daemon.control import serve_control
-from p2pcc.daemon.gossip import GossipEndpoint, serve_gossip
+from p2pcc.daemon.discovery import Discovery, serve_discovery
+from p2pcc.daemon.distccd import DistccdState, distccd_log_file, serve_distccd
+from p2pcc.daemon.gossip import serve_gossip
 from p2pcc.daemon.identity import load_node_id, next_incarnation
-from p2pcc.daemon.node import LocalCompiler, Node
+from p2pcc.daemon.measurements import Measurements, announce_distccd
+from p2pcc.daemon.metrics import serve_metrics
+from p2pcc.daemon.node import Node
+from p2pcc.daemon.node_control import NodeControl
+from p2pcc.daemon.startup import (
+    discover_surroundings,
+    find_compilers,
+    load_keyring,
+    peer_timings,
+    ranking_policy,
+    withhold_unlisted,
+)
 from p2pcc.daemon.state_writer import serve_state_file
-from p2pcc.netinfo import InterfaceInfo, IPInterface, gossip_interface
+from p2pcc.paths import cache_dir
 
 log = logging.getLogger("p2pcc.daemon")
 
 #: How long a stopping daemon keeps gossiping LEAVING before it cancels everything,
 #: so peers stop sending new jobs before distccd stops taking them.
 LEAVING_GRACE = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class Surroundings:
-    """What start-up learned about this machine, kept for status and reload."""
-
-    interface: InterfaceInfo
-    endpoint: GossipEndpoint
-    addresses: tuple[str, ...]
-
-
-def ranking_policy(config: Config) -> RankingPolicy:
-    """The ranking knobs from the configuration."""
-    ranking = config.ranking
-    return RankingPolicy(
-        tier_ratio=ranking.tier_ratio,
-        job_memory=config.metrics.job_memory,
-        local_weight=ranking.local_weight,
-        lzo=ranking.lzo,
-        max_hosts=ranking.max_hosts,
-    )
-
-
-def peer_timings(config: Config) -> PeerTimings:
-    """The liveness timings from the configuration."""
-    gossip = config.gossip
-    return PeerTimings(gossip.suspect_after, gossip.dead_after, gossip.forget_after)
-
-
-def load_keyring(config: Config) -> Keyring:
-    """The cluster keyring, or an empty one (unauthenticated pool) when no key is set."""
-    path = config.gossip.key_file
-    if path is None:
-        return Keyring()
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(str(path), "gossip.key_file", f"cannot read: {error.strerror}") from None
-    return parse_key_file(text, str(path))
-
-
-def discover_surroundings(config: Config) -> Surroundings:
-    """The gossip interface, the address peers reach us at, and the gossip endpoint."""
-    interface = gossip_interface(config.gossip.interface)
-    group = config.gossip.group
-    candidates: list[IPInterface]
-    if group.version == 6:
-        candidates = sorted(interface.ipv6(), key=lambda a: a.ip.is_link_local)
-    else:
-        candidates = list(interface.ipv4())
-    if not candidates:
-        raise P2pccError(
-            f"interface {interface.name} has no IPv{group.version} address for gossip group {group}"
-        )
-    own = str(candidates[0].ip)
-    endpoint = GossipEndpoint(group, config.gossip.port, config.gossip.ttl, interface.index, own)
-    addresses = tuple(str(a.ip) for a in interface.addresses if not a.ip.is_link_local)
-    return Surroundings(interface, endpoint, addresses or (own,))
-
-
-def find_compilers(names: Sequence[str], env: dict[str, str]) -> list[LocalCompiler]:
-    """Fingerprint each configured compiler name that exists; one entry per fingerprint."""
-    by_id: dict[str, tuple[Fingerprint, list[str]]] = {}
-    for name in names:
-        try:
-            fingerprint = lookup(name, env)
-        except P2pccError as error:
-            log.debug("compiler %s not offered: %s", name, error)
-            continue
-        by_id.setdefault(fingerprint.id, (fingerprint, []))[1].append(name)
-    return [LocalCompiler(fp, tuple(found)) for fp, found in by_id.values()]
 
 
 async def run_daemon(config: Config, env: dict[str, str]) -> None:
@@ -124,11 +59,12 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
     node_id = load_node_id(config.node.id_file)
     incarnation = next_incarnation(config.node.id_file.with_name("incarnation"), time.time())
     names = (*config.compilers.offer, *config.compilers.extra)
-    compilers = await trio.to_thread.run_sync(find_compilers, names, env)
+    found = await trio.to_thread.run_sync(find_compilers, names, env)
+    compilers = withhold_unlisted(found)
     if not compilers:
         log.warning("no compiler found among %s: this node will offer nothing", ", ".join(names))
-    now = trio.current_time()
     cpus = len(os.sched_getaffinity(0))
+    offers = tuple(c.fingerprint.to_offer() for c in compilers if not c.withheld)
     status = NodeStatus(
         name=config.node.name,
         addresses=surroundings.addresses,
@@ -139,7 +75,7 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         slots=0,
         jobs=0,
         power=1.0,
-        compilers=tuple(c.fingerprint.to_offer() for c in compilers if not c.withheld),
+        compilers=offers[: limits.MAX_COMPILERS],
     )
     engine = GossipEngine(
         node_id=node_id,
@@ -148,7 +84,7 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         status=status,
         interval=config.gossip.interval,
         timings=peer_timings(config),
-        now=now,
+        now=trio.current_time(),
     )
     node = Node(engine=engine, compilers=compilers, policy=ranking_policy(config), local_slots=cpus)
     runtime_dir = config.runtime_dir
@@ -165,49 +101,45 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         "" if keyring else " (unauthenticated pool)",
     )
     async with trio.open_nursery() as nursery:
+        distccd: DistccdState = await nursery.start(
+            partial(
+                serve_distccd,
+                config.distccd,
+                listen=surroundings.endpoint.interface_address,
+                interface=surroundings.interface.name,
+                log_file=distccd_log_file(runtime_dir),
+                on_serving=lambda serving: node.set_serving(serving, trio.current_time()),
+                slots=lambda: max(1, node.engine.status.slots or cpus),
+                env=env,
+            )
+        )
+        measurements = Measurements(node)
+        await nursery.start(
+            partial(
+                serve_metrics,
+                config.metrics,
+                measurements.publish,
+                distccd_pids=lambda: [distccd.pid] if distccd.pid else [],
+            )
+        )
+        nursery.start_soon(measurements.calibrate, compilers, cache_dir(env))
         await nursery.start(serve_gossip, node, surroundings.endpoint)
+        discovery: Discovery = await nursery.start(
+            partial(
+                serve_discovery,
+                node,
+                addresses=surroundings.addresses,
+                hostname=socket.gethostname(),
+                gossip_port=config.gossip.port,
+            )
+        )
+        nursery.start_soon(announce_distccd, node, discovery, config.distccd.port, cpus)
         await nursery.start(
             partial(serve_state_file, node, runtime_dir / "state", period=_state_period(config))
         )
         await nursery.start(serve_control, control_socket_path(config), NodeControl(node))
+        log.info("ready")
         await _serve_signals(node, config, nursery.cancel_scope)
-
-
-class NodeControl:
-    """The control socket's view of the node: reads the clocks the node must not."""
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def status(self) -> dict[str, Any]:
-        return self.node.snapshot(trio.current_time(), time.time())
-
-    def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
-        self.node.pause(seconds, reason, uid, trio.current_time(), time.time())
-        log.info(
-            "paused by uid %d for %s: %s", uid, f"{seconds:g} s" if seconds else "ever", reason
-        )
-        return {"state": "paused", "pause": self._pause_doc()}
-
-    def resume(self, uid: int) -> dict[str, Any]:
-        pause = self.node.pause_state
-        if pause is not None and not may_resume(uid, pause.by_uid):
-            raise PermissionDeniedError(
-                f"paused by uid {pause.by_uid}: only that user or root may resume"
-            )
-        was_paused = self.node.resume(trio.current_time())
-        log.info("resumed by uid %d", uid)
-        return {"state": "active", "was_paused": was_paused}
-
-    def hosts(self, fingerprint: str) -> dict[str, Any]:
-        line = self.node.hosts_for(fingerprint)
-        return {"hosts": line.hosts, "jobs": line.jobs}
-
-    def _pause_doc(self) -> dict[str, Any] | None:
-        pause = self.node.pause_state
-        if pause is None:
-            return None
-        return {"reason": pause.reason, "by_uid": pause.by_uid, "until": pause.until_wall}
 
 
 def _state_period(config: Config) -> float:

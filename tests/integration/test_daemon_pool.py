@@ -36,9 +36,9 @@ def key_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def pool(bed: TestBed, tmp_path: Path, key_file: Path) -> Iterator[list[Daemon]]:
+def pool(bed: TestBed, shared_tmp: Path, key_file: Path) -> Iterator[list[Daemon]]:
     daemons = [
-        Daemon(bed.add_workstation(name), tmp_path / name, key_file=key_file) for name in NAMES
+        Daemon(bed.add_workstation(name), shared_tmp / name, key_file=key_file) for name in NAMES
     ]
     started = time.monotonic()
     for daemon in daemons:

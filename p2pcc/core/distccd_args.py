@@ -1,0 +1,277 @@
+"""What the daemon decides about the distccd it runs, as pure functions of plain data.
+
+The supervisor (`p2pcc.daemon.distccd`) reads the machine (interface addresses, the
+compiler whitelist, `/proc`) and hands the text or values to these functions, which
+build distccd's command line, derive its allow list, judge the whitelist, schedule
+restarts and read distccd's process tree and listening sockets.  Rules kept here:
+distccd never runs without an explicit `--allow` (with none, Debian's distccd 3.4
+accepts any address) and never with a `/0` network; it never runs as root; restart
+delays grow exponentially up to a cap and start over once distccd has stayed up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+#: Where distccd looks up the compiler names it may run (the CVE-2004-2687 fix): one
+#: executable entry per name, on Debian a symlink `NAME -> ../../bin/distcc`.
+WHITELIST_DIR = "/usr/lib/distcc"
+
+#: distccd's log level: "info" logs one line per finished job, with its duration.
+LOG_LEVEL = "info"
+
+#: distccd's exit statuses (distcc's exitcode.h) that a supervisor can explain.
+_EXIT_REASONS = {
+    101: "bad arguments",
+    102: "could not listen on its port (another distccd, or the system's distcc service, "
+    "holds it: stop that one or set distccd.manage = false)",
+    105: "out of memory",
+    107: "input/output error",
+    112: "could not switch to its user (does distccd.user exist?)",
+    114: "busy",
+}
+
+
+def distccd_argv(
+    binary: str,
+    *,
+    listen: str,
+    port: int,
+    allow: Sequence[IPNetwork],
+    jobs: int,
+    nice: int,
+    log_file: str,
+    pid_file: str,
+    user: str | None,
+) -> list[str]:
+    """The distccd command line; `user` is given only when we run as root."""
+    if not allow:
+        raise ValueError("distccd needs at least one --allow network: with none it accepts anyone")
+    if any(network.prefixlen == 0 for network in allow):
+        raise ValueError("distccd must not allow a /0 network")
+    if jobs < 1:
+        raise ValueError(f"distccd needs at least one job slot, got {jobs}")
+    if user == "root":
+        raise ValueError("distccd must not run as root")
+    argv = [binary, "--daemon", "--no-detach", "--listen", listen, "--port", str(port)]
+    for network in allow:
+        argv += ["--allow", str(network)]
+    argv += ["--jobs", str(jobs), "--nice", str(nice)]
+    argv += ["--log-file", log_file, "--log-level", LOG_LEVEL, "--pid-file", pid_file]
+    if user is not None:
+        argv += ["--user", user]
+    return argv
+
+
+def default_allow(addresses: Iterable[IPInterface]) -> tuple[IPNetwork, ...]:
+    """The networks of an interface's addresses, in order, without duplicates or /0."""
+    networks = (address.network for address in addresses if address.network.prefixlen > 0)
+    return tuple(dict.fromkeys(networks))
+
+
+def resolve_jobs(configured: int, slots: int) -> int:
+    """distccd's `--jobs`: the configured limit, or (0) the current slot count, at least 1."""
+    return configured if configured > 0 else max(1, slots)
+
+
+# --- the compiler whitelist --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WhitelistProblem:
+    """An offered compiler distccd would refuse to run, and what to do about it."""
+
+    remote_name: str
+    message: str
+
+
+def whitelist_problems(
+    remote_names: Iterable[str], entries: Collection[str], *, directory: str, link_target: str
+) -> list[WhitelistProblem]:
+    """One problem per remote name without an entry in distccd's whitelist, in order."""
+    problems = []
+    for name in dict.fromkeys(remote_names):
+        if name in entries:
+            continue
+        message = (
+            f"{name} is not in distccd's compiler whitelist {directory}, so peers' jobs for it "
+            f"would fail: run `update-distcc-symlinks` as root (it lists the compilers it finds "
+            f"in /usr/bin), or add it: `ln -s {link_target} {directory}/{name}`"
+        )
+        problems.append(WhitelistProblem(name, message))
+    return problems
+
+
+# --- restarts ------------------------------------------------------------------------------
+
+
+class Backoff:
+    """Delays before restarting a process that died: initial, doubling, capped; a run that
+    lasted `reset_after` seconds starts the schedule over."""
+
+    def __init__(
+        self, initial: float, maximum: float, reset_after: float, factor: float = 2.0
+    ) -> None:
+        if not 0 < initial <= maximum or factor < 1 or reset_after < 0:
+            raise ValueError("need 0 < initial <= maximum, factor >= 1, reset_after >= 0")
+        self.initial = initial
+        self.maximum = maximum
+        self.reset_after = reset_after
+        self.factor = factor
+        self._failures = 0
+        self._started_at: float | None = None
+
+    def started(self, now: float) -> None:
+        """The process was (re)started at `now`."""
+        self._started_at = now
+
+    def failed(self, now: float) -> float:
+        """The process died at `now`: seconds to wait before the next start."""
+        if self._started_at is not None and now - self._started_at >= self.reset_after:
+            self._failures = 0
+        delay = min(self.maximum, self.initial * self.factor**self._failures)
+        if delay < self.maximum:
+            self._failures += 1
+        return delay
+
+
+def explain_exit(returncode: int) -> str:
+    """A distccd exit status in words, e.g. "status 102: could not listen on its port"."""
+    if returncode < 0:
+        return f"killed by signal {-returncode}"
+    reason = _EXIT_REASONS.get(returncode)
+    return f"status {returncode}: {reason}" if reason else f"status {returncode}"
+
+
+#: distccd's log line: `distccd[PID] (function) SEVERITY message`; rs_log's severities.
+_LOG_ERROR = re.compile(r"distccd\[(\d+)\] \(\w+\) (?:EMERGENCY! |ALERT! |CRITICAL! |ERROR: )(.*)")
+
+
+def last_error(log_text: str, pid: int) -> str | None:
+    """The last error (or worse) message process `pid` wrote in a piece of distccd's log."""
+    found = None
+    for line in log_text.splitlines():
+        match = _LOG_ERROR.search(line)
+        if match and int(match.group(1)) == pid:
+            found = match.group(2).strip()
+    return found
+
+
+# --- distccd's processes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    """The fields of `/proc/PID/stat` the supervisor needs."""
+
+    pid: int
+    comm: str
+    state: str  # "R", "S", "Z" (zombie: dead, not yet reaped), ...
+    ppid: int
+    pgrp: int
+    session: int
+
+
+def parse_proc_stat(text: str) -> ProcStat:
+    """The fields of one `/proc/PID/stat` line; ValueError if it is not one."""
+    # comm is in parentheses and may itself hold spaces and parentheses.
+    head, _, tail = text.rpartition(")")
+    pid, _, comm = head.partition(" (")
+    fields = tail.split()
+    if not comm or len(fields) < 4:
+        raise ValueError(f"not a /proc/PID/stat line: {text[:80]!r}")
+    return ProcStat(int(pid), comm, fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
+
+
+def session_members(stats: Iterable[ProcStat], session: int) -> list[ProcStat]:
+    """The live (not zombie) processes of a session."""
+    return [stat for stat in stats if stat.session == session and stat.state != "Z"]
+
+
+# --- sockets -------------------------------------------------------------------------------
+
+#: The kernel's number for the TCP LISTEN state in /proc/net/tcp.
+TCP_LISTEN = 0x0A
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSocket:
+    """A TCP socket from `/proc/net/tcp` or `/proc/net/tcp6`: its local end and state."""
+
+    address: IPAddress
+    port: int
+    state: int  # TCP_LISTEN, 0x01 established, ...
+    inode: int  # 0 when no process holds it any more (TIME_WAIT)
+
+
+def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
+    """The sockets of a `/proc/net/tcp` or `/proc/net/tcp6` table."""
+    sockets = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 10:
+            continue
+        address_hex, _, port_hex = fields[1].partition(":")
+        address = _kernel_address(address_hex)
+        sockets.append(TcpSocket(address, int(port_hex, 16), int(fields[3], 16), int(fields[9])))
+    return sockets
+
+
+def _kernel_address(hex_text: str) -> IPAddress:
+    # The kernel prints each 32-bit word of the address in host (little-endian) order.
+    raw = bytes.fromhex(hex_text)
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return ipaddress.ip_address(words)
+
+
+def listeners(sockets: Iterable[TcpSocket], address: IPAddress, port: int) -> list[int]:
+    """Inodes of the listening sockets that accept connections to `address:port`: bound to
+    it, to the wildcard of its family, or to `::` (dual-stack, Linux's default)."""
+    return [
+        sock.inode
+        for sock in sockets
+        if sock.state == TCP_LISTEN
+        and sock.port == port
+        and (
+            sock.address == address
+            or (sock.address.is_unspecified and sock.address.version in (address.version, 6))
+        )
+    ]
+
+
+def connections_served(sockets: Iterable[TcpSocket], address: IPAddress, port: int) -> int:
+    """Client connections a server listening on `address:port` has accepted and not closed.
+
+    distccd holds a client's connection from accepting it until the object file is
+    sent back, so this counts the jobs it is working on, including ones still
+    receiving their source or already sending their result.
+    """
+    return sum(
+        1
+        for sock in sockets
+        if sock.port == port
+        and sock.state != TCP_LISTEN
+        and sock.inode  # 0: TIME_WAIT, already closed by distccd
+        and (address.is_unspecified or sock.address == address)
+    )
+
+
+# --- the environment distccd runs in ------------------------------------------------------
+
+
+def server_path(path: str, excluded: Collection[str]) -> str:
+    """`path` without the excluded directories (compiler masquerades) or relative entries.
+
+    distccd runs compilers by name through PATH: a masquerade directory there (distcc's
+    own, or p2pcc's wrapper) would send a peer's job on to yet another machine.
+    """
+    kept = [entry.rstrip("/") or "/" for entry in path.split(":") if entry.startswith("/")]
+    dropped = {entry.rstrip("/") or "/" for entry in excluded}
+    return ":".join(dict.fromkeys(entry for entry in kept if entry not in dropped))

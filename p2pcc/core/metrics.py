@@ -1,0 +1,398 @@
+"""Local metrics: what this machine can offer peers, and how fast one of its slots is.
+
+The daemon reads `/proc` and hands the text here; nothing in this module touches a file
+or a clock.  Rules (reasons in docs/metrics.md):
+
+* Foreign load is the 1-minute load average minus the jobs our distccd runs for peers,
+  averaged the way the kernel averages load, so serving never makes a machine look busy.
+* Slots = min(CPU slots, memory slots): CPUs minus foreign load rounded half up, and the
+  jobs that fit in available memory plus those already running; never below 0 or above
+  `limits.MAX_SLOTS`.
+* A served job is a direct child of a distccd process that is not itself distccd (the
+  compiler driver); its CPU is the sum over its live process subtree.
+* Power = calibrated speed x a correction in [1/4, 1] learned from the CPU share served
+  jobs really get versus the share the load model promises; it relaxes back to 1 when
+  nothing is observed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from p2pcc.core import limits
+
+GIB = 1024**3
+
+#: Kernel load averages use a 60 s time constant for the 1-minute figure.
+LOAD_TIME_CONSTANT = 60.0
+
+#: Weight of one observation in the power correction (an exponential moving average).
+POWER_BLEND_WEIGHT = 0.1
+
+#: Bounds of the power correction and of any single observation's ratio, so a job that
+#: waited on a swapping disk (or a stopped process) cannot make the node look dead.
+MIN_CORRECTION = 0.25
+#: Calibration measures an undisturbed compile: real jobs can only show we are slower.
+MAX_CORRECTION = 1.0
+
+#: Without new observations the correction halves its (logarithmic) distance to 1 every
+#: 10 minutes, so a node that stopped getting jobs because it looked slow earns its
+#: speed back.
+CORRECTION_HALF_LIFE = 600.0
+
+#: Observations covering less served job time than this are too coarse (CPU times come
+#: in 10 ms clock ticks, 2% of this) to say anything and are ignored.
+MIN_OBSERVED_SECONDS = 0.5
+
+#: Power assumed before calibration, or when no compiler could be calibrated.
+NEUTRAL_POWER = 1.0
+
+DISTCCD_COMM = "distccd"
+
+#: A process's key across samples: pids are reused, (pid, start time) is not.
+JobKey = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessEntry:
+    """The fields of `/proc/<pid>/stat` the metrics need; CPU and start in clock ticks."""
+
+    pid: int
+    comm: str
+    state: str  # "R", "S", "D", "Z", ...
+    ppid: int
+    cpu_ticks: int  # utime + stime + cutime + cstime: itself and its reaped children
+    start_ticks: int  # since boot
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """Served jobs between two samples: wall time they ran, and what the load model expected.
+
+    `expected_seconds` is the CPU time the jobs used divided by the CPU share the load
+    model promised them, i.e. how long that work should have taken.
+    """
+
+    measured_seconds: float
+    expected_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class LocalMetrics:
+    """One measurement of this machine, as gossiped in NodeStatus."""
+
+    cpus: int
+    load_raw: float  # 1-minute load average as the kernel reports it
+    served_load: float  # our served jobs averaged like the load average
+    foreign_load: float  # load_raw - served_load, never negative
+    mem_available: int  # bytes
+    jobs: int  # compile jobs our distccd runs right now
+    slots: int  # slots offered to peers
+    job_progress: JobProgress | None = None  # for PowerEstimate.observe
+
+
+def parse_loadavg(text: str) -> float:
+    """The 1-minute load average from `/proc/loadavg`; ValueError if malformed."""
+    fields = text.split()
+    if not fields:
+        raise ValueError("empty /proc/loadavg")
+    load = float(fields[0])
+    if not (math.isfinite(load) and load >= 0):
+        raise ValueError(f"bad load average {fields[0]!r}")
+    return load
+
+
+_MEMINFO_LINE = re.compile(r"^MemAvailable:\s+(\d+) kB$", re.MULTILINE)
+
+
+def parse_meminfo(text: str) -> int:
+    """`MemAvailable` from `/proc/meminfo`, in bytes; ValueError if absent."""
+    match = _MEMINFO_LINE.search(text)
+    if match is None:
+        raise ValueError("no MemAvailable line in /proc/meminfo")
+    return int(match.group(1)) * 1024
+
+
+def parse_proc_stat(text: str) -> ProcessEntry:
+    """One `/proc/<pid>/stat` line; ValueError if malformed.
+
+    `comm` may hold spaces and parentheses, so it ends at the *last* ")".
+    """
+    open_paren, close_paren = text.find("("), text.rfind(")")
+    if open_paren < 1 or close_paren < open_paren:
+        raise ValueError(f"no (comm) in stat line {text[:80]!r}")
+    rest = text[close_paren + 1 :].split()
+    if len(rest) < 20:  # fields 3..22 of proc(5)
+        raise ValueError(f"short stat line {text[:80]!r}")
+    utime, stime, cutime, cstime = (int(value) for value in rest[11:15])
+    return ProcessEntry(
+        pid=int(text[:open_paren]),
+        comm=text[open_paren + 1 : close_paren],
+        state=rest[0],
+        ppid=int(rest[1]),
+        cpu_ticks=utime + stime + max(0, cutime) + max(0, cstime),
+        start_ticks=int(rest[19]),
+    )
+
+
+def _children_of(processes: Iterable[ProcessEntry]) -> dict[int, list[ProcessEntry]]:
+    children: dict[int, list[ProcessEntry]] = {}
+    for entry in processes:
+        children.setdefault(entry.ppid, []).append(entry)
+    return children
+
+
+def served_jobs(
+    processes: Iterable[ProcessEntry], distccd_pids: Iterable[int]
+) -> list[ProcessEntry]:
+    """The compile jobs distccd runs: its non-distccd, non-zombie children, by pid.
+
+    distccd processes are the given pids and every descendant of theirs named distccd
+    (the preforked workers); each job is one compiler driver forked by a worker.
+    """
+    processes = list(processes)
+    children = _children_of(processes)
+    known = {entry.pid for entry in processes}
+    servers, pending = set(), [pid for pid in distccd_pids if pid in known]
+    while pending:
+        pid = pending.pop()
+        if pid not in servers:
+            servers.add(pid)
+            pending += [e.pid for e in children.get(pid, ()) if e.comm == DISTCCD_COMM]
+    jobs = [
+        entry
+        for pid in servers
+        for entry in children.get(pid, ())
+        if entry.comm != DISTCCD_COMM and entry.state != "Z"
+    ]
+    return sorted(jobs, key=lambda entry: entry.pid)
+
+
+def count_served_jobs(processes: Iterable[ProcessEntry], distccd_pids: Iterable[int]) -> int:
+    """How many compile jobs distccd runs right now."""
+    return len(served_jobs(processes, distccd_pids))
+
+
+def job_cpu_ticks(
+    processes: Iterable[ProcessEntry], distccd_pids: Iterable[int]
+) -> dict[JobKey, int]:
+    """Each served job's CPU so far: the sum over its live subtree (reaped ones are in cutime)."""
+    processes = list(processes)
+    children = _children_of(processes)
+    totals: dict[JobKey, int] = {}
+    for job in served_jobs(processes, distccd_pids):
+        total, pending, seen = 0, [job], set()
+        while pending:
+            entry = pending.pop()
+            if entry.pid in seen:  # a corrupt snapshot must not loop forever
+                continue
+            seen.add(entry.pid)
+            total += entry.cpu_ticks
+            pending += children.get(entry.pid, ())
+        totals[(job.pid, job.start_ticks)] = total
+    return totals
+
+
+def expected_cpu_share(cpus: int, foreign_load: float, jobs: int) -> float:
+    """The share of one CPU each served job should get: all runnable work splits the CPUs."""
+    contenders = foreign_load + jobs
+    if contenders <= cpus:
+        return 1.0
+    return cpus / contenders
+
+
+def job_progress(
+    before: Mapping[JobKey, int],
+    after: Mapping[JobKey, int],
+    elapsed: float,
+    ticks_per_second: float,
+    expected_share: float,
+) -> JobProgress | None:
+    """Progress of the jobs seen in both snapshots `elapsed` seconds apart, or None.
+
+    None when no job spans both snapshots or they add up to less than
+    MIN_OBSERVED_SECONDS of wall time.
+    """
+    deltas = [after[key] - before[key] for key in after.keys() & before.keys()]
+    deltas = [delta for delta in deltas if delta >= 0]
+    measured = elapsed * len(deltas)
+    if measured < MIN_OBSERVED_SECONDS or expected_share <= 0:
+        return None
+    cpu_seconds = sum(deltas) / ticks_per_second
+    return JobProgress(measured, cpu_seconds / expected_share)
+
+
+@dataclass(frozen=True, slots=True)
+class ServedLoad:
+    """Our served jobs averaged with the kernel's 1-minute load time constant.
+
+    Subtracting the instantaneous job count from a 1-minute average would make a node
+    look busy for a minute after a burst of served jobs ends, and idle while they ramp up.
+    """
+
+    average: float
+    at: float
+
+    @classmethod
+    def start(cls, jobs: int, now: float) -> ServedLoad:
+        """A tracker that assumes the current jobs have been running for a while."""
+        return cls(float(jobs), now)
+
+    def advance(self, jobs: int, now: float) -> ServedLoad:
+        """The average after `jobs` ran since the last sample (a clock going back counts as 0 s)."""
+        decay = math.exp(-max(0.0, now - self.at) / LOAD_TIME_CONSTANT)
+        return ServedLoad(self.average * decay + jobs * (1 - decay), max(now, self.at))
+
+
+def round_half_up(value: float) -> int:
+    """The nearest integer, halves rounded up (Python's round() goes to even)."""
+    return math.floor(value + 0.5)
+
+
+def slots_offered(
+    cpus: int, mem_available: int, job_memory: int, foreign_load: float, jobs: int = 0
+) -> int:
+    """Slots this machine offers peers, running jobs included (ranking subtracts them).
+
+    CPU slots: CPUs minus foreign load, rounded half up, so background noise below half a
+    CPU costs nothing.  Memory slots: jobs that fit in available memory (floor: a job that
+    does not fit swaps) plus those already running, whose memory is no longer available.
+    """
+    cpu_slots = round_half_up(cpus - foreign_load)
+    memory_slots = mem_available // job_memory + jobs
+    return max(0, min(cpu_slots, memory_slots, limits.MAX_SLOTS))
+
+
+def compute(
+    *,
+    cpus: int,
+    load_raw: float,
+    served_load: float,
+    mem_available: int,
+    jobs: int,
+    job_memory: int,
+    job_progress: JobProgress | None = None,
+) -> LocalMetrics:
+    """One LocalMetrics from raw readings."""
+    foreign = max(0.0, load_raw - served_load)
+    return LocalMetrics(
+        cpus=cpus,
+        load_raw=load_raw,
+        served_load=served_load,
+        foreign_load=foreign,
+        mem_available=mem_available,
+        jobs=jobs,
+        slots=slots_offered(cpus, mem_available, job_memory, foreign, jobs),
+        job_progress=job_progress,
+    )
+
+
+def calibrated_power(reference_seconds: float, measured_seconds: float) -> float:
+    """reference / measured, within (0, MAX_POWER]; 1.0 = as fast as the reference machine."""
+    if not (reference_seconds > 0 and measured_seconds > 0):
+        raise ValueError("calibration times must be > 0 seconds")
+    return min(reference_seconds / measured_seconds, limits.MAX_POWER)
+
+
+def node_power(per_compiler: Iterable[float]) -> float:
+    """The single power a node advertises: the median over its compilers (NEUTRAL if none)."""
+    values = sorted(per_compiler)
+    return statistics.median(values) if values else NEUTRAL_POWER
+
+
+@dataclass(frozen=True, slots=True)
+class PowerEstimate:
+    """Calibrated power x a correction learned from real served jobs.
+
+    The correction is an exponential moving average, in the log domain, of
+    expected/measured job durations, each clamped to [MIN_CORRECTION, MAX_CORRECTION].
+    """
+
+    calibrated: float = NEUTRAL_POWER
+    correction: float = 1.0
+    samples: int = 0
+    observed_at: float | None = None
+
+    def correction_at(self, now: float) -> float:
+        """The correction relaxed toward 1 for the time since the last observation."""
+        if self.observed_at is None:
+            return self.correction
+        idle = max(0.0, now - self.observed_at)
+        return float(self.correction ** (0.5 ** (idle / CORRECTION_HALF_LIFE)))
+
+    def power(self, now: float) -> float:
+        """The power to advertise at `now`."""
+        return min(self.calibrated * self.correction_at(now), limits.MAX_POWER)
+
+    def observe(
+        self, measured_seconds: float, expected_seconds: float, now: float
+    ) -> PowerEstimate:
+        """Blend in served work that took `measured_seconds` but should have taken
+        `expected_seconds`; observations under MIN_OBSERVED_SECONDS are ignored."""
+        if not (measured_seconds >= MIN_OBSERVED_SECONDS and expected_seconds >= 0):
+            return self
+        ratio = min(MAX_CORRECTION, max(MIN_CORRECTION, expected_seconds / measured_seconds))
+        current = math.log(self.correction_at(now))
+        blended = (1 - POWER_BLEND_WEIGHT) * current + POWER_BLEND_WEIGHT * math.log(ratio)
+        return PowerEstimate(self.calibrated, math.exp(blended), self.samples + 1, now)
+
+    def observe_progress(self, progress: JobProgress | None, now: float) -> PowerEstimate:
+        """`observe` a sample's job progress; unchanged when it has none."""
+        if progress is None:
+            return self
+        return self.observe(progress.measured_seconds, progress.expected_seconds, now)
+
+    def recalibrated(self, calibrated: float) -> PowerEstimate:
+        """The same learned correction on top of a new calibration."""
+        return PowerEstimate(calibrated, self.correction, self.samples, self.observed_at)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job distccd finished, from its `dcc_job_summary` log line."""
+
+    worker_pid: int
+    client: str  # "address:port"
+    status: str  # "COMPILE_OK", "COMPILE_ERROR", "OTHER", ...
+    exit_code: int
+    signal: int
+    ret: int  # distccd's own status; 0 when the job was served
+    seconds: float  # connection accepted to result sent, client preprocessing included
+    compiler: str  # as the client named it, "" when the job failed before that
+    source: str
+
+    @property
+    def ok(self) -> bool:
+        """The job compiled and its object went back to the client."""
+        return self.status == "COMPILE_OK" and self.exit_code == 0 and self.ret == 0
+
+
+_JOB_SUMMARY = re.compile(
+    # Digit counts are bounded: int() refuses numbers over 4300 digits, and must not raise.
+    r"distccd\[(?P<pid>\d{1,10})\]:? \(dcc_job_summary\) client: (?P<client>\S+)"
+    r" (?P<status>[A-Z_]+) exit:(?P<exit>\d{1,10}) sig:(?P<sig>\d{1,10}) core:\d{1,10}"
+    r" ret:(?P<ret>\d{1,10}) time:(?P<ms>\d{1,15})ms"
+    r"(?: (?P<compiler>\S+))?(?: (?P<source>.*))?$"
+)
+
+
+def parse_distccd_job_line(line: str) -> JobRecord | None:
+    """The job a distccd 3.x log line reports, or None for any other line (never raises)."""
+    match = _JOB_SUMMARY.search(line.rstrip("\r\n"))
+    if match is None:
+        return None
+    return JobRecord(
+        worker_pid=int(match["pid"]),
+        client=match["client"],
+        status=match["status"],
+        exit_code=int(match["exit"]),
+        signal=int(match["sig"]),
+        ret=int(match["ret"]),
+        seconds=int(match["ms"]) / 1000,
+        compiler=match["compiler"] or "",
+        source=(match["source"] or "").rstrip(),
+    )

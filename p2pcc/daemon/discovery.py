@@ -1,0 +1,116 @@
+"""mDNS as the daemon uses it: reports go into the node, and mDNS trouble never stops gossip.
+
+Multicast gossip forms the pool by itself on most networks; mDNS adds the unicast
+fallback where multicast is filtered, the stock-distcc listing and our `_distcc._tcp`
+announcement.  So a failure to start or run mDNS (port 5353 unusable, a broken
+interface) is logged and retried with back-off, and the rest of the daemon goes on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+
+from p2pcc.core.errors import P2pccError
+from p2pcc.core.zeroconf_names import DiscoveredNode, DistccdAnnouncement, StockServer
+from p2pcc.daemon.mdns import MdnsService, serve_mdns
+from p2pcc.daemon.node import Node
+
+log = logging.getLogger("p2pcc.discovery")
+
+RETRY_FIRST = 5.0
+RETRY_MAX = 300.0
+
+
+@dataclass
+class Discovery:
+    """The daemon's handle on mDNS: what distccd announcement to publish, whenever it runs."""
+
+    announcement: DistccdAnnouncement | None = None
+    service: MdnsService | None = None
+
+    def set_distccd(self, announcement: DistccdAnnouncement | None) -> None:
+        """Publish (or withdraw, with None) our distccd for stock distcc clients."""
+        self.announcement = announcement
+        if self.service is not None:
+            try:
+                self.service.set_distccd(announcement)
+            except P2pccError as error:
+                log.warning("cannot announce distccd over mDNS: %s", error)
+
+
+def dial_endpoint(found: DiscoveredNode) -> tuple[str, int] | None:
+    """Where to send unicast gossip to a node found by mDNS: its first IPv4, else IPv6."""
+    parsed = []
+    for text in found.addresses:
+        try:
+            parsed.append(ipaddress.ip_address(text))
+        except ValueError:
+            continue
+    parsed.sort(key=lambda address: address.version)
+    return (str(parsed[0]), found.port) if parsed else None
+
+
+async def serve_discovery(
+    node: Node,
+    *,
+    addresses: Sequence[str],
+    hostname: str,
+    gossip_port: int,
+    task_status: trio.TaskStatus[Discovery] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run mDNS for the node until cancelled, restarting it after failures."""
+    discovery = Discovery()
+    task_status.started(discovery)
+    delay = RETRY_FIRST
+    while True:
+        try:
+            await _run_once(node, discovery, addresses, hostname, gossip_port)
+        except (P2pccError, OSError) as error:
+            log.warning("mDNS stopped (%s); retrying in %.0f s", error, delay)
+        discovery.service = None
+        await trio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX)
+
+
+async def _run_once(
+    node: Node,
+    discovery: Discovery,
+    addresses: Sequence[str],
+    hostname: str,
+    gossip_port: int,
+) -> None:
+    def on_node(found: DiscoveredNode) -> None:
+        endpoint = dial_endpoint(found)
+        if endpoint is not None:
+            node.engine.discovered(found.node_id, endpoint)
+
+    def on_node_gone(found: DiscoveredNode) -> None:
+        node.engine.undiscovered(found.node_id)
+
+    def on_stock_gone(server: StockServer) -> None:
+        node.remove_stock_server(server.instance)
+
+    async with trio.open_nursery() as nursery:
+        service: MdnsService = await nursery.start(
+            partial(
+                serve_mdns,
+                interface_addresses=list(addresses),
+                hostname=hostname,
+                node_id=node.engine.node_id,
+                node_name=node.engine.status.name,
+                gossip_port=gossip_port,
+                distccd=discovery.announcement,
+                on_node=on_node,
+                on_node_gone=on_node_gone,
+                on_stock_server=node.add_stock_server,
+                on_stock_server_gone=on_stock_gone,
+            )
+        )
+        discovery.service = service
+        discovery.set_distccd(discovery.announcement)  # what changed while starting

@@ -1,0 +1,369 @@
+"""Running the local distccd, or watching a system one, and saying whether it serves.
+
+With `distccd.manage`, `serve_distccd` starts `distccd --daemon --no-detach` in a
+session of its own, with an explicit allow list, and reports "serving" once distccd
+listens.  When distccd dies, every process of its session is killed (its preforked
+children and compilers outlive it otherwise), "not serving" is reported, and it is
+restarted after a back-off delay.  On cancellation it waits (bounded) for running
+compile jobs to finish, then SIGTERMs distccd, then SIGKILLs whatever is left: SIGTERM
+alone kills distccd's children mid-job and orphans the compilers.  Without `manage`,
+it only checks every few seconds that something listens on the distccd port.
+Readiness comes from the kernel's table of listening sockets, not from a connection:
+a connection that sends no job costs a bogus "OTHER" job line in distccd's log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import pwd
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from p2pcc.config.model import DistccdConfig
+from p2pcc.core import limits
+from p2pcc.core.distccd_args import (
+    Backoff,
+    IPNetwork,
+    connections_served,
+    default_allow,
+    distccd_argv,
+    explain_exit,
+    last_error,
+    listeners,
+    resolve_jobs,
+    session_members,
+)
+from p2pcc.daemon.distccd_system import (
+    check_whitelist,
+    cmdline,
+    cpu_count,
+    distccd_user,
+    find_binary,
+    interface_addresses,
+    kill_session,
+    listening_on,
+    log_tail,
+    parse_listen,
+    prepare_log_dir,
+    read_proc_stats,
+    read_whitelist,
+    rotate_log,
+    server_env,
+    tcp_sockets,
+)
+
+__all__ = [
+    "DistccdState",
+    "SupervisorTiming",
+    "check_whitelist",
+    "distccd_log_file",
+    "interface_addresses",
+    "read_whitelist",
+    "serve_distccd",
+]
+
+log = logging.getLogger("p2pcc.daemon.distccd")
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorTiming:
+    """Seconds the supervisor waits for things; tests shorten them."""
+
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    reset_after: float = 60.0  # a run this long starts the back-off over
+    start_timeout: float = 10.0  # from spawn to listening
+    drain_timeout: float = 15.0  # running jobs may finish within this on stop
+    term_timeout: float = 3.0  # after SIGTERM, before SIGKILL
+    poll_interval: float = 0.1
+    check_interval: float = 5.0  # manage = false: between checks of the port
+
+
+class DistccdState:
+    """What the supervisor knows now; `on_serving` hears every change of `serving`."""
+
+    def __init__(
+        self,
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+        port: int,
+        on_serving: Callable[[bool], None],
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.serving: bool | None = None
+        self.pid: int | None = None  # distccd's main process while one runs
+        self._on_serving = on_serving
+
+    def report(self, serving: bool) -> None:
+        """Record `serving` and tell the callback if it changed."""
+        if serving != self.serving:
+            self.serving = serving
+            self._on_serving(serving)
+
+    def running_jobs(self) -> int:
+        """Jobs our distccd is working on now (0 when we run none)."""
+        if self.pid is None:
+            return 0
+        return connections_served(tcp_sockets(), self.address, self.port)
+
+
+def distccd_log_file(runtime_dir: Path) -> Path:
+    """Where the managed distccd logs: a directory of its own, which distccd's user owns."""
+    return runtime_dir / "distccd" / "distccd.log"
+
+
+async def serve_distccd(
+    config: DistccdConfig,
+    *,
+    listen: str,
+    interface: str,
+    log_file: Path,
+    on_serving: Callable[[bool], None],
+    slots: Callable[[], int] | None = None,
+    binary: str = "distccd",
+    env: Mapping[str, str] | None = None,
+    exclude_path_dirs: Sequence[str] = (),
+    timing: SupervisorTiming = SupervisorTiming(),
+    task_status: trio.TaskStatus[DistccdState] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run (or watch) distccd until cancelled; `started(state)` after the first attempt,
+    whether distccd then serves or not.  P2pccError for what no restart can fix (no
+    distccd binary, no such user, bad listen address).
+
+    `listen` is the address peers are told; `interface` gives the allow list when
+    `distccd.allow` is empty ("" is the default route's); `slots` gives `--jobs` when
+    `distccd.jobs` is 0 (default: the CPU count); `exclude_path_dirs` names p2pcc's
+    masquerade directory, which must not be on distccd's PATH.
+    """
+    address = parse_listen(listen)
+    state = DistccdState(address, config.port, on_serving)
+    if not config.manage:
+        await _watch_system_distccd(address, config.port, state, timing, task_status)
+        return
+    environment = dict(os.environ if env is None else env)
+    supervisor = _Supervisor(
+        config=config,
+        listen=listen,
+        interface=interface,
+        log_file=log_file,
+        binary=find_binary(binary, environment),
+        user=distccd_user(config.user),
+        env=server_env(environment, exclude_path_dirs),
+        slots=slots or cpu_count,
+        timing=timing,
+        state=state,
+    )
+    await supervisor.run(task_status)
+
+
+@dataclass
+class _Supervisor:
+    config: DistccdConfig
+    listen: str
+    interface: str
+    log_file: Path
+    binary: str
+    user: pwd.struct_passwd | None
+    env: dict[str, str]
+    slots: Callable[[], int]
+    timing: SupervisorTiming
+    state: DistccdState
+    _announced: bool = field(default=False, init=False)
+
+    @property
+    def pid_file(self) -> Path:
+        return self.log_file.parent / "distccd.pid"
+
+    async def run(self, task_status: trio.TaskStatus[DistccdState]) -> None:
+        prepare_log_dir(self.log_file, self.pid_file, self.user)
+        await _kill_leftover(self.pid_file, self.timing)
+        timing = self.timing
+        backoff = Backoff(timing.backoff_initial, timing.backoff_max, timing.reset_after)
+        while True:
+            backoff.started(trio.current_time())
+            why = await self._run_once(task_status)
+            self.state.report(False)
+            self._announce(task_status)
+            delay = backoff.failed(trio.current_time())
+            log.warning("distccd %s; starting it again in %.1f s", why, delay)
+            await trio.sleep(delay)
+
+    def _announce(self, task_status: trio.TaskStatus[DistccdState]) -> None:
+        if not self._announced:
+            self._announced = True
+            task_status.started(self.state)
+
+    async def _run_once(self, task_status: trio.TaskStatus[DistccdState]) -> str:
+        """Start distccd and return why it is no longer running."""
+        allow = await self._allow()
+        if not allow:
+            interface = self.interface or "of the default route"
+            return (
+                f"not started: the interface {interface} has no address to derive "
+                "distccd.allow from (set distccd.allow to allow networks explicitly)"
+            )
+        argv = self._argv(allow)
+        rotate_log(self.log_file)
+        others = set(listening_on(self.config.port))
+        process = await trio.lowlevel.open_process(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,  # distccd signals its whole group on SIGTERM
+            env=self.env,
+        )
+        self.state.pid = process.pid
+        try:
+            if not await self._wait_listening(process, others):
+                return self._ended(process, "did not start listening")
+            log.info("distccd (pid %d) serves on %s:%d", process.pid, self.listen, self.config.port)
+            self.state.report(True)
+            self._announce(task_status)
+            self._check_log_written()
+            await process.wait()
+            return self._ended(process, "exited")
+        finally:
+            with trio.CancelScope(shield=True):
+                await _stop(process, self.state, self.timing)
+            self.state.pid = None
+
+    async def _allow(self) -> tuple[IPNetwork, ...]:
+        if self.config.allow:
+            return self.config.allow
+        addresses = await trio.to_thread.run_sync(interface_addresses, self.interface)
+        return default_allow(addresses)
+
+    def _argv(self, allow: tuple[IPNetwork, ...]) -> list[str]:
+        jobs = resolve_jobs(self.config.jobs, min(self.slots(), limits.MAX_SLOTS))
+        argv = distccd_argv(
+            self.binary,
+            listen=self.listen,
+            port=self.config.port,
+            allow=allow,
+            jobs=jobs,
+            nice=self.config.nice,
+            log_file=str(self.log_file),
+            pid_file=str(self.pid_file),
+            user=self.user.pw_name if self.user else None,
+        )
+        log.info(
+            "starting distccd on %s:%d, %d jobs, allowing %s",
+            self.listen,
+            self.config.port,
+            jobs,
+            " ".join(map(str, allow)),
+        )
+        return argv
+
+    async def _wait_listening(self, process: trio.Process, others: set[int]) -> bool:
+        """Wait until a listening socket on our port appears that is not one of `others`
+        (those before the spawn: a system distccd's, say); False if distccd exits."""
+        with trio.move_on_after(self.timing.start_timeout):
+            while process.poll() is None:
+                if set(listening_on(self.config.port)) - others:
+                    return True
+                await trio.sleep(self.timing.poll_interval)
+        return False
+
+    def _ended(self, process: trio.Process, what: str) -> str:
+        if process.returncode is None:
+            return f"(pid {process.pid}) {what}"
+        detail = last_error(log_tail(self.log_file), process.pid)
+        reason = explain_exit(process.returncode)
+        return f"(pid {process.pid}) {what}, {reason}" + (f": {detail}" if detail else "")
+
+    def _check_log_written(self) -> None:
+        if not self.log_file.exists():
+            log.warning(
+                "distccd runs without a log: %s is not writable by user %s "
+                "(check the permissions of its parent directories)",
+                self.log_file.parent,
+                self.user.pw_name if self.user else "of the daemon",
+            )
+
+
+async def _stop(process: trio.Process, state: DistccdState, timing: SupervisorTiming) -> None:
+    """End distccd and everything in its session; let running jobs finish first (bounded)
+    when distccd is still up."""
+    session = process.pid
+    if process.poll() is None:
+        log.info("stopping distccd (pid %d)", session)
+        state.report(False)
+        await _drain(state, timing)
+        process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(timing.term_timeout):
+            await process.wait()
+    kill_session(session)
+    with trio.move_on_after(timing.term_timeout):
+        await process.wait()
+        await _session_gone(session, timing.poll_interval)
+    if process.returncode is None or session_members(read_proc_stats(), session):
+        log.error("distccd session %d did not die within %.1f s", session, timing.term_timeout)
+
+
+async def _drain(state: DistccdState, timing: SupervisorTiming) -> None:
+    jobs = state.running_jobs()
+    if not jobs:
+        return
+    log.info("waiting up to %g s for %d distccd job(s) to finish", timing.drain_timeout, jobs)
+    with trio.move_on_after(timing.drain_timeout):
+        while jobs:
+            await trio.sleep(timing.poll_interval)
+            jobs = state.running_jobs()
+    if jobs:
+        log.warning("stopping distccd with %d job(s) unfinished", jobs)
+
+
+async def _session_gone(session: int, poll_interval: float) -> None:
+    while session_members(read_proc_stats(), session):
+        kill_session(session)
+        await trio.sleep(poll_interval)
+
+
+async def _kill_leftover(pid_file: Path, timing: SupervisorTiming) -> None:
+    """Kill a distccd an earlier run of ours left behind (the daemon was SIGKILLed)."""
+    try:
+        session = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    members = session_members(read_proc_stats(), session)
+    if not any(str(pid_file) in cmdline(member.pid) for member in members):
+        return  # gone, or the number now belongs to someone else
+    log.warning("killing a distccd left over from an earlier run (session %d)", session)
+    kill_session(session)
+    with trio.move_on_after(timing.term_timeout):
+        await _session_gone(session, timing.poll_interval)
+
+
+async def _watch_system_distccd(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    port: int,
+    state: DistccdState,
+    timing: SupervisorTiming,
+    task_status: trio.TaskStatus[DistccdState],
+) -> None:
+    announced = False
+    while True:
+        serving = bool(listeners(tcp_sockets(), address, port))
+        if serving != state.serving:
+            if serving:
+                log.info("a distccd listens on %s:%d: serving", address, port)
+            else:
+                log.warning(
+                    "nothing listens on %s:%d: not serving (distccd.manage is false, so "
+                    "distccd must be started outside p2pcc)",
+                    address,
+                    port,
+                )
+        state.report(serving)
+        if not announced:
+            announced = True
+            task_status.started(state)
+        await trio.sleep(timing.check_interval)

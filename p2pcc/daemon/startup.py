@@ -1,0 +1,114 @@
+"""Start-up facts the daemon needs before it announces anything.
+
+Each function does one fallible look-up (the gossip interface, the cluster key, the
+compilers) and fails with a message that says what to fix, so a bad setup stops the
+daemon before it has told peers anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from p2pcc.compilers.probe import lookup
+from p2pcc.config import Config
+from p2pcc.core.auth import Keyring, parse_key_file
+from p2pcc.core.errors import ConfigError, P2pccError
+from p2pcc.core.fingerprint import Fingerprint
+from p2pcc.core.peers import PeerTimings
+from p2pcc.core.ranking import RankingPolicy
+from p2pcc.daemon.distccd import check_whitelist
+from p2pcc.daemon.gossip import GossipEndpoint
+from p2pcc.daemon.node import LocalCompiler
+from p2pcc.netinfo import InterfaceInfo, IPInterface, gossip_interface
+
+log = logging.getLogger("p2pcc.daemon")
+
+
+@dataclass(frozen=True, slots=True)
+class Surroundings:
+    """What start-up learned about this machine, kept for status and reload."""
+
+    interface: InterfaceInfo
+    endpoint: GossipEndpoint
+    addresses: tuple[str, ...]
+
+
+def ranking_policy(config: Config) -> RankingPolicy:
+    """The ranking knobs from the configuration."""
+    ranking = config.ranking
+    return RankingPolicy(
+        tier_ratio=ranking.tier_ratio,
+        job_memory=config.metrics.job_memory,
+        local_weight=ranking.local_weight,
+        lzo=ranking.lzo,
+        max_hosts=ranking.max_hosts,
+    )
+
+
+def peer_timings(config: Config) -> PeerTimings:
+    """The liveness timings from the configuration."""
+    gossip = config.gossip
+    return PeerTimings(gossip.suspect_after, gossip.dead_after, gossip.forget_after)
+
+
+def load_keyring(config: Config) -> Keyring:
+    """The cluster keyring, or an empty one (unauthenticated pool) when no key is set."""
+    path = config.gossip.key_file
+    if path is None:
+        return Keyring()
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(str(path), "gossip.key_file", f"cannot read: {error.strerror}") from None
+    return parse_key_file(text, str(path))
+
+
+def discover_surroundings(config: Config) -> Surroundings:
+    """The gossip interface, the address peers reach us at, and the gossip endpoint."""
+    interface = gossip_interface(config.gossip.interface)
+    group = config.gossip.group
+    candidates: list[IPInterface]
+    if group.version == 6:
+        candidates = sorted(interface.ipv6(), key=lambda a: a.ip.is_link_local)
+    else:
+        candidates = list(interface.ipv4())
+    if not candidates:
+        raise P2pccError(
+            f"interface {interface.name} has no IPv{group.version} address for gossip group {group}"
+        )
+    own = str(candidates[0].ip)
+    endpoint = GossipEndpoint(group, config.gossip.port, config.gossip.ttl, interface.index, own)
+    addresses = tuple(str(a.ip) for a in interface.addresses if not a.ip.is_link_local)
+    return Surroundings(interface, endpoint, addresses or (own,))
+
+
+def find_compilers(names: Sequence[str], env: dict[str, str]) -> list[LocalCompiler]:
+    """Fingerprint each configured compiler name that exists; one entry per fingerprint."""
+    by_id: dict[str, tuple[Fingerprint, list[str]]] = {}
+    for name in names:
+        try:
+            fingerprint = lookup(name, env)
+        except P2pccError as error:
+            log.debug("compiler %s not offered: %s", name, error)
+            continue
+        by_id.setdefault(fingerprint.id, (fingerprint, []))[1].append(name)
+    return [LocalCompiler(fp, tuple(found)) for fp, found in by_id.values()]
+
+
+def withhold_unlisted(compilers: Sequence[LocalCompiler]) -> list[LocalCompiler]:
+    """Mark compilers distccd's whitelist would refuse: offering them would fail every job
+    and bench this node for 60 s on every client."""
+    problems = {
+        p.remote_name: p.message
+        for p in check_whitelist([c.fingerprint.remote_name for c in compilers])
+    }
+    for compiler in compilers:
+        problem = problems.get(compiler.fingerprint.remote_name)
+        if problem:
+            log.warning("not offering %s: %s", "/".join(compiler.names), problem)
+    return [
+        replace(compiler, withheld=problems.get(compiler.fingerprint.remote_name, ""))
+        for compiler in compilers
+    ]
