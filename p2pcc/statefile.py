@@ -10,7 +10,12 @@ Format (UTF-8 text, tab-separated, one record per line):
     p2pcc-state 1
     written <unix seconds, float>
     hosts <fingerprint> <recommended -j> <DISTCC_HOSTS line>
+    compiler <path> <dev:inode:size:mtime_ns> <fingerprint> <remote name>
     ...
+
+`compiler` records let the wrapper name its compiler's fingerprint with one `stat`: the
+path is as found on PATH (symlinks kept: clang and clang++ are one file but two
+compilers), the stamp is that of the file it resolves to, as `compilers.cache` keeps it.
 
 Unknown record types are ignored so a newer daemon can add records.  A file that does
 not start with the exact header line is not a state file: the reader returns None and
@@ -24,23 +29,38 @@ FILE_NAME = "state"
 MAX_BYTES = 1 << 20  # a state file is a few KiB; refuse to read anything absurd
 
 
-def render(written_at: float, hosts: dict[str, tuple[int, str]]) -> str:
-    """The file's text for `hosts`: fingerprint -> (recommended -j, DISTCC_HOSTS line)."""
+def render(
+    written_at: float,
+    hosts: dict[str, tuple[int, str]],
+    compilers: dict[str, tuple[str, str, str]] | None = None,
+) -> str:
+    """The file's text for `hosts` (fingerprint -> (recommended -j, DISTCC_HOSTS line))
+    and `compilers` (path -> (stamp, fingerprint, remote name))."""
     lines = [HEADER, f"written\t{written_at!r}"]
     for fingerprint, (jobs, line) in sorted(hosts.items()):
-        if "\t" in line or "\n" in line or "\t" in fingerprint or "\n" in fingerprint:
-            raise ValueError(f"hosts entry for {fingerprint!r} contains a tab or newline")
-        lines.append(f"hosts\t{fingerprint}\t{jobs}\t{line}")
+        lines.append(_record("hosts", fingerprint, str(jobs), line))
+    for path, (stamp, fingerprint, remote_name) in sorted((compilers or {}).items()):
+        lines.append(_record("compiler", path, stamp, fingerprint, remote_name))
     return "\n".join(lines) + "\n"
 
 
-def parse(text: str) -> tuple[float, dict[str, tuple[int, str]]] | None:
-    """(written_at, hosts) from a state file's text, or None when it is not one."""
+def _record(*fields: str) -> str:
+    for field in fields:
+        if "\t" in field or "\n" in field:
+            raise ValueError(f"{fields[0]} record field {field!r} contains a tab or newline")
+    return "\t".join(fields)
+
+
+def parse(
+    text: str,
+) -> tuple[float, dict[str, tuple[int, str]], dict[str, tuple[str, str, str]]] | None:
+    """(written_at, hosts, compilers) from a state file's text, or None when it is not one."""
     lines = text.split("\n")
     if lines[0] != HEADER:
         return None
     written_at = None
     hosts: dict[str, tuple[int, str]] = {}
+    compilers: dict[str, tuple[str, str, str]] = {}
     for line in lines[1:]:
         fields = line.split("\t")
         try:
@@ -48,15 +68,19 @@ def parse(text: str) -> tuple[float, dict[str, tuple[int, str]]] | None:
                 written_at = float(fields[1])
             elif fields[0] == "hosts" and len(fields) == 4:
                 hosts[fields[1]] = (int(fields[2]), fields[3])
+            elif fields[0] == "compiler" and len(fields) == 5:
+                compilers[fields[1]] = (fields[2], fields[3], fields[4])
         except ValueError:
             return None
     # Comparisons are False for NaN, so this also rejects "nan" and "inf".
     if written_at is None or not -1e18 < written_at < 1e18:
         return None
-    return written_at, hosts
+    return written_at, hosts, compilers
 
 
-def read(path: str) -> tuple[float, dict[str, tuple[int, str]]] | None:
+def read(
+    path: str,
+) -> tuple[float, dict[str, tuple[int, str]], dict[str, tuple[str, str, str]]] | None:
     """Parse the state file at `path`; None when missing, unreadable, oversized or corrupt."""
     try:
         with open(path, "rb") as handle:

@@ -18,25 +18,31 @@ HOSTS = {
 }
 
 
+COMPILERS = {
+    "/usr/bin/gcc": ("2049:1234:1000:1700000000000000000", "a1b2c3d4e5f60718", "x86-gcc-12"),
+}
+
+
 def test_render_is_exact() -> None:
-    assert statefile.render(1700000000.5, HOSTS) == (
+    assert statefile.render(1700000000.5, HOSTS, COMPILERS) == (
         "p2pcc-state 1\n"
         "written\t1700000000.5\n"
         "hosts\t0011223344556677\t2\tlocalhost/2\n"
         "hosts\ta1b2c3d4e5f60718\t9\t10.0.0.2:3632/4 localhost/2 10.0.0.3:3632/3\n"
+        "compiler\t/usr/bin/gcc\t2049:1234:1000:1700000000000000000\ta1b2c3d4e5f60718\tx86-gcc-12\n"
     )
 
 
 def test_round_trip_through_a_file(tmp_path: Path) -> None:
     path = str(tmp_path / "state")
-    statefile.write_atomic(path, statefile.render(12.25, HOSTS))
-    assert statefile.read(path) == (12.25, HOSTS)
+    statefile.write_atomic(path, statefile.render(12.25, HOSTS, COMPILERS))
+    assert statefile.read(path) == (12.25, HOSTS, COMPILERS)
     assert [p.name for p in tmp_path.iterdir()] == ["state"]  # no temp file left behind
 
 
 def test_unknown_records_are_ignored() -> None:
     text = statefile.render(3.0, HOSTS) + "future\tsomething\tnew\n"
-    assert statefile.parse(text) == (3.0, HOSTS)
+    assert statefile.parse(text) == (3.0, HOSTS, {})
 
 
 @pytest.mark.parametrize(
@@ -66,6 +72,8 @@ def test_missing_binary_and_oversized_files_read_as_none(tmp_path: Path) -> None
 def test_a_tab_in_a_hosts_line_is_refused() -> None:
     with pytest.raises(ValueError, match="contains a tab or newline"):
         statefile.render(1.0, {"ab": (1, "a\tb")})
+    with pytest.raises(ValueError, match="compiler record field"):
+        statefile.render(1.0, {}, {"/odd\npath": ("1:2:3:4", "ab", "gcc")})
 
 
 @given(st.binary(max_size=300))

@@ -21,7 +21,7 @@ from p2pcc.core import limits
 from p2pcc.core.fingerprint import Fingerprint
 from p2pcc.core.gossip import GossipEngine
 from p2pcc.core.hosts import HostsLine, hosts_line
-from p2pcc.core.model import NodeState, NodeStatus
+from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
 from p2pcc.core.ranking import RankingPolicy, rank_peers
 from p2pcc.core.zeroconf_names import StockServer
 
@@ -30,11 +30,13 @@ STATUS_SCHEMA = 1
 
 @dataclass(frozen=True, slots=True)
 class LocalCompiler:
-    """A compiler of this machine: its fingerprint, the names it answers to, and whether
-    peers are offered it (`withheld` says why not)."""
+    """A compiler of this machine: its fingerprint, the names it answers to with each
+    name's path and file stamp at probe time, and whether peers are offered it
+    (`withheld` says why not)."""
 
     fingerprint: Fingerprint
     names: tuple[str, ...]
+    commands: tuple[tuple[str, str], ...] = ()  # (path as found on PATH, stamp)
     withheld: str = ""
 
 
@@ -116,6 +118,12 @@ class Node:
         self._publish(now)
         return was_paused
 
+    def set_compilers(self, compilers: Sequence[LocalCompiler], now: float) -> None:
+        """Adopt a changed compiler set; peers hear the new offers at once."""
+        self.compilers = tuple(compilers)
+        self._base = replace(self._base, compilers=offers_of(self.compilers))
+        self._publish(now)
+
     def begin_leave(self, now: float) -> None:
         """Shutting down: peers stop sending new jobs while running ones finish."""
         self._base = replace(self._base, state=NodeState.LEAVING)
@@ -179,6 +187,14 @@ class Node:
             policy=self.policy,
             seed=self.engine.node_id,
         )
+
+    def compiler_records(self) -> dict[str, tuple[str, str, str]]:
+        """For the state file: path -> (stamp, fingerprint, remote name) of every name."""
+        return {
+            path: (stamp, compiler.fingerprint.id, compiler.fingerprint.remote_name)
+            for compiler in self.compilers
+            for path, stamp in compiler.commands
+        }
 
     def all_hosts(self) -> dict[str, HostsLine]:
         """`hosts_for` every local compiler, keyed by fingerprint id."""
@@ -249,6 +265,12 @@ class Node:
                 for fingerprint, line in self.all_hosts().items()
             },
         }
+
+
+def offers_of(compilers: Sequence[LocalCompiler]) -> tuple[CompilerOffer, ...]:
+    """What peers are offered: every compiler not withheld, at most MAX_COMPILERS."""
+    offers = [c.fingerprint.to_offer() for c in compilers if not c.withheld]
+    return tuple(offers[: limits.MAX_COMPILERS])
 
 
 def _compiler_doc(compiler: LocalCompiler) -> dict[str, Any]:

@@ -21,10 +21,10 @@ import trio
 
 from p2pcc.config import Config, load_config
 from p2pcc.control_client import control_socket_path
-from p2pcc.core import limits
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.gossip import GossipEngine
 from p2pcc.core.model import NodeStatus
+from p2pcc.daemon.compilers import local_compilers, serve_compiler_watch
 from p2pcc.daemon.control import serve_control
 from p2pcc.daemon.discovery import Discovery, serve_discovery
 from p2pcc.daemon.distccd import DistccdState, distccd_log_file, serve_distccd
@@ -32,15 +32,13 @@ from p2pcc.daemon.gossip import serve_gossip
 from p2pcc.daemon.identity import load_node_id, next_incarnation
 from p2pcc.daemon.measurements import Measurements, announce_distccd
 from p2pcc.daemon.metrics import serve_metrics
-from p2pcc.daemon.node import Node
+from p2pcc.daemon.node import Node, offers_of
 from p2pcc.daemon.node_control import NodeControl
 from p2pcc.daemon.startup import (
     discover_surroundings,
-    find_compilers,
     load_keyring,
     peer_timings,
     ranking_policy,
-    withhold_unlisted,
 )
 from p2pcc.daemon.state_writer import serve_state_file
 from p2pcc.paths import cache_dir
@@ -59,12 +57,10 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
     node_id = load_node_id(config.node.id_file)
     incarnation = next_incarnation(config.node.id_file.with_name("incarnation"), time.time())
     names = (*config.compilers.offer, *config.compilers.extra)
-    found = await trio.to_thread.run_sync(find_compilers, names, env)
-    compilers = withhold_unlisted(found)
+    compilers = await trio.to_thread.run_sync(local_compilers, names, env)
     if not compilers:
         log.warning("no compiler found among %s: this node will offer nothing", ", ".join(names))
     cpus = len(os.sched_getaffinity(0))
-    offers = tuple(c.fingerprint.to_offer() for c in compilers if not c.withheld)
     status = NodeStatus(
         name=config.node.name,
         addresses=surroundings.addresses,
@@ -75,7 +71,7 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         slots=0,
         jobs=0,
         power=1.0,
-        compilers=offers[: limits.MAX_COMPILERS],
+        compilers=offers_of(compilers),
     )
     engine = GossipEngine(
         node_id=node_id,
@@ -123,6 +119,7 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
             )
         )
         nursery.start_soon(measurements.calibrate, compilers, cache_dir(env))
+        await nursery.start(serve_compiler_watch, node, names, env)
         await nursery.start(serve_gossip, node, surroundings.endpoint)
         discovery: Discovery = await nursery.start(
             partial(

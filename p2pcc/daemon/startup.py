@@ -8,19 +8,14 @@ daemon before it has told peers anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from p2pcc.compilers.probe import lookup
 from p2pcc.config import Config
 from p2pcc.core.auth import Keyring, parse_key_file
 from p2pcc.core.errors import ConfigError, P2pccError
-from p2pcc.core.fingerprint import Fingerprint
 from p2pcc.core.peers import PeerTimings
 from p2pcc.core.ranking import RankingPolicy
-from p2pcc.daemon.distccd import check_whitelist
 from p2pcc.daemon.gossip import GossipEndpoint
-from p2pcc.daemon.node import LocalCompiler
 from p2pcc.netinfo import InterfaceInfo, IPInterface, gossip_interface
 
 log = logging.getLogger("p2pcc.daemon")
@@ -82,33 +77,3 @@ def discover_surroundings(config: Config) -> Surroundings:
     endpoint = GossipEndpoint(group, config.gossip.port, config.gossip.ttl, interface.index, own)
     addresses = tuple(str(a.ip) for a in interface.addresses if not a.ip.is_link_local)
     return Surroundings(interface, endpoint, addresses or (own,))
-
-
-def find_compilers(names: Sequence[str], env: dict[str, str]) -> list[LocalCompiler]:
-    """Fingerprint each configured compiler name that exists; one entry per fingerprint."""
-    by_id: dict[str, tuple[Fingerprint, list[str]]] = {}
-    for name in names:
-        try:
-            fingerprint = lookup(name, env)
-        except P2pccError as error:
-            log.debug("compiler %s not offered: %s", name, error)
-            continue
-        by_id.setdefault(fingerprint.id, (fingerprint, []))[1].append(name)
-    return [LocalCompiler(fp, tuple(found)) for fp, found in by_id.values()]
-
-
-def withhold_unlisted(compilers: Sequence[LocalCompiler]) -> list[LocalCompiler]:
-    """Mark compilers distccd's whitelist would refuse: offering them would fail every job
-    and bench this node for 60 s on every client."""
-    problems = {
-        p.remote_name: p.message
-        for p in check_whitelist([c.fingerprint.remote_name for c in compilers])
-    }
-    for compiler in compilers:
-        problem = problems.get(compiler.fingerprint.remote_name)
-        if problem:
-            log.warning("not offering %s: %s", "/".join(compiler.names), problem)
-    return [
-        replace(compiler, withheld=problems.get(compiler.fingerprint.remote_name, ""))
-        for compiler in compilers
-    ]

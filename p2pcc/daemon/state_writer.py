@@ -22,9 +22,8 @@ log = logging.getLogger("p2pcc.state")
 
 def render_state(node: Node, wall: float) -> str:
     """The state file's text for the node's current table."""
-    return statefile.render(
-        wall, {fp: (line.jobs, line.hosts) for fp, line in node.all_hosts().items()}
-    )
+    hosts = {fp: (line.jobs, line.hosts) for fp, line in node.all_hosts().items()}
+    return statefile.render(wall, hosts, node.compiler_records())
 
 
 async def serve_state_file(
