@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
@@ -26,23 +27,29 @@ def render_state(node: Node, wall: float) -> str:
     return statefile.render(wall, hosts, node.compiler_records())
 
 
+async def write_in_thread(path: Path, text: str) -> None:
+    """Write the state file from a worker thread (a slow disk must not stall gossip)."""
+    await trio.to_thread.run_sync(_write, path, text)
+
+
 async def serve_state_file(
     node: Node,
     path: Path,
     *,
     period: float,
     min_gap: float = 0.1,
+    write: Callable[[Path, str], Awaitable[None]] = write_in_thread,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Write the state file now, then on every change and every `period` seconds."""
-    await trio.to_thread.run_sync(_write, path, render_state(node, time.time()))
+    await write(path, render_state(node, time.time()))
     task_status.started()
     try:
         while True:
             written_at = trio.current_time()
             await node.changed.wait_until(written_at + period)
             await trio.sleep_until(written_at + min_gap)
-            await trio.to_thread.run_sync(_write, path, render_state(node, time.time()))
+            await write(path, render_state(node, time.time()))
     finally:
         # A state file left behind would look fresh for up to state_max_age; removing it
         # sends compiles local at once when the daemon stops.
