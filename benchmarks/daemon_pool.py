@@ -25,10 +25,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2pcc.control_client import send_request  # noqa: E402
-from p2pcc.core.control_protocol import PauseRequest, StatusRequest  # noqa: E402
-from tests.integration import pool  # noqa: E402
-from tests.integration.netbed import TestBed  # noqa: E402
+from p2pcc.control_client import send_request
+from p2pcc.core.control_protocol import PauseRequest, StatusRequest
+from p2pcc.core.errors import P2pccError
+from tests.integration import pool
+from tests.integration.netbed import TestBed
 
 NAMES = ("alpha", "beta", "gamma")
 
@@ -36,7 +37,7 @@ NAMES = ("alpha", "beta", "gamma")
 def status(daemon: pool.Daemon) -> dict[str, Any] | None:
     try:
         return send_request(daemon.runtime_dir / "control", StatusRequest(), timeout=2)
-    except Exception:  # noqa: BLE001 - a daemon that is not up yet answers nothing
+    except (P2pccError, OSError):  # a daemon not up yet answers nothing
         return None
 
 
