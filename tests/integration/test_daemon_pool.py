@@ -167,3 +167,36 @@ def test_hostile_datagrams_are_dropped_and_counted(pool: list[Daemon], bed: Test
     print(f"\ndrops at alpha after the intrusion: {counted}")
     assert counted.get("oversized", 0) + counted.get("bad-magic", 0) >= 4
     assert set(alpha.peers_by_name()) == {"beta", "gamma"}  # nothing forged got in
+
+
+def test_sighup_reloads_the_key_and_refuses_a_broken_file(
+    pool: list[Daemon], key_file: Path
+) -> None:
+    alpha, beta, _ = pool
+    assert alpha.process is not None
+    good_config = alpha.config_path.read_text()
+    alpha.config_path.write_text(good_config + "[ranking]\ntier_ratio = 7\n")
+    alpha.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload refused" in alpha.log_text(), 5, "the refusal in alpha's log")
+    assert "ranking.tier_ratio" in alpha.log_text()
+    alpha.config_path.write_text(good_config)  # the CLI reads it too, to find the socket
+    assert alpha.process.poll() is None
+    assert alpha.status() is not None  # still running, still answering
+    # A new key first in alpha's keyring: alpha signs with it, beta does not know it.
+    new_key = alpha.home / "new.key"
+    new_key.write_text(
+        format_key_line(b"the-next-cluster-key-0123456789") + "\n" + key_file.read_text()
+    )
+    new_key.chmod(0o600)
+    alpha.config_path.write_text(good_config.replace(str(key_file), str(new_key)))
+    alpha.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reloaded" in alpha.log_text(), 5, "the reload in alpha's log")
+    wait_until(
+        lambda: beta.peers_by_name().get("alpha", {}).get("liveness") != "alive",
+        SUSPECT_AFTER + 5,
+        "beta to stop trusting alpha",
+    )
+    beta_status = beta.status()
+    assert beta_status is not None
+    assert beta_status["counters"]["drops"].get("bad-mac", 0) > 0
+    assert "gamma" in alpha.peers_by_name()  # alpha still accepts the old key: rotation
