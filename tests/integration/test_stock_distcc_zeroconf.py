@@ -26,6 +26,7 @@ import pytest
 
 from tests.integration.mdns_driver import LineReader
 from tests.integration.netbed import TestBed, Workstation
+from tests.integration.pool import Daemon
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
@@ -303,3 +304,21 @@ def test_stock_distcc_client_uses_a_p2pcc_workstation(zc_bed: TestBed, tmp_path:
     a.send("distccd off")  # distccd stopped serving: withdrawn at once
     poll_show_hosts(beta, distcc_dir, lambda out: alpha.address not in out, timeout=15)
     assert a.stop()["threads"] == []
+
+
+def test_stock_distcc_client_lists_a_running_p2pcc_daemon(
+    zc_bed: TestBed, shared_tmp: Path
+) -> None:
+    """The done-when check with the whole daemon: its managed distccd, announced by mDNS."""
+    alpha, beta = zc_bed.add_workstation("alpha"), zc_bed.add_workstation("beta")
+    start_avahi(beta)
+    daemon = Daemon(alpha, shared_tmp / "alpha")
+    daemon.start()
+    distcc_dir = shared_tmp / "distcc"
+    distcc_dir.mkdir()
+    listed = poll_show_hosts(beta, distcc_dir, lambda out: alpha.address in out, timeout=30)
+    assert listed.startswith(f"{alpha.address}:3632/")
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGTERM)  # leaving: the announcement is withdrawn
+    daemon.process.wait(timeout=30)
+    poll_show_hosts(beta, distcc_dir, lambda out: alpha.address not in out, timeout=30)
