@@ -167,34 +167,6 @@ def last_error(log_text: str, pid: int) -> str | None:
 # --- distccd's processes -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ProcStat:
-    """The fields of `/proc/PID/stat` the supervisor needs."""
-
-    pid: int
-    comm: str
-    state: str  # "R", "S", "Z" (zombie: dead, not yet reaped), ...
-    ppid: int
-    pgrp: int
-    session: int
-
-
-def parse_proc_stat(text: str) -> ProcStat:
-    """The fields of one `/proc/PID/stat` line; ValueError if it is not one."""
-    # comm is in parentheses and may itself hold spaces and parentheses.
-    head, _, tail = text.rpartition(")")
-    pid, _, comm = head.partition(" (")
-    fields = tail.split()
-    if not comm or len(fields) < 4:
-        raise ValueError(f"not a /proc/PID/stat line: {text[:80]!r}")
-    return ProcStat(int(pid), comm, fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
-
-
-def session_members(stats: Iterable[ProcStat], session: int) -> list[ProcStat]:
-    """The live (not zombie) processes of a session."""
-    return [stat for stat in stats if stat.session == session and stat.state != "Z"]
-
-
 # --- sockets -------------------------------------------------------------------------------
 
 #: The kernel's number for the TCP LISTEN state in /proc/net/tcp.

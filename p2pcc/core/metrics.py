@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from p2pcc.core import limits
+from p2pcc.core.procfs import ProcessEntry
 
 GIB = 1024**3
 
@@ -55,18 +56,6 @@ DISTCCD_COMM = "distccd"
 
 #: A process's key across samples: pids are reused, (pid, start time) is not.
 JobKey = tuple[int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessEntry:
-    """The fields of `/proc/<pid>/stat` the metrics need; CPU and start in clock ticks."""
-
-    pid: int
-    comm: str
-    state: str  # "R", "S", "D", "Z", ...
-    ppid: int
-    cpu_ticks: int  # utime + stime + cutime + cstime: itself and its reaped children
-    start_ticks: int  # since boot
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,28 +104,6 @@ def parse_meminfo(text: str) -> int:
     if match is None:
         raise ValueError("no MemAvailable line in /proc/meminfo")
     return int(match.group(1)) * 1024
-
-
-def parse_proc_stat(text: str) -> ProcessEntry:
-    """One `/proc/<pid>/stat` line; ValueError if malformed.
-
-    `comm` may hold spaces and parentheses, so it ends at the *last* ")".
-    """
-    open_paren, close_paren = text.find("("), text.rfind(")")
-    if open_paren < 1 or close_paren < open_paren:
-        raise ValueError(f"no (comm) in stat line {text[:80]!r}")
-    rest = text[close_paren + 1 :].split()
-    if len(rest) < 20:  # fields 3..22 of proc(5)
-        raise ValueError(f"short stat line {text[:80]!r}")
-    utime, stime, cutime, cstime = (int(value) for value in rest[11:15])
-    return ProcessEntry(
-        pid=int(text[:open_paren]),
-        comm=text[open_paren + 1 : close_paren],
-        state=rest[0],
-        ppid=int(rest[1]),
-        cpu_ticks=utime + stime + max(0, cutime) + max(0, cstime),
-        start_ticks=int(rest[19]),
-    )
 
 
 def _children_of(processes: Iterable[ProcessEntry]) -> dict[int, list[ProcessEntry]]:

@@ -38,8 +38,8 @@ from p2pcc.core.distccd_args import (
     last_error,
     listeners,
     resolve_jobs,
-    session_members,
 )
+from p2pcc.core.procfs import session_members
 from p2pcc.daemon.distccd_system import (
     check_whitelist,
     cmdline,
@@ -52,12 +52,12 @@ from p2pcc.daemon.distccd_system import (
     log_tail,
     parse_listen,
     prepare_log_dir,
-    read_proc_stats,
     read_whitelist,
     rotate_log,
     server_env,
     tcp_sockets,
 )
+from p2pcc.daemon.processes import read_processes
 
 __all__ = [
     "DistccdState",
@@ -304,7 +304,7 @@ async def _stop(process: trio.Process, state: DistccdState, timing: SupervisorTi
     with trio.move_on_after(timing.term_timeout):
         await process.wait()
         await _session_gone(session, timing.poll_interval)
-    if process.returncode is None or session_members(read_proc_stats(), session):
+    if process.returncode is None or session_members(read_processes(), session):
         log.error("distccd session %d did not die within %.1f s", session, timing.term_timeout)
 
 
@@ -322,7 +322,7 @@ async def _drain(state: DistccdState, timing: SupervisorTiming) -> None:
 
 
 async def _session_gone(session: int, poll_interval: float) -> None:
-    while session_members(read_proc_stats(), session):
+    while session_members(read_processes(), session):
         kill_session(session)
         await trio.sleep(poll_interval)
 
@@ -333,7 +333,7 @@ async def _kill_leftover(pid_file: Path, timing: SupervisorTiming) -> None:
         session = int(pid_file.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return
-    members = session_members(read_proc_stats(), session)
+    members = session_members(read_processes(), session)
     if not any(str(pid_file) in cmdline(member.pid) for member in members):
         return  # gone, or the number now belongs to someone else
     log.warning("killing a distccd left over from an earlier run (session %d)", session)

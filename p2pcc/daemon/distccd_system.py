@@ -25,16 +25,15 @@ from p2pcc.core.distccd_args import (
     TCP_LISTEN,
     WHITELIST_DIR,
     IPInterface,
-    ProcStat,
     TcpSocket,
     WhitelistProblem,
     parse_proc_net_tcp,
-    parse_proc_stat,
     server_path,
-    session_members,
     whitelist_problems,
 )
 from p2pcc.core.errors import P2pccError
+from p2pcc.core.procfs import session_members
+from p2pcc.daemon.processes import read_processes
 from p2pcc.netinfo import InterfaceError, gossip_interface
 
 log = logging.getLogger("p2pcc.daemon.distccd")
@@ -73,19 +72,9 @@ def check_whitelist(
     )
 
 
-def read_proc_stats() -> list[ProcStat]:
-    """Every process of this PID namespace, as far as /proc shows them."""
-    stats = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, ValueError):
-                stats.append(parse_proc_stat(Path("/proc", entry, "stat").read_text()))
-    return stats
-
-
 def kill_session(session: int) -> None:
     """SIGKILL every live process of a session (a process that is gone is fine)."""
-    for member in session_members(read_proc_stats(), session):
+    for member in session_members(read_processes(), session):
         with contextlib.suppress(ProcessLookupError):
             os.kill(member.pid, signal.SIGKILL)
 

@@ -17,7 +17,8 @@ import trio
 
 from p2pcc.config.model import MetricsConfig
 from p2pcc.core import metrics
-from p2pcc.core.metrics import JobKey, LocalMetrics, ProcessEntry, ServedLoad
+from p2pcc.core.metrics import JobKey, LocalMetrics, ServedLoad
+from p2pcc.daemon.processes import read_processes
 
 log = logging.getLogger("p2pcc.daemon.metrics")
 
@@ -30,22 +31,6 @@ def available_cpus() -> int:
 def clock_ticks_per_second() -> int:
     """The unit of CPU times in `/proc/<pid>/stat` (USER_HZ, 100 on Linux)."""
     return os.sysconf("SC_CLK_TCK")
-
-
-def read_processes(proc_root: Path) -> list[ProcessEntry]:
-    """Every process in `proc_root` whose stat file could be read and parsed."""
-    entries = []
-    for name in os.listdir(proc_root):
-        if not name.isdigit():
-            continue
-        try:
-            text = (proc_root / name / "stat").read_bytes().decode(errors="replace")
-            entries.append(metrics.parse_proc_stat(text))
-        except OSError:
-            continue  # it exited between listdir and open: normal churn
-        except ValueError as error:
-            log.debug("unreadable stat of process %s: %s", name, error)
-    return entries
 
 
 class MetricsSampler:

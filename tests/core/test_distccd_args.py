@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from p2pcc.core.distccd_args import (
     TCP_LISTEN,
     Backoff,
-    ProcStat,
     TcpSocket,
     WhitelistProblem,
     connections_served,
@@ -21,10 +20,8 @@ from p2pcc.core.distccd_args import (
     last_error,
     listeners,
     parse_proc_net_tcp,
-    parse_proc_stat,
     resolve_jobs,
     server_path,
-    session_members,
     whitelist_problems,
 )
 
@@ -217,24 +214,6 @@ def test_last_error_is_the_main_process_own() -> None:
     assert last_error(LOG, 390) == 'read failed while waiting for token "DIST"'
     assert last_error(LOG, 1) is None
     assert last_error("distccd[7] (f) CRITICAL! not in whitelist\n", 7) == "not in whitelist"
-
-
-def test_parse_proc_stat_with_an_awkward_command_name() -> None:
-    text = "4242 (a) b (c)) S 1 4240 4240 0 -1 4194560 105 0 0 0 0 0 0 0 20 0 1 0\n"
-    assert parse_proc_stat(text) == ProcStat(4242, "a) b (c)", "S", 1, 4240, 4240)
-    with pytest.raises(ValueError, match="not a /proc/PID/stat"):
-        parse_proc_stat("garbage")
-
-
-def test_session_members_are_the_live_processes_of_the_session() -> None:
-    stats = [
-        ProcStat(100, "distccd", "S", 1, 100, 100),
-        ProcStat(101, "distccd", "S", 100, 100, 100),
-        ProcStat(110, "cc1plus", "R", 101, 110, 100),  # a compiler: its own group
-        ProcStat(130, "cc1", "Z", 1, 130, 100),  # dead
-        ProcStat(200, "bash", "S", 1, 200, 200),  # another session
-    ]
-    assert [stat.pid for stat in session_members(stats, 100)] == [100, 101, 110]
 
 
 PROC_NET_TCP = (

@@ -14,9 +14,9 @@ from p2pcc.core.metrics import (
     JobProgress,
     LocalMetrics,
     PowerEstimate,
-    ProcessEntry,
     ServedLoad,
 )
+from p2pcc.core.procfs import ProcessEntry, parse_proc_stat, session_members
 
 # Captured on this project's Debian 12 machine while distccd 3.4 (master 10056, worker
 # 10058) compiled slow.c for a distcc client: the worker forked the gcc driver (comm
@@ -111,37 +111,42 @@ def test_parse_meminfo_without_mem_available_is_an_error() -> None:
 
 
 def test_parse_proc_stat_reads_a_real_line() -> None:
-    assert metrics.parse_proc_stat(STAT_CC1) == ProcessEntry(
-        pid=10071, comm="cc1", state="R", ppid=10070, cpu_ticks=70, start_ticks=436194
+    assert parse_proc_stat(STAT_CC1) == ProcessEntry(
+        pid=10071,
+        comm="cc1",
+        state="R",
+        ppid=10070,
+        cpu_ticks=70,
+        start_ticks=436194,
+        pgrp=10070,
+        session=10056,
     )
-    assert metrics.parse_proc_stat(STAT_DRIVER).comm == "x86_64-linux-gn"
+    assert parse_proc_stat(STAT_DRIVER).comm == "x86_64-linux-gn"
 
 
 def test_parse_proc_stat_comm_may_hold_spaces_and_parentheses() -> None:
     line = STAT_CC1.replace("(cc1)", "(a) R 1 (b)")
-    parsed = metrics.parse_proc_stat(line)
+    parsed = parse_proc_stat(line)
     assert (parsed.comm, parsed.state, parsed.ppid) == ("a) R 1 (b", "R", 10070)
 
 
 def test_parse_proc_stat_counts_reaped_children_cpu() -> None:
     # utime 3, stime 4, cutime 50, cstime 6: a driver whose cc1 has been reaped.
     line = "7 (gcc) S 1 7 7 0 -1 0 0 0 0 0 3 4 50 6 20 0 1 0 99 0 0"
-    assert metrics.parse_proc_stat(line).cpu_ticks == 63
+    assert parse_proc_stat(line).cpu_ticks == 63
 
 
 @pytest.mark.parametrize("text", ["", "12 cc1 R 1", "12 (cc1) R 1 2 3", "x (cc1) R" + " 1" * 30])
 def test_parse_proc_stat_refuses_garbage(text: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
-        metrics.parse_proc_stat(text)
+        parse_proc_stat(text)
 
 
 # --- served jobs -----------------------------------------------------------------------
 
 
 def real_tree() -> list[ProcessEntry]:
-    return [
-        metrics.parse_proc_stat(line) for line in (STAT_MASTER, STAT_WORKER, STAT_DRIVER, STAT_CC1)
-    ]
+    return [parse_proc_stat(line) for line in (STAT_MASTER, STAT_WORKER, STAT_DRIVER, STAT_CC1)]
 
 
 def test_a_real_distccd_tree_runs_one_job_the_gcc_driver() -> None:
@@ -445,3 +450,26 @@ def test_other_lines_are_not_jobs(line: str) -> None:
 def test_parsing_any_text_never_raises(text: str) -> None:
     record = metrics.parse_distccd_job_line(text)
     assert record is None or record.seconds >= 0
+
+
+def test_parse_proc_stat_keeps_group_and_session() -> None:
+    line = "4242 (a) b (c)) S 1 4240 4239 0 -1 4194560 105 0 0 0 0 0 0 0 20 0 1 0 77 0 0\n"
+    parsed = parse_proc_stat(line)
+    assert (parsed.pid, parsed.comm, parsed.ppid, parsed.pgrp, parsed.session) == (
+        4242,
+        "a) b (c)",
+        1,
+        4240,
+        4239,
+    )
+
+
+def test_session_members_are_the_live_processes_of_the_session() -> None:
+    processes = [
+        ProcessEntry(100, "distccd", "S", 1, pgrp=100, session=100),
+        ProcessEntry(101, "distccd", "S", 100, pgrp=100, session=100),
+        ProcessEntry(110, "cc1plus", "R", 101, pgrp=110, session=100),  # its own group
+        ProcessEntry(130, "cc1", "Z", 1, pgrp=130, session=100),  # dead
+        ProcessEntry(200, "bash", "S", 1, pgrp=200, session=200),  # another session
+    ]
+    assert [entry.pid for entry in session_members(processes, 100)] == [100, 101, 110]

@@ -22,8 +22,9 @@ import trio
 from p2pcc.compilers.probe import lookup
 from p2pcc.config.model import DistccdConfig
 from p2pcc.core import limits
-from p2pcc.core.distccd_args import ProcStat, distccd_argv, session_members
+from p2pcc.core.distccd_args import distccd_argv
 from p2pcc.core.errors import P2pccError
+from p2pcc.core.procfs import ProcessEntry, session_members
 from p2pcc.daemon.distccd import (
     DistccdState,
     SupervisorTiming,
@@ -33,7 +34,7 @@ from p2pcc.daemon.distccd import (
     read_whitelist,
     serve_distccd,
 )
-from p2pcc.daemon.distccd_system import read_proc_stats
+from p2pcc.daemon.processes import read_processes
 
 pytestmark = [pytest.mark.integration]
 
@@ -118,15 +119,15 @@ def supervisor(port: int, workdir: Path, events: ServingEvents, **options: objec
     )
 
 
-def alive(session: int) -> list[ProcStat]:
-    return session_members(read_proc_stats(), session)
+def alive(session: int) -> list[ProcessEntry]:
+    return session_members(read_processes(), session)
 
 
 def distccds_on(port: int) -> list[int]:
     """Live processes started with our port on their command line."""
     needle = f"\0--port\0{port}\0".encode()
     found = []
-    for stat in read_proc_stats():
+    for stat in read_processes():
         try:
             cmdline = Path(f"/proc/{stat.pid}/cmdline").read_bytes()
         except OSError:
