@@ -26,6 +26,7 @@ from typing import Any
 PREFIX = "p2t"
 SUBNET = "10.213.7"  # private, exists only on the bed's bridge
 STATE_ROOT = Path("/run/p2pcc-testbed")
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
 _STALE = re.compile(rf"^{PREFIX}(\d+)-")
 
 
@@ -55,6 +56,11 @@ def remove_stale_beds() -> None:
         match = _STALE.match(name)
         if match and not _pid_alive(int(match.group(1))):
             subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+    if CGROUP_CPU.is_dir():
+        for cgroup in CGROUP_CPU.glob(f"{PREFIX}*-*"):
+            match = _STALE.match(cgroup.name)
+            if match and not _pid_alive(int(match.group(1))):
+                _remove_cgroup(cgroup)
     if STATE_ROOT.is_dir():
         for bed_dir in STATE_ROOT.iterdir():
             if bed_dir.name.isdigit() and not _pid_alive(int(bed_dir.name)):
@@ -75,9 +81,18 @@ class Workstation:
     netns: str
     ns_dir: Path
     processes: list[subprocess.Popen[Any]] = field(default_factory=list)
+    cgroup: Path | None = None  # set by `throttle`: processes started later run in it
 
     def enter(self) -> list[str]:
         """The command prefix that runs a program inside this workstation."""
+        if self.cgroup is not None:
+            # The shell joins the cgroup, then execs nsenter: everything started in the
+            # workstation from now on inherits the CPU limit.
+            join = 'echo $$ > "$0" && exec "$@"'
+            return ["sh", "-c", join, str(self.cgroup / "cgroup.procs"), *self._nsenter()]
+        return self._nsenter()
+
+    def _nsenter(self) -> list[str]:
         return [
             "nsenter",
             f"--net=/run/netns/{self.netns}",
@@ -104,6 +119,24 @@ class Workstation:
         process = subprocess.Popen([*self.enter(), *args], start_new_session=True, **kwargs)
         self.processes.append(process)
         return process
+
+    def throttle(self, cpu_fraction: float) -> None:
+        """Limit everything started in this workstation from now on to a share of one CPU
+        (cgroup v1 cpu controller), making it a genuinely slow machine."""
+        cgroup = CGROUP_CPU / f"{PREFIX}{self.bed.run_id}-{self.name}"
+        cgroup.mkdir(exist_ok=True)
+        period = int((CGROUP_CPU / "cpu.cfs_period_us").read_text())
+        (cgroup / "cpu.cfs_quota_us").write_text(str(max(1000, int(period * cpu_fraction))))
+        self.cgroup = cgroup
+
+    def throttled_periods(self) -> int:
+        """How often the kernel has held this workstation back (`nr_throttled`)."""
+        if self.cgroup is None:
+            return 0
+        for line in (self.cgroup / "cpu.stat").read_text().splitlines():
+            if line.startswith("nr_throttled "):
+                return int(line.split()[1])
+        return 0
 
     def set_link(self, up: bool) -> None:
         """Plug or unplug this workstation's cable (its veth end on the bridge)."""
@@ -182,6 +215,8 @@ class TestBed:
             subprocess.run(["ip", "netns", "del", ws.netns], check=False, capture_output=True)
             for kind in ("mnt", "uts"):
                 _unmount(ws.ns_dir / kind)
+            if ws.cgroup is not None:
+                _remove_cgroup(ws.cgroup)
         subprocess.run(["ip", "netns", "del", self.bridge_ns], check=False, capture_output=True)
         _unmount(self.state_dir)
         subprocess.run(["rm", "-rf", str(self.state_dir)], check=False)
@@ -191,6 +226,21 @@ class TestBed:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _remove_cgroup(cgroup: Path) -> None:
+    """Kill what is still in the cgroup (detached helpers), then remove it."""
+    with contextlib.suppress(OSError):
+        for pid in (cgroup / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    for _ in range(50):  # the last killed processes leave the cgroup as they are reaped
+        try:
+            cgroup.rmdir()
+        except OSError:
+            time.sleep(0.05)
+        else:
+            return
 
 
 def _kill_group(process: subprocess.Popen[Any], grace: float = 3.0) -> None:

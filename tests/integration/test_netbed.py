@@ -69,3 +69,20 @@ def test_close_removes_every_namespace() -> None:
         names = [test_bed.add_workstation("gamma").netns, test_bed.bridge_ns]
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
     assert not set(names) & {line.split()[0] for line in listed.stdout.splitlines() if line}
+
+
+def test_a_throttled_workstation_is_held_back_by_the_kernel(bed: TestBed) -> None:
+    slow = bed.add_workstation("slow")
+    slow.throttle(0.1)
+    slow.run(
+        [
+            sys.executable,
+            "-c",
+            "import time\nend = time.monotonic() + 0.6\nwhile time.monotonic() < end: pass",
+        ]
+    )
+    assert slow.throttled_periods() > 0
+    cgroup = slow.cgroup
+    assert cgroup is not None
+    bed.close()
+    assert not cgroup.exists()
