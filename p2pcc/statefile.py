@@ -2,8 +2,9 @@
 
 The daemon rewrites it atomically (temp file + rename) on every material change and at
 least every few seconds; the wrapper reads it on every compiler call.  That call path
-must stay nearly free, so this module imports only `os` and uses plain tuples and dicts:
-no dataclasses, typing, json or enum (each costs milliseconds at import).
+must stay nearly free, so reading imports nothing (even `os`, which the wrapper's `-I -S`
+interpreter has not loaded, is imported by the writer only) and uses plain tuples and
+dicts: no dataclasses, typing, json or enum (each costs milliseconds at import).
 
 Format (UTF-8 text, tab-separated, one record per line):
 
@@ -11,18 +12,22 @@ Format (UTF-8 text, tab-separated, one record per line):
     written <unix seconds, float>
     hosts <fingerprint> <recommended -j> <DISTCC_HOSTS line>
     compiler <path> <dev:inode:size:mtime_ns> <fingerprint> <remote name>
+    native <fingerprint> <key> <flag> <flag> ...
     ...
 
 `compiler` records let the wrapper name its compiler's fingerprint with one `stat`: the
 path is as found on PATH (symlinks kept: clang and clang++ are one file but two
 compilers), the stamp is that of the file it resolves to, as `compilers.cache` keeps it.
 
+`native` records give, per compiler and per combination of `-march=native`-style flags
+(the key, `p2pcc.wrapper.native.native_key`), the explicit flags they mean on this
+machine, so the wrapper can send such compiles to peers (docs/wrapper.md).  A key with
+no record means "compile it here".
+
 Unknown record types are ignored so a newer daemon can add records.  A file that does
 not start with the exact header line is not a state file: the reader returns None and
 the wrapper compiles locally.
 """
-
-import os
 
 HEADER = "p2pcc-state 1"
 FILE_NAME = "state"
@@ -33,14 +38,19 @@ def render(
     written_at: float,
     hosts: dict[str, tuple[int, str]],
     compilers: dict[str, tuple[str, str, str]] | None = None,
+    natives: dict[str, dict[str, tuple[str, ...]]] | None = None,
 ) -> str:
-    """The file's text for `hosts` (fingerprint -> (recommended -j, DISTCC_HOSTS line))
-    and `compilers` (path -> (stamp, fingerprint, remote name))."""
+    """The file's text for `hosts` (fingerprint -> (recommended -j, DISTCC_HOSTS line)),
+    `compilers` (path -> (stamp, fingerprint, remote name)) and `natives` (fingerprint
+    -> key -> explicit flags)."""
     lines = [HEADER, f"written\t{written_at!r}"]
     for fingerprint, (jobs, line) in sorted(hosts.items()):
         lines.append(_record("hosts", fingerprint, str(jobs), line))
     for path, (stamp, fingerprint, remote_name) in sorted((compilers or {}).items()):
         lines.append(_record("compiler", path, stamp, fingerprint, remote_name))
+    for fingerprint, by_key in sorted((natives or {}).items()):
+        for key, flags in sorted(by_key.items()):
+            lines.append(_record("native", fingerprint, key, *flags))
     return "\n".join(lines) + "\n"
 
 
@@ -51,17 +61,39 @@ def _record(*fields: str) -> str:
     return "\t".join(fields)
 
 
+#: What `parse_full` and `read_full` return: written_at, hosts, compilers, natives.
+Parsed = tuple[
+    float,
+    dict[str, tuple[int, str]],
+    dict[str, tuple[str, str, str]],
+    dict[str, dict[str, tuple[str, ...]]],
+]
+
+
 def parse(
     text: str,
 ) -> tuple[float, dict[str, tuple[int, str]], dict[str, tuple[str, str, str]]] | None:
     """(written_at, hosts, compilers) from a state file's text, or None when it is not one."""
+    parsed = parse_full(text, natives=False)
+    return None if parsed is None else parsed[:3]
+
+
+def parse_full(text: str, *, natives: bool | str = True) -> Parsed | None:
+    """(written_at, hosts, compilers, natives) from a state file's text, or None.
+
+    `natives=False` skips the `native` records (many long lines a command without
+    `-march=native` has no use for), a key keeps only the records of that key.
+    """
     lines = text.split("\n")
     if lines[0] != HEADER:
         return None
     written_at = None
     hosts: dict[str, tuple[int, str]] = {}
     compilers: dict[str, tuple[str, str, str]] = {}
+    expansions: dict[str, dict[str, tuple[str, ...]]] = {}
     for line in lines[1:]:
+        if line.startswith("native\t") and not _wanted(line, natives):
+            continue
         fields = line.split("\t")
         try:
             if fields[0] == "written" and len(fields) == 2:
@@ -70,18 +102,33 @@ def parse(
                 hosts[fields[1]] = (int(fields[2]), fields[3])
             elif fields[0] == "compiler" and len(fields) == 5:
                 compilers[fields[1]] = (fields[2], fields[3], fields[4])
+            elif fields[0] == "native" and len(fields) >= 3:
+                expansions.setdefault(fields[1], {})[fields[2]] = tuple(fields[3:])
         except ValueError:
             return None
     # Comparisons are False for NaN, so this also rejects "nan" and "inf".
     if written_at is None or not -1e18 < written_at < 1e18:
         return None
-    return written_at, hosts, compilers
+    return written_at, hosts, compilers, expansions
+
+
+def _wanted(native_line: str, natives: bool | str) -> bool:
+    if isinstance(natives, bool):
+        return natives
+    fields = native_line.split("\t", 3)  # the flags, the bulk of the line, stay unsplit
+    return len(fields) > 2 and fields[2] == natives
 
 
 def read(
     path: str,
 ) -> tuple[float, dict[str, tuple[int, str]], dict[str, tuple[str, str, str]]] | None:
     """Parse the state file at `path`; None when missing, unreadable, oversized or corrupt."""
+    parsed = read_full(path, natives=False)
+    return None if parsed is None else parsed[:3]
+
+
+def read_full(path: str, *, natives: bool | str = True) -> Parsed | None:
+    """`read` with the `native` records too (as `parse_full` selects them)."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_BYTES + 1)
@@ -90,13 +137,15 @@ def read(
     if len(data) > MAX_BYTES:
         return None
     try:
-        return parse(data.decode("utf-8"))
+        return parse_full(data.decode("utf-8"), natives=natives)
     except UnicodeDecodeError:
         return None
 
 
 def write_atomic(path: str, text: str) -> None:
     """Replace `path` with `text` so a concurrent reader sees the old or the new file, whole."""
+    import os  # the writer's only: the reader must not pay for it
+
     directory = os.path.dirname(path) or "."
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

@@ -23,15 +23,30 @@ def _commands() -> list[_Command]:
     # Imported here so `p2pcc --version` stays fast and one broken command cannot
     # take the others down at import time.
     from p2pcc.cli import (
+        build_cmd,
         config_cmd,
         daemon_cmd,
+        doctor_cmd,
         fingerprint_cmd,
+        hosts_cmd,
         keygen_cmd,
+        links_cmd,
         pause_cmd,
         status_cmd,
     )
 
-    return [daemon_cmd, status_cmd, pause_cmd, fingerprint_cmd, config_cmd, keygen_cmd]
+    return [
+        daemon_cmd,
+        status_cmd,
+        pause_cmd,
+        doctor_cmd,
+        links_cmd,
+        hosts_cmd,
+        build_cmd,
+        fingerprint_cmd,
+        config_cmd,
+        keygen_cmd,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,23 +1,28 @@
 """`p2pcc pause` and `p2pcc resume`: lend this machine to peers, or stop for a while.
 
 A pause stops new peer jobs (running ones finish) until it expires or someone resumes.
-Anyone local may pause; only root or the user who paused may resume (exit status 4
-otherwise).  Exit status 3 when the daemon is not running.
+`--for` takes human durations (`30m`, `1h30m`, `until 18:00`: core/durations.py), read
+in this machine's time zone with its daylight-saving rules.  Anyone local may pause;
+only root or the user who paused may resume (exit status 4 otherwise).  Exit status 3
+when the daemon is not running.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import math
+import os
 import sys
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from p2pcc.control_client import DaemonNotRunningError, ask_daemon, exit_status
 from p2pcc.core import limits
 from p2pcc.core.control_protocol import PauseRequest, PermissionDeniedError, ResumeRequest
+from p2pcc.core.durations import DurationError, format_duration, parse_duration
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,9 +36,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pause.add_argument(
         "--for",
         dest="seconds",
-        type=seconds_argument,
-        metavar="SECONDS",
-        help="resume by itself after SECONDS (default: stay paused until resumed)",
+        type=duration_argument,
+        metavar="DURATION",
+        help="resume by itself after DURATION: 90 (seconds), 90s, 30m, 2h, 1h30m, 1.5h, 2d, "
+        "'until 18:00' or 'until 2026-12-01 09:00'; at most 31 days "
+        "(default: stay paused until resumed)",
     )
     pause.add_argument(
         "--reason", default="", metavar="TEXT", help="shown to peers, e.g. 'benchmarking'"
@@ -48,18 +55,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parser.set_defaults(handler=main, resume=resuming)
 
 
-def seconds_argument(text: str) -> float:
-    """A pause duration: a number of seconds above 0 and at most MAX_PAUSE_SECONDS."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (math.isfinite(seconds) and 0 < seconds <= limits.MAX_PAUSE_SECONDS):
+def duration_argument(text: str) -> float:
+    """Seconds of pause for `text` from now, in local time; a usage error if it is no good."""
+    if text.strip().lower() == "until":
         raise argparse.ArgumentTypeError(
-            f"must be above 0 and at most {limits.MAX_PAUSE_SECONDS:.0f} seconds; "
-            "to pause indefinitely, leave --for out"
+            "'until' needs its time in the same argument, quoted: --for 'until 18:00'"
         )
-    return seconds
+    now = datetime.now(local_zone(os.environ))
+    try:
+        return parse_duration(text, now, maximum=limits.MAX_PAUSE_SECONDS)
+    except DurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def local_zone(env: Mapping[str, str]) -> tzinfo:
+    """This machine's time zone with its daylight-saving rules: TZ, else /etc/localtime."""
+    name = env.get("TZ")
+    if name is not None:
+        name = name.removeprefix(":")
+        if not name:
+            return UTC  # as the C library reads an empty TZ
+    try:
+        if name is None or name.startswith("/"):
+            with open(name or "/etc/localtime", "rb") as file:
+                return ZoneInfo.from_file(file)
+        return ZoneInfo(name)
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        # A POSIX rule string such as "CET-1CEST,M3.5.0,M10.5.0/3": the C library still
+        # knows the current offset, just not the rules ahead.
+        return datetime.now().astimezone().tzinfo or UTC
 
 
 def main(args: argparse.Namespace) -> int:
@@ -70,17 +94,23 @@ def main(args: argparse.Namespace) -> int:
     except (DaemonNotRunningError, PermissionDeniedError) as error:
         print(f"p2pcc: {error}", file=sys.stderr)
         return exit_status(error)
-    print(describe_pause_state(result))
+    print(describe_pause_state(result, time.time(), local_zone(os.environ)))
     return 0
 
 
-def describe_pause_state(result: Mapping[str, Any]) -> str:
-    """One line for a pause/resume result (fields in docs/control.md)."""
+def describe_pause_state(result: Mapping[str, Any], now: float, zone: tzinfo) -> str:
+    """One line for a pause/resume result (fields in docs/control.md), times in `zone`."""
     state, pause = result.get("state"), result.get("pause")
     if state == "paused" and isinstance(pause, Mapping):
         until = pause.get("until")
         if isinstance(until, int | float) and not isinstance(until, bool):
-            line = f"paused until {_local_time(until)}"
+            when = _local_time(until, zone)
+            if when is None:
+                line = f"paused until {until:g} (Unix time)"
+            elif until - now >= 1:
+                line = f"paused until {when}, in {format_duration(round(until - now))}"
+            else:
+                line = f"paused until {when}"
         else:
             line = "paused until `p2pcc resume`"
         reason = pause.get("reason")
@@ -91,9 +121,9 @@ def describe_pause_state(result: Mapping[str, Any]) -> str:
     return json.dumps(result, sort_keys=True)
 
 
-def _local_time(timestamp: float) -> str:
+def _local_time(timestamp: float, zone: tzinfo) -> str | None:
     try:
-        moment = datetime.datetime.fromtimestamp(timestamp).astimezone()
+        moment = datetime.fromtimestamp(timestamp, zone)
     except (OverflowError, OSError, ValueError):
-        return f"{timestamp:g} (Unix time)"
+        return None
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -395,5 +395,13 @@ def _stamps_hold(stamps: Mapping[str, str]) -> bool:
     return True
 
 
+def compiler_search_path(env: Mapping[str, str]) -> str:
+    """PATH without p2pcc's link directories: a compiler name means the real compiler,
+    never our own masquerade link in front of it."""
+    from p2pcc.wrapper.lookup import path_dirs, without_link_dirs
+
+    return os.pathsep.join(without_link_dirs(path_dirs(env.get("PATH", os.defpath))))
+
+
 def _path(env: Mapping[str, str]) -> str:
-    return env.get("PATH", os.defpath)
+    return compiler_search_path(env)

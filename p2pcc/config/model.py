@@ -82,6 +82,20 @@ class CompilersConfig:
     extra: tuple[str, ...]
 
 
+#: Values of `idle.source`: where the daemon looks for a person at the desktop.
+IDLE_SOURCES = ("logind", "input", "both")
+
+
+@dataclass(frozen=True)
+class IdleConfig:
+    """`[idle]`: pause automatically while a person uses this desktop (docs/idle.md)."""
+
+    enabled: bool
+    source: str  # one of IDLE_SOURCES
+    active_within: float  # seconds since the last activity that still count as "in use"
+    resume_after: float  # seconds of idleness before an automatic pause ends
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration; `source` is the file read, None when only defaults apply."""
@@ -94,6 +108,7 @@ class Config:
     ranking: RankingConfig
     wrapper: WrapperConfig
     compilers: CompilersConfig
+    idle: IdleConfig
     source: Path | None = None
 
 
@@ -106,4 +121,5 @@ SECTIONS: dict[str, type] = {
     "ranking": RankingConfig,
     "wrapper": WrapperConfig,
     "compilers": CompilersConfig,
+    "idle": IdleConfig,
 }

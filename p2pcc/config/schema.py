@@ -21,7 +21,7 @@ from typing import Any
 
 from p2pcc.config import values as v
 from p2pcc.config.host import HostDefaults, discover_host_defaults
-from p2pcc.config.model import SECTIONS, Config
+from p2pcc.config.model import IDLE_SOURCES, SECTIONS, Config
 from p2pcc.core import limits
 from p2pcc.core.errors import ConfigError
 
@@ -86,6 +86,12 @@ def schema(host: HostDefaults) -> dict[str, dict[str, Key]]:
             "offer": Key(list(DEFAULT_COMPILERS), v.program_list(host.home)),
             "extra": Key([], v.program_list(host.home)),
         },
+        "idle": {
+            "enabled": Key(False, v.boolean),
+            "source": Key("both", _idle_source),
+            "active_within": Key(60.0, v.positive_seconds),
+            "resume_after": Key(300.0, v.positive_seconds),
+        },
     }
 
 
@@ -100,6 +106,12 @@ def _distccd_jobs(value: object) -> int:
         raise v.BadValueError(
             f"0 (one job per slot) or an integer from 1 to {limits.MAX_SLOTS}", value
         ) from None
+
+
+def _idle_source(value: object) -> str:
+    if value not in IDLE_SOURCES:
+        raise v.BadValueError("one of " + ", ".join(f'"{n}"' for n in IDLE_SOURCES), value)
+    return str(value)
 
 
 # --- from TOML to Config -------------------------------------------------------------------
@@ -244,4 +256,13 @@ def check_relations(config: Config, label: str) -> None:
             "wrapper.state_max_age",
             f"expected more than gossip.interval ({gossip.interval!r}), "
             f"got {config.wrapper.state_max_age!r}",
+        )
+    idle = config.idle
+    if idle.resume_after < idle.active_within:
+        # Resuming while the desktop still counts as in use would pause again at once.
+        raise ConfigError(
+            label,
+            "idle.resume_after",
+            f"expected at least idle.active_within ({idle.active_within!r}), "
+            f"got {idle.resume_after!r}",
         )

@@ -126,6 +126,7 @@ class Peer:
             "sequence": self.order[1],
             "state": status.state.value,
             "pause_reason": status.pause_reason,
+            "pause_until": status.pause_until,
             "cpus": status.cpus,
             "load": status.load,
             "slots": status.slots,

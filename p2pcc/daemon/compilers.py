@@ -6,31 +6,47 @@ would refuse are withheld, since offering one fails every job sent here and benc
 this node for 60 s on every client.  A watch re-checks every minute: a compiler
 upgraded under a running daemon changes its offer at once, and the state file's stamps
 make the wrapper compile locally rather than trust the old fingerprint meanwhile.
+
+Names are looked up on PATH without p2pcc link directories (the links would answer as
+the wrapper).  Once running, the watch also works out each gcc's checked `-march=native`
+expansions (`p2pcc.wrapper.native`: ~50 `gcc -###` runs, once per compiler, off the
+start-up path) for the state file, so `-march=native` compiles can go to peers.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 
 import trio
 
 from p2pcc.compilers.cache import stamp_of
-from p2pcc.compilers.probe import lookup
+from p2pcc.compilers.probe import compiler_search_path, lookup
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.fingerprint import Fingerprint
 from p2pcc.daemon.distccd import check_whitelist
 from p2pcc.daemon.node import LocalCompiler, Node
+from p2pcc.wrapper import native
 
 log = logging.getLogger("p2pcc.compilers")
 
 WATCH_PERIOD = 60.0
 
+#: Seconds one `gcc -###` probe may take (it runs no compiler pass: milliseconds).
+NATIVE_PROBE_TIMEOUT = 10.0
+
+#: Checked native expansions by fingerprint id: the CPU does not change under a running
+#: daemon, so each compiler is probed once.
+_native_by_id: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+
 
 def find_compilers(names: Sequence[str], env: dict[str, str]) -> list[LocalCompiler]:
     """Fingerprint each configured name that exists; one entry per fingerprint."""
+    env = {**env, "PATH": compiler_search_path(env)}
     by_id: dict[str, tuple[Fingerprint, list[str], list[tuple[str, str]]]] = {}
     for name in names:
         try:
@@ -69,6 +85,48 @@ def local_compilers(names: Sequence[str], env: dict[str, str]) -> list[LocalComp
     return withhold_unlisted(find_compilers(names, env))
 
 
+def with_native(compilers: Sequence[LocalCompiler], env: dict[str, str]) -> list[LocalCompiler]:
+    """`compilers` with their checked `-march=native` expansions (probed once per id)."""
+    return [replace(c, native=native_expansions(c.fingerprint, env)) for c in compilers]
+
+
+def native_expansions(
+    fingerprint: Fingerprint, env: dict[str, str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(key, explicit flags) for each native-flags key gcc's driver expands checkably."""
+    known = _native_by_id.get(fingerprint.id)
+    if known is not None:
+        return known
+    found: dict[str, tuple[str, ...]] = {}
+    if fingerprint.family == "gcc":  # clang's expansion has no driver-flag equivalent
+        tempdir = tempfile.gettempdir()
+        probe_env = {**env, "LC_ALL": "C", "TMPDIR": tempdir}
+
+        def probe(flags: list[str]) -> str | None:
+            try:
+                done = subprocess.run(
+                    [fingerprint.command, *native.PROBE_ARGS, *flags],
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    env=probe_env,
+                    timeout=NATIVE_PROBE_TIMEOUT,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired):
+                return None
+            return done.stderr.decode(errors="replace") if done.returncode == 0 else None
+
+        found = native.expansions(probe, tempdir)
+    # A flag with a tab or newline could not be written into the state file.
+    usable = tuple(
+        (key, flags)
+        for key, flags in sorted(found.items())
+        if not any("\t" in flag or "\n" in flag for flag in flags)
+    )
+    _native_by_id[fingerprint.id] = usable
+    return usable
+
+
 async def serve_compiler_watch(
     node: Node,
     names: Sequence[str],
@@ -77,11 +135,15 @@ async def serve_compiler_watch(
     period: float = WATCH_PERIOD,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Re-check the compilers every `period` and tell the node when they changed."""
+    """Work out the native expansions, then re-check the compilers every `period` and
+    tell the node when they changed."""
     task_status.started()
+    expanded = await trio.to_thread.run_sync(with_native, list(node.compilers), env)
+    if expanded != list(node.compilers):
+        node.set_compilers(expanded, trio.current_time())
     while True:
         await trio.sleep(period)
-        fresh = await trio.to_thread.run_sync(local_compilers, names, env)
+        fresh = await trio.to_thread.run_sync(lambda: with_native(local_compilers(names, env), env))
         if fresh != list(node.compilers):
             log.info(
                 "compilers changed: now %s",

@@ -21,33 +21,49 @@ from p2pcc.core import limits
 from p2pcc.core.fingerprint import Fingerprint
 from p2pcc.core.gossip import GossipEngine
 from p2pcc.core.hosts import HostsLine, hosts_line
+from p2pcc.core.idle import PauseKind
 from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
 from p2pcc.core.ranking import RankingPolicy, rank_peers
 from p2pcc.core.zeroconf_names import StockServer
 
 STATUS_SCHEMA = 1
 
+#: The reason peers are shown for a pause the daemon made because the desktop is in use.
+AUTO_PAUSE_REASON = "desktop in use"
+
 
 @dataclass(frozen=True, slots=True)
 class LocalCompiler:
     """A compiler of this machine: its fingerprint, the names it answers to with each
-    name's path and file stamp at probe time, and whether peers are offered it
-    (`withheld` says why not)."""
+    name's path and file stamp at probe time, whether peers are offered it (`withheld`
+    says why not), and its checked `-march=native` expansions (p2pcc.wrapper.native)."""
 
     fingerprint: Fingerprint
     names: tuple[str, ...]
     commands: tuple[tuple[str, str], ...] = ()  # (path as found on PATH, stamp)
     withheld: str = ""
+    native: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (key, explicit flags)
 
 
 @dataclass(frozen=True, slots=True)
 class Pause:
-    """Who paused this node, why, and until when (both clocks: trio's and the wall's)."""
+    """Who paused this node, why, and until when (both clocks: trio's and the wall's);
+    `automatic` for a pause made because the desktop is in use (docs/idle.md)."""
 
     reason: str
     by_uid: int
     until: float | None  # trio clock
     until_wall: float | None
+    automatic: bool = False
+
+    def as_document(self) -> dict[str, Any]:
+        """The `pause` object of the status document and of the control socket's answers."""
+        return {
+            "reason": self.reason,
+            "by_uid": self.by_uid,
+            "until": self.until_wall,
+            "automatic": self.automatic,
+        }
 
 
 class ChangeNotifier:
@@ -84,6 +100,7 @@ class Node:
         self.local_slots = local_slots
         self.changed = ChangeNotifier()
         self.pause_state: Pause | None = None
+        self.resumes_by_hand = 0  # pauses ended by `resume`, for the automatic pause
         self.serving = False
         self.stock_servers: dict[str, StockServer] = {}
         self._base = engine.status  # status as measured, before pause/serving are applied
@@ -102,7 +119,8 @@ class Node:
             self._publish(now)
 
     def pause(self, seconds: float | None, reason: str, uid: int, now: float, wall: float) -> None:
-        """Stop taking new jobs from peers, for `seconds` or until resumed."""
+        """Stop taking new jobs from peers, for `seconds` or until resumed; replaces any
+        pause in effect, an automatic one included."""
         if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
             raise ValueError(f"pause duration must be a positive number of seconds, got {seconds}")
         until = None if seconds is None else now + seconds
@@ -112,7 +130,33 @@ class Node:
         self._publish(now)
 
     def resume(self, now: float) -> bool:
-        """Take jobs again; False when we were not paused."""
+        """A person ends the pause, whatever its kind; False when we were not paused."""
+        was_paused = self._end_pause(now)
+        if was_paused:
+            self.resumes_by_hand += 1
+        return was_paused
+
+    def auto_pause(self, uid: int, now: float) -> bool:
+        """Pause because the desktop is in use, unless any pause is in effect already."""
+        if self.pause_state is not None:
+            return False
+        self.pause_state = Pause(AUTO_PAUSE_REASON, uid, None, None, automatic=True)
+        self._publish(now)
+        return True
+
+    def auto_resume(self, now: float) -> bool:
+        """End an automatic pause; a manual one always wins and stays."""
+        if self.pause_kind() is not PauseKind.AUTOMATIC:
+            return False
+        return self._end_pause(now)
+
+    def pause_kind(self) -> PauseKind:
+        """Which kind of pause is in effect."""
+        if self.pause_state is None:
+            return PauseKind.NONE
+        return PauseKind.AUTOMATIC if self.pause_state.automatic else PauseKind.MANUAL
+
+    def _end_pause(self, now: float) -> bool:
         was_paused = self.pause_state is not None
         self.pause_state = None
         self._publish(now)
@@ -151,7 +195,7 @@ class Node:
         """Expire a pause and apply liveness changes due by `now`."""
         pause = self.pause_state
         if pause is not None and pause.until is not None and now >= pause.until:
-            self.resume(now)
+            self._end_pause(now)
         if self.engine.handle_timer(now):
             self.changed.notify()
 
@@ -196,6 +240,10 @@ class Node:
             for path, stamp in compiler.commands
         }
 
+    def native_records(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """For the state file: fingerprint -> native-flags key -> explicit flags."""
+        return {c.fingerprint.id: dict(c.native) for c in self.compilers if c.native}
+
     def all_hosts(self) -> dict[str, HostsLine]:
         """`hosts_for` every local compiler, keyed by fingerprint id."""
         ids = {compiler.fingerprint.id for compiler in self.compilers}
@@ -226,9 +274,7 @@ class Node:
                 "distccd_port": status.distccd_port,
                 "state": status.state.value,
                 "serving": self.serving,
-                "pause": None
-                if pause is None
-                else {"reason": pause.reason, "by_uid": pause.by_uid, "until": pause.until_wall},
+                "pause": None if pause is None else pause.as_document(),
                 "cpus": status.cpus,
                 "load": status.load,
                 "mem_available": status.mem_available,

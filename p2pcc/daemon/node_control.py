@@ -10,6 +10,7 @@ from typing import Any
 import trio
 
 from p2pcc.core.control_protocol import PermissionDeniedError, may_resume
+from p2pcc.core.idle import PauseKind
 from p2pcc.daemon.node import Node
 
 log = logging.getLogger("p2pcc.daemon")
@@ -25,9 +26,14 @@ class NodeControl:
         return self.node.snapshot(trio.current_time(), time.time())
 
     def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
+        replaced = self.node.pause_kind() is PauseKind.AUTOMATIC
         self.node.pause(seconds, reason, uid, trio.current_time(), time.time())
         log.info(
-            "paused by uid %d for %s: %s", uid, f"{seconds:g} s" if seconds else "ever", reason
+            "paused by uid %d for %s: %s%s",
+            uid,
+            f"{seconds:g} s" if seconds else "ever",
+            reason,
+            " (replaces the automatic pause)" if replaced else "",
         )
         return {"state": "paused", "pause": self._pause_doc()}
 
@@ -47,6 +53,4 @@ class NodeControl:
 
     def _pause_doc(self) -> dict[str, Any] | None:
         pause = self.node.pause_state
-        if pause is None:
-            return None
-        return {"reason": pause.reason, "by_uid": pause.by_uid, "until": pause.until_wall}
+        return None if pause is None else pause.as_document()

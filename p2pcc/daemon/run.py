@@ -30,10 +30,13 @@ from p2pcc.daemon.discovery import Discovery, serve_discovery
 from p2pcc.daemon.distccd import DistccdState, distccd_log_file, serve_distccd
 from p2pcc.daemon.gossip import serve_gossip
 from p2pcc.daemon.identity import load_node_id, next_incarnation
+from p2pcc.daemon.idle import make_source, serve_idle
 from p2pcc.daemon.measurements import Measurements, announce_distccd
 from p2pcc.daemon.metrics import serve_metrics
 from p2pcc.daemon.node import Node, offers_of
 from p2pcc.daemon.node_control import NodeControl
+from p2pcc.daemon.pause_store import pause_file, restore_pause, serve_pause_store, stored_form
+from p2pcc.daemon.renice import serve_renice_while_paused
 from p2pcc.daemon.startup import (
     discover_surroundings,
     load_keyring,
@@ -42,6 +45,7 @@ from p2pcc.daemon.startup import (
 )
 from p2pcc.daemon.state_writer import serve_state_file
 from p2pcc.paths import cache_dir
+from p2pcc.wrapper.lookup import is_link_dir, path_dirs
 
 log = logging.getLogger("p2pcc.daemon")
 
@@ -83,6 +87,8 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         now=trio.current_time(),
     )
     node = Node(engine=engine, compilers=compilers, policy=ranking_policy(config), local_slots=cpus)
+    pause_path = pause_file(config.node.id_file)
+    kept_pause = restore_pause(node, pause_path, trio.current_time(), time.time())
     runtime_dir = config.runtime_dir
     runtime_dir.mkdir(parents=True, exist_ok=True)
     log.info(
@@ -107,6 +113,7 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
                 on_serving=lambda serving: node.set_serving(serving, trio.current_time()),
                 slots=lambda: max(1, node.engine.status.slots or cpus),
                 env=env,
+                exclude_path_dirs=link_dirs_on(env),
             )
         )
         measurements = Measurements(node)
@@ -134,9 +141,32 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         await nursery.start(
             partial(serve_state_file, node, runtime_dir / "state", period=_state_period(config))
         )
+        await nursery.start(
+            partial(
+                serve_pause_store,
+                pause_path,
+                lambda: stored_form(node.pause_state),
+                node.changed,
+                on_disk=kept_pause,
+            )
+        )
+        await nursery.start(
+            serve_renice_while_paused,
+            lambda: node.pause_state is not None,
+            lambda: distccd.pid,
+            node.changed,
+        )
+        if config.idle.enabled:
+            source = make_source(config.idle.source)
+            await nursery.start(partial(serve_idle, config.idle, node, source, uid=os.geteuid()))
         await nursery.start(serve_control, control_socket_path(config), NodeControl(node))
         log.info("ready")
         await _serve_signals(node, config, nursery.cancel_scope)
+
+
+def link_dirs_on(env: dict[str, str]) -> list[str]:
+    """p2pcc link directories on our PATH: distccd must not run peers' jobs through them."""
+    return [entry for entry in path_dirs(env.get("PATH")) if is_link_dir(entry)]
 
 
 def _state_period(config: Config) -> float:
@@ -170,7 +200,7 @@ def _reload(node: Node, config: Config) -> Config:
     node.changed.notify()
     restart_needed = [
         section
-        for section in ("gossip", "distccd", "node", "compilers")
+        for section in ("gossip", "distccd", "node", "compilers", "idle")
         if _section_without(fresh, section, "key_file")
         != _section_without(config, section, "key_file")
     ]

@@ -24,7 +24,7 @@ log = logging.getLogger("p2pcc.state")
 def render_state(node: Node, wall: float) -> str:
     """The state file's text for the node's current table."""
     hosts = {fp: (line.jobs, line.hosts) for fp, line in node.all_hosts().items()}
-    return statefile.render(wall, hosts, node.compiler_records())
+    return statefile.render(wall, hosts, node.compiler_records(), node.native_records())
 
 
 async def write_in_thread(path: Path, text: str) -> None:

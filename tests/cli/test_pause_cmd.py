@@ -6,16 +6,18 @@ import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import trio
 
 from p2pcc import paths
 from p2pcc.cli import main
-from p2pcc.cli.pause_cmd import describe_pause_state
+from p2pcc.cli.pause_cmd import describe_pause_state, local_zone
 from p2pcc.core import limits
 from p2pcc.core.control_protocol import PermissionDeniedError
 from p2pcc.daemon.control import serve_control
@@ -83,8 +85,12 @@ async def run_cli(*argv: str) -> int:
 
 
 async def test_pause_for_a_time_with_a_reason(
-    capsys: pytest.CaptureFixture[str], runtime_dir: Path, config_file: str
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runtime_dir: Path,
+    config_file: str,
 ) -> None:
+    monkeypatch.setenv("TZ", "UTC")
     handler = PauseHandler()
     with trio.fail_after(10):
         async with daemon(runtime_dir, handler):
@@ -93,8 +99,40 @@ async def test_pause_for_a_time_with_a_reason(
             )
     out, err = capsys.readouterr()
     assert (status, err) == (0, "")
-    assert re.fullmatch(r"paused until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ \(profiling\)\n", out)
+    # UNTIL lies years ahead of the test's clock: the line says in how long, too.
+    assert re.fullmatch(r"paused until 2030-03-17 17:46:40 UTC, in \d+d\d+h \(profiling\)\n", out)
     assert handler.calls == [("pause", 90.0, "profiling", 0)]
+
+
+@pytest.mark.parametrize(
+    ("duration", "seconds"),
+    [("90s", 90.0), ("30m", 1800.0), ("1h30m", 5400.0), ("1.5h", 5400.0), ("2d", 172800.0)],
+)
+async def test_pause_takes_human_durations(
+    runtime_dir: Path, config_file: str, duration: str, seconds: float
+) -> None:
+    handler = PauseHandler()
+    with trio.fail_after(10):
+        async with daemon(runtime_dir, handler):
+            assert await run_cli("pause", "--for", duration, "--config", config_file) == 0
+    assert handler.calls == [("pause", seconds, "", 0)]
+
+
+async def test_pause_until_a_time_of_day_is_within_a_day(
+    monkeypatch: pytest.MonkeyPatch, runtime_dir: Path, config_file: str
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    handler = PauseHandler()
+    with trio.fail_after(10):
+        async with daemon(runtime_dir, handler):
+            before = datetime.now(ZoneInfo("Asia/Tokyo"))
+            status = await run_cli("pause", "--for", "until 18:00", "--config", config_file)
+    assert status == 0
+    ((_, seconds, _, _),) = handler.calls
+    assert 0 < seconds <= 86400
+    end = before + timedelta(seconds=seconds)
+    # Read in Tokyo time: the pause ends at 18:00 there (give or take the test's runtime).
+    assert abs((end.replace(hour=18, minute=0, second=0, microsecond=0) - end).total_seconds()) < 5
 
 
 async def test_pause_without_a_time_lasts_until_resumed(
@@ -147,15 +185,29 @@ def test_not_running_is_exit_3(
 
 
 @pytest.mark.parametrize(
-    "seconds", ["0", "-5", "abc", "inf", "nan", str(int(limits.MAX_PAUSE_SECONDS) + 1)]
+    ("duration", "message"),
+    [
+        ("0", "'0' is no time at all"),
+        ("-5", "not a duration: '-5'; use one of 90 (seconds), 90s, 30m, 2h, 1h30m"),
+        ("abc", "not a duration: 'abc'"),
+        ("inf", "not a duration: 'inf'"),
+        ("nan", "not a duration: 'nan'"),
+        (str(int(limits.MAX_PAUSE_SECONDS) + 1), "is too long; the maximum is 31d"),
+        ("32d", "'32d' is too long; the maximum is 31d"),
+        ("until 25:00", "no such time of day: 25:00"),
+        ("until 2001-01-01 09:00", "2001-01-01 09:00 is already past"),
+        ("until", "'until' needs its time in the same argument, quoted: --for 'until 18:00'"),
+    ],
 )
 def test_a_bad_duration_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str], config_file: str, seconds: str
+    capsys: pytest.CaptureFixture[str], config_file: str, duration: str, message: str
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["pause", "--for", seconds, "--config", config_file])
+        main(["pause", "--for", duration, "--config", config_file])
     assert exited.value.code == 2
-    assert "argument --for" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "p2pcc pause: error: argument --for: " in err
+    assert message in err
 
 
 @pytest.mark.parametrize("reason", ["two\nlines", "x" * (limits.MAX_PAUSE_REASON + 1)])
@@ -167,13 +219,29 @@ def test_a_bad_reason_is_refused_before_asking_the_daemon(
     assert capsys.readouterr().err.startswith("p2pcc: 'reason' must be")
 
 
+NOW = datetime(2026, 6, 4, 14, 30, tzinfo=UTC).timestamp()
+
+
 @pytest.mark.parametrize(
     ("result", "line"),
     [
         ({"state": "active", "was_paused": False}, "was not paused: taking peers' jobs"),
+        ({"state": "active", "was_paused": True}, "resumed: taking peers' jobs"),
         (
             {"state": "paused", "pause": {"reason": "", "until": None}},
             "paused until `p2pcc resume`",
+        ),
+        (
+            {"state": "paused", "pause": {"reason": "demo", "until": NOW + 5400.4}},
+            "paused until 2026-06-04 16:00:00 UTC, in 1h30m (demo)",
+        ),
+        (
+            {"state": "paused", "pause": {"reason": "", "until": NOW + 89.6}},
+            "paused until 2026-06-04 14:31:29 UTC, in 1m30s",
+        ),
+        (
+            {"state": "paused", "pause": {"until": NOW + 0.5}},
+            "paused until 2026-06-04 14:30:00 UTC",
         ),
         ({"state": "paused", "pause": {"until": 1e300}}, "paused until 1e+300 (Unix time)"),
         ({"state": "leaving", "pause": None}, '{"pause": null, "state": "leaving"}'),
@@ -181,4 +249,40 @@ def test_a_bad_reason_is_refused_before_asking_the_daemon(
     ],
 )
 def test_describe_pause_state(result: dict[str, Any], line: str) -> None:
-    assert describe_pause_state(result) == line
+    assert describe_pause_state(result, NOW, UTC) == line
+
+
+def test_the_end_of_a_pause_is_told_in_local_time_with_its_zone() -> None:
+    result = {"state": "paused", "pause": {"reason": "", "until": NOW + 3600}}
+    line = describe_pause_state(result, NOW, ZoneInfo("Europe/Paris"))
+    assert line == "paused until 2026-06-04 17:30:00 CEST, in 1h"
+
+
+@pytest.mark.parametrize(
+    ("tz", "zone"),
+    [
+        ("Europe/Paris", ZoneInfo("Europe/Paris")),
+        (":Asia/Tokyo", ZoneInfo("Asia/Tokyo")),
+        ("", UTC),
+        (":", UTC),
+    ],
+)
+def test_local_zone_follows_tz(tz: str, zone: Any) -> None:
+    moment = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+    assert (
+        moment.astimezone(local_zone({"TZ": tz})).utcoffset() == moment.astimezone(zone).utcoffset()
+    )
+
+
+def test_local_zone_reads_a_zone_file_named_by_tz_or_etc_localtime() -> None:
+    summer = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    for tz in ("/usr/share/zoneinfo/Europe/Paris", ":/usr/share/zoneinfo/Europe/Paris"):
+        assert summer.astimezone(local_zone({"TZ": tz})).utcoffset() == timedelta(hours=2)
+    # Without TZ: the machine's own zone, with its rules (a real ZoneInfo, not an offset).
+    assert isinstance(local_zone({}), ZoneInfo)
+
+
+def test_local_zone_falls_back_to_the_current_offset_for_a_posix_rule() -> None:
+    zone = local_zone({"TZ": "XYZ-3"})
+    assert isinstance(zone, timezone)
+    assert datetime.now(zone).utcoffset() == datetime.now().astimezone().utcoffset()

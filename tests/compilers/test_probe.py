@@ -305,3 +305,12 @@ def test_hash_file_follows_content(tmp_path: Path) -> None:
     assert first == hashlib.sha256(b"one").hexdigest()
     assert second == hashlib.sha256(b"two!").hexdigest()
     assert first_stamp != second_stamp
+
+
+def test_link_directories_are_skipped_when_resolving_a_compiler(tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / ".p2pcc-links").write_text("")
+    (links / "gcc").symlink_to("/bin/true")  # stands for our masquerade link
+    env = {"PATH": f"{links}:/usr/bin"}
+    assert resolve_command("gcc", env) == "/usr/bin/gcc"

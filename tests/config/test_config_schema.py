@@ -14,6 +14,7 @@ from p2pcc.config import (
     DistccdConfig,
     GossipConfig,
     HostDefaults,
+    IdleConfig,
     MetricsConfig,
     NodeConfig,
     RankingConfig,
@@ -68,6 +69,7 @@ def test_an_empty_document_gives_every_default() -> None:
         ranking=RankingConfig(tier_ratio=0.8, local_weight=0.5, lzo=False, max_hosts=16),
         wrapper=WrapperConfig(state_max_age=10.0, distcc="distcc"),
         compilers=CompilersConfig(offer=("cc", "c++", "gcc", "g++", "clang", "clang++"), extra=()),
+        idle=IdleConfig(enabled=False, source="both", active_within=60.0, resume_after=300.0),
         source=None,
     )
 
@@ -118,6 +120,11 @@ def test_every_key_set_in_a_file_is_used() -> None:
         [compilers]
         offer = ["gcc-12"]
         extra = ["/opt/cross/bin/arm-none-eabi-gcc"]
+        [idle]
+        enabled = true
+        source = "input"
+        active_within = 5
+        resume_after = 5
         """
     )
     assert config.runtime_dir == Path("/srv/p2pcc")
@@ -146,6 +153,9 @@ def test_every_key_set_in_a_file_is_used() -> None:
     assert config.wrapper == WrapperConfig(state_max_age=2.5, distcc="/usr/local/bin/distcc")
     assert config.compilers == CompilersConfig(
         offer=("gcc-12",), extra=("/opt/cross/bin/arm-none-eabi-gcc",)
+    )
+    assert config.idle == IdleConfig(
+        enabled=True, source="input", active_within=5.0, resume_after=5.0
     )
 
 
@@ -205,6 +215,7 @@ JOBS = "expected 0 (one job per slot) or an integer from 1 to 1024"
 SIZE = 'expected a size in bytes greater than 0, such as 1073741824, "1GiB", "512MiB" or "2G"'
 PROGRAM = "expected a program name to look up on PATH, or an absolute path"
 USER = "expected a user name of 1 to 32 characters"
+IDLE_SOURCE = 'expected one of "logind", "input", "both"'
 
 BAD_VALUES = [
     ('runtime_dir = ""', f'runtime_dir: {ABSOLUTE}, got ""'),
@@ -302,6 +313,11 @@ BAD_VALUES = [
         'compilers.offer[2]: expected each compiler listed once, got "gcc"',
     ),
     ('[compilers]\nextra = ["cross/gcc"]', f'compilers.extra[0]: {PROGRAM}, got "cross/gcc"'),
+    ('[idle]\nenabled = "yes"', 'idle.enabled: expected true or false, got "yes"'),
+    ('[idle]\nsource = "x11"', f'idle.source: {IDLE_SOURCE}, got "x11"'),
+    ('[idle]\nsource = ["input"]', f'idle.source: {IDLE_SOURCE}, got ["input"]'),
+    ("[idle]\nactive_within = 0", f"idle.active_within: {SECONDS}, got 0"),
+    ("[idle]\nresume_after = -1", f"idle.resume_after: {SECONDS}, got -1"),
 ]
 
 
@@ -336,7 +352,7 @@ UNKNOWN = [
     (
         "[zzz]",
         "zzz: unknown section (the sections are node, gossip, distccd, metrics, ranking, "
-        "wrapper, compilers)",
+        "wrapper, compilers, idle)",
     ),
     (
         "[gossip.tuning]\nfast = true",
@@ -392,6 +408,10 @@ RELATIONS = [
     (
         "[wrapper]\nstate_max_age = 2",
         "wrapper.state_max_age: expected more than gossip.interval (2.0), got 2.0",
+    ),
+    (
+        "[idle]\nactive_within = 400",
+        "idle.resume_after: expected at least idle.active_within (400.0), got 300.0",
     ),
 ]
 

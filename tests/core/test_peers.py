@@ -300,6 +300,7 @@ def test_summary_is_plain_data() -> None:
             "sequence": 9,
             "state": "active",
             "pause_reason": "",
+            "pause_until": None,
             "cpus": 8,
             "load": 1.0,
             "slots": 4,

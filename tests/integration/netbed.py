@@ -212,6 +212,9 @@ class TestBed:
             for process in ws.processes:
                 _kill_group(process)
         for ws in self.workstations:
+            # What left its process group behind (a distccd in a session of its own whose
+            # daemon was SIGKILLed, a detached helper) still lives in the namespace.
+            _kill_namespace_processes(ws.netns)
             subprocess.run(["ip", "netns", "del", ws.netns], check=False, capture_output=True)
             for kind in ("mnt", "uts"):
                 _unmount(ws.ns_dir / kind)
@@ -226,6 +229,16 @@ class TestBed:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _kill_namespace_processes(netns: str) -> None:
+    """SIGKILL every process still in the network namespace, by pid."""
+    listed = subprocess.run(
+        ["ip", "netns", "pids", netns], check=False, capture_output=True, text=True
+    )
+    for pid in listed.stdout.split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def _remove_cgroup(cgroup: Path) -> None:

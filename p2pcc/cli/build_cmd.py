@@ -1,0 +1,165 @@
+"""`p2pcc build CMD…`: run a build with the links first on PATH and `-j` from the table.
+
+The build tool replaces this process (exec), so its exit status, signals and terminal
+are the build's own.  `-jN` (N from `p2pcc jobs`) goes on the command line of make and
+ninja unless the user gave a `-j`/`--jobs` (or MAKEFLAGS already carries one, as inside
+a parallel make); for any other command (a script, `cmake --build`) MAKEFLAGS and
+CMAKE_BUILD_PARALLEL_LEVEL carry it to the makes and cmakes it runs, unless already set.
+With the daemon down the build still runs, locally at this machine's CPU count, and
+says so once: the build is marked as warned, so the wrappers stay quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from p2pcc.cli.hosts_cmd import DEFAULT_COMPILER, compiler_table, local_cpus
+from p2pcc.config import load_config
+from p2pcc.core.errors import P2pccError
+from p2pcc.links import default_link_dir, wrapper_settings
+from p2pcc.wrapper.lookup import ENTRY_NAME, is_link_dir, path_dirs
+from p2pcc.wrapper.warn import mark_build
+
+MAKES = frozenset(("make", "gmake", "bmake", "remake"))
+NINJAS = frozenset(("ninja", "samu"))
+
+#: make options whose value is the rest of the word or the next word.
+_MAKE_VALUE_OPTIONS = "CfIoW"
+#: ninja options whose value is the rest of the word or the next word.
+_NINJA_VALUE_OPTIONS = "dfkltwC"
+#: A -j in MAKEFLAGS, or the jobserver of a parallel make we run inside.
+_MAKEFLAGS_JOBS = re.compile(r"(?:^|\s)(?:-j|--jobs|--jobserver-auth|--jobserver-fds)")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `build` command."""
+    parser = sub.add_parser(
+        "build",
+        help="run a build with the compiler links and a -j from the table",
+        description="Run CMD with the p2pcc link directory first on PATH and -jN from "
+        "`p2pcc jobs` (for make and ninja on the command line unless CMD has a -j; for "
+        "anything else through MAKEFLAGS and CMAKE_BUILD_PARALLEL_LEVEL).  Exits with "
+        "CMD's exit status.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="read this file instead of searching")
+    parser.add_argument(
+        "--links",
+        metavar="DIR",
+        help="the link directory (default: that of `p2pcc install-links`)",
+    )
+    parser.add_argument(
+        "--compiler",
+        default=DEFAULT_COMPILER,
+        metavar="NAME",
+        help=f"the compiler whose table gives -j (default: {DEFAULT_COMPILER})",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="the build")
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Exec the build; returns only when it cannot be started (127)."""
+    command: list[str] = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise P2pccError("no build command given: p2pcc build make …")
+    env = os.environ
+    link_dir = Path(os.path.abspath(args.links)) if args.links else default_link_dir()
+    links_ok = _check_links(link_dir, args.config, env)
+    name, table = compiler_table(args.compiler, args.config, env)
+    jobs = table.jobs
+    if table.problem or jobs < 1:
+        jobs = local_cpus()
+        why = table.problem or f"the daemon has no line for {name} yet"
+        print(f"p2pcc: {why}; building locally with -j{jobs}", file=sys.stderr)
+        mark_build(env)
+    argv, build_env = plan_build(command, env, jobs, link_dir if links_ok else None)
+    sys.stderr.flush()
+    try:
+        os.execvpe(argv[0], argv, build_env)  # noqa: S606 - the build replaces us
+    except OSError as error:
+        print(f"p2pcc: cannot run {argv[0]}: {error.strerror}", file=sys.stderr)
+    return 127
+
+
+def _check_links(link_dir: Path, config_file: str | None, env: Mapping[str, str]) -> bool:
+    """Whether `link_dir` holds our links; says why not, or that they are out of date."""
+    if not is_link_dir(str(link_dir)) or not (link_dir / ENTRY_NAME).exists():
+        print(
+            f"p2pcc: no p2pcc links in {link_dir} (run `p2pcc install-links`): "
+            "the build compiles locally",
+            file=sys.stderr,
+        )
+        return False
+    try:
+        current = (link_dir / ENTRY_NAME).read_text(encoding="utf-8", errors="surrogateescape")
+        settings = wrapper_settings(load_config(config_file, env), env, link_dir)
+    except (OSError, P2pccError):
+        return True
+    # Only what the configuration decides: the environment may differ from install time.
+    baked: dict[str, object] = {"distcc": settings.distcc, "state_max_age": settings.state_max_age}
+    if not env.get("P2PCC_RUNTIME_DIR"):
+        baked["state_files"] = settings.state_files
+    if any(f"    {key}={value!r},\n" not in current for key, value in baked.items()):
+        print(
+            f"p2pcc: the links in {link_dir} were made with other settings; "
+            f"`p2pcc install-links {link_dir}` refreshes them",
+            file=sys.stderr,
+        )
+    return True
+
+
+def plan_build(
+    command: Sequence[str], env: Mapping[str, str], jobs: int, link_dir: Path | None
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of the build: links first on PATH, `-j` where it goes."""
+    argv = list(command)
+    build_env = dict(env)
+    if link_dir is not None:
+        entries = [
+            e for e in path_dirs(env.get("PATH")) if os.path.abspath(e or ".") != str(link_dir)
+        ]
+        build_env["PATH"] = ":".join([str(link_dir), *entries])
+    tool = os.path.basename(argv[0])
+    makeflags = env.get("MAKEFLAGS", "")
+    if tool in MAKES:
+        if not _has_jobs(argv[1:], _MAKE_VALUE_OPTIONS, "--jobs") and not _MAKEFLAGS_JOBS.search(
+            makeflags
+        ):
+            argv.insert(1, f"-j{jobs}")
+    elif tool in NINJAS:
+        if not _has_jobs(argv[1:], _NINJA_VALUE_OPTIONS, None):
+            argv.insert(1, f"-j{jobs}")
+    else:
+        if not _MAKEFLAGS_JOBS.search(makeflags):
+            build_env["MAKEFLAGS"] = f"{makeflags} -j{jobs}".strip()
+        build_env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(jobs))
+    return argv, build_env
+
+
+def _has_jobs(args: Sequence[str], value_options: str, long_option: str | None) -> bool:
+    """Whether getopt-style `args` contain -j (also inside -kj8), or `long_option`."""
+    skip_next = False
+    for arg in args:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg == "--":
+            return False
+        if long_option and (arg == long_option or arg.startswith(long_option + "=")):
+            return True
+        if not arg.startswith("-") or arg.startswith("--"):
+            continue
+        for index, letter in enumerate(arg[1:], start=1):
+            if letter == "j":
+                return True
+            if letter in value_options:
+                skip_next = index == len(arg) - 1  # the value is the next word
+                break
+    return False

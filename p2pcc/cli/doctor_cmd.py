@@ -1,0 +1,172 @@
+"""`p2pcc doctor`: check this machine's p2pcc set-up and say how to fix what is wrong.
+
+Gathers the real inputs (configuration, the daemon's status, /proc, PATH, the key file)
+and runs the checks of `p2pcc.doctor` on them; one line per finding.  Exit status: 0
+when all is well, 1 when there are warnings, 2 when something fails (docs/doctor.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from p2pcc import doctor
+from p2pcc.config import Config, config_from_mapping, load_config
+from p2pcc.control_client import DaemonNotRunningError, control_socket_path, send_request
+from p2pcc.core.control_protocol import StatusRequest
+from p2pcc.core.distccd_args import WHITELIST_DIR
+from p2pcc.core.errors import P2pccError
+from p2pcc.daemon.distccd_system import check_whitelist, tcp_sockets
+from p2pcc.doctor import Finding
+from p2pcc.netinfo import gossip_interface
+
+#: Seconds the doctor waits for the daemon's status.
+STATUS_TIMEOUT = 5.0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `doctor` command."""
+    parser = sub.add_parser(
+        "doctor",
+        help="check this machine's set-up and explain how to fix it",
+        description="Check distcc, distccd, the compiler whitelist, the daemon, multicast, "
+        "peers, the compiler links on PATH and the cluster key; one line each. Exit status "
+        "0: all ok, 1: warnings, 2: failures.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="read this file instead of searching")
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print one line per finding; the exit status is the worst level."""
+    findings = run_checks(args.config, dict(os.environ))
+    for finding in findings:
+        print(finding.line())
+    counts = {level: sum(f.level is level for f in findings) for level in doctor.Level}
+    print(
+        f"{counts[doctor.Level.OK]} ok, {counts[doctor.Level.WARN]} warning(s), "
+        f"{counts[doctor.Level.FAIL]} failure(s)"
+    )
+    return int(doctor.worst(findings))
+
+
+def run_checks(
+    config_file: str | None, env: Mapping[str, str], whitelist_dir: str = WHITELIST_DIR
+) -> list[Finding]:
+    """Every check, on this machine's real inputs."""
+    config, config_finding = _load(config_file, env)
+    findings = [config_finding]
+    path = env.get("PATH", os.defpath)
+    findings += doctor.check_programs(
+        lambda name: shutil.which(name, path=path), config.wrapper.distcc
+    )
+    status, daemon_error = _status(config)
+    findings.append(doctor.check_daemon(status, daemon_error))
+    interface, addresses, interface_error = _interface(config, status)
+    if interface_error:
+        findings.append(
+            doctor.fail("interface", interface_error, "set gossip.interface in the configuration")
+        )
+    if addresses:
+        findings.append(
+            doctor.check_distccd_listening(
+                tcp_sockets(), addresses, config.distccd.port, config.distccd.manage
+            )
+        )
+    remote_names = _remote_names(status, config, env)
+    findings += doctor.check_whitelist(remote_names, check_whitelist(remote_names, whitelist_dir))
+    group = config.gossip.group
+    if interface:
+        groups = doctor.multicast_groups(_read("/proc/net/igmp"), _read("/proc/net/igmp6"))
+        findings.append(doctor.check_multicast(groups, interface, group, status is not None))
+    findings.append(doctor.check_own_packets(status, group, config.gossip.port))
+    findings += doctor.check_peers(status, config.gossip.port)
+    findings.append(doctor.check_links(path))
+    findings.append(_key_finding(config.gossip.key_file))
+    return findings
+
+
+def _load(config_file: str | None, env: Mapping[str, str]) -> tuple[Config, Finding]:
+    try:
+        config = load_config(config_file, dict(env))
+    except P2pccError as error:
+        # Go on with the defaults so the other checks still say something useful.
+        return config_from_mapping({}, None), doctor.check_config("", str(error))
+    return config, doctor.check_config(str(config.source or "defaults"), None)
+
+
+def _status(config: Config) -> tuple[dict[str, Any] | None, str]:
+    try:
+        return send_request(
+            control_socket_path(config), StatusRequest(), timeout=STATUS_TIMEOUT
+        ), ""
+    except DaemonNotRunningError as error:
+        return None, str(error).partition("; ")[0]  # the fix is the finding's own
+    except P2pccError as error:
+        return None, str(error)
+
+
+def _interface(
+    config: Config, status: Mapping[str, Any] | None
+) -> tuple[str, list[doctor.IPAddress], str]:
+    """The gossip interface's name, the addresses peers dial, and an error if unknown."""
+    try:
+        info = gossip_interface(config.gossip.interface)
+    except P2pccError as error:
+        return "", _status_addresses(status), str(error)
+    addresses = [a.ip for a in info.addresses if not a.ip.is_link_local]
+    return info.name, _status_addresses(status) or addresses, ""
+
+
+def _status_addresses(status: Mapping[str, Any] | None) -> list[doctor.IPAddress]:
+    if status is None:
+        return []
+    found = []
+    for text in status.get("node", {}).get("addresses", []):
+        try:
+            found.append(ipaddress.ip_address(text))
+        except ValueError:
+            continue
+    return found
+
+
+def _remote_names(
+    status: Mapping[str, Any] | None, config: Config, env: Mapping[str, str]
+) -> list[str]:
+    """The canonical remote names of this machine's compilers: from the daemon when it
+    runs, else fingerprinted here (cached)."""
+    if status is not None:
+        compilers: Sequence[Mapping[str, Any]] = status.get("node", {}).get("compilers", [])
+        return [str(c.get("remote_name")) for c in compilers if c.get("remote_name")]
+    from p2pcc.daemon.compilers import find_compilers  # probing is only needed here
+
+    names = (*config.compilers.offer, *config.compilers.extra)
+    return [c.fingerprint.remote_name for c in find_compilers(names, dict(env))]
+
+
+def _key_finding(key_file: Path | None) -> Finding:
+    if key_file is None:
+        return doctor.check_key(None)
+    from p2pcc.core.auth import parse_key_file
+
+    try:
+        parse_key_file(key_file.read_text(), str(key_file))
+    except PermissionError:
+        return doctor.check_key(key_file, readable=False)
+    except OSError as error:
+        return doctor.check_key(key_file, f"{key_file}: cannot read: {error.strerror}")
+    except P2pccError as error:
+        return doctor.check_key(key_file, str(error))
+    return doctor.check_key(key_file)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""

@@ -1,0 +1,344 @@
+"""`p2pcc install-links`: the link directory, its entry script and the compiler links.
+
+The directory holds a marker file (`.p2pcc-links`: the wrapper skips every directory
+holding one when it looks for the real compiler), the entry script `p2pcc-wrapper`, and
+one relative symlink per compiler name found on PATH pointing at it.  The entry script is
+`#!<python> -IS` (no `site`: it costs more than the rest of the wrapper) and a few lines
+that put the package's directory first on `sys.path` (the wrapper imports no other
+module from disk, and the standard library's directories need not be searched first)
+and call `p2pcc.wrapper.main.main` with the settings baked in, so a compiler call never
+reads the configuration.
+
+Refreshing is idempotent: the marker and entry script are rewritten atomically, links
+already ours are kept, links of compilers no longer on PATH are removed, and a name held
+by anything that is not our link (a file, a link elsewhere) is never touched, only
+reported.  A directory that exists, is not empty and has no marker is refused: it is
+somebody else's (think `/usr/bin`), and marking it would hide its compilers.
+"""
+
+from __future__ import annotations
+
+import compileall
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from p2pcc import paths, statefile
+from p2pcc.compilers.cache import cache_file
+from p2pcc.config.model import Config
+from p2pcc.core.errors import P2pccError
+from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER, find_real, is_link_dir, path_dirs
+
+SYSTEM_LINK_DIR = Path("/usr/local/lib/p2pcc/bin")
+
+#: Linux reads at most this many bytes of a `#!` line (BINPRM_BUF_SIZE, kernel 5.1+).
+MAX_SHEBANG = 255
+
+#: Compiler names linked: cc, gcc, g++, c++, clang, clang++, each optionally versioned
+#: (`gcc-12`, `clang-14`, `gcc-4.9`) and target-prefixed (`x86_64-linux-gnu-gcc-12`,
+#: `arm-none-eabi-gcc`).  A prefix has at least two parts, so `c89-gcc` is not one.
+COMPILER_NAME = re.compile(
+    r"(?:[A-Za-z0-9_]+(?:-[A-Za-z0-9_.]+){1,3}-)?(?:gcc|g\+\+|cc|c\+\+|clang|clang\+\+)"
+    r"(?:-[0-9]+(?:\.[0-9]+)*)?"
+)
+
+#: The modules a compiler call imports: compiled at install time so the first call of
+#: every user does not pay for it (and users who cannot write them never do).
+HOT_MODULES = (
+    "__init__.py",
+    "statefile.py",
+    "wrapper/__init__.py",
+    "wrapper/main.py",
+    "wrapper/args.py",
+    "wrapper/lookup.py",
+    "wrapper/warn.py",
+    "wrapper/native.py",
+    "compilers/__init__.py",
+    "compilers/cache.py",
+)
+
+_MARKER_TEXT = (
+    "This directory holds p2pcc compiler links, made by `p2pcc install-links`.\n"
+    "The wrapper skips every directory holding this file when it looks for the real\n"
+    "compiler on PATH.  `p2pcc install-links --remove` removes the links and this file.\n"
+)
+
+
+@dataclass(frozen=True)
+class WrapperSettings:
+    """What the entry script hands the wrapper (see `p2pcc.wrapper.main.Settings`)."""
+
+    state_files: tuple[str, ...]
+    cache_file: str
+    link_dir: str
+    distcc: str
+    state_max_age: float
+
+
+@dataclass
+class InstallResult:
+    """What `install` did, name by name."""
+
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # ours, compiler no longer on PATH
+    conflicts: list[tuple[str, str]] = field(default_factory=list)  # (name, why left alone)
+
+
+def default_link_dir() -> Path:
+    """/usr/local/lib/p2pcc/bin for root, else `<user data dir>/p2pcc/bin`."""
+    if os.geteuid() == 0:
+        return SYSTEM_LINK_DIR
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("p2pcc", appauthor=False)) / "bin"
+
+
+def state_files(config: Config, env: Mapping[str, str]) -> tuple[str, ...]:
+    """Where the wrapper looks for the state file, in order.
+
+    The configured runtime directory's; for a user who configured none (and set no
+    `P2PCC_RUNTIME_DIR`), then also the system daemon's, /run/p2pcc/state, so the links
+    of every user find the daemon that `systemctl` runs.
+    """
+    first = str(config.runtime_dir / statefile.FILE_NAME)
+    system = str(paths.SYSTEM_RUNTIME_DIR / statefile.FILE_NAME)
+    defaulted = config.runtime_dir == paths.runtime_dir(
+        {k: v for k, v in env.items() if k != "P2PCC_RUNTIME_DIR"}
+    )
+    if first != system and defaulted and not env.get("P2PCC_RUNTIME_DIR"):
+        return (first, system)
+    return (first,)
+
+
+def wrapper_settings(config: Config, env: Mapping[str, str], link_dir: Path) -> WrapperSettings:
+    """The settings to bake into the entry script of `link_dir`."""
+    distcc = config.wrapper.distcc
+    if "/" not in distcc:
+        found = shutil.which(distcc, path=os.pathsep.join(_search_path(env, link_dir)))
+        distcc = found or distcc  # not installed yet: looked up on PATH at each call
+    return WrapperSettings(
+        state_files=state_files(config, env),
+        cache_file=cache_file(env),
+        link_dir=str(link_dir),
+        distcc=distcc,
+        state_max_age=config.wrapper.state_max_age,
+    )
+
+
+def _search_path(env: Mapping[str, str], link_dir: Path) -> list[str]:
+    """PATH without link directories and without `link_dir`."""
+    own = os.path.abspath(link_dir)
+    return [
+        entry
+        for entry in path_dirs(env.get("PATH"))
+        if os.path.abspath(entry or ".") != own and not is_link_dir(entry)
+    ]
+
+
+def compiler_names(env: Mapping[str, str], link_dir: Path) -> list[str]:
+    """The compiler names on PATH (outside link directories) that run a real program."""
+    entries = _search_path(env, link_dir)
+    names: set[str] = set()
+    for entry in entries:
+        try:
+            listing = os.listdir(entry or ".")
+        except OSError:
+            continue
+        names.update(name for name in listing if COMPILER_NAME.fullmatch(name))
+    return sorted(name for name in names if find_real(name, entries) is not None)
+
+
+def entry_script(settings: WrapperSettings, python: str, package_root: str) -> str:
+    """The text of `p2pcc-wrapper`: a `-IS` interpreter line and a call of `main`."""
+    shebang = f"#!{python} -IS"
+    if not os.path.isabs(python) or any(char.isspace() for char in python):
+        raise P2pccError(
+            f"cannot write a #! line for the interpreter {python!r}: it must be an "
+            "absolute path without blanks"
+        )
+    if len(shebang.encode()) > MAX_SHEBANG:
+        raise P2pccError(
+            f"the interpreter path {python} is too long for a #! line "
+            f"({MAX_SHEBANG} bytes at most): install p2pcc under a shorter path"
+        )
+    return (
+        f"{shebang}\n"
+        "# The p2pcc compiler masquerade (docs/wrapper.md): every link in this directory\n"
+        "# runs this file.  Written by `p2pcc install-links`; re-run it after changing the\n"
+        "# configuration or moving p2pcc.\n"
+        "import sys\n"
+        f"sys.path.insert(0, {package_root!r})\n"
+        "from p2pcc.wrapper.main import main\n"
+        "main(\n"
+        f"    state_files={settings.state_files!r},\n"
+        f"    cache_file={settings.cache_file!r},\n"
+        f"    link_dir={settings.link_dir!r},\n"
+        f"    distcc={settings.distcc!r},\n"
+        f"    state_max_age={settings.state_max_age!r},\n"
+        ")\n"
+    )
+
+
+def package_root() -> str:
+    """The directory that holds the `p2pcc` package (what `sys.path` needs)."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def install(
+    link_dir: Path,
+    settings: WrapperSettings,
+    names: Sequence[str],
+    *,
+    python: str = sys.executable,
+) -> InstallResult:
+    """Create or refresh the link directory for `names`, run by the interpreter `python`."""
+    text = entry_script(settings, python, package_root())
+    _prepare(link_dir)
+    try:
+        _write_atomically(link_dir / MARKER, _MARKER_TEXT, 0o644)
+        _write_atomically(link_dir / ENTRY_NAME, text, 0o755)
+    except OSError as error:
+        raise P2pccError(f"cannot write into {link_dir}: {error.strerror}") from None
+    _compile_hot_modules(python)
+    result = InstallResult()
+    wanted = set(names)
+    for path in sorted(link_dir.iterdir()):
+        if path.name not in wanted and _is_our_link(path):
+            path.unlink()
+            result.removed.append(path.name)
+    for name in sorted(wanted):
+        _link(link_dir / name, result)
+    return result
+
+
+def check_usable(link_dir: Path) -> None:
+    """P2pccError unless `link_dir` is missing, empty, or already a link directory."""
+    if not link_dir.exists():
+        return
+    if not link_dir.is_dir():
+        raise P2pccError(f"{link_dir} is not a directory")
+    if not (link_dir / MARKER).exists() and any(link_dir.iterdir()):
+        raise P2pccError(
+            f"{link_dir} is not empty and holds no p2pcc links: choose a new or empty "
+            "directory (compiler links there would hide its own programs)"
+        )
+
+
+def _prepare(link_dir: Path) -> None:
+    """Create `link_dir`, or check that it is ours or empty."""
+    check_usable(link_dir)
+    try:
+        link_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except OSError as error:
+        raise P2pccError(f"cannot create {link_dir}: {error.strerror}") from None
+
+
+def _link(path: Path, result: InstallResult) -> None:
+    if _is_our_link(path):
+        result.kept.append(path.name)
+    elif path.is_symlink():
+        result.conflicts.append((path.name, f"a link to {os.readlink(path)}, not ours"))
+    elif path.exists():
+        result.conflicts.append((path.name, "a file that is not a p2pcc link"))
+    else:
+        path.symlink_to(ENTRY_NAME)
+        result.created.append(path.name)
+
+
+def _is_our_link(path: Path) -> bool:
+    return path.is_symlink() and os.readlink(path) == ENTRY_NAME
+
+
+def _write_atomically(path: Path, text: str, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8", errors="surrogateescape")
+        temporary.chmod(mode)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _compile_hot_modules(python: str) -> None:
+    """Best effort: a read-only installation compiled its files when it was installed."""
+    root = Path(__file__).resolve().parent
+    files = [str(root / module) for module in HOT_MODULES]
+    if python == sys.executable:
+        for file in files:
+            compileall.compile_file(file, quiet=2)
+        return
+    # Another interpreter may be another version, with other .pyc names: let it compile.
+    subprocess.run(
+        [python, "-I", "-S", "-m", "py_compile", *files],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def check_interpreter(python: str) -> str:
+    """The absolute path of `python` once it proved to be Python 3.11 or newer."""
+    found = shutil.which(python)
+    if found is None:
+        raise P2pccError(f"interpreter {python} not found")
+    path = os.path.abspath(found)
+    try:
+        done = subprocess.run(
+            [path, "-I", "-S", "-c", "import sys; sys.exit(sys.version_info < (3, 11))"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise P2pccError(f"cannot run the interpreter {path}: {error}") from None
+    if done.returncode != 0:
+        raise P2pccError(f"{path} is not Python 3.11 or newer, which p2pcc needs")
+    return path
+
+
+def remove(link_dir: Path) -> tuple[list[str], list[str]]:
+    """Remove our links, the entry script and the marker; (removed, left alone)."""
+    if not link_dir.exists():
+        return [], []
+    if not (link_dir / MARKER).exists():
+        raise P2pccError(f"{link_dir} holds no p2pcc links (no {MARKER}): nothing removed")
+    removed, left = [], []
+    for path in sorted(link_dir.iterdir()):
+        if _is_our_link(path) or path.name in (ENTRY_NAME, MARKER):
+            path.unlink()
+            removed.append(path.name)
+        else:
+            left.append(path.name)
+    if not left:
+        link_dir.rmdir()
+    return removed, left
+
+
+def path_line(link_dir: Path) -> str:
+    """The shell line that puts `link_dir` first on PATH."""
+    quoted = re.sub(r'([\\"$`])', r"\\\1", str(link_dir))
+    return f'export PATH="{quoted}:$PATH"'
+
+
+def path_problem(link_dir: Path, names: Sequence[str], env: Mapping[str, str]) -> str:
+    """Why the current PATH would not use the links ("" when it would)."""
+    entries = path_dirs(env.get("PATH"))
+    own = os.path.abspath(link_dir)
+    positions = [i for i, entry in enumerate(entries) if os.path.abspath(entry or ".") == own]
+    if not positions:
+        return f"{link_dir} is not on PATH yet"
+    for entry in entries[: positions[0]]:
+        if is_link_dir(entry):
+            continue
+        shadowing = [n for n in names if os.access(os.path.join(entry or ".", n), os.X_OK)]
+        if shadowing:
+            return f"{entry} comes before {link_dir} on PATH and has {', '.join(shadowing[:3])}"
+    return ""

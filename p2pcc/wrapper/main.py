@@ -1,0 +1,389 @@
+"""The wrapper: what a compiler link runs, from `main()` to exec (docs/wrapper.md).
+
+Cheapest first, so a link step or a configure probe costs one PATH search and an exec:
+
+1. find the real NAME further along PATH, skipping p2pcc link directories (none: one
+   message and exit 127, as a shell would);
+2. `P2PCC_DISABLE`, or `_DISTCC_SAFEGUARD` (distcc or distccd is running us: a job must
+   never be sent on) -> exec the real compiler;
+3. not a distributable compile (`args.classify`) -> exec the real compiler;
+4. the state file: missing, corrupt or older than `state_max_age` (the daemon is down)
+   -> warn once per build, exec the real compiler;
+5. the compiler's fingerprint and remote name (state file, else the per-user cache):
+   unknown -> warn once, exec the real compiler;
+6. no remote host in its DISTCC_HOSTS line -> exec the real compiler;
+7. native flags without a recorded expansion -> exec the real compiler;
+8. distcc, the remote name resolving to this very compiler on PATH without link
+   directories, and DISTCC_DIR (created: without it distcc silently compiles locally)
+   -> exec `distcc <remote name> args…` with DISTCC_HOSTS set and PATH without link
+   directories (distcc's own masquerade trimming stops at the first directory holding
+   *its* name, so local preprocessing would come back to us).
+
+Nothing else changes: arguments (but native flags), environment (but DISTCC_HOSTS and,
+for distcc, PATH) and exit status (exec) are the compiler's own.  The real compiler runs
+as its full path: gcc finds its own parts relative to argv[0], looked up on PATH when it
+has no slash, and would find our link (and no `cc1` next to it).
+
+Every millisecond here is paid on every compiler call.  `posix`, `sys` and `time` are
+loaded by the interpreter before any import; `os` is not under `-I -S` (~2 ms), so this
+package uses `posix` directly.  The rest is imported where needed: `args` only for a
+command with `-c`/`-S`, `p2pcc.statefile` only when the state file is read, `warn` only
+to warn, `native` only for native flags.  A link step costs this module and `lookup`.
+"""
+
+import posix
+import sys
+import time
+
+from p2pcc.wrapper import lookup
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from p2pcc import statefile
+
+EXIT_NOT_FOUND = 127
+EXIT_CANNOT_RUN = 126
+EXIT_USAGE = 2
+
+#: `p2pcc.statefile.FILE_NAME`, without importing that module for a link step.
+STATE_FILE = "state"
+
+_ONCE = " (this warning is shown once per build)"
+
+
+class Settings:
+    """What `p2pcc install-links` baked into the entry script."""
+
+    __slots__ = ("cache_file", "distcc", "link_dir", "state_files", "state_max_age")
+
+    def __init__(
+        self,
+        state_files: "tuple[str, ...] | list[str]",
+        cache_file: str,
+        link_dir: str,
+        distcc: str,
+        state_max_age: float,
+    ) -> None:
+        self.state_files = tuple(state_files)
+        self.cache_file = cache_file
+        self.link_dir = link_dir
+        self.distcc = distcc
+        self.state_max_age = state_max_age
+
+    def state_files_for(self, env: "Mapping[str, str]") -> tuple[str, ...]:
+        """`P2PCC_RUNTIME_DIR`'s state file when set (the environment wins), else ours."""
+        runtime_dir = env.get("P2PCC_RUNTIME_DIR")
+        return (lookup.join(runtime_dir, STATE_FILE),) if runtime_dir else self.state_files
+
+    def cache_file_for(self, env: "Mapping[str, str]") -> str:
+        """`P2PCC_CACHE_DIR`'s fingerprint cache when set, else ours."""
+        cache_dir = env.get("P2PCC_CACHE_DIR")
+        return lookup.join(cache_dir, "fingerprints") if cache_dir else self.cache_file
+
+
+class Plan:
+    """One exec: the program, its argv, its environment (None: ours), why, a warning to
+    give once per build, and what to run instead if the program cannot be run."""
+
+    __slots__ = ("argv", "env", "fallback", "program", "reason", "warning")
+
+    def __init__(
+        self,
+        program: str,
+        argv: list[str],
+        reason: str,
+        *,
+        env: "dict[str, str] | None" = None,
+        warning: str = "",
+        fallback: "Plan | None" = None,
+    ) -> None:
+        self.program = program
+        self.argv = argv
+        self.reason = reason
+        self.env = env
+        self.warning = warning
+        self.fallback = fallback
+
+
+class Table:
+    """What the state file says about one compiler now; `problem` is why it cannot be
+    used (a warning), "" when it can, and `down` whether that is because the daemon's
+    state file is missing, stale or corrupt."""
+
+    __slots__ = ("down", "fingerprint", "hosts", "jobs", "natives", "problem", "remote_name")
+
+    def __init__(self, problem: str = "", *, down: bool = False) -> None:
+        self.problem = problem
+        self.down = down
+        self.fingerprint = ""
+        self.remote_name = ""
+        self.jobs = 0
+        self.hosts = ""
+        self.natives: dict[str, tuple[str, ...]] = {}
+
+
+def main(
+    *,
+    state_files: "tuple[str, ...] | list[str]",
+    cache_file: str,
+    link_dir: str,
+    distcc: str,
+    state_max_age: float,
+) -> None:
+    """Run as the compiler named by argv[0]; never returns."""
+    settings = Settings(state_files, cache_file, link_dir, distcc, state_max_age)
+    env = {_decode(key): _decode(value) for key, value in posix.environ.items()}
+    _undo_locale_coercion(env)
+    name = sys.argv[0].rpartition("/")[2]
+    if name == lookup.ENTRY_NAME:
+        sys.stderr.write(
+            f"p2pcc: {name} runs as a compiler, through the links next to it in "
+            f"{settings.link_dir} (gcc, cc, g++ …), not by its own name\n"
+        )
+        sys.exit(EXIT_USAGE)
+    plan = decide(name, sys.argv[1:], env, settings)
+    if plan is None:
+        sys.stderr.write(
+            f"p2pcc: no real {name} on PATH after the p2pcc link directory "
+            f"{settings.link_dir}: install {name}, or take the link out of that directory "
+            "(p2pcc install-links refreshes it)\n"
+        )
+        sys.exit(EXIT_NOT_FOUND)
+    run(plan, env)
+
+
+def decide(name: str, args: list[str], env: "Mapping[str, str]", settings: Settings) -> Plan | None:
+    """What to exec for `name args…`; None when there is no real `name` on PATH."""
+    entries = lookup.path_dirs(env.get("PATH"))
+    own = lookup.file_identity(lookup.join(settings.link_dir, lookup.ENTRY_NAME))
+    found = lookup.find_real(name, entries, own)
+    if found is None:
+        return None
+    real, status = found
+    why = _bypass(env) or _not_distributable(args)
+    if why:
+        return _local(real, args, why)
+    key = _native_key(args)
+    table = read_table(name, real, status, env, settings, natives=False if key is None else key)
+    if table.problem:
+        return _local(real, args, table.problem, warning=table.problem + "; compiling locally")
+    if not lookup.remote_hosts(table.hosts):
+        return _local(real, args, "no peer has this compiler now")
+    return _distcc_plan(found, args, table, name=name, env=env, settings=settings, entries=entries)
+
+
+def _bypass(env: "Mapping[str, str]") -> str:
+    """Why this call must not even be considered for distcc, or ""."""
+    if env.get("P2PCC_DISABLE", "0") not in ("", "0"):
+        return "P2PCC_DISABLE is set"
+    if "_DISTCC_SAFEGUARD" in env:
+        return "run by distcc or distccd"
+    return ""
+
+
+def _not_distributable(args: list[str]) -> str:
+    """Why `args` cannot go to a peer, or ""."""
+    if "-c" not in args and "-S" not in args:  # link steps and queries, without `args`
+        return "not a compile (no -c or -S): linking or a query"
+    from p2pcc.wrapper.args import classify
+
+    distributable, why = classify(args)
+    return "" if distributable else why
+
+
+def read_table(
+    name: str,
+    real: str,
+    status: posix.stat_result,
+    env: "Mapping[str, str]",
+    settings: Settings,
+    *,
+    natives: bool | str = False,
+) -> Table:
+    """The state file's view of the compiler at `real` (found on PATH as `name`), with
+    the native-flag expansions `natives` selects (`statefile.parse_full`)."""
+    state, problem = _read_state(
+        settings.state_files_for(env), settings.state_max_age, natives=natives
+    )
+    if state is None:
+        return Table(problem, down=True)
+    _, hosts, compilers, expansions = state
+    identity = lookup.identify(real, status, name, compilers)
+    if identity is None:
+        identity = lookup.identify_cached(real, settings.cache_file_for(env))
+    if identity is None:
+        return Table(
+            f"{name} ({real}) is not a compiler the p2pcc daemon knows (not in its "
+            "[compilers] list, or changed since it looked)"
+        )
+    table = Table()
+    table.fingerprint, table.remote_name = identity
+    table.jobs, table.hosts = hosts.get(table.fingerprint, (0, ""))
+    table.natives = expansions.get(table.fingerprint, {})
+    return table
+
+
+def _read_state(
+    candidates: tuple[str, ...], max_age: float, *, natives: bool | str
+) -> "tuple[statefile.Parsed | None, str]":
+    """The first state file that exists, parsed and fresh; else None and why not."""
+    from p2pcc import statefile
+
+    for path in candidates:
+        state = statefile.read_full(path, natives=natives)
+        if state is None:
+            if lookup.exists(path):
+                return None, f"{path} is not a p2pcc state file (corrupt, or another version)"
+            continue
+        age = time.time() - state[0]
+        if abs(age) > max_age:
+            return None, (
+                f"the p2pcc daemon has not updated {path} for {age:.0f} s "
+                f"(limit {max_age:g} s): it is stuck or gone"
+            )
+        return state, ""
+    return None, f"the p2pcc daemon is not running (no state file {' or '.join(candidates)})"
+
+
+def _distcc_plan(
+    found: tuple[str, posix.stat_result],
+    args: list[str],
+    table: Table,
+    *,
+    name: str,
+    env: "Mapping[str, str]",
+    settings: Settings,
+    entries: list[str],
+) -> Plan:
+    real, status = found
+    args, why = _expand_native(args, table)
+    if why:
+        return _local(real, args, why)
+    kept = lookup.without_link_dirs(entries)
+    distcc = _find_program(settings.distcc, kept)
+    if distcc is None:
+        problem = f"distcc ({settings.distcc}) is not installed"
+        return _local(real, args, problem, warning=problem + "; compiling locally")
+    remote = lookup.find_real(table.remote_name, kept)
+    if remote is None or not _same_file(remote[1], status):
+        problem = (
+            f"{table.remote_name}, the name peers run {name} under, is not {real} on this PATH"
+        )
+        return _local(real, args, problem, warning=problem + "; compiling locally")
+    problem = _ensure_distcc_dir(env)
+    if problem:
+        return _local(real, args, problem, warning=problem + "; compiling locally")
+    distcc_env = dict(env)
+    distcc_env["DISTCC_HOSTS"] = table.hosts
+    distcc_env["PATH"] = ":".join(kept)
+    return Plan(
+        distcc,
+        [distcc, table.remote_name, *args],
+        f"sent through distcc as {table.remote_name}",
+        env=distcc_env,
+        fallback=_local(real, args, "distcc could not be run"),
+    )
+
+
+def _native_key(args: list[str]) -> str | None:
+    """The command's native-flags key (`native.native_key`), None when it has none."""
+    if not any(arg.endswith("=native") for arg in args):
+        return None
+    from p2pcc.wrapper import native  # paid for only by commands with native flags
+
+    return native.native_key(args)
+
+
+def _expand_native(args: list[str], table: Table) -> tuple[list[str], str]:
+    """`args` with native flags replaced by their recorded expansion, or why not."""
+    key = _native_key(args)
+    if key is None:
+        return args, ""
+    from p2pcc.wrapper import native
+
+    why = native.local_reason(args)
+    if why:
+        return args, why
+    if key == "":
+        return native.rewrite(args, ()), ""
+    expansion = table.natives.get(key)
+    if expansion is None:
+        return args, f"no expansion of {key} known for this compiler"
+    return native.rewrite(args, expansion), ""
+
+
+def _find_program(program: str, entries: list[str]) -> str | None:
+    if "/" in program:
+        return program if posix.access(program, posix.X_OK) else None
+    found = lookup.find_real(program, entries)
+    return None if found is None else found[0]
+
+
+def _same_file(one: posix.stat_result, other: posix.stat_result) -> bool:
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
+
+
+def _ensure_distcc_dir(env: "Mapping[str, str]") -> str:
+    """Create DISTCC_DIR (default ~/.distcc) if missing; "" or why it cannot be."""
+    directory = env.get("DISTCC_DIR")
+    if not directory:
+        home = env.get("HOME")
+        if not home:
+            return "neither DISTCC_DIR nor HOME is set, so distcc has no state directory"
+        directory = lookup.join(home, ".distcc")
+    try:
+        lookup.make_dirs(directory)
+    except OSError as error:
+        return f"cannot create DISTCC_DIR {directory}: {error.strerror}"
+    return ""
+
+
+def _undo_locale_coercion(env: dict[str, str]) -> None:
+    """Take out the LC_CTYPE=C.UTF-8 Python put into our environment at start-up.
+
+    In the C locale (no LC_ALL; LC_CTYPE and LANG unset, C, POSIX or not installed)
+    Python sets LC_CTYPE to a UTF-8 locale for its children (PEP 538; `-I` cannot turn
+    it off), and gcc would then quote its diagnostics with curly quotes.  The sign is
+    UTF-8 mode, which Python turns on for the C locale only; without LC_CTYPE the
+    compiler is back in the C locale, as it would have been without us.
+    """
+    if sys.flags.utf8_mode and not env.get("LC_ALL") and env.get("LC_CTYPE") in _COERCED:
+        del env["LC_CTYPE"]
+        posix.unsetenv("LC_CTYPE")  # what execv hands on
+
+
+#: The locales Python coerces the C locale to, in the order it tries them.
+_COERCED = ("C.UTF-8", "C.utf8", "UTF-8")
+
+
+def _decode(raw: bytes) -> str:
+    # As os.environ does: file-system encoding (UTF-8 here) with surrogateescape, so
+    # odd bytes survive the round trip to execve unchanged.
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _local(real: str, args: list[str], reason: str, *, warning: str = "") -> Plan:
+    return Plan(real, [real, *args], reason, warning=warning and warning + _ONCE)
+
+
+def run(plan: Plan, env: "Mapping[str, str]") -> None:
+    """Warn if needed, then exec the plan (its fallback if it cannot run); never returns."""
+    if plan.warning:
+        from p2pcc.wrapper.warn import warn_once
+
+        warn_once(plan.warning, env)
+    if env.get("P2PCC_VERBOSE", "0") not in ("", "0"):
+        sys.stderr.write(f"p2pcc: {plan.reason}: {' '.join(plan.argv)}\n")
+        sys.stderr.flush()
+    try:
+        if plan.env is None:
+            posix.execv(plan.program, plan.argv)  # our environment, exactly as we got it
+        else:
+            posix.execve(plan.program, plan.argv, plan.env)
+    except OSError as error:
+        if plan.fallback is not None:
+            run(plan.fallback, env)
+        sys.stderr.write(f"p2pcc: cannot run {plan.program}: {error.strerror}\n")
+        sys.exit(EXIT_NOT_FOUND if isinstance(error, FileNotFoundError) else EXIT_CANNOT_RUN)

@@ -1,0 +1,92 @@
+"""What the distccd of each test-bed workstation compiled, and killing one outright.
+
+A daemon with `distccd.manage` runs distccd with `--log-level info`, which logs one
+`dcc_job_summary` line per job naming the client, the outcome and the compiler the client
+asked for; `core.metrics.parse_distccd_job_line` reads it.  distccd writes that line
+before it closes the connection, which can be after the client has its object and has
+exited, so `jobs_since` first waits until no distccd holds a connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+
+from p2pcc.core.distccd_args import connections_served, parse_proc_net_tcp
+from p2pcc.core.metrics import JobRecord, parse_distccd_job_line
+from p2pcc.daemon.distccd_system import cmdline, kill_session
+from tests.integration.netbed import Workstation
+from tests.integration.pool import Daemon, wait_until
+
+DISTCCD_PORT = 3632
+
+
+def log_file(daemon: Daemon) -> Path:
+    """The managed distccd's log (p2pcc.daemon.distccd.distccd_log_file)."""
+    return daemon.runtime_dir / "distccd" / "distccd.log"
+
+
+def pid_file(daemon: Daemon) -> Path:
+    return daemon.runtime_dir / "distccd" / "distccd.pid"
+
+
+def log_marks(daemons: Mapping[str, Daemon]) -> dict[str, int]:
+    """How far each workstation's distccd log goes now."""
+    return {
+        name: log_file(d).stat().st_size if log_file(d).exists() else 0
+        for name, d in daemons.items()
+    }
+
+
+def jobs_since(
+    daemons: Mapping[str, Daemon], marks: Mapping[str, int], client: Workstation
+) -> dict[str, list[JobRecord]]:
+    """The jobs of `client` each workstation's distccd logged after `marks`."""
+    for name, daemon in daemons.items():
+        wait_until(partial(idle, daemon.ws), 30, f"{name}'s distccd to finish its jobs")
+    jobs: dict[str, list[JobRecord]] = {}
+    for name, daemon in daemons.items():
+        log = log_file(daemon)
+        text = log.read_bytes()[marks[name] :].decode(errors="replace") if log.exists() else ""
+        records = [parse_distccd_job_line(line) for line in text.splitlines()]
+        jobs[name] = [r for r in records if r and r.client.startswith(f"{client.address}:")]
+    summary = (f"{n} {len(j)} {sorted({r.compiler for r in j})}" for n, j in jobs.items())
+    print("jobs: " + ", ".join(summary))
+    return jobs
+
+
+def idle(ws: Workstation) -> bool:
+    """Whether the workstation's distccd holds no client connection now."""
+    return serving(ws) == 0
+
+
+def serving(ws: Workstation) -> int:
+    """Client connections the workstation's distccd holds open now."""
+    table = ws.run(["cat", "/proc/net/tcp"], timeout=10).stdout
+    address = ipaddress.ip_address(ws.address)
+    return connections_served(parse_proc_net_tcp(table), address, DISTCCD_PORT)
+
+
+def kill_daemon_and_distccd(daemon: Daemon) -> None:
+    """SIGKILL a workstation's daemon, then its distccd with every worker and compiler."""
+    assert daemon.process is not None
+    distccd = int(pid_file(daemon).read_text().split()[0])
+    os.killpg(daemon.process.pid, signal.SIGKILL)
+    daemon.process.wait(timeout=10)
+    kill_session(distccd)
+    wait_until(partial(idle, daemon.ws), 10, f"{daemon.ws.name}'s distccd to die")
+
+
+def kill_orphaned_distccd(daemon: Daemon) -> None:
+    """Kill the distccd a SIGKILLed daemon left behind (it runs in a session of its own,
+    which the bed does not kill); only if its command line names this daemon's pid file."""
+    try:
+        pid = int(pid_file(daemon).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if str(pid_file(daemon)) in cmdline(pid):
+        kill_session(pid)

@@ -1,0 +1,257 @@
+"""The office of the real-build tests: four namespace workstations, their daemons, builds.
+
+* `client`: gcc-12, the machine's default, with `p2pcc install-links` done; it also
+  offers gcc-11 (`[compilers] extra`) so that `CC=gcc-11` builds can go out, and treats
+  its state file as stale after 4 s, so a crashed daemon is noticed quickly;
+* `peer12`: gcc-12 too, default compiler lists (so it does not offer gcc-11);
+* `mixed`: `gcc`, `cc`, `g++` … run gcc-11, the real gcc-12 keeps its versioned names
+  and is offered through `[compilers] extra`;
+* `pure11`: every gcc name runs gcc-11, `x86_64-linux-gnu-gcc-12` included, and its
+  `[compilers] extra` lists the gcc-12 names as on `mixed`.
+
+Each runs a real `p2pcc daemon` serving with its own distccd.  The bed shares one kernel,
+so each workstation sees an idle `/proc/loadavg` of its own: otherwise every build would
+make all daemons offer 0 slots for a minute after it.  Builds run `make` in the client,
+each with a fresh tree, a DISTCC_DIR that does not exist yet (the wrapper must make it)
+and a session of its own (a build is what the wrapper warns once for).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from p2pcc import statefile
+from p2pcc.core.metrics import JobRecord
+from tests.integration import project, workstation_compilers
+from tests.integration.distccd_jobs import jobs_since, kill_orphaned_distccd, log_marks
+from tests.integration.netbed import TestBed
+from tests.integration.pool import Daemon, cli_env, wait_until
+from tests.integration.project import Tree
+
+NAMES = ("client", "peer12", "mixed", "pure11")
+PEERS = NAMES[1:]
+GCC12 = "x86_64-linux-gnu-gcc-12"
+GXX12 = "x86_64-linux-gnu-g++-12"
+GCC11 = "x86_64-linux-gnu-gcc-11"
+STATE_MAX_AGE = 4.0
+GCC12_NAMES = f'[compilers]\nextra = ["gcc-12", "g++-12", "{GCC12}", "{GXX12}"]\n'
+EXTRA_CONFIG = {
+    "client": f'[wrapper]\nstate_max_age = {STATE_MAX_AGE}\n[compilers]\nextra = ["gcc-11"]\n',
+    "mixed": GCC12_NAMES,
+    "pure11": GCC12_NAMES,  # its admin believes they are gcc-12
+}
+JOBS = 8
+LOCAL_JOBS = len(os.sched_getaffinity(0))  # more gains a local build nothing
+BUILD_TIMEOUT = 240.0
+
+
+@dataclass
+class Build:
+    """One finished `make`: how it ended and how long it took."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    distcc_log: Path
+
+    def warnings(self) -> list[str]:
+        """The p2pcc wrapper's messages on stderr."""
+        return [line for line in self.stderr.splitlines() if line.startswith("p2pcc: ")]
+
+    def explain(self) -> str:
+        log = self.distcc_log.read_text()[-3000:] if self.distcc_log.exists() else ""
+        return f"exit {self.returncode}\n{self.stderr[-3000:]}\n--- distcc log\n{log}"
+
+
+@dataclass
+class Office:
+    """The bed, its four daemons, the client's link directory and the local builds."""
+
+    base: Path
+    daemons: dict[str, Daemon]
+    links: Path
+    references: dict[tuple[str, ...], Tree] = field(default_factory=dict)
+    builds: int = 0
+
+    @property
+    def client(self) -> Daemon:
+        return self.daemons["client"]
+
+    def ready(self) -> dict[str, Any]:
+        """Restart any daemon that is not running; the client's status once every peer
+        is in a DISTCC_HOSTS line of the client's (alive, serving, matching something)."""
+        since = time.time()
+        for daemon in self.daemons.values():
+            if daemon.process is None or daemon.process.poll() is not None:
+                daemon.start()
+        try:
+            wait_until(partial(self._all_peers_listed, since), 60, "every peer to be usable")
+        except AssertionError:
+            for name, daemon in self.daemons.items():
+                print(f"--- {name}'s daemon log\n{daemon.log_text()[-3000:]}")
+            raise
+        status = self.client.status()
+        assert status is not None
+        return status
+
+    def _all_peers_listed(self, since: float) -> bool:
+        # Polls the state file, not `p2pcc status`: a CLI call per poll would cost a
+        # Python start-up each, CPU that the builds of this 2-core machine are short of.
+        state = statefile.read(str(self.client.runtime_dir / statefile.FILE_NAME))
+        if state is None or state[0] < since:  # none, or left by a daemon now gone
+            return False
+        listed = " ".join(line for _, line in state[1].values())
+        return all(f" {self.daemons[n].ws.address}:" in f" {listed}" for n in PEERS)
+
+    def log_marks(self) -> dict[str, int]:
+        """Where each workstation's distccd log ends now."""
+        return log_marks(self.daemons)
+
+    def jobs_since(self, marks: dict[str, int]) -> dict[str, list[JobRecord]]:
+        """The client's jobs each workstation's distccd logged after `marks`."""
+        return jobs_since(self.daemons, marks, self.client.ws)
+
+    def fresh_tree(
+        self,
+        tree_project: project.Project,
+        *,
+        only: tuple[str, ...] | None = None,
+        leave_out: tuple[str, ...] = (),
+    ) -> Tree:
+        """A new unpacked tree to build (see `project.unpack`)."""
+        self.builds += 1
+        where = self.base / f"build-{self.builds}"
+        return project.unpack(tree_project, where, only=only, leave_out=leave_out)
+
+    def build(self, tree: Tree, compiler: str, *, links: Path | None, **extra_env: str) -> Build:
+        """`make -jN CC=compiler` in the client with `links` first in PATH; without
+        links (None), a local build with one job per CPU."""
+        argv, env, log = self._build_setup(tree, compiler, links, extra_env)
+        started = time.monotonic()
+        result = self.client.ws.run(
+            argv, env=env, check=False, timeout=BUILD_TIMEOUT + 30, start_new_session=True
+        )
+        build = Build(
+            result.returncode, result.stdout, result.stderr, time.monotonic() - started, log
+        )
+        print(f"\n{tree.project.requirement} {compiler} links={links}: {build.seconds:.1f} s")
+        return build
+
+    def start_build(
+        self, tree: Tree, compiler: str, *, links: Path, **extra_env: str
+    ) -> tuple[subprocess.Popen[Any], Callable[[], Build]]:
+        """Start a build like `build` in the background: its process, and a function
+        that waits for it to end and returns it."""
+        argv, env, log = self._build_setup(tree, compiler, links, extra_env)
+        output = self.base / f"build-{self.builds}.out"
+        started = time.monotonic()
+        with output.open("w") as out:
+            process = self.client.ws.start(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+        def finish() -> Build:
+            returncode = process.wait(timeout=BUILD_TIMEOUT + 30)
+            seconds = time.monotonic() - started
+            print(f"\n{tree.project.requirement} {compiler} in the background: {seconds:.1f} s")
+            return Build(returncode, "", output.read_text(), seconds, log)
+
+        return process, finish
+
+    def _build_setup(
+        self, tree: Tree, compiler: str, links: Path | None, extra_env: dict[str, str]
+    ) -> tuple[list[str], dict[str, str], Path]:
+        env = build_env(links, self.base / f"distcc-dir-{self.builds}")
+        log = self.base / f"distcc-{self.builds}.log"
+        env.update(DISTCC_LOG=str(log), **extra_env)
+        jobs = JOBS if links else LOCAL_JOBS
+        return project.make_command(tree, compiler, jobs, BUILD_TIMEOUT), env, log
+
+    def reference(
+        self, tree_project: project.Project, compiler: str, *, leave_out: tuple[str, ...] = ()
+    ) -> Tree:
+        """The project built by `compiler` in the client without links (once per module)."""
+        key = (tree_project.requirement, compiler, *leave_out)
+        if key not in self.references:
+            tree = self.fresh_tree(tree_project, leave_out=leave_out)
+            built = self.build(tree, compiler, links=None)
+            assert built.returncode == 0, built.explain()
+            self.references[key] = tree
+        return self.references[key]
+
+
+def build_env(links: Path | None, distcc_dir: Path) -> dict[str, str]:
+    """The environment of a build: ours without p2pcc, distcc and make settings, the
+    links first in PATH, and a DISTCC_DIR that does not exist yet (the wrapper makes it)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("P2PCC_", "DISTCC_", "_DISTCC", "MAKE", "MFLAGS"))
+    }
+    if links is not None:
+        env["PATH"] = f"{links}:{env['PATH']}"
+    env["DISTCC_DIR"] = str(distcc_dir)
+    return env
+
+
+@contextlib.contextmanager
+def open_office() -> Iterator[Office]:
+    """The office, ready, with the client's links installed; torn down on exit."""
+    for needed in (project.BROTLI, project.FASTTEXT):
+        project.fetch(needed)  # before the bed: the workstations have no route to PyPI
+    base = Path(tempfile.mkdtemp(prefix="p2pcc-real-builds-"))
+    base.chmod(0o755)  # distccd's user must reach the daemons' runtime directories
+    try:
+        with TestBed() as bed:
+            office = _furnish(bed, base)
+            try:
+                started = time.monotonic()
+                office.ready()
+                print(f"\nfour daemons ready after {time.monotonic() - started:.1f} s")
+                install_links(office.client, office.links, office.client.config_path)
+                yield office
+            finally:
+                bed.close()
+                for daemon in office.daemons.values():
+                    kill_orphaned_distccd(daemon)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _furnish(bed: TestBed, base: Path) -> Office:
+    """The workstations with their compilers, and (not yet started) daemons."""
+    stations = {name: bed.add_workstation(name) for name in NAMES}
+    for ws in stations.values():
+        workstation_compilers.pretend_idle(ws, base)
+    layers = base / "layers"
+    workstation_compilers.shadow_usr_bin(
+        stations["mixed"], workstation_compilers.MIXED, layers / "mixed"
+    )
+    workstation_compilers.shadow_usr_bin(
+        stations["pure11"], workstation_compilers.PURE11, layers / "pure11"
+    )
+    daemons = {
+        name: Daemon(ws, base / name / "home", extra_config=EXTRA_CONFIG.get(name, ""))
+        for name, ws in stations.items()
+    }
+    return Office(base, daemons, base / "links")
+
+
+def install_links(daemon: Daemon, links: Path, config: Path) -> None:
+    """`p2pcc install-links DIR --config FILE`, run in the daemon's workstation."""
+    daemon.ws.run(
+        [sys.executable, "-m", "p2pcc", "install-links", str(links), "--config", str(config)],
+        env=cli_env(daemon.home),
+    )
+    assert (links / "gcc").is_symlink()
+    assert (links / "g++").is_symlink()
