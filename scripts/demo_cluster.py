@@ -65,7 +65,7 @@ def run_demo(home: Path) -> None:
         say("bringing up four workstations on a private bridge: " + ", ".join(NAMES))
         stations = {name: bed.add_workstation(name) for name in NAMES}
         for name, ws in stations.items():
-            workstation_compilers.pretend_idle(ws, home / "loadavg" / name)
+            workstation_compilers.pretend_idle(ws, home)
             print(f"   {name:7} {ws.address}")
         say("old: every gcc name now runs gcc-11 (a partial upgrade that lies)")
         workstation_compilers.shadow_usr_bin(
@@ -75,12 +75,22 @@ def run_demo(home: Path) -> None:
         say(f"slow: limited to {SLOW_CPU_SHARE:.0%} of one CPU with a cgroup")
         stations["slow"].throttle(SLOW_CPU_SHARE)
         say("starting p2pcc daemon on each (each starts its own distccd)")
-        daemons = {name: Daemon(ws, home / name, key_file=key) for name, ws in stations.items()}
+        daemons = {
+            name: Daemon(ws, home / name, key_file=key, own_cache=True)
+            for name, ws in stations.items()
+        }
         for daemon in daemons.values():
             daemon.start()
         client = daemons["client"]
         wait_until(lambda: len(client.peers_by_name()) == 3, 60, "the client to see three peers")
-        time.sleep(4)  # calibration: the slow workstation measures its own power
+        say("waiting for each workstation to measure its own speed (the slow one takes a while)")
+        wait_until(
+            lambda: all("power index" in daemon.log_text() for daemon in daemons.values()),
+            240,
+            "every daemon's calibration",
+        )
+        for name, peer in client.peers_by_name().items():
+            print(f"   {name:5} power {peer['power']:.2f}")
         links = home / "links"
         say(f"installing the compiler links on client into {links}")
         print(p2pcc(stations["client"], client, "install-links", str(links)).rstrip())

@@ -33,6 +33,7 @@ class Daemon:
     home: Path
     extra_config: str = ""
     key_file: Path | None = None
+    own_cache: bool = False  # a cache of its own: calibrates its own speed (slow in tests)
     process: subprocess.Popen[Any] | None = None
     log_files: list[Path] = field(default_factory=list)
 
@@ -65,7 +66,7 @@ class Daemon:
                 [sys.executable, "-m", "p2pcc", "daemon", "-v", "--config", str(self.config_path)],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env=cli_env(self.home),
+                env=cli_env(self.home, self.own_cache),
             )
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -93,11 +94,14 @@ class Daemon:
         return {} if status is None else {peer["name"]: peer for peer in status["peers"]}
 
 
-def cli_env(home: Path) -> dict[str, str]:
+def cli_env(home: Path, own_cache: bool = False) -> dict[str, str]:
+    """The environment of a daemon or CLI: no stray P2PCC_ settings, and a fingerprint
+    and calibration cache shared by the bed's workstations (they run the same
+    binaries on the same CPU), or the workstation's own."""
     import os
 
     env = dict(os.environ)
-    env["P2PCC_CACHE_DIR"] = str(home.parent / "cache")
+    env["P2PCC_CACHE_DIR"] = str(home / "cache" if own_cache else home.parent / "cache")
     env.pop("P2PCC_CONFIG", None)
     env.pop("P2PCC_RUNTIME_DIR", None)
     return env
