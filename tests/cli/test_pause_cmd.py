@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
-from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,12 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import trio
 
-from p2pcc import paths
 from p2pcc.cli import main
 from p2pcc.cli.pause_cmd import describe_pause_state, local_zone
 from p2pcc.core import limits
 from p2pcc.core.control_protocol import PermissionDeniedError
-from p2pcc.daemon.control import serve_control
+from tests.cli.control_fixtures import daemon, run_cli
 
 UNTIL = 1_900_000_000.0
 
@@ -49,39 +44,6 @@ class PauseHandler:
 
     def hosts(self, fingerprint: str) -> dict[str, Any]:
         raise AssertionError("not expected")
-
-
-@pytest.fixture(autouse=True)
-def no_real_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(paths, "SYSTEM_CONFIG", tmp_path / "etc" / "p2pcc.toml")
-    monkeypatch.delenv("P2PCC_CONFIG", raising=False)
-    monkeypatch.delenv("P2PCC_RUNTIME_DIR", raising=False)
-
-
-@pytest.fixture
-def runtime_dir(tmp_path: Path) -> Path:
-    return tmp_path / "run"
-
-
-@pytest.fixture
-def config_file(tmp_path: Path, runtime_dir: Path) -> str:
-    path = tmp_path / "p2pcc.toml"
-    path.write_text(f"runtime_dir = {json.dumps(str(runtime_dir))}\n")
-    return str(path)
-
-
-@asynccontextmanager
-async def daemon(runtime_dir: Path, handler: PauseHandler) -> AsyncIterator[None]:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve_control, runtime_dir / "control", handler)
-        yield
-        nursery.cancel_scope.cancel()
-
-
-async def run_cli(*argv: str) -> int:
-    status: int = await trio.to_thread.run_sync(partial(main, list(argv)))
-    return status
 
 
 async def test_pause_for_a_time_with_a_reason(

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import trio
 
-from p2pcc import paths
 from p2pcc.cli import main
 from p2pcc.cli.status_cmd import Looks, Screen, status_frame, symbols_for, watch
 from p2pcc.cli.status_view import render_status
@@ -28,6 +27,7 @@ from p2pcc.control_client import send_request
 from p2pcc.core.control_protocol import ControlError, StatusRequest
 from p2pcc.core.errors import P2pccError
 from p2pcc.daemon.control import serve_control
+from tests.cli.control_fixtures import daemon, run_cli
 
 GOLDEN = Path(__file__).parent / "golden"
 STATUS: dict[str, Any] = json.loads((GOLDEN / "status.json").read_text())
@@ -57,38 +57,8 @@ class StatusHandler:
 
 
 @pytest.fixture(autouse=True)
-def no_real_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(paths, "SYSTEM_CONFIG", tmp_path / "etc" / "p2pcc.toml")
-    monkeypatch.delenv("P2PCC_CONFIG", raising=False)
-    monkeypatch.delenv("P2PCC_RUNTIME_DIR", raising=False)
+def hundred_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "100")
-
-
-@pytest.fixture
-def runtime_dir(tmp_path: Path) -> Path:
-    return tmp_path / "run"
-
-
-@pytest.fixture
-def config_file(tmp_path: Path, runtime_dir: Path) -> str:
-    path = tmp_path / "p2pcc.toml"
-    path.write_text(f"runtime_dir = {json.dumps(str(runtime_dir))}\n")
-    return str(path)
-
-
-@asynccontextmanager
-async def daemon(runtime_dir: Path, handler: StatusHandler) -> AsyncIterator[None]:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve_control, runtime_dir / "control", handler)
-        yield
-        nursery.cancel_scope.cancel()
-
-
-async def run_cli(*argv: str) -> int:
-    """The CLI in a worker thread, so the server keeps running in this trio loop."""
-    status: int = await trio.to_thread.run_sync(partial(main, list(argv)))
-    return status
 
 
 # --- once ---------------------------------------------------------------------------------
