@@ -61,7 +61,7 @@ def _record(*fields: str) -> str:
     return "\t".join(fields)
 
 
-#: What `parse_full` and `read_full` return: written_at, hosts, compilers, natives.
+#: What `parse` and `read` return: written_at, hosts, compilers, natives.
 Parsed = tuple[
     float,
     dict[str, tuple[int, str]],
@@ -70,15 +70,7 @@ Parsed = tuple[
 ]
 
 
-def parse(
-    text: str,
-) -> tuple[float, dict[str, tuple[int, str]], dict[str, tuple[str, str, str]]] | None:
-    """(written_at, hosts, compilers) from a state file's text, or None when it is not one."""
-    parsed = parse_full(text, natives=False)
-    return None if parsed is None else parsed[:3]
-
-
-def parse_full(text: str, *, natives: bool | str = True) -> Parsed | None:
+def parse(text: str, *, natives: bool | str = True) -> Parsed | None:
     """(written_at, hosts, compilers, natives) from a state file's text, or None.
 
     `natives=False` skips the `native` records (many long lines a command without
@@ -119,16 +111,9 @@ def _wanted(native_line: str, natives: bool | str) -> bool:
     return len(fields) > 2 and fields[2] == natives
 
 
-def read(
-    path: str,
-) -> tuple[float, dict[str, tuple[int, str]], dict[str, tuple[str, str, str]]] | None:
-    """Parse the state file at `path`; None when missing, unreadable, oversized or corrupt."""
-    parsed = read_full(path, natives=False)
-    return None if parsed is None else parsed[:3]
-
-
-def read_full(path: str, *, natives: bool | str = True) -> Parsed | None:
-    """`read` with the `native` records too (as `parse_full` selects them)."""
+def read(path: str, *, natives: bool | str = True) -> Parsed | None:
+    """`parse` the state file at `path`; None when missing, unreadable, oversized or
+    corrupt."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_BYTES + 1)
@@ -137,7 +122,7 @@ def read_full(path: str, *, natives: bool | str = True) -> Parsed | None:
     if len(data) > MAX_BYTES:
         return None
     try:
-        return parse_full(data.decode("utf-8"), natives=natives)
+        return parse(data.decode("utf-8"), natives=natives)
     except UnicodeDecodeError:
         return None
 

@@ -36,13 +36,13 @@ def test_render_is_exact() -> None:
 def test_round_trip_through_a_file(tmp_path: Path) -> None:
     path = str(tmp_path / "state")
     statefile.write_atomic(path, statefile.render(12.25, HOSTS, COMPILERS))
-    assert statefile.read(path) == (12.25, HOSTS, COMPILERS)
+    assert statefile.read(path) == (12.25, HOSTS, COMPILERS, {})
     assert [p.name for p in tmp_path.iterdir()] == ["state"]  # no temp file left behind
 
 
 def test_unknown_records_are_ignored() -> None:
     text = statefile.render(3.0, HOSTS) + "future\tsomething\tnew\n"
-    assert statefile.parse(text) == (3.0, HOSTS, {})
+    assert statefile.parse(text) == (3.0, HOSTS, {}, {})
 
 
 @pytest.mark.parametrize(

@@ -203,7 +203,7 @@ def read_table(
     natives: bool | str = False,
 ) -> Table:
     """The state file's view of the compiler at `real` (found on PATH as `name`), with
-    the native-flag expansions `natives` selects (`statefile.parse_full`)."""
+    the native-flag expansions `natives` selects (`statefile.parse`)."""
     state, problem = _read_state(
         settings.state_files_for(env), settings.state_max_age, natives=natives
     )
@@ -232,7 +232,7 @@ def _read_state(
     from p2pcc import statefile
 
     for path in candidates:
-        state = statefile.read_full(path, natives=natives)
+        state = statefile.read(path, natives=natives)
         if state is None:
             if lookup.exists(path):
                 return None, f"{path} is not a p2pcc state file (corrupt, or another version)"

@@ -39,7 +39,7 @@ async def test_the_watch_adds_native_expansions_to_the_state_file(tmp_path: Path
     env = {"PATH": "/usr/bin:/bin", "P2PCC_CACHE_DIR": str(tmp_path / "cache")}
     node = make_node(1)
     node.set_compilers(find_compilers(["gcc"], env), 0.0)
-    assert statefile.parse_full(render_state(node, 1.0)) is not None
+    assert statefile.parse(render_state(node, 1.0)) is not None
     assert node.native_records() == {}
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(serve_compiler_watch, node, ["gcc"], env, period=3600))
@@ -47,7 +47,7 @@ async def test_the_watch_adds_native_expansions_to_the_state_file(tmp_path: Path
             while not node.native_records():
                 await node.changed.wait_until(trio.current_time() + 0.5)
         nursery.cancel_scope.cancel()
-    parsed = statefile.parse_full(render_state(node, 1.0))
+    parsed = statefile.parse(render_state(node, 1.0))
     assert parsed is not None
     [(fingerprint, expansions)] = parsed[3].items()
     assert fingerprint == node.compilers[0].fingerprint.id

@@ -148,16 +148,15 @@ def test_native_records_round_trip_through_the_state_file(tmp_path: Path) -> Non
     hosts = {"aaaaaaaaaaaaaaaa": (3, "localhost/3")}
     path = str(tmp_path / "state")
     statefile.write_atomic(path, statefile.render(5.0, hosts, {}, natives))
-    assert statefile.read_full(path) == (5.0, hosts, {}, natives)
-    assert statefile.read(path) == (5.0, hosts, {})  # the three-part reader is unchanged
+    assert statefile.read(path) == (5.0, hosts, {}, natives)
     text = statefile.render(5.0, hosts, {}, natives)
     assert "native\taaaaaaaaaaaaaaaa\t-mtune=native,-march=*\n" in text
-    only = statefile.parse_full(text, natives="-march=native")
+    only = statefile.parse(text, natives="-march=native")
     assert only is not None
     assert only[3] == {
         "aaaaaaaaaaaaaaaa": {"-march=native": natives["aaaaaaaaaaaaaaaa"]["-march=native"]}
     }
-    none = statefile.parse_full(text, natives=False)
+    none = statefile.parse(text, natives=False)
     assert none is not None
     assert none[3] == {}
 
