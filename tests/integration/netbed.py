@@ -13,6 +13,7 @@ and is called by the context manager even when the test fails.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -27,6 +28,9 @@ PREFIX = "p2t"
 SUBNET = "10.213.7"  # private, exists only on the bed's bridge
 STATE_ROOT = Path("/run/p2pcc-testbed")
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+#: The nftables table (family inet, in a workstation's namespace) of the injected faults;
+#: it goes with the namespace, and `clear_faults` removes it earlier.
+FAULT_TABLE = "p2t_faults"
 _STALE = re.compile(rf"^{PREFIX}(\d+)-")
 
 
@@ -141,6 +145,66 @@ class Workstation:
     def set_link(self, up: bool) -> None:
         """Plug or unplug this workstation's cable (its veth end on the bridge)."""
         _ip("-n", self.bed.bridge_ns, "link", "set", f"v{self.index}", "up" if up else "down")
+
+    # --- network faults (nftables in the workstation's namespace, input side) ----------
+
+    def drop_udp(self, port: int, percent: int) -> None:
+        """Lose `percent` % of the UDP datagrams arriving for `port`, each one at random
+        (`numgen random`; netem is not available here): a lossy network, seen from here."""
+        if not 0 <= percent <= 100:
+            raise ValueError(f"percent must be 0..100, got {percent}")
+        self._add_fault(f"udp-{port}", f"udp dport {port} numgen random mod 100 < {percent}")
+
+    def allow_udp(self, port: int) -> None:
+        """Remove `drop_udp(port, ...)`: datagrams for `port` arrive again."""
+        self._remove_fault(f"udp-{port}")
+
+    def block_multicast(self, group: str) -> None:
+        """Drop every datagram to the multicast `group` that another workstation sent (our
+        own looped-back copies still arrive): a switch that filters the group, while
+        unicast and other groups (mDNS's 224.0.0.251) pass."""
+        self._add_fault(f"group-{group}", f"ip daddr {group} ip saddr != {self.address}")
+
+    def unblock_multicast(self, group: str) -> None:
+        """Remove `block_multicast(group)`."""
+        self._remove_fault(f"group-{group}")
+
+    def fault_drops(self) -> dict[str, int]:
+        """Packets each fault rule has dropped so far, by its name (`udp-3634`, …)."""
+        drops: dict[str, int] = {}
+        for rule in self._fault_rules():
+            name = rule.get("comment", "")
+            for statement in rule.get("expr", []):
+                if "counter" in statement:
+                    drops[name] = drops.get(name, 0) + int(statement["counter"]["packets"])
+        return drops
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule (the whole table); harmless when there is none."""
+        self.run(["nft", "delete", "table", "inet", FAULT_TABLE], check=False)
+
+    def _add_fault(self, name: str, match: str) -> None:
+        self._remove_fault(name)  # one rule per name: a new percentage replaces the old
+        chain = f"inet {FAULT_TABLE} input"
+        self.run(["nft", "add", "table", "inet", FAULT_TABLE])
+        hook = "{ type filter hook input priority 0; policy accept; }"
+        self.run(["nft", f"add chain {chain} {hook}"])
+        self.run(["nft", f'add rule {chain} {match} counter drop comment "{name}"'])
+
+    def _remove_fault(self, name: str) -> None:
+        for rule in self._fault_rules():
+            if rule.get("comment") == name:
+                handle = str(rule["handle"])
+                self.run(["nft", "delete", "rule", "inet", FAULT_TABLE, "input", "handle", handle])
+
+    def _fault_rules(self) -> list[dict[str, Any]]:
+        listed = self.run(
+            ["nft", "-j", "-a", "list", "chain", "inet", FAULT_TABLE, "input"], check=False
+        )
+        if listed.returncode != 0:  # no table or chain yet: no rule
+            return []
+        items = json.loads(listed.stdout)["nftables"]
+        return [item["rule"] for item in items if "rule" in item]
 
 
 class TestBed:
