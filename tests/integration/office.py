@@ -32,9 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from p2pcc import statefile
+from p2pcc.control_client import send_request
+from p2pcc.core.control_protocol import StatusRequest
+from p2pcc.core.errors import P2pccError
 from p2pcc.core.metrics import JobRecord
 from tests.integration import project, workstation_compilers
-from tests.integration.distccd_jobs import jobs_since, kill_orphaned_distccd, log_marks
+from tests.integration.distccd_jobs import (
+    jobs_since,
+    kill_orphaned_distccd,
+    log_marks,
+    serving,
+)
 from tests.integration.netbed import TestBed
 from tests.integration.pool import Daemon, cli_env, wait_until
 from tests.integration.project import Tree
@@ -54,6 +62,11 @@ EXTRA_CONFIG = {
 JOBS = 8
 LOCAL_JOBS = len(os.sched_getaffinity(0))  # more gains a local build nothing
 BUILD_TIMEOUT = 240.0
+#: The part of brotli the quick builds compile: 10 small objects in a few seconds.
+QUICK = ("c/common", "c/dec")
+#: The file that alone takes 10 of brotli's 23 CPU-seconds: most builds leave it out
+#: (30 objects in half the time), so that a module of real builds fits in minutes.
+SLOWEST = ("c/enc/backward_references.c",)
 
 
 @dataclass
@@ -114,6 +127,48 @@ class Office:
             return False
         listed = " ".join(line for _, line in state[1].values())
         return all(f" {self.daemons[n].ws.address}:" in f" {listed}" for n in PEERS)
+
+    @property
+    def state_path(self) -> Path:
+        """The client's state file, which its wrapper reads on every compile."""
+        return self.client.runtime_dir / statefile.FILE_NAME
+
+    def listed(self, name: str) -> bool | None:
+        """Whether workstation `name` is in any DISTCC_HOSTS line of the client's state
+        file now; None while there is no readable state file."""
+        state = statefile.read(str(self.state_path))
+        if state is None:
+            return None
+        address = f"{self.daemons[name].ws.address}:"
+        return any(
+            word.startswith(address) for _, line in state[1].values() for word in line.split()
+        )
+
+    def wait_listed(self, name: str, listed: bool, timeout: float) -> float:
+        """Wait until `name` is (listed=True) or is not (False) in the client's hosts
+        lines, polling the state file; the seconds it took."""
+        started = time.monotonic()
+        what = f"{name} to {'join' if listed else 'leave'} the client's hosts lines"
+        wait_until(lambda: self.listed(name) is listed, timeout, what)
+        return time.monotonic() - started
+
+    def wait_for_job_on(self, name: str, make: subprocess.Popen[Any], timeout: float = 60) -> None:
+        """Wait until `name`'s distccd serves a job of the running build `make`; fail if
+        the build ends first (a fault injected then would hit no build)."""
+        ws = self.daemons[name].ws
+        wait_until(lambda: serving(ws) > 0 or make.poll() is not None, timeout, f"a job on {name}")
+        assert make.poll() is None, f"the build ended before {name} got a job"
+
+    def build_again_using(self, name: str) -> list[JobRecord]:
+        """A short build (brotli's QUICK part, DISTCC_FALLBACK=0) that must succeed with
+        the local build's objects; the jobs `name` compiled in it, which proves that a
+        recovered peer is used again when the list is not empty."""
+        reference = self.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
+        tree = self.fresh_tree(project.BROTLI, only=QUICK)
+        marks = self.log_marks()
+        build = self.build(tree, "gcc", links=self.links, DISTCC_FALLBACK="0")
+        assert_same_objects(build, tree, reference)
+        return self.jobs_since(marks)[name]
 
     def log_marks(self) -> dict[str, int]:
         """Where each workstation's distccd log ends now."""
@@ -188,6 +243,23 @@ class Office:
             assert built.returncode == 0, built.explain()
             self.references[key] = tree
         return self.references[key]
+
+
+def assert_same_objects(build: Build, tree: Tree, reference: Tree) -> None:
+    """The build succeeded, left every object, and each is the local build's, code for code."""
+    assert build.returncode == 0, build.explain()
+    assert set(project.objects(tree.path)) == tree.object_names
+    assert project.differing_objects(tree.path, reference.path) == []
+
+
+def control_status(daemon: Daemon) -> dict[str, Any] | None:
+    """A daemon's status document straight from its control socket (a unix socket is
+    reachable from outside the workstation's namespaces, and this costs no CLI start-up);
+    None while it does not answer."""
+    try:
+        return send_request(daemon.runtime_dir / "control", StatusRequest(), timeout=5)
+    except (OSError, P2pccError):
+        return None
 
 
 def build_env(links: Path | None, distcc_dir: Path) -> dict[str, str]:

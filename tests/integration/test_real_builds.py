@@ -36,9 +36,11 @@ from tests.integration.office import (
     GCC12,
     GXX12,
     PEERS,
+    QUICK,
+    SLOWEST,
     STATE_MAX_AGE,
-    Build,
     Office,
+    assert_same_objects,
     install_links,
     open_office,
 )
@@ -46,12 +48,6 @@ from tests.integration.pool import wait_until
 from tests.integration.project import Tree
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
-
-#: The part of brotli the local-fallback tests build: quick, and still 10 objects.
-QUICK = ("c/common", "c/dec")
-#: The file that alone takes 10 of brotli's 23 CPU-seconds: the builds after the first
-#: leave it out (30 objects in half the time), the whole module must fit in 3 minutes.
-SLOWEST = ("c/enc/backward_references.c",)
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +59,6 @@ def office() -> Iterator[Office]:
 
 
 # --- checking a build ----------------------------------------------------------------------
-
-
-def assert_same_objects(build: Build, tree: Tree, reference: Tree) -> None:
-    """The build succeeded, left every object, and each is the local build's, code for code."""
-    assert build.returncode == 0, build.explain()
-    assert set(project.objects(tree.path)) == tree.object_names
-    assert project.differing_objects(tree.path, reference.path) == []
 
 
 def assert_jobs_went(
