@@ -7,7 +7,10 @@ or a clock.  Rules (reasons in docs/metrics.md):
   averaged the way the kernel averages load, so serving never makes a machine look busy.
 * Slots = min(CPU slots, memory slots): CPUs minus foreign load rounded half up, and the
   jobs that fit in available memory plus those already running; never below 0 or above
-  `limits.MAX_SLOTS`.
+  `limits.MAX_SLOTS`.  A cgroup CPU limit (`core.cgroup`) caps CPU slots at the limit
+  rounded half up, so less than half a CPU offers no slot, like a CPU the owner mostly uses.
+* Under a limit, one slot runs at `slot_speed` = limit / its whole CPUs (at most 1) of a
+  CPU, and the advertised power is scaled by it: a slot of a 0.6-CPU container is 0.6.
 * A served job is a direct child of a distccd process that is not itself distccd (the
   compiler driver); its CPU is the sum over its live process subtree.
 * Power = calibrated speed x a correction in [1/4, 1] learned from the CPU share served
@@ -24,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from p2pcc.core import limits
+from p2pcc.core.cgroup import effective_cpus
 from p2pcc.core.procfs import ProcessEntry
 
 GIB = 1024**3
@@ -72,7 +76,11 @@ class JobProgress:
 
 @dataclass(frozen=True, slots=True)
 class LocalMetrics:
-    """One measurement of this machine, as gossiped in NodeStatus."""
+    """One measurement of this machine, as gossiped in NodeStatus.
+
+    `cpus` is how many CPUs served jobs can occupy at once: the affinity mask, narrowed
+    to the CPU limit rounded up (a 1.5-CPU quota lets two jobs run, each at 0.75).
+    """
 
     cpus: int
     load_raw: float  # 1-minute load average as the kernel reports it
@@ -82,6 +90,8 @@ class LocalMetrics:
     jobs: int  # compile jobs our distccd runs right now
     slots: int  # slots offered to peers
     job_progress: JobProgress | None = None  # for PowerEstimate.observe
+    cpu_limit: float | None = None  # the cgroup's CPU limit in CPUs; None = no limit
+    slot_speed: float = 1.0  # the share of a CPU one slot gets under that limit
 
 
 def parse_loadavg(text: str) -> float:
@@ -164,12 +174,16 @@ def job_cpu_ticks(
     return totals
 
 
-def expected_cpu_share(cpus: int, foreign_load: float, jobs: int) -> float:
-    """The share of one CPU each served job should get: all runnable work splits the CPUs."""
+def expected_cpu_share(
+    cpus: int, foreign_load: float, jobs: int, cpu_limit: float | None = None
+) -> float:
+    """The share of one CPU each served job should get: all runnable work splits the CPUs,
+    and the jobs split the cgroup's CPU limit, if there is one, among themselves."""
     contenders = foreign_load + jobs
-    if contenders <= cpus:
-        return 1.0
-    return cpus / contenders
+    share = 1.0 if contenders <= cpus else cpus / contenders
+    if cpu_limit is not None and jobs > 0:
+        share = min(share, cpu_limit / jobs)
+    return share
 
 
 def job_progress(
@@ -220,16 +234,43 @@ def round_half_up(value: float) -> int:
     return math.floor(value + 0.5)
 
 
+def limited_cpus(affinity: int, cpu_limit: float | None) -> int:
+    """CPUs served jobs can occupy at once: the affinity mask, or the limit rounded up."""
+    if cpu_limit is None:
+        return affinity
+    return max(1, min(affinity, math.ceil(cpu_limit)))
+
+
+def slot_speed(affinity: int, cpu_limit: float | None) -> float:
+    """The share of a CPU one slot gets when every slot the limit allows is busy.
+
+    The limit's whole CPUs (rounded half up, at least 1) share it: 0.15 CPU gives one
+    slot at 0.15, 1.5 two at 0.75, 2.4 two at 1 (a compile uses one CPU at most).
+    """
+    effective = effective_cpus(affinity, cpu_limit)
+    return min(1.0, effective / max(1, round_half_up(effective)))
+
+
 def slots_offered(
-    cpus: int, mem_available: int, job_memory: int, foreign_load: float, jobs: int = 0
+    cpus: int,
+    mem_available: int,
+    job_memory: int,
+    foreign_load: float,
+    jobs: int = 0,
+    *,
+    cpu_limit: float | None = None,
 ) -> int:
     """Slots this machine offers peers, running jobs included (ranking subtracts them).
 
     CPU slots: CPUs minus foreign load, rounded half up, so background noise below half a
-    CPU costs nothing.  Memory slots: jobs that fit in available memory (floor: a job that
-    does not fit swaps) plus those already running, whose memory is no longer available.
+    CPU costs nothing; with a cgroup CPU limit, at most the limit rounded half up (the
+    owner's load runs outside our cgroup, so the two caps are separate).  Memory slots:
+    jobs that fit in available memory (floor: a job that does not fit swaps) plus those
+    already running, whose memory is no longer available.
     """
     cpu_slots = round_half_up(cpus - foreign_load)
+    if cpu_limit is not None:
+        cpu_slots = min(cpu_slots, round_half_up(cpu_limit))
     memory_slots = mem_available // job_memory + jobs
     return max(0, min(cpu_slots, memory_slots, limits.MAX_SLOTS))
 
@@ -243,18 +284,21 @@ def compute(
     jobs: int,
     job_memory: int,
     job_progress: JobProgress | None = None,
+    cpu_limit: float | None = None,
 ) -> LocalMetrics:
-    """One LocalMetrics from raw readings."""
+    """One LocalMetrics from raw readings; `cpus` is the affinity mask's count."""
     foreign = max(0.0, load_raw - served_load)
     return LocalMetrics(
-        cpus=cpus,
+        cpus=limited_cpus(cpus, cpu_limit),
         load_raw=load_raw,
         served_load=served_load,
         foreign_load=foreign,
         mem_available=mem_available,
         jobs=jobs,
-        slots=slots_offered(cpus, mem_available, job_memory, foreign, jobs),
+        slots=slots_offered(cpus, mem_available, job_memory, foreign, jobs, cpu_limit=cpu_limit),
         job_progress=job_progress,
+        cpu_limit=cpu_limit,
+        slot_speed=slot_speed(cpus, cpu_limit),
     )
 
 
@@ -269,6 +313,11 @@ def node_power(per_compiler: Iterable[float]) -> float:
     """The single power a node advertises: the median over its compilers (NEUTRAL if none)."""
     values = sorted(per_compiler)
     return statistics.median(values) if values else NEUTRAL_POWER
+
+
+def limited_power(power: float, slot_speed: float) -> float:
+    """`power` for a slot that gets `slot_speed` of a CPU (clamped to [0, 1]), capped."""
+    return min(power * min(1.0, max(0.0, slot_speed)), limits.MAX_POWER)
 
 
 @dataclass(frozen=True, slots=True)

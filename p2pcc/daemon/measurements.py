@@ -2,7 +2,9 @@
 mDNS tells stock distcc clients about our distccd.
 
 Calibration compiles a few files (seconds on a first start, instant from the cache), so
-it runs beside the other tasks: the node advertises power 1.0 until it finishes.
+it runs beside the other tasks: the node advertises power 1.0 until it finishes.  The
+advertised power is the estimate times the slot speed a cgroup CPU limit leaves
+(`LocalMetrics.slot_speed`): calibration measures CPU time, which a quota does not slow.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import trio
 
 from p2pcc.core.errors import P2pccError
-from p2pcc.core.metrics import LocalMetrics, PowerEstimate, node_power
+from p2pcc.core.metrics import LocalMetrics, PowerEstimate, limited_power, node_power
 from p2pcc.core.zeroconf_names import DistccdAnnouncement
 from p2pcc.daemon.calibrate import calibrate
 from p2pcc.daemon.discovery import Discovery
@@ -30,11 +32,17 @@ class Measurements:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.estimate = PowerEstimate()
+        self.slot_speed = 1.0
+
+    def power(self, now: float) -> float:
+        """The power to advertise: the estimate, slowed by our cgroup CPU limit."""
+        return limited_power(self.estimate.power(now), self.slot_speed)
 
     def publish(self, sample: LocalMetrics) -> None:
         """A fresh metrics sample: blend served-job progress into power, update the node."""
         now = trio.current_time()
         self.estimate = self.estimate.observe_progress(sample.job_progress, now)
+        self.slot_speed = sample.slot_speed
         self.node.local_slots = max(1, sample.cpus)
         self.node.set_measurements(
             now,
@@ -43,7 +51,7 @@ class Measurements:
             mem_available=sample.mem_available,
             slots=sample.slots,
             jobs=sample.jobs,
-            power=self.estimate.power(now),
+            power=self.power(now),
         )
 
     async def calibrate(self, compilers: Sequence[LocalCompiler], cache_dir: Path) -> None:
@@ -52,8 +60,13 @@ class Measurements:
         powers = await calibrate(offered, cache_dir)
         self.estimate = self.estimate.recalibrated(node_power(powers.values()))
         now = trio.current_time()
-        self.node.set_measurements(now, power=self.estimate.power(now))
-        log.info("power index %.2f from %d compilers", self.estimate.power(now), len(powers))
+        self.node.set_measurements(now, power=self.power(now))
+        log.info(
+            "power index %.2f from %d compilers (slot speed %.2f)",
+            self.power(now),
+            len(powers),
+            self.slot_speed,
+        )
 
 
 async def announce_distccd(node: Node, discovery: Discovery, port: int, cpus: int) -> None:

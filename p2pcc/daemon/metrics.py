@@ -2,7 +2,9 @@
 
 All reading happens here and all arithmetic in `p2pcc.core.metrics`.  `/proc` is read
 synchronously: a scan costs ~30 microseconds per process (a few ms on a workstation),
-and a worker thread would let trio's test clock jump while it runs.
+and a worker thread would let trio's test clock jump while it runs.  The cgroup CPU limit
+(`p2pcc.core.cgroup`) is read every sample too: a few small files, and `systemctl
+set-property` or a container runtime can change it while we run.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import trio
 
 from p2pcc.config.model import MetricsConfig
-from p2pcc.core import metrics
+from p2pcc.core import cgroup, metrics
 from p2pcc.core.metrics import JobKey, LocalMetrics, ServedLoad
 from p2pcc.daemon.processes import read_processes
 
@@ -26,6 +28,28 @@ log = logging.getLogger("p2pcc.daemon.metrics")
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
     return len(os.sched_getaffinity(0))
+
+
+def read_cpu_limit(proc_root: Path = Path("/proc")) -> float | None:
+    """The tightest CPU limit of our cgroup and its parents, in CPUs; None when there is
+    none or it cannot be read (a limit we cannot see must not starve the node)."""
+    try:
+        membership = (proc_root / "self" / "cgroup").read_text(errors="replace")
+        mountinfo = (proc_root / "self" / "mountinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    directories = cgroup.limit_directories(membership, mountinfo)
+    return cgroup.tightest(_read_limit(Path(d.path), d.version) for d in directories)
+
+
+def _read_limit(directory: Path, version: cgroup.CgroupVersion) -> float | None:
+    try:
+        if version is cgroup.CgroupVersion.V2:
+            return cgroup.parse_cpu_max((directory / cgroup.V2_MAX).read_text())
+        quota = (directory / cgroup.V1_QUOTA).read_text()
+        return cgroup.parse_cfs(quota, (directory / cgroup.V1_PERIOD).read_text())
+    except (OSError, UnicodeDecodeError):  # the root has no cpu.max; a cgroup may vanish
+        return None
 
 
 def clock_ticks_per_second() -> int:
@@ -43,12 +67,15 @@ class MetricsSampler:
         *,
         proc_root: Path,
         cpus: Callable[[], int],
+        cpu_limit: Callable[[], float | None],
         ticks_per_second: float,
     ) -> None:
         self._config = config
         self._distccd_pids = distccd_pids
         self._proc_root = proc_root
         self._cpus = cpus
+        self._cpu_limit = cpu_limit
+        self._limit_seen: float | None = None
         self._ticks_per_second = ticks_per_second
         self._served_load: ServedLoad | None = None
         self._job_cpu: dict[JobKey, int] = {}
@@ -66,17 +93,22 @@ class MetricsSampler:
             self._served_load = ServedLoad.start(jobs, now)
         else:
             self._served_load = self._served_load.advance(jobs, now)
+        affinity, limit = self._cpus(), self._cpu_limit()
+        if limit != self._limit_seen:
+            self._limit_seen = limit
+            log.info("cgroup CPU limit: %s", "none" if limit is None else f"{limit:.2f} CPUs")
         sample = metrics.compute(
-            cpus=self._cpus(),
+            cpus=affinity,
             load_raw=load,
             served_load=self._served_load.average,
             mem_available=mem_available,
             jobs=jobs,
             job_memory=self._config.job_memory,
+            cpu_limit=limit,
         )
         progress = None
         if self._sampled_at is not None:
-            share = metrics.expected_cpu_share(sample.cpus, sample.foreign_load, jobs)
+            share = metrics.expected_cpu_share(affinity, sample.foreign_load, jobs, limit)
             elapsed = now - self._sampled_at
             progress = metrics.job_progress(
                 self._job_cpu, job_cpu, elapsed, self._ticks_per_second, share
@@ -92,6 +124,7 @@ async def serve_metrics(
     distccd_pids: Callable[[], Iterable[int]],
     proc_root: Path = Path("/proc"),
     cpus: Callable[[], int] = available_cpus,
+    cpu_limit: Callable[[], float | None] | None = None,
     ticks_per_second: float | None = None,
     task_status: trio.TaskStatus[LocalMetrics] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -100,12 +133,14 @@ async def serve_metrics(
     Samples are due at start + k x refresh; one that comes due while an earlier one ran
     late is skipped rather than sent in a burst.  A failed first sample raises (the
     daemon cannot advertise anything); a later failure is logged and that sample skipped.
+    `cpu_limit` defaults to reading our cgroup's limit through `proc_root`.
     """
     sampler = MetricsSampler(
         config,
         distccd_pids,
         proc_root=proc_root,
         cpus=cpus,
+        cpu_limit=cpu_limit or (lambda: read_cpu_limit(proc_root)),
         ticks_per_second=ticks_per_second or clock_ticks_per_second(),
     )
     due = trio.current_time()

@@ -317,6 +317,88 @@ def test_compute_subtracts_served_load() -> None:
     assert undershoot.foreign_load == 0.0
 
 
+# --- a cgroup CPU limit -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cpus", "limit", "foreign", "slots"),
+    [
+        (2, None, 0.0, 2),
+        (2, 0.15, 0.0, 0),  # the test bed's slow workstation: under half a CPU, no slot
+        (2, 0.5, 0.0, 1),  # half a CPU rounds up, as the foreign-load rule does
+        (2, 0.6, 0.0, 1),
+        (8, 1.5, 0.0, 2),
+        (8, 2.4, 0.0, 2),
+        (8, 2.0, 7.0, 1),  # the owner's load and the quota are separate caps
+        (2, 8.0, 0.0, 2),  # a quota above the machine changes nothing
+    ],
+)
+def test_a_cpu_limit_caps_the_cpu_slots(
+    cpus: int, limit: float | None, foreign: float, slots: int
+) -> None:
+    assert metrics.slots_offered(cpus, 64 * GIB, GIB, foreign, cpu_limit=limit) == slots
+
+
+@pytest.mark.parametrize(
+    ("cpus", "limit", "jobs_cpus", "speed"),
+    [
+        (2, None, 2, 1.0),
+        (2, 0.15, 1, 0.15),  # one slot's worth of CPUs, at 15 % of one
+        (2, 0.6, 1, 0.6),
+        (8, 1.5, 2, 0.75),  # two jobs share one and a half CPUs
+        (8, 2.4, 3, 1.0),  # two slots, each a whole CPU; three jobs may run at once
+        (2, 8.0, 2, 1.0),
+    ],
+)
+def test_a_cpu_limit_narrows_cpus_and_slows_each_slot(
+    cpus: int, limit: float | None, jobs_cpus: int, speed: float
+) -> None:
+    assert metrics.limited_cpus(cpus, limit) == jobs_cpus
+    assert metrics.slot_speed(cpus, limit) == pytest.approx(speed)
+
+
+def test_compute_reports_the_limit() -> None:
+    sample = metrics.compute(
+        cpus=2,
+        load_raw=0.0,
+        served_load=0.0,
+        mem_available=16 * GIB,
+        jobs=0,
+        job_memory=GIB,
+        cpu_limit=0.15,
+    )
+    assert (sample.cpus, sample.slots, sample.cpu_limit, sample.slot_speed) == (1, 0, 0.15, 0.15)
+
+
+def test_served_jobs_are_promised_their_share_of_the_limit() -> None:
+    # Two jobs in a 0.15-CPU cgroup each get 0.075 of a CPU: the correction must not
+    # learn the quota a second time on top of the slot speed.
+    assert metrics.expected_cpu_share(2, 0.0, 2, cpu_limit=0.15) == pytest.approx(0.075)
+    assert metrics.expected_cpu_share(2, 3.0, 1, cpu_limit=4.0) == 0.5
+    assert metrics.expected_cpu_share(2, 0.0, 0, cpu_limit=0.15) == 1.0
+
+
+def test_limited_power_scales_by_the_slot_speed() -> None:
+    assert metrics.limited_power(2.0, 0.15) == pytest.approx(0.3)
+    assert metrics.limited_power(2.0, 1.0) == 2.0
+    assert metrics.limited_power(2.0, 7.0) == 2.0  # a slot never beats its calibration
+    assert metrics.limited_power(limits.MAX_POWER * 2, 1.0) == limits.MAX_POWER
+
+
+@given(
+    cpus=st.integers(1, 4096),
+    limit=st.none() | st.floats(1e-6, 1e6),
+    foreign=st.floats(0, 1e4),
+)
+def test_a_limit_never_offers_more_than_without_it(
+    *, cpus: int, limit: float | None, foreign: float
+) -> None:
+    limited = metrics.slots_offered(cpus, 2**44, GIB, foreign, cpu_limit=limit)
+    assert limited <= metrics.slots_offered(cpus, 2**44, GIB, foreign, 0)
+    assert 1 <= metrics.limited_cpus(cpus, limit) <= cpus
+    assert 0 < metrics.slot_speed(cpus, limit) <= 1
+
+
 # --- power ------------------------------------------------------------------------------
 
 
