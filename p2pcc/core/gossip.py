@@ -42,6 +42,18 @@ MAX_LOGGED_DROPS = 1024
 QUIET_DROPS = frozenset({"own", "duplicate"})
 
 
+def _announced(address: str, status: NodeStatus | None) -> bool:
+    """Whether `address` is one the node itself announces in `status`.
+
+    Anyone on the link can capture a genuine datagram and bounce it to us by unicast;
+    only the node's own addresses may turn our unicast fallback towards them, or the
+    bouncer would receive our gossip in the node's stead.
+    """
+    host = address.partition("%")[0]  # an IPv6 scope names our interface, not theirs
+    addresses = status.addresses if status is not None else ()
+    return any(announced.partition("%")[0] == host for announced in addresses)
+
+
 class Transport(enum.Enum):
     """How a datagram reached us."""
 
@@ -188,7 +200,7 @@ class GossipEngine:
         if message.kind is MessageKind.LEAVE:
             self._unicast_from.pop(message.node_id, None)
             self._discovered.pop(message.node_id, None)
-        elif transport is Transport.UNICAST:
+        elif transport is Transport.UNICAST and _announced(sender[0], message.body):
             self._unicast_from[message.node_id] = (sender, now)
 
     def _drop(self, sender: Endpoint, reason: str, detail: str) -> Received:

@@ -189,6 +189,19 @@ def test_unicast_sender_gets_unicast_back_until_it_falls_silent() -> None:
     assert alpha.statistics(6.0).unicast_targets == 0
 
 
+def test_a_genuine_datagram_bounced_by_someone_else_does_not_redirect_unicast() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    datagram = sent(beta, 0.0).data
+    bouncer = ("10.0.0.66", 40000)
+    first = alpha.receive(datagram, bouncer, Transport.UNICAST, 0.0)  # it raced beta's copy
+    assert first.events  # authentic and new: accepted
+    again = alpha.receive(datagram, bouncer, Transport.UNICAST, 0.1)
+    assert again.dropped == "duplicate"
+    assert alpha.unicast_targets(0.2) == ()
+    alpha.receive(datagram, endpoint(beta), Transport.UNICAST, 0.3)  # beta's own copy
+    assert alpha.unicast_targets(0.4) == (endpoint(beta),)
+
+
 def test_next_deadline_includes_peer_liveness() -> None:
     alpha, beta = make_engine(1), make_engine(2)
     sent(alpha, 0.0)
