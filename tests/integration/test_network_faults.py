@@ -1,0 +1,387 @@
+"""Network faults during real builds: a cut cable, lossy gossip, filtered multicast (issue 6).
+
+The office of tests/integration/office.py (a gcc-12 `client` with the links, gcc-12
+peers `peer12` and `mixed`, a gcc-11 `pure11`) builds brotli's C library with `make -j8`
+while the network misbehaves; faults are nftables rules or a veth taken down inside the
+bed (tests/integration/netbed.py), so nothing leaves the bed's private bridge.  Each
+build must succeed with every object code-identical to a local build.  Which peers the
+client offers distcc is read from its state file, the file its wrapper reads on every
+compile; which peers really compiled comes from their distccd logs.
+
+Every measured figure is printed with the prefix `FAULT-FIGURE: ` (run with `-s`);
+the assertions bound them loosely, three times the documented limit, for a loaded
+2-core machine.  One office serves the module; every test starts with `office.ready()`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from p2pcc.config.schema import DEFAULT_GROUP
+from tests.integration import project
+from tests.integration.distccd_jobs import serving
+from tests.integration.office import (
+    QUICK,
+    SLOWEST,
+    Build,
+    Office,
+    assert_same_objects,
+    control_status,
+    open_office,
+)
+from tests.integration.pool import GOSSIP_PORT, INTERVAL, SUSPECT_AFTER, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.netns]
+
+#: The peers the client's `gcc` builds go to (the exact gcc-12 ones).
+GCC_PEERS = ("peer12", "mixed")
+#: Every bound on a measured time is the documented figure times this.
+SLACK = 3.0
+#: Gossip loss rates (percent): light, where a peer must stay alive nearly all the time
+#: (three datagrams in a row are lost 1 time in 1000), and heavy, where it drops out now
+#: and then (1 time in 37) but must still get jobs.
+LIGHT_LOSS, HEAVY_LOSS = 10, 30
+ALIVE_AT_LIGHT_LOSS = 0.8
+#: How far into a build a fault strikes (then at the next job on the victim).
+INTO_THE_BUILD = 3.0
+#: distcc's DISTCC_IO_TIMEOUT (default 300 s) for the build whose peer never comes back.
+IO_TIMEOUT = 10
+#: How often the sampler asks the client's daemon and reads its state file.
+SAMPLE_PERIOD = 0.1
+
+
+@pytest.fixture(scope="module")
+def office() -> Iterator[Office]:
+    if os.geteuid() != 0:
+        pytest.skip("network-namespace workstations need root")
+    with open_office() as opened:
+        yield opened
+
+
+def figure(text: str) -> None:
+    """Print one measured figure where the lead collects them."""
+    print(f"FAULT-FIGURE: {text}", flush=True)
+
+
+# --- what the client made of its peers while a fault lasted ---------------------------------
+
+
+@dataclass(frozen=True)
+class Presence:
+    """How often a yes/no condition held over a sampled stretch of time, and its gaps."""
+
+    samples: int
+    held: int
+    dropouts: int  # held -> not held transitions
+    longest_gap: float  # seconds of the longest stretch it did not hold
+
+    @classmethod
+    def of(cls, series: Sequence[tuple[float, bool]]) -> Presence:
+        held = dropouts = 0
+        longest = 0.0
+        gap_since: float | None = None
+        for at, holds in series:
+            if holds:
+                held += 1
+                if gap_since is not None:
+                    longest = max(longest, at - gap_since)
+                gap_since = None
+            elif gap_since is None:
+                gap_since = at
+                dropouts += 1
+        if gap_since is not None:
+            longest = max(longest, series[-1][0] - gap_since)
+        return cls(len(series), held, dropouts, longest)
+
+    @property
+    def fraction(self) -> float:
+        return self.held / self.samples if self.samples else 0.0
+
+    def describe(self, what: str) -> str:
+        return (
+            f"{what} {self.fraction:.1%} of {self.samples} samples, {self.dropouts} dropouts, "
+            f"longest gap {self.longest_gap:.1f} s"
+        )
+
+
+class PoolSampler:
+    """Every SAMPLE_PERIOD, in a thread (the build blocks the test): whether the client's
+    daemon holds each peer alive (its control socket), and whether its state file lists
+    the peer in a hosts line.  The two differ by design: a live peer with no free slot
+    (busy with our jobs) is left out of the line until it reports one free."""
+
+    def __init__(self, office: Office, names: Sequence[str]) -> None:
+        self.office = office
+        self.names = tuple(names)
+        self.alive: dict[str, list[tuple[float, bool]]] = {name: [] for name in names}
+        self.listed: dict[str, list[tuple[float, bool]]] = {name: [] for name in names}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PoolSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            liveness = peer_liveness(self.office)
+            listed = {name: self.office.listed(name) for name in self.names}
+            at = time.monotonic()
+            if liveness is not None and None not in listed.values():  # else no sample
+                for name in self.names:
+                    self.alive[name].append((at, liveness.get(name) == "alive"))
+                    self.listed[name].append((at, bool(listed[name])))
+            self._stop.wait(SAMPLE_PERIOD)
+
+    def describe(self, name: str) -> str:
+        alive, listed = Presence.of(self.alive[name]), Presence.of(self.listed[name])
+        return f"{name} {alive.describe('alive')}; {listed.describe('in a hosts line')}"
+
+
+def peer_liveness(office: Office) -> dict[str, str] | None:
+    """Each peer's liveness in the client's table, by name; None while it does not answer."""
+    status = control_status(office.client)
+    if status is None:
+        return None
+    return {peer["name"]: peer["liveness"] for peer in status["peers"]}
+
+
+def wait_liveness(office: Office, name: str, alive: bool, timeout: float) -> float:
+    """Wait until the client holds peer `name` alive (or, alive=False, no longer alive);
+    the seconds it took."""
+    started = time.monotonic()
+
+    def reached() -> bool:
+        liveness = peer_liveness(office)
+        return liveness is not None and (liveness.get(name) == "alive") is alive
+
+    wait_until(reached, timeout, f"{name} {'alive' if alive else 'no longer alive'}")
+    return time.monotonic() - started
+
+
+def sample_for(office: Office, names: Sequence[str], seconds: float) -> PoolSampler:
+    """Sample the client's view of `names` for `seconds`."""
+    with PoolSampler(office, names) as sampler:
+        time.sleep(seconds)
+    return sampler
+
+
+# --- the tests -------------------------------------------------------------------------------
+
+
+def test_a_peer_whose_link_is_cut_mid_build_leaves_the_list_and_returns(office: Office) -> None:
+    """peer12's cable is pulled while it compiles for the client, a few seconds into the
+    build, and plugged back in once the client no longer holds it alive (suspect).
+
+    What really happens to the jobs in flight on the cut connections: no error reaches
+    either end of a TCP connection whose cable is out, so distcc waits on them (for up to
+    DISTCC_IO_TIMEOUT, 300 s by default) until the cable is back and TCP retransmits.
+    Those jobs stall for as long as the link is down plus a retransmission; the printed
+    figures show it.  New compiles stop going to peer12 once the client's state file
+    drops it (at once if it is busy and reports no free slot, else when it turns
+    suspect), so the rest of the build carries on meanwhile."""
+    office.ready()
+    reference = office.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
+    victim = office.daemons["peer12"]
+    tree = office.fresh_tree(project.BROTLI, leave_out=SLOWEST)
+    make, finish = office.start_build(tree, "gcc", links=office.links)
+    time.sleep(INTO_THE_BUILD)
+    office.wait_for_job_on("peer12", make)
+    in_flight, listed_at_cut = serving(victim.ws), office.listed("peer12")
+    cut_at = time.monotonic()
+    victim.ws.set_link(False)
+    try:
+        suspect = wait_liveness(office, "peer12", False, SLACK * SUSPECT_AFTER)
+        unlisted = office.wait_listed("peer12", False, 1) + suspect
+        still_open = serving(victim.ws)
+    finally:
+        victim.ws.set_link(True)
+    restored_at = time.monotonic()
+    alive_again = wait_liveness(office, "peer12", True, SLACK * 5 * INTERVAL)
+    wait_until(lambda: serving(victim.ws) == 0, 60, "peer12's jobs in flight to finish")
+    stalled = time.monotonic() - restored_at
+    office.wait_listed("peer12", True, 60)  # once it reports a free slot again
+    listed_again = time.monotonic() - restored_at
+    build = finish()
+    figure(f"link cut: {in_flight} job(s) of the client in flight on peer12 at the cut")
+    figure(f"link cut: peer12 no longer alive for the client {suspect:.2f} s after the cut")
+    figure(
+        f"link cut: peer12 {'in' if listed_at_cut else 'out of (no free slot)'} the client's "
+        f"hosts lines at the cut, out {unlisted:.2f} s after it"
+    )
+    figure(f"link cut: link down {restored_at - cut_at:.2f} s, {still_open} job(s) then open")
+    figure(f"link cut: peer12 alive again {alive_again:.2f} s after the link returned")
+    figure(f"link cut: peer12's jobs in flight done {stalled:.2f} s after the link returned")
+    figure(f"link cut: peer12 listed again {listed_again:.2f} s after the link returned")
+    figure(f"link cut: build took {build.seconds:.1f} s")
+    figure(f"link cut: distcc logged {len(distcc_failures(build))} failure line(s)")
+    assert_same_objects(build, tree, reference)
+
+    jobs = office.build_again_using("peer12")
+    figure(f"link cut: a follow-up build gave peer12 {len(jobs)} job(s)")
+    assert jobs, "peer12 got no job after its link returned"
+    assert all(job.ok for job in jobs)
+
+
+def test_a_link_that_stays_cut_costs_the_build_distccs_io_timeout(office: Office) -> None:
+    """peer12's cable is pulled mid-build and stays out until the build is over.  The
+    jobs in flight there end only when distcc gives up on them after DISTCC_IO_TIMEOUT
+    (shortened here to IO_TIMEOUT s; 300 s by default) and compiles them locally: that is
+    how long a build stalls on a peer that vanishes with its jobs.  Plugged back in,
+    peer12 is listed and used again."""
+    office.ready()
+    reference = office.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
+    victim = office.daemons["peer12"]
+    tree = office.fresh_tree(project.BROTLI, leave_out=SLOWEST)
+    make, finish = office.start_build(
+        tree, "gcc", links=office.links, DISTCC_IO_TIMEOUT=str(IO_TIMEOUT)
+    )
+    time.sleep(INTO_THE_BUILD)
+    office.wait_for_job_on("peer12", make)
+    cut_at = time.monotonic()
+    victim.ws.set_link(False)
+    try:
+        suspect = wait_liveness(office, "peer12", False, SLACK * SUSPECT_AFTER)
+        build = finish()
+        ended_after_cut = time.monotonic() - cut_at
+    finally:
+        victim.ws.set_link(True)
+    alive_again = wait_liveness(office, "peer12", True, SLACK * 5 * INTERVAL)
+    back = office.wait_listed("peer12", True, SLACK * 5 * INTERVAL) + alive_again
+    failures = distcc_failures(build)
+    figure(f"link stays cut: peer12 no longer alive for the client {suspect:.2f} s after the cut")
+    figure(
+        f"link stays cut: build took {build.seconds:.1f} s, ended {ended_after_cut:.1f} s "
+        f"after the cut (DISTCC_IO_TIMEOUT={IO_TIMEOUT})"
+    )
+    figure(f"link stays cut: distcc logged {len(failures)} failure line(s)")
+    figure(f"link stays cut: peer12 listed again {back:.2f} s after the link returned")
+    assert_same_objects(build, tree, reference)
+    assert failures, "no job was cut off: the fault missed the build"
+    assert ended_after_cut >= IO_TIMEOUT  # the stall is real, and it is the I/O timeout
+
+    jobs = office.build_again_using("peer12")
+    figure(f"link stays cut: a follow-up build gave peer12 {len(jobs)} job(s)")
+    assert jobs, "peer12 got no job after its link returned"
+
+
+def distcc_failures(build: Build) -> list[str]:
+    """distcc's log lines about failed remote jobs, a few of them printed."""
+    lines = build.distcc_log.read_text().splitlines() if build.distcc_log.exists() else []
+    failed = [line for line in lines if "failed" in line or "timeout" in line.lower()]
+    print("\n".join(failed[:8]))
+    return failed
+
+
+@pytest.mark.parametrize("percent", [LIGHT_LOSS, HEAVY_LOSS])
+def test_lossy_gossip_still_builds_and_uses_the_peers(office: Office, percent: int) -> None:
+    """`percent` % of the datagrams arriving at the gossip port are lost, at random, on
+    every workstation, while a build runs with DISTCC_FALLBACK=0.  The client stops
+    holding a peer alive only after SUSPECT_AFTER (three intervals) with none of its
+    datagrams arriving, so at 10 % a peer stays alive nearly all the time; at 30 % it
+    drops out now and then, and the build must still succeed and use it.  Once the loss
+    ends, both peers stay steadily in the hosts lines."""
+    office.ready()
+    reference = office.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
+    stations = [daemon.ws for daemon in office.daemons.values()]
+    tree = office.fresh_tree(project.BROTLI, leave_out=SLOWEST)
+    marks = office.log_marks()
+    try:
+        for ws in stations:
+            ws.drop_udp(GOSSIP_PORT, percent)
+        with PoolSampler(office, GCC_PEERS) as sampler:
+            build = office.build(tree, "gcc", links=office.links, DISTCC_FALLBACK="0")
+        lost = sum(ws.fault_drops().get(f"udp-{GOSSIP_PORT}", 0) for ws in stations)
+    finally:
+        for ws in stations:
+            ws.allow_udp(GOSSIP_PORT)
+    assert_same_objects(build, tree, reference)
+    jobs = office.jobs_since(marks)
+    figure(f"{percent}% gossip loss: build {build.seconds:.1f} s, {lost} datagrams dropped")
+    for name in GCC_PEERS:
+        figure(f"{percent}% gossip loss: {sampler.describe(name)}; {len(jobs[name])} jobs")
+        assert jobs[name], f"{name} got no job at {percent}% loss"
+        alive = Presence.of(sampler.alive[name])
+        assert alive.samples > 0
+        if percent <= LIGHT_LOSS:
+            assert alive.fraction >= ALIVE_AT_LIGHT_LOSS, alive
+
+    for name in GCC_PEERS:
+        office.wait_listed(name, True, SLACK * 5 * INTERVAL)
+    after = sample_for(office, GCC_PEERS, 4 * SUSPECT_AFTER)
+    for name in GCC_PEERS:
+        figure(f"after {percent}% loss ends: {after.describe(name)}")
+        assert Presence.of(after.listed[name]).dropouts == 0, after.listed[name]
+
+
+def test_with_multicast_filtered_the_pool_lives_on_unicast(office: Office) -> None:
+    """Every workstation drops the gossip group's datagrams from the others (a switch
+    that filters multicast), while mDNS (another group) passes.  Each daemon found the
+    others' gossip endpoints by mDNS, so once the multicast goes silent they gossip by
+    unicast; a client daemon started cold on that network forms its table by unicast
+    alone, and a build still goes out."""
+    office.ready()
+    reference = office.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
+    stations = [daemon.ws for daemon in office.daemons.values()]
+    client = office.client
+    try:
+        for ws in stations:
+            ws.block_multicast(DEFAULT_GROUP)
+        switch = sample_for(office, GCC_PEERS, 4 * SUSPECT_AFTER)
+        for name in GCC_PEERS:
+            figure(f"multicast blocked, switch-over: {switch.describe(name)}")
+        status = _status(office)
+        figure(f"multicast blocked: client reaches {_unicast_targets(status)} peers by unicast")
+        assert _unicast_targets(status) == len(office.daemons) - 1
+        assert {p["liveness"] for p in status["peers"]} == {"alive"}, status["peers"]
+
+        assert client.process is not None
+        client.process.terminate()
+        client.process.wait(timeout=30)
+        started = time.monotonic()
+        office.ready()  # restarts the client; every peer listed again, by unicast only
+        figure(
+            "multicast blocked: a restarted client lists every peer after "
+            f"{time.monotonic() - started:.2f} s"
+        )
+        blocked = client.ws.fault_drops()[f"group-{DEFAULT_GROUP}"]
+        figure(f"multicast blocked: the client dropped {blocked} multicast datagrams")
+        assert blocked > 0  # the filter really held the multicast back
+
+        tree = office.fresh_tree(project.BROTLI, only=QUICK)
+        marks = office.log_marks()
+        build = office.build(tree, "gcc", links=office.links, DISTCC_FALLBACK="0")
+    finally:
+        for ws in stations:
+            ws.unblock_multicast(DEFAULT_GROUP)
+    assert_same_objects(build, tree, reference)
+    jobs = office.jobs_since(marks)
+    figure("multicast blocked: jobs " + ", ".join(f"{n} {len(jobs[n])}" for n in GCC_PEERS))
+    assert any(jobs[name] for name in GCC_PEERS), "no job went out without multicast"
+
+
+def _status(office: Office) -> dict[str, Any]:
+    status = office.client.status()
+    assert status is not None, "the client's daemon does not answer"
+    return status
+
+
+def _unicast_targets(status: dict[str, Any]) -> int:
+    return int(status["counters"]["unicast_targets"])
+
+
+def test_nft_rules_are_gone_after_the_faults(office: Office) -> None:
+    """The faults above removed their rules: no later test inherits a lossy network."""
+    for daemon in office.daemons.values():
+        assert daemon.ws.fault_drops() == {}, daemon.ws.name
