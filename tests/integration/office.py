@@ -144,10 +144,13 @@ class Office:
             word.startswith(address) for _, line in state[1].values() for word in line.split()
         )
 
-    def wait_listed(self, name: str, listed: bool, timeout: float) -> float:
+    def wait_listed(
+        self, name: str, listed: bool, timeout: float, *, since: float | None = None
+    ) -> float:
         """Wait until `name` is (listed=True) or is not (False) in the client's hosts
-        lines, polling the state file; the seconds it took."""
-        started = time.monotonic()
+        lines, polling the state file; the seconds it took since `since` (a
+        `time.monotonic()` reading, such as the moment of a fault), or since the call."""
+        started = time.monotonic() if since is None else since
         what = f"{name} to {'join' if listed else 'leave'} the client's hosts lines"
         wait_until(lambda: self.listed(name) is listed, timeout, what)
         return time.monotonic() - started
