@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from p2pcc.config.schema import DEFAULT_GROUP
+from p2pcc.core.metrics import JobRecord
 from tests.integration import project
 from tests.integration.distccd_jobs import serving
 from tests.integration.office import (
@@ -36,7 +37,13 @@ from tests.integration.office import (
     control_status,
     open_office,
 )
-from tests.integration.pool import GOSSIP_PORT, INTERVAL, SUSPECT_AFTER, wait_until
+from tests.integration.pool import (
+    DEAD_AFTER,
+    GOSSIP_PORT,
+    INTERVAL,
+    SUSPECT_AFTER,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
@@ -195,6 +202,7 @@ def test_a_peer_whose_link_is_cut_mid_build_leaves_the_list_and_returns(office: 
     reference = office.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
     victim = office.daemons["peer12"]
     tree = office.fresh_tree(project.BROTLI, leave_out=SLOWEST)
+    marks = office.log_marks()
     make, finish = office.start_build(tree, "gcc", links=office.links)
     time.sleep(INTO_THE_BUILD)
     office.wait_for_job_on("peer12", make)
@@ -222,11 +230,12 @@ def test_a_peer_whose_link_is_cut_mid_build_leaves_the_list_and_returns(office: 
     )
     figure(f"link cut: link down {restored_at - cut_at:.2f} s, {still_open} job(s) then open")
     figure(f"link cut: peer12 alive again {alive_again:.2f} s after the link returned")
-    figure(f"link cut: peer12's jobs in flight done {stalled:.2f} s after the link returned")
+    figure(f"link cut: peer12's connections all closed {stalled:.2f} s after the link returned")
     figure(f"link cut: peer12 listed again {listed_again:.2f} s after the link returned")
     figure(f"link cut: build took {build.seconds:.1f} s")
     figure(f"link cut: distcc logged {len(distcc_failures(build))} failure line(s)")
     assert_same_objects(build, tree, reference)
+    figure(f"link cut: {job_times(office.jobs_since(marks))}")
 
     jobs = office.build_again_using("peer12")
     figure(f"link cut: a follow-up build gave peer12 {len(jobs)} job(s)")
@@ -244,6 +253,7 @@ def test_a_link_that_stays_cut_costs_the_build_distccs_io_timeout(office: Office
     reference = office.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
     victim = office.daemons["peer12"]
     tree = office.fresh_tree(project.BROTLI, leave_out=SLOWEST)
+    marks = office.log_marks()
     make, finish = office.start_build(
         tree, "gcc", links=office.links, DISTCC_IO_TIMEOUT=str(IO_TIMEOUT)
     )
@@ -266,14 +276,33 @@ def test_a_link_that_stays_cut_costs_the_build_distccs_io_timeout(office: Office
         f"after the cut (DISTCC_IO_TIMEOUT={IO_TIMEOUT})"
     )
     figure(f"link stays cut: distcc logged {len(failures)} failure line(s)")
+    writes, reads = (
+        sum(f"(dcc_select_for_{way}) ERROR: IO timeout" in line for line in failures)
+        for way in ("write", "read")
+    )
+    figure(f"link stays cut: distcc timed out {writes} time(s) sending, {reads} receiving")
     figure(f"link stays cut: peer12 listed again {back:.2f} s after the link returned")
     assert_same_objects(build, tree, reference)
+    figure(f"link stays cut: {job_times(office.jobs_since(marks))}")
     assert failures, "no job was cut off: the fault missed the build"
-    assert ended_after_cut >= IO_TIMEOUT  # the stall is real, and it is the I/O timeout
+    # The stall is real and it is the I/O timeout, which runs from a job's last I/O: a
+    # job whose source went out a few seconds before the cut times out that much sooner.
+    assert ended_after_cut >= IO_TIMEOUT / 2
 
     jobs = office.build_again_using("peer12")
     figure(f"link stays cut: a follow-up build gave peer12 {len(jobs)} job(s)")
     assert jobs, "peer12 got no job after its link returned"
+
+
+def job_times(jobs: dict[str, list[JobRecord]]) -> str:
+    """Each gcc peer's jobs as its distccd timed them (accepted to result sent): a job
+    that waited out a cut link stands out against the others."""
+    return ", ".join(
+        f"{name} {len(jobs[name])} jobs of "
+        + (", ".join(f"{job.seconds:.1f}" for job in jobs[name]) or "-")
+        + " s"
+        for name in GCC_PEERS
+    )
 
 
 def distcc_failures(build: Build) -> list[str]:
@@ -329,12 +358,11 @@ def test_with_multicast_filtered_the_pool_lives_on_unicast(office: Office) -> No
     """Every workstation drops the gossip group's datagrams from the others (a switch
     that filters multicast), while mDNS (another group) passes.  Each daemon found the
     others' gossip endpoints by mDNS, so once the multicast goes silent they gossip by
-    unicast; a client daemon started cold on that network forms its table by unicast
-    alone, and a build still goes out."""
+    unicast; a pool started cold on that network forms its tables by unicast alone, and a
+    build still goes out."""
     office.ready()
     reference = office.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
     stations = [daemon.ws for daemon in office.daemons.values()]
-    client = office.client
     try:
         for ws in stations:
             ws.block_multicast(DEFAULT_GROUP)
@@ -346,16 +374,28 @@ def test_with_multicast_filtered_the_pool_lives_on_unicast(office: Office) -> No
         assert _unicast_targets(status) == len(office.daemons) - 1
         assert {p["liveness"] for p in status["peers"]} == {"alive"}, status["peers"]
 
-        assert client.process is not None
-        client.process.terminate()
-        client.process.wait(timeout=30)
+        for daemon in office.daemons.values():  # the pool starts cold, with no multicast
+            assert daemon.process is not None
+            daemon.process.terminate()
+        for daemon in office.daemons.values():
+            assert daemon.process is not None
+            daemon.process.wait(timeout=30)
         started = time.monotonic()
-        office.ready()  # restarts the client; every peer listed again, by unicast only
+        office.ready()  # restarts them all; every peer listed again, by unicast only
         figure(
-            "multicast blocked: a restarted client lists every peer after "
+            "multicast blocked: four daemons started cold, the client lists every peer "
+            f"after {time.monotonic() - started:.2f} s"
+        )
+        wait_until(lambda: all_tables_full(office), SLACK * DEAD_AFTER, "every table full")
+        figure(
+            "multicast blocked: every daemon holds the other three alive after "
             f"{time.monotonic() - started:.2f} s"
         )
-        blocked = client.ws.fault_drops()[f"group-{DEFAULT_GROUP}"]
+        for daemon in office.daemons.values():
+            own = control_status(daemon)
+            assert own is not None
+            assert _unicast_targets(own) == len(office.daemons) - 1, daemon.ws.name
+        blocked = office.client.ws.fault_drops()[f"group-{DEFAULT_GROUP}"]
         figure(f"multicast blocked: the client dropped {blocked} multicast datagrams")
         assert blocked > 0  # the filter really held the multicast back
 
@@ -369,6 +409,18 @@ def test_with_multicast_filtered_the_pool_lives_on_unicast(office: Office) -> No
     jobs = office.jobs_since(marks)
     figure("multicast blocked: jobs " + ", ".join(f"{n} {len(jobs[n])}" for n in GCC_PEERS))
     assert any(jobs[name] for name in GCC_PEERS), "no job went out without multicast"
+
+
+def all_tables_full(office: Office) -> bool:
+    """Whether every daemon holds every other workstation alive."""
+    for daemon in office.daemons.values():
+        status = control_status(daemon)
+        if status is None:
+            return False
+        alive = {peer["name"] for peer in status["peers"] if peer["liveness"] == "alive"}
+        if alive != set(office.daemons) - {daemon.ws.name}:
+            return False
+    return True
 
 
 def _status(office: Office) -> dict[str, Any]:
