@@ -265,6 +265,14 @@ def control_status(daemon: Daemon) -> dict[str, Any] | None:
         return None
 
 
+def peer_entry(observer: Daemon, name: str) -> dict[str, Any] | None:
+    """How `observer`'s daemon sees workstation `name` now (its entry in the status
+    document's peers); None when it does not list it or does not answer."""
+    status = control_status(observer)
+    peers = [] if status is None else status["peers"]
+    return next((peer for peer in peers if peer["name"] == name), None)
+
+
 def build_env(links: Path | None, distcc_dir: Path) -> dict[str, str]:
     """The environment of a build: ours without p2pcc, distcc and make settings, the
     links first in PATH, and a DISTCC_DIR that does not exist yet (the wrapper makes it)."""
