@@ -1,0 +1,542 @@
+"""The bad-input campaign: a hostile workstation against a keyed pool of three real daemons.
+
+A pool of three `p2pcc daemon`s with a shared key runs on namespace workstations, and a
+fourth workstation, mallory, attacks it with `hostile.py`:
+
+* the gossip port: random bytes, truncated genuine datagrams, datagrams over the wire
+  limit up to the largest UDP payload, valid-looking messages with a forged MAC or none,
+  replays of genuine datagrams it captured from the group, genuine datagrams relayed
+  by unicast the moment they arrive, and a flood of thousands of distinct forged node
+  ids from many source addresses;
+* zeroconf: `_p2pcc._tcp` and `_distcc._tcp` records with garbage, oversized or missing
+  TXT values and bad ports, registered with python-zeroconf;
+* the wrapper: a real `gcc -c` through installed links against a corrupt state file and
+  a corrupt fingerprint cache;
+* the configuration: `p2pcc daemon` and `p2pcc config --check` on files with bad values.
+
+Afterwards every daemon still runs, its resident memory grew by little, its peer table
+holds the same peers with the same values, `status --json` counts every dropped
+datagram by reason (the decoder itself says which reason each payload must get), and
+its log gained at most one line per sender and reason.  Figures are printed with the
+prefix `BAD-INPUT-FIGURE: ` (run with -s).  Unit-level proofs live next to the code:
+tests/core/test_wire.py (every truncated prefix, every cap), test_peers.py (replay and
+table-full rules), tests/daemon/test_mdns.py, tests/wrapper/ and tests/config/.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2pcc.core import limits
+from p2pcc.core.auth import Keyring, format_key_line, parse_key_file
+from p2pcc.core.errors import WireFormatError
+from p2pcc.core.model import Message, MessageKind, NodeStatus
+from p2pcc.core.wire import MAGIC, decode, encode
+from tests.integration.hostile import MAX_UDP_PAYLOAD, read_capture, write_payloads
+from tests.integration.netbed import TestBed, Workstation
+from tests.integration.pool import GOSSIP_PORT, INTERVAL, Daemon, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.netns]
+
+NAMES = ("alpha", "beta", "gamma")
+GROUP = "239.192.74.70"
+HOSTILE = Path(__file__).with_name("hostile.py")
+FIGURE = "BAD-INPUT-FIGURE: "
+
+#: Peer fields nothing unauthenticated may change (load, jobs, power and sequence move
+#: anyway: power follows measured compile speed; forged messages claim power 1e6).
+STABLE_FIELDS = (
+    "node_id",
+    "addresses",
+    "liveness",
+    "incarnation",
+    "state",
+    "pause_reason",
+    "pause_until",
+    "cpus",
+    "slots",
+    "compilers",
+)
+
+#: Drop reasons the wire decoder gives; genuine traffic in a healthy pool gives none.
+WIRE_REASONS = ("bad-magic", "unsupported-version", "truncated", "oversized", "bad-mac")
+
+#: Generous bounds: a loaded two-core CI machine must not make them flaky.
+RSS_GROWTH_LIMIT_KIB = 32 * 1024
+FLOOD_IDS = 3000
+FLOOD_SOURCES = 16
+FLOOD_RATE = 1500.0  # datagrams per second, all to the group
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cluster.key"
+    path.write_text(format_key_line(b"bad-input-campaign-key-0123456789") + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class Pool:
+    """Three keyed daemons and mallory, the hostile workstation, on one bed."""
+
+    daemons: list[Daemon]
+    mallory: Workstation
+    keyring: Keyring
+    home: Path
+
+    def daemon(self, name: str) -> Daemon:
+        return next(d for d in self.daemons if d.ws.name == name)
+
+
+@pytest.fixture
+def pool(bed: TestBed, shared_tmp: Path, key_file: Path) -> Iterator[Pool]:
+    daemons = [
+        Daemon(bed.add_workstation(name), shared_tmp / name, key_file=key_file) for name in NAMES
+    ]
+    mallory = bed.add_workstation("mallory")
+    for daemon in daemons:
+        daemon.start()
+    try:
+        wait_until(lambda: all(_sees_all(d) for d in daemons), 30, "every daemon to see the others")
+    except AssertionError:
+        for daemon in daemons:
+            print(f"--- {daemon.ws.name}\n{daemon.log_text()[-3000:]}")
+        raise
+    yield Pool(daemons, mallory, parse_key_file(key_file.read_text(), str(key_file)), shared_tmp)
+    for daemon in daemons:
+        print(f"--- {daemon.ws.name} log tail\n{daemon.log_text()[-1500:]}")
+
+
+def _sees_all(daemon: Daemon) -> bool:
+    peers = daemon.peers_by_name()
+    others = {name for name in NAMES if name != daemon.ws.name}
+    return others <= {name for name, peer in peers.items() if peer["liveness"] == "alive"}
+
+
+# --- what a daemon looks like from outside -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One daemon at one moment: its table's stable part, its counters, its costs."""
+
+    table: dict[str, tuple[tuple[str, str], ...]]  # peer name -> (field, JSON value)
+    drops: Counter[str]
+    unicast_targets: int
+    rss_kib: int
+    log_lines: int
+    kernel_drops: int  # UDP datagrams the kernel dropped for a full receive buffer
+
+
+def observe(daemon: Daemon) -> Observation:
+    status = daemon.status()
+    assert status is not None, f"{daemon.ws.name} does not answer"
+    assert daemon.process is not None
+    assert daemon.process.poll() is None, f"{daemon.ws.name} exited"
+    table = {
+        peer["name"]: (
+            *((field, json.dumps(peer[field])) for field in STABLE_FIELDS),
+            ("power below 1000", json.dumps(peer["power"] < 1000)),
+        )
+        for peer in status["peers"]
+    }
+    return Observation(
+        table=table,
+        drops=Counter(status["counters"]["drops"]),
+        unicast_targets=int(status["counters"]["unicast_targets"]),
+        rss_kib=vm_rss_kib(daemon.process.pid),
+        log_lines=len(daemon.log_text().splitlines()),
+        kernel_drops=udp_receive_buffer_errors(daemon.ws),
+    )
+
+
+def table_changes(old: Observation, new: Observation) -> list[str]:
+    """What differs between two tables, field by field, for a readable failure."""
+    changes = [f"{peer} came" for peer in set(new.table) - set(old.table)]
+    changes += [f"{peer} went" for peer in set(old.table) - set(new.table)]
+    for peer in set(old.table) & set(new.table):
+        before, after = dict(old.table[peer]), dict(new.table[peer])
+        changes += [
+            f"{peer}.{key}: {before[key]} -> {after[key]}"
+            for key in before
+            if before[key] != after[key]
+        ]
+    return changes
+
+
+def vm_rss_kib(pid: int) -> int:
+    """Resident memory of a process, from /proc (nsenter execs: the pid is the daemon's)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def udp_receive_buffer_errors(ws: Workstation) -> int:
+    """The workstation's UDP RcvbufErrors: /proc/net/snmp is per network namespace."""
+    lines = [line.split() for line in ws.run(["cat", "/proc/net/snmp"]).stdout.splitlines()]
+    header, values = [fields for fields in lines if fields[0] == "Udp:"][:2]
+    return int(values[header.index("RcvbufErrors")])
+
+
+def settle(daemons: list[Daemon]) -> None:
+    """Wait until no daemon's drop counters move for a second (bounded)."""
+    deadline = time.monotonic() + 15
+    previous = None
+    while time.monotonic() < deadline:
+        current = [observe(d).drops for d in daemons]
+        if current == previous:
+            return
+        previous = current
+        time.sleep(1.0)
+
+
+# --- mallory's tools -------------------------------------------------------------------------
+
+
+def capture(pool: Pool, seconds: float, relay_to: str | None = None) -> list[tuple[str, bytes]]:
+    """Genuine datagrams mallory hears on the group for `seconds` (relayed if asked)."""
+    out = pool.home / f"capture-{time.monotonic_ns()}.jsonl"
+    args = [sys.executable, str(HOSTILE), "capture", pool.mallory.address, GROUP]
+    args += [str(GOSSIP_PORT), str(seconds), "10000", str(out)]
+    if relay_to is not None:
+        args += ["--relay", relay_to]
+    done = pool.mallory.run(args, timeout=seconds + 20)
+    assert done.stdout.startswith("ready"), done
+    return read_capture(out)
+
+
+def relay_attack(pool: Pool, victim: Daemon, seconds: float) -> int:
+    """Relay genuine datagrams to `victim` by unicast for `seconds`, watching whom it then
+    unicasts to; returns the most unicast targets seen (0 in a pool that hears multicast).
+    """
+    out = pool.home / "relayed.jsonl"
+    args = [sys.executable, str(HOSTILE), "capture", pool.mallory.address, GROUP]
+    args += [str(GOSSIP_PORT), str(seconds), "10000", str(out), "--relay", victim.ws.address]
+    relay = pool.mallory.start(args, stdout=subprocess.DEVNULL)
+    most = 0
+    while relay.poll() is None:
+        most = max(most, observe(victim).unicast_targets)
+        time.sleep(0.1)
+    assert relay.returncode == 0
+    assert len(read_capture(out)) >= seconds / INTERVAL  # it did relay
+    return most
+
+
+def send(
+    pool: Pool, payloads: list[bytes], targets: list[str], rate: float, sources: list[str]
+) -> dict[str, Any]:
+    path = pool.home / f"payloads-{time.monotonic_ns()}.bin"
+    write_payloads(path, payloads)
+    args = [sys.executable, str(HOSTILE), "send", pool.mallory.address, str(GOSSIP_PORT)]
+    args += [str(path), str(rate), *targets, "--sources", ",".join(sources)]
+    done = pool.mallory.run(args, timeout=90)
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    assert result["sent"] == len(payloads) * len(targets)
+    return result
+
+
+def wire_reason(data: bytes, keyring: Keyring) -> str | None:
+    """The drop reason the decoder gives `data` (as the daemon reads it), None if valid."""
+    try:
+        decode(data[: limits.MAX_DATAGRAM + 1], keyring)  # all the daemon reads of it
+    except WireFormatError as error:
+        return error.reason
+    return None
+
+
+def forged_status(name: str, address: str) -> NodeStatus:
+    """A status that would attract every job: many slots, great power, paused by no one."""
+    return NodeStatus(name, (address,), 3632, 4096, 0.0, 1 << 40, 1024, 0, 1e6)
+
+
+def bag_of_bad_datagrams(
+    captured: list[tuple[str, bytes]], victim_ids: list[bytes], mallory: str, rng: random.Random
+) -> list[bytes]:
+    """Every kind of bad datagram but the flood, a few of each."""
+    genuine = [data for _, data in captured]
+    # Noise that never starts like our magic.
+    payloads = [
+        bytes([rng.randrange(ord("P") + 1, 256)]) + rng.randbytes(rng.randrange(0, 1400))
+        for _ in range(20)
+    ]
+    for data in genuine[:3]:  # truncated genuine datagrams, short and long prefixes
+        payloads += [data[:size] for size in range(0, 8)]
+        payloads += [data[:size] for size in sorted(rng.sample(range(8, len(data)), 6))]
+    for size in (1401, 1500, 9000, 32768, MAX_UDP_PAYLOAD):  # oversized, to 64 KiB
+        payloads.append(MAGIC + bytes([1, 0, 1, 0]) + rng.randbytes(size - 8))
+    for major in (0, 2, 255):  # a protocol version nobody speaks
+        payloads.append(MAGIC + bytes([major, 0, 1, 0]) + rng.randbytes(40))
+    for data in genuine[:10]:  # genuine content, forged tag
+        payloads.append(data[:-1] + bytes([data[-1] ^ 0x5A]))
+    wrong_key, no_key = Keyring([b"mallory-guessed-this-key-0123456"]), Keyring()
+    for node_id in victim_ids:  # a peer's id at the highest order: would lock it out
+        for keyring in (wrong_key, no_key):
+            message = Message(
+                node_id,
+                2**64 - 1,
+                2**64 - 1,
+                0.0,
+                MessageKind.STATE,
+                forged_status("greedy", mallory),
+            )
+            payloads.append(encode(message, keyring))
+            leave = Message(node_id, 2**64 - 1, 2**64 - 1, 0.0, MessageKind.LEAVE, None)
+            payloads.append(encode(leave, keyring))
+    payloads += genuine  # replays: every captured genuine datagram, now old
+    return payloads
+
+
+def flood_of_node_ids(count: int, mallory: str, rng: random.Random) -> list[bytes]:
+    """`count` STATE messages from distinct forged node ids, with a forged MAC or none."""
+    keyrings = (Keyring([b"mallory-guessed-this-key-0123456"]), Keyring())
+    return [
+        encode(
+            Message(
+                rng.randbytes(16),
+                1,
+                1,
+                0.0,
+                MessageKind.STATE,
+                forged_status(f"ghost{index}", mallory),
+            ),
+            keyrings[index % 2],
+        )
+        for index in range(count)
+    ]
+
+
+def expected_drops(payloads: list[bytes], copies: int, keyring: Keyring) -> Counter[str]:
+    """Wire-level drops a daemon must count when each payload reaches it `copies` times."""
+    reasons = Counter(wire_reason(data, keyring) for data in payloads)
+    del reasons[None]
+    return Counter({str(reason): count * copies for reason, count in reasons.items()})
+
+
+def drop_log_lines(daemon: Daemon) -> list[tuple[str, str]]:
+    """(sender, reason) of every "dropped datagram" line in the daemon's log."""
+    found = []
+    for line in daemon.log_text().splitlines():
+        if "dropped datagram from " in line:
+            sender, _, rest = line.split("dropped datagram from ", 1)[1].partition(": ")
+            found.append((sender, rest.split(" ", 1)[0]))
+    return found
+
+
+# --- 1 and 3: the gossip port ----------------------------------------------------------------
+
+
+def test_gossip_port_under_attack(pool: Pool) -> None:
+    rng = random.Random(6)
+    mallory = pool.mallory
+    sources = [mallory.address]
+    for index in range(1, FLOOD_SOURCES):
+        address = f"{mallory.address.rsplit('.', 1)[0]}.{100 + index}"
+        mallory.run(["ip", "addr", "add", f"{address}/24", "dev", "eth0"])
+        sources.append(address)
+
+    captured = capture(pool, seconds=3.0)
+    senders = Counter(sender for sender, _ in captured)
+    print(f"\n{FIGURE}captured {len(captured)} genuine datagrams in 3 s: {dict(senders)}")
+    assert set(senders) == {d.ws.address for d in pool.daemons}
+    time.sleep(2 * INTERVAL)  # every captured datagram is now older than its sender's latest
+    before = {d.ws.name: observe(d) for d in pool.daemons}
+    started = time.monotonic()
+
+    # The bag: to the group and to each daemon's own address, so each gets two copies.
+    ids = [bytes.fromhex(pool.daemons[i].status()["node"]["node_id"]) for i in range(3)]  # type: ignore[index]
+    bag = bag_of_bad_datagrams(captured, ids, mallory.address, rng)
+    targets = [GROUP, *(d.ws.address for d in pool.daemons)]
+    sent = send(pool, bag, targets, rate=400.0, sources=[mallory.address])
+    print(
+        f"{FIGURE}bag of {len(bag)} bad datagrams x {len(targets)} targets in {sent['seconds']} s"
+    )
+
+    # The flood: distinct forged node ids, to the group, from many source addresses.
+    flood = flood_of_node_ids(FLOOD_IDS, mallory.address, rng)
+    sent = send(pool, flood, [GROUP], rate=FLOOD_RATE, sources=sources)
+    flood_rate = sent["sent"] / max(sent["seconds"], 1e-9)
+    print(
+        f"{FIGURE}flood of {FLOOD_IDS} node ids from {len(sources)} addresses "
+        f"at {flood_rate:.0f} datagrams/s"
+    )
+
+    # Genuine datagrams bounced to alpha by unicast the moment they arrive.
+    redirected = relay_attack(pool, pool.daemons[0], seconds=4.0)
+    print(f"{FIGURE}relay attack: alpha unicast to at most {redirected} targets meanwhile")
+    assert redirected == 0, "a relayed genuine datagram made alpha unicast to mallory"
+    settle(pool.daemons)
+    print(f"{FIGURE}campaign took {time.monotonic() - started:.1f} s")
+
+    wire_expected = expected_drops(bag, 2, pool.keyring) + expected_drops(flood, 1, pool.keyring)
+    for daemon in pool.daemons:
+        name = daemon.ws.name
+        old, new = before[name], observe(daemon)
+        # Still running, answering, and the table is exactly what it was.
+        assert new.table == old.table, f"{name}'s table changed: {table_changes(old, new)}"
+        assert set(new.table) == set(NAMES) - {name}
+        # Nobody is told anything by unicast: the pool hears itself by multicast.
+        assert new.unicast_targets == 0, f"{name} unicasts to {new.unicast_targets} targets"
+        drops = new.drops - old.drops
+        lost = new.kernel_drops - old.kernel_drops
+        print(f"{FIGURE}{name}: drops {dict(sorted(drops.items()))}, kernel dropped {lost}")
+        for reason in WIRE_REASONS:
+            wanted = wire_expected[reason]
+            assert wanted - lost <= drops[reason] <= wanted, (reason, drops, wanted, lost)
+        replays = sum(2 for sender, _ in captured if sender != daemon.ws.address)
+        assert drops["replay"] >= replays - lost, (drops, replays)
+        # Memory and log: bounded whatever the flood.
+        growth = new.rss_kib - old.rss_kib
+        print(
+            f"{FIGURE}{name}: VmRSS {old.rss_kib} KiB before, {new.rss_kib} KiB after "
+            f"(+{growth} KiB); log +{new.log_lines - old.log_lines} lines"
+        )
+        assert growth < RSS_GROWTH_LIMIT_KIB
+        logged = drop_log_lines(daemon)
+        assert len(logged) == len(set(logged)), "a (sender, reason) pair was logged twice"
+        assert new.log_lines - old.log_lines <= len(sources) * len(WIRE_REASONS) + 20
+
+
+# --- 2 and 3: zeroconf -----------------------------------------------------------------------
+
+P2PCC_TYPE, DISTCC_TYPE = "_p2pcc._tcp.local.", "_distcc._tcp.local."
+COMPILER = {"cc_machine": "x86_64-linux-gnu", "cc_version": "12"}
+FORGED_ID = "6d" * 16  # a well-formed node id nobody has
+
+#: (instance, type, port, TXT, the reason a daemon must drop it for; None: accepted).
+HOSTILE_RECORDS: list[tuple[str, str, int, dict[str, Any], str | None]] = [
+    ("garbage-id", P2PCC_TYPE, GOSSIP_PORT, {"node": "zz", "proto": "1"}, "bad-node-id"),
+    ("no-txt", P2PCC_TYPE, GOSSIP_PORT, {}, "bad-node-id"),
+    ("future", P2PCC_TYPE, GOSSIP_PORT, {"node": FORGED_ID, "proto": "99"}, "incompatible"),
+    ("port-zero", P2PCC_TYPE, 0, {"node": FORGED_ID, "proto": "1"}, "bad-port"),
+    ("binary-id", P2PCC_TYPE, GOSSIP_PORT, {"node": {"hex": "ff" * 32}, "proto": "1"}, "bad-txt"),
+    ("crowded", P2PCC_TYPE, GOSSIP_PORT, {f"k{i}": "v" for i in range(40)}, "oversized"),
+    # Well formed but forged: mDNS is not authenticated, gossip is.
+    ("forged", P2PCC_TYPE, GOSSIP_PORT, {"node": FORGED_ID, "proto": "1"}, None),
+    ("distcc@greedy", DISTCC_TYPE, 3632, {**COMPILER, "jobs": "99999"}, "bad-jobs"),
+    ("distcc@zero-cpus", DISTCC_TYPE, 3632, {**COMPILER, "cpus": "0"}, "bad-cpus"),
+    (
+        "distcc@chatty",
+        DISTCC_TYPE,
+        3632,
+        {**COMPILER, **{f"k{i}": "v" for i in range(40)}},
+        "oversized",
+    ),
+    (
+        "distcc@binary",
+        DISTCC_TYPE,
+        3632,
+        {"cc_machine": {"hex": "ff"}, "cc_version": "12"},
+        "bad-txt",
+    ),
+    ("distcc@mute", DISTCC_TYPE, 3632, {"jobs": "4"}, "no-compiler"),
+    (
+        "distcc@nonsense",
+        DISTCC_TYPE,
+        3632,
+        {"cc_machine": "x" * 200, "cc_version": "y.z"},
+        "bad-compiler",
+    ),
+    ("distcc@port-zero", DISTCC_TYPE, 0, {**COMPILER, "jobs": "3"}, "bad-port"),
+    ("distcc@control", DISTCC_TYPE, 3632, {**COMPILER, "jobs": "\x1b[2J"}, "bad-txt"),
+    ("distcc@honest", DISTCC_TYPE, 3632, {**COMPILER, "jobs": "3"}, None),
+]
+
+
+def mdns_drop_log(daemon: Daemon) -> list[tuple[str, str]]:
+    """(instance, reason) of every "ignoring mDNS record" line in the daemon's log."""
+    found = []
+    for line in daemon.log_text().splitlines():
+        if "ignoring mDNS record " in line:
+            quoted, _, reason = line.split("ignoring mDNS record ", 1)[1].partition(": ")
+            instance = quoted.strip("'\"").split("._", 1)[0]
+            found.append((instance, reason.split(":", 1)[0]))
+    return found
+
+
+def lists_only_the_honest_server(daemon: Daemon) -> bool:
+    status = daemon.status()
+    return status is not None and [server["instance"] for server in status["stock_servers"]] == [
+        "distcc@honest"
+    ]
+
+
+def dropped_all(daemon: Daemon, expected: set[tuple[str, str]]) -> bool:
+    return expected <= set(mdns_drop_log(daemon))
+
+
+def unicasts_to_nobody(daemon: Daemon) -> bool:
+    return observe(daemon).unicast_targets == 0
+
+
+def test_malformed_zeroconf_records(pool: Pool) -> None:
+    records = [
+        {"instance": name, "type": type_, "port": port, "properties": txt}
+        for name, type_, port, txt, _ in HOSTILE_RECORDS
+    ]
+    records_file = pool.home / "records.json"
+    records_file.write_text(json.dumps(records))
+    before = {d.ws.name: observe(d) for d in pool.daemons}
+    started = time.monotonic()
+    publisher = pool.mallory.start(
+        [sys.executable, str(HOSTILE), "publish", pool.mallory.address, str(records_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert publisher.stdout is not None
+    assert publisher.stdout.readline().strip() == b"ready"
+    print(
+        f"\n{FIGURE}{len(records)} hostile mDNS records published in "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    expected = {(name, reason) for name, _, _, _, reason in HOSTILE_RECORDS if reason}
+    for daemon in pool.daemons:
+        # The honest stock server is the proof that this daemon's mDNS reads the link.
+        wait_until(
+            partial(lists_only_the_honest_server, daemon),
+            30,
+            f"{daemon.ws.name} to list the honest stock server",
+        )
+        wait_until(
+            partial(dropped_all, daemon, expected),
+            30,
+            f"{daemon.ws.name} to drop every bad record: {expected - set(mdns_drop_log(daemon))}",
+        )
+    print(
+        f"{FIGURE}every daemon dropped every bad record within "
+        f"{time.monotonic() - started:.1f} s of publication"
+    )
+    time.sleep(3)  # zeroconf re-announces: the log must not repeat itself
+    # The forged but well-formed p2pcc record is all mDNS can do: a node never heard
+    # is sent our signed gossip by unicast (one datagram per interval) while announced.
+    redirected = {d.ws.name: observe(d).unicast_targets for d in pool.daemons}
+    print(f"{FIGURE}unicast targets while the forged record is announced: {redirected}")
+    assert all(count <= 1 for count in redirected.values())
+    assert publisher.stdin is not None
+    publisher.stdin.close()
+    assert publisher.wait(timeout=20) == 0
+    for daemon in pool.daemons:
+        name = daemon.ws.name
+        wait_until(partial(unicasts_to_nobody, daemon), 10, f"{name} to forget the forgery")
+        old, new = before[name], observe(daemon)
+        assert new.table == old.table, f"{name}'s table changed: {table_changes(old, new)}"
+        logged = mdns_drop_log(daemon)
+        assert len(logged) == len(set(logged)), "an (instance, reason) pair was logged twice"
+        assert set(logged) == expected
+        print(
+            f"{FIGURE}{name}: {len(logged)} records dropped, each logged once; "
+            f"VmRSS {old.rss_kib} -> {new.rss_kib} KiB"
+        )
