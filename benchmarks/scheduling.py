@@ -6,7 +6,9 @@ project, Google's brotli (31 C files), is built in the client with the same `mak
 
 * p2pcc: the compiler links first in PATH; the daemons pick the hosts;
 * static: distcc's masquerade (/usr/lib/distcc first in PATH) with what a user writes by
-  hand, every gcc-12 machine with equal slots: `localhost/2 FAST:3632/2 SLOW:3632/2`.
+  hand, every gcc-12 machine with equal slots: `localhost/2 FAST:3632/2 SLOW:3632/2`;
+* static-fast: the same without the slow peer (`localhost/2 FAST:3632/2`), which tells
+  how much of the difference is leaving the slow peer out.
 
 Prints each build's time, the ratio, and the jobs each workstation compiled per slot it
 was given (from the distccd logs; p2pcc's slots are the most any DISTCC_HOSTS line of
@@ -28,7 +30,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration import cluster as cluster_module
 from tests.integration.cluster import Build, Cluster, build, open_cluster
 
 PREFIX = "SCHED-FIGURE: "
@@ -45,15 +46,17 @@ def report(result: Build) -> None:
     for name in WORKSTATIONS:
         done, slots = result.jobs[name], result.slots.get(name, 0)
         per_slot = f"{done / slots:.2f} per slot" if slots else "no slot given"
-        figure(f"{result.mode:6}   {name:6} {done:3} jobs on {slots} slots: {per_slot}")
+        seconds, source = result.longest.get(name, (0.0, ""))
+        longest = f", longest {seconds:.1f} s ({Path(source).name})" if source else ""
+        figure(f"{result.mode:6}   {name:6} {done:3} jobs on {slots} slots: {per_slot}{longest}")
 
 
 def run(cluster: Cluster, rounds: int, jobs: int) -> dict[str, list[Build]]:
     """`rounds` builds of each kind, alternating which goes first."""
-    results: dict[str, list[Build]] = {"p2pcc": [], "static": []}
-    figure(f"static hosts: {cluster_module.static_hosts(cluster, 2)}")
+    modes = ("p2pcc", "static", "static-fast")
+    results: dict[str, list[Build]] = {mode: [] for mode in modes}
     for number in range(rounds):
-        order = ("p2pcc", "static") if number % 2 == 0 else ("static", "p2pcc")
+        order = modes if number % 2 == 0 else modes[::-1]
         for mode in order:
             result = build(cluster, mode, jobs)
             if result.returncode != 0:
@@ -67,13 +70,17 @@ def run(cluster: Cluster, rounds: int, jobs: int) -> dict[str, list[Build]]:
 
 def summarize(results: dict[str, list[Build]]) -> None:
     """Median times, the ratio, and jobs per slot summed over the rounds."""
-    p2pcc = statistics.median(r.seconds for r in results["p2pcc"])
-    static = statistics.median(r.seconds for r in results["static"])
-    rounds = len(results["p2pcc"])
-    figure(f"median over {rounds} round(s): p2pcc {p2pcc:.1f} s, static {static:.1f} s")
-    figure(f"ratio static / p2pcc = {static / p2pcc:.2f}")
+    median = {
+        mode: statistics.median(r.seconds for r in builds) for mode, builds in results.items()
+    }
+    times = ", ".join(f"{mode} {seconds:.1f} s" for mode, seconds in median.items())
     for mode, builds in results.items():
-        for name in ("fast", "slow"):
+        figure(f"{mode} times: " + ", ".join(f"{r.seconds:.1f} s" for r in builds))
+    figure(f"median over {len(results['p2pcc'])} round(s): {times}")
+    figure(f"ratio static / p2pcc = {median['static'] / median['p2pcc']:.2f}")
+    figure(f"ratio static-fast / p2pcc = {median['static-fast'] / median['p2pcc']:.2f}")
+    for mode, builds in results.items():
+        for name in ("client", "fast", "slow"):
             done = sum(r.jobs[name] for r in builds)
             given = sum(r.slots.get(name, 0) for r in builds)
             per_slot = f"{done / given:.2f} per slot" if given else "no slot given"

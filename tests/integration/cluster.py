@@ -165,7 +165,7 @@ def _wait_calibrated(
 class Build:
     """One finished build of the cluster: how it went, and where each job compiled."""
 
-    mode: str  # "p2pcc" (the links) or "static" (distcc masquerade, hand-written hosts)
+    mode: str  # "p2pcc" (the links), else a STATIC_LISTS key (distcc's masquerade)
     tree: Tree
     returncode: int
     seconds: float
@@ -173,15 +173,23 @@ class Build:
     hosts: str  # the DISTCC_HOSTS line (p2pcc: the client's line when the build started)
     jobs: dict[str, int]  # compile jobs per workstation; "client" = compiled locally
     slots: dict[str, int] = field(default_factory=dict)  # most slots each had in a line
+    #: Each peer's longest job: distccd's `time:` in seconds (connection to reply), source.
+    longest: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     def per_slot(self, name: str) -> float:
         """Jobs `name` compiled per slot it was given (a slot never given counts as one)."""
         return self.jobs[name] / max(1, self.slots.get(name, 0))
 
 
-def static_hosts(cluster: Cluster, slots: int) -> str:
-    """What a user writes by hand: localhost and every gcc-12 peer, `slots` each."""
-    peers = (f"{cluster.stations[name].address}:3632/{slots}" for name in GCC12_PEERS)
+#: Hand-written host lists: "static" is what a user writes (every gcc-12 machine,
+#: equal slots); "static-fast" leaves the slow peer out, to tell what that alone buys.
+STATIC_LISTS = {"static": GCC12_PEERS, "static-fast": ("fast",)}
+
+
+def static_hosts(cluster: Cluster, slots: int, mode: str = "static") -> str:
+    """A hand-written DISTCC_HOSTS: localhost and the peers of `STATIC_LISTS[mode]`,
+    `slots` each."""
+    peers = (f"{cluster.stations[name].address}:3632/{slots}" for name in STATIC_LISTS[mode])
     return " ".join((f"localhost/{slots}", *peers))
 
 
@@ -221,19 +229,19 @@ def build(
     cluster: Cluster, mode: str, jobs: int, *, leave_out: tuple[str, ...] = (), slots: int = 2
 ) -> Build:
     """Build brotli in the client with `make -jJOBS CC=gcc`: through the p2pcc links
-    ("p2pcc"), or through distcc's masquerade with `static_hosts(cluster, slots)`
-    ("static").  Each build gets a fresh tree and a fresh DISTCC_DIR."""
+    ("p2pcc"), or through distcc's masquerade with `static_hosts(cluster, slots, mode)`
+    ("static", "static-fast").  Each build gets a fresh tree and a fresh DISTCC_DIR."""
     index = len(list(cluster.home.glob("build-*"))) + 1
     tree = project.unpack(project.BROTLI, cluster.home / f"build-{index}", leave_out=leave_out)
     links = cluster.links if mode == "p2pcc" else None
     env = build_env(links, cluster.home / f"distcc-dir-{index}")
     env["DISTCC_LOG"] = str(cluster.home / f"distcc-{index}.log")
-    if mode == "static":
+    if mode != "p2pcc":
         # distcc itself (unlike the wrapper) compiles everything locally, silently,
         # when DISTCC_DIR does not exist.
         Path(env["DISTCC_DIR"]).mkdir()
         env["PATH"] = f"{DISTCC_MASQUERADE}:{env['PATH']}"
-        env["DISTCC_HOSTS"] = static_hosts(cluster, slots)
+        env["DISTCC_HOSTS"] = static_hosts(cluster, slots, mode)
         hosts = env["DISTCC_HOSTS"]
     else:
         hosts = " | ".join(cluster.hosts_lines(COMPILER))
@@ -248,9 +256,12 @@ def build(
     records = jobs_since(cluster.daemons, marks, cluster.stations["client"])
     counts = {name: sum(1 for r in records[name] if r.ok) for name in PEERS}
     counts["client"] = len(tree.sources) - sum(counts.values())
-    if mode == "static":
-        given = {"client": slots, **dict.fromkeys(GCC12_PEERS, slots)}
+    if mode != "p2pcc":
+        given = {"client": slots, **dict.fromkeys(STATIC_LISTS[mode], slots)}
     else:
         given = watcher.slots
+    longest = {
+        name: max((r.seconds, r.source) for r in records[name]) for name in PEERS if records[name]
+    }
     output = result.stdout + result.stderr
-    return Build(mode, tree, result.returncode, seconds, output, hosts, counts, given)
+    return Build(mode, tree, result.returncode, seconds, output, hosts, counts, given, longest)
