@@ -112,19 +112,42 @@ def _wanted(native_line: str, natives: bool | str) -> bool:
 
 
 def read(path: str, *, natives: bool | str = True) -> Parsed | None:
-    """`parse` the state file at `path`; None when missing, unreadable, oversized or
-    corrupt."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
-    except OSError:
-        return None
-    if len(data) > MAX_BYTES:
+    """`parse` the state file at `path`; None when missing, unreadable, oversized, corrupt
+    or not a regular file."""
+    data = read_regular_file(path, MAX_BYTES + 1)
+    if data is None or len(data) > MAX_BYTES:
         return None
     try:
         return parse(data.decode("utf-8"), natives=natives)
     except UnicodeDecodeError:
         return None
+
+
+def read_regular_file(path: str, limit: int) -> bytes | None:
+    """At most `limit` bytes of the regular file at `path`; None if it cannot be read.
+
+    Opened non-blocking and checked with fstat before reading: a FIFO or a device in
+    the file's place would otherwise hang every compile (a FIFO waits for a writer).
+    """
+    import posix  # built in and loaded before any import: free, unlike `os`
+
+    try:
+        fd = posix.open(path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        return None
+    try:
+        if posix.fstat(fd).st_mode & 0o170000 != 0o100000:  # S_IFMT, S_IFREG
+            return None
+        chunks = []
+        size = 0
+        while size < limit and (chunk := posix.read(fd, limit - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        posix.close(fd)
 
 
 def write_atomic(path: str, text: str) -> None:

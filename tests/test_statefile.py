@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,21 @@ def test_missing_binary_and_oversized_files_read_as_none(tmp_path: Path) -> None
     assert statefile.read(str(tmp_path / "binary")) is None
     (tmp_path / "huge").write_text(statefile.HEADER + "\n" + "x" * statefile.MAX_BYTES)
     assert statefile.read(str(tmp_path / "huge")) is None
+
+
+def test_a_fifo_directory_or_device_reads_as_none_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    code = (
+        "import sys; from p2pcc import statefile\n"
+        "print([statefile.read(path) for path in sys.argv[1:]])"
+    )
+    paths = [str(fifo), str(tmp_path), "/dev/zero", str(tmp_path / "absent")]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *paths], capture_output=True, text=True, timeout=20, check=True
+    )
+    assert done.stdout.strip() == "[None, None, None, None]"
+    assert statefile.read("nul\0byte") is None
 
 
 def test_a_tab_in_a_hosts_line_is_refused() -> None:

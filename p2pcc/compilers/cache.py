@@ -94,17 +94,38 @@ def lookup_cached(command: str, cache_path: str) -> CacheHit | None:
 
 def read_lines(cache_path: str) -> list[str]:
     """The entry lines of the cache file; [] if it is missing, unreadable or not ours."""
-    try:
-        with open(cache_path, "rb") as file:
-            data = file.read(MAX_BYTES + 1)
-    except (OSError, ValueError):
-        return []
-    if len(data) > MAX_BYTES:
+    data = _read_regular_file(cache_path, MAX_BYTES + 1)
+    if data is None or len(data) > MAX_BYTES:
         return []
     lines = data.decode(*_ENCODING).split("\n")
     if lines[0] != HEADER:
         return []
     return [line for line in lines[1:] if line]
+
+
+def _read_regular_file(path: str, limit: int) -> bytes | None:
+    """At most `limit` bytes of the regular file at `path`; None if it cannot be read.
+
+    Non-blocking open and an fstat first: a FIFO in the cache's place would otherwise
+    hang every compile, waiting for a writer (as `statefile.read_regular_file`).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        return None
+    try:
+        if os.fstat(fd).st_mode & 0o170000 != 0o100000:  # S_IFMT, S_IFREG
+            return None
+        chunks = []
+        size = 0
+        while size < limit and (chunk := os.read(fd, limit - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def well_formed(fields: list[str]) -> bool:

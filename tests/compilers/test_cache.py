@@ -176,6 +176,25 @@ def test_damaged_cache_is_ignored_and_rebuilt(fake_gcc: FakeCompiler, content: b
     assert hit.fingerprint == expected
 
 
+def test_a_fifo_in_the_caches_place_does_not_block(fake_gcc: FakeCompiler) -> None:
+    path = Path(cache_path(fake_gcc))
+    path.parent.mkdir()
+    os.mkfifo(path)
+    code = (
+        "import sys; from p2pcc.compilers.cache import lookup_cached\n"
+        "print(lookup_cached(sys.argv[1], sys.argv[2]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(fake_gcc.path), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    assert done.stdout.strip() == "None"
+    assert lookup_cached(str(fake_gcc.path), "nul\0byte") is None
+
+
 @pytest.mark.parametrize("keep", [0.3, 0.5, 0.9, 0.99])
 def test_truncated_cache_is_survived(fake_gcc: FakeCompiler, keep: float) -> None:
     expected = lookup("gcc", fake_gcc.env).id
