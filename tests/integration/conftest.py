@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.netbed import TestBed
+from tests.integration.office import Office, open_office
 
 
 @pytest.fixture
@@ -31,3 +32,13 @@ def shared_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def office() -> Iterator[Office]:
+    """The four-workstation office of the real-build tests, one per test module: each
+    module's tests start with `office.ready()`, which restarts what an earlier one broke."""
+    if os.geteuid() != 0:
+        pytest.skip("network-namespace workstations need root")
+    with open_office() as opened:
+        yield opened

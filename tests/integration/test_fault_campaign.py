@@ -18,7 +18,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,6 @@ from tests.integration.office import (
     Office,
     assert_same_objects,
     control_status,
-    open_office,
     peer_entry,
 )
 from tests.integration.pool import DEAD_AFTER, INTERVAL, SUSPECT_AFTER, Daemon, wait_until
@@ -53,14 +52,6 @@ ANNOUNCED_CHANGE_LEAVES = 1.0
 #: probes, distccd) and one exchange of datagrams: a few seconds.
 RESTARTED_PEER_RETURNS = 10.0
 SLACK = 3  # how much longer than documented a loaded machine may take
-
-
-@pytest.fixture(scope="module")
-def office() -> Iterator[Office]:
-    if os.geteuid() != 0:
-        pytest.skip("network-namespace workstations need root")
-    with open_office() as opened:
-        yield opened
 
 
 def figure(what: str, seconds: float) -> None:

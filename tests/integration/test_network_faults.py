@@ -15,10 +15,9 @@ the assertions bound them loosely, three times the documented limit, for a loade
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +34,6 @@ from tests.integration.office import (
     Office,
     assert_same_objects,
     control_status,
-    open_office,
 )
 from tests.integration.pool import (
     DEAD_AFTER,
@@ -62,14 +60,6 @@ INTO_THE_BUILD = 3.0
 IO_TIMEOUT = 10
 #: How often the sampler asks the client's daemon and reads its state file.
 SAMPLE_PERIOD = 0.1
-
-
-@pytest.fixture(scope="module")
-def office() -> Iterator[Office]:
-    if os.geteuid() != 0:
-        pytest.skip("network-namespace workstations need root")
-    with open_office() as opened:
-        yield opened
 
 
 def figure(text: str) -> None:

@@ -21,7 +21,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +41,11 @@ from tests.integration.office import (
     Office,
     assert_same_objects,
     install_links,
-    open_office,
 )
 from tests.integration.pool import wait_until
 from tests.integration.project import Tree
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
-
-
-@pytest.fixture(scope="module")
-def office() -> Iterator[Office]:
-    if os.geteuid() != 0:
-        pytest.skip("network-namespace workstations need root")
-    with open_office() as opened:
-        yield opened
 
 
 # --- checking a build ----------------------------------------------------------------------
