@@ -26,6 +26,7 @@ table-full rules), tests/daemon/test_mdns.py, tests/wrapper/ and tests/config/.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -39,6 +40,8 @@ from typing import Any
 
 import pytest
 
+from p2pcc import statefile
+from p2pcc.compilers import cache
 from p2pcc.core import limits
 from p2pcc.core.auth import Keyring, format_key_line, parse_key_file
 from p2pcc.core.errors import WireFormatError
@@ -540,3 +543,167 @@ def test_malformed_zeroconf_records(pool: Pool) -> None:
             f"{FIGURE}{name}: {len(logged)} records dropped, each logged once; "
             f"VmRSS {old.rss_kib} -> {new.rss_kib} KiB"
         )
+
+
+# --- 4: the wrapper under corrupt files ------------------------------------------------------
+
+C_SOURCES = {
+    "one.c": "int one(int x) { return x * 3 + 1; }\n",
+    "two.c": "#include <string.h>\nunsigned two(const char *s) { return strlen(s); }\n",
+    "three.c": "double three(double a, double b) { return a / b; }\n",
+}
+
+
+def gcc_cache_entry(remote_name: str) -> str:
+    """A well-formed cache line for /usr/bin/gcc with its current stamp, naming
+    `remote_name` (what peers would run it as)."""
+    stamp = cache_stamp(Path("/usr/bin/gcc"))
+    fields = ["/usr/bin/gcc", stamp, "0123456789abcdef", "gcc", "c", "x86_64-linux-gnu--12"]
+    fields += [remote_name, "x86_64-linux-gnu", "12.2.0", "driver", "/usr/bin/gcc-12"]
+    fields += ["0" * 64, stamp]
+    return "\t".join(fields)
+
+
+def cache_stamp(path: Path) -> str:
+    status = path.stat()  # follows the symlink, as the cache does
+    return f"{status.st_dev}:{status.st_ino}:{status.st_size}:{status.st_mtime_ns}"
+
+
+def damage(place: Path, how: str, valid_header: str, rng: random.Random) -> None:
+    """Put damaged content (or a non-file) where a state file or cache file goes."""
+    place.parent.mkdir(parents=True, exist_ok=True)
+    if how == "binary":
+        place.write_bytes(rng.randbytes(4096))
+    elif how == "bad-records":
+        junk = "written\tsoon\nhosts\tzz\tmany\t-- ;rm\ncompiler\t\t\t\nnative\n\x00\x01\n"
+        place.write_text(f"{valid_header}\n{junk}")
+    elif how == "oversized":
+        place.write_text(valid_header + "\n" + "x" * (2 << 20))
+    elif how == "empty":
+        place.write_bytes(b"")
+    elif how == "fifo":
+        os.mkfifo(place)
+    elif how == "directory":
+        place.mkdir()
+    else:
+        raise AssertionError(how)
+
+
+@dataclass
+class WrapperSetup:
+    """Links installed on alpha, and how to run a compile through them."""
+
+    daemon: Daemon
+    links: Path
+    work: Path
+
+    def env(self, scenario: Path) -> dict[str, str]:
+        (scenario / "xdg").mkdir(mode=0o700, exist_ok=True)
+        (scenario / "distcc").mkdir(exist_ok=True)
+        return {
+            "PATH": f"{self.links}:/usr/bin:/bin",
+            "HOME": str(scenario),
+            "LC_ALL": "C",
+            "XDG_RUNTIME_DIR": str(scenario / "xdg"),
+            "DISTCC_DIR": str(scenario / "distcc"),
+            "P2PCC_RUNTIME_DIR": str(scenario / "run"),
+            "P2PCC_CACHE_DIR": str(scenario / "cache"),
+        }
+
+    def run(self, scenario: Path, *command: str) -> subprocess.CompletedProcess[str]:
+        # Entering the workstation's mount namespace loses the working directory: the
+        # shell goes back to it.  `timeout` there: a hang shows as 124, not a stuck test.
+        return self.daemon.ws.run(
+            ["sh", "-c", 'cd "$0" && exec "$@"', str(self.work), "timeout", "30", *command],
+            env=self.env(scenario),
+            check=False,
+            timeout=60,
+        )
+
+
+@pytest.fixture
+def wrapper_setup(pool: Pool) -> WrapperSetup:
+    alpha = pool.daemons[0]
+    links, work = pool.home / "links", pool.home / "work"
+    work.mkdir()
+    for name, text in C_SOURCES.items():
+        (work / name).write_text(text)
+    (work / "Makefile").write_text("all: one.o two.o three.o\n%.o: %.c\n\tgcc -O2 -c $< -o $@\n")
+    config = pool.home / "links.toml"
+    config.write_text(f'runtime_dir = "{pool.home / "nowhere"}"\n')
+    alpha.ws.run(
+        [sys.executable, "-m", "p2pcc", "install-links", str(links), "--config", str(config)],
+        env={**os.environ, "PATH": "/usr/bin:/bin"},
+    )
+    for name in C_SOURCES:
+        stem = name.removesuffix(".c")
+        subprocess.run(
+            ["/usr/bin/gcc", "-O2", "-c", name, "-o", f"{stem}.local"], cwd=work, check=True
+        )
+    return WrapperSetup(alpha, links, work)
+
+
+DAMAGE = ("binary", "bad-records", "oversized", "empty", "fifo", "directory")
+
+
+def test_the_wrapper_compiles_through_corrupt_files(
+    wrapper_setup: WrapperSetup, pool: Pool
+) -> None:
+    setup = wrapper_setup
+    hosts = {"0123456789abcdef": (8, f"{pool.daemons[1].ws.address}:3632/4")}
+    for how in DAMAGE:
+        rng = random.Random(how)
+        # The state file damaged: the wrapper stops there.  Then a valid, fresh state
+        # file that does not know gcc, so the wrapper must read the damaged cache.
+        state_damaged = setup.work.parent / f"state-{how}"
+        damage(state_damaged / "run" / "state", how, statefile.HEADER, rng)
+        cache_damaged = setup.work.parent / f"cache-{how}"
+        damage(cache_damaged / "cache" / "fingerprints", how, cache.HEADER, rng)
+        (cache_damaged / "run").mkdir()
+        (cache_damaged / "run" / "state").write_text(statefile.render(time.time(), hosts))
+        for scenario in (state_damaged, cache_damaged):
+            (setup.work / "one.o").unlink(missing_ok=True)
+            started = time.monotonic()
+            done = setup.run(scenario, "gcc", "-O2", "-c", "one.c", "-o", "one.o")
+            took = time.monotonic() - started
+            print(
+                f"\n{FIGURE}{scenario.name}: gcc -c exit {done.returncode} in {took:.2f} s, "
+                f"stderr {done.stderr.strip()!r}"
+            )
+            assert done.returncode == 0, done.stderr
+            assert same_object(setup.work, "one")
+            warnings = done.stderr.splitlines()
+            assert len(warnings) <= 1
+            assert all(line.startswith("p2pcc: ") for line in warnings)
+
+    # A whole build: one warning, not one per file.
+    scenario = setup.work.parent / "scenario-make"
+    damage(scenario / "run" / "state", "binary", statefile.HEADER, random.Random(1))
+    done = setup.run(scenario, "make", "-j3", "--no-print-directory")
+    assert done.returncode == 0, done.stderr
+    assert all(same_object(setup.work, name.removesuffix(".c")) for name in C_SOURCES)
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("p2pcc: ")]
+    print(f"{FIGURE}make -j3 with a corrupt state file: {warnings}")
+    assert len(warnings) == 1
+    assert "not a p2pcc state file" in warnings[0]
+
+    # A fresh, valid state file that does not know gcc sends the wrapper to the cache,
+    # whose well-formed entry for this very gcc names a remote compiler that is not it.
+    scenario = setup.work.parent / "scenario-cache-entry"
+    (scenario / "run").mkdir(parents=True)
+    (scenario / "cache").mkdir()
+    entry = gcc_cache_entry("no-such-compiler-anywhere")
+    (scenario / "cache" / "fingerprints").write_text(f"{cache.HEADER}\n{entry}\n")
+    (scenario / "run" / "state").write_text(statefile.render(time.time(), hosts))
+    (setup.work / "two.o").unlink(missing_ok=True)
+    done = setup.run(scenario, "gcc", "-O2", "-c", "two.c", "-o", "two.o")
+    print(f"{FIGURE}cache naming a foreign remote compiler: {done.stderr.strip()!r}")
+    assert done.returncode == 0, done.stderr
+    assert same_object(setup.work, "two")
+    [warning] = done.stderr.splitlines()
+    assert "no-such-compiler-anywhere" in warning
+
+
+def same_object(work: Path, stem: str) -> bool:
+    """Whether `stem.o`, built through the links, is byte for byte the local build."""
+    return (work / f"{stem}.o").read_bytes() == (work / f"{stem}.local").read_bytes()
