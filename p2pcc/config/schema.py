@@ -1,7 +1,8 @@
 """Every configuration key with its default and parser, and the checks across keys.
 
-`config_from_mapping` turns what `tomllib` read into a `Config`, or raises one
-`ConfigError` naming the file, the key and what is expected.  Unknown sections and
+`config_from_mapping` turns what `tomllib` read into a `Config`, or raises a
+`ConfigError` naming the file, the key and what is expected (`CombinedConfigError`, one line
+per error, when there are several).  Unknown sections and
 keys are errors (a typo would otherwise silently keep the default), with a
 suggestion from difflib.  Defaults are written as TOML values and go through the same
 parsers as the file's values.  Machine-dependent defaults come in a `HostDefaults`;
@@ -141,6 +142,27 @@ def _split_position(message: str, text: str) -> tuple[str, str]:
     return tail.rstrip(")"), head
 
 
+class CombinedConfigError(ConfigError):
+    """Several mistakes in one file, reported together: one line per error, each naming
+    its key, so a file is fixed in one round instead of one error per attempt."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.path, first.key, first.reason)
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
+
+
+def raise_all(errors: list[ConfigError]) -> None:
+    """Raise the one error, or all of them as `CombinedConfigError`; nothing if there are none."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise CombinedConfigError(errors)
+
+
 def config_from_mapping(
     data: Mapping[str, Any], path: str | None, *, host: HostDefaults | None = None
 ) -> Config:
@@ -149,14 +171,23 @@ def config_from_mapping(
         host = discover_host_defaults(os.environ)
     label = DEFAULTS_LABEL if path is None else path
     keys = schema(host)
-    _reject_unknown(data, keys, label)
-    runtime_dir = _runtime_dir(data, host, label)
-    sections = {
-        name: SECTIONS[name](**_parse_section(name, data.get(name, {}), section_keys, label))
-        for name, section_keys in keys.items()
-    }
+    errors = _unknown_names(data, keys, label)
+    runtime_dir = host.runtime_dir  # what an error leaves here is never used
+    try:
+        runtime_dir = _runtime_dir(data, host, label)
+    except ConfigError as error:
+        errors.append(error)
+    sections = {}
+    for name, section_keys in keys.items():
+        values = _parse_section(name, data.get(name, {}), section_keys, label, errors)
+        sections[name] = values
+    raise_all(errors)
     source = None if path is None else Path(path)
-    config = Config(runtime_dir=runtime_dir, source=source, **sections)
+    config = Config(
+        runtime_dir=runtime_dir,
+        source=source,
+        **{name: SECTIONS[name](**values) for name, values in sections.items()},
+    )
     check_relations(config, label)
     return config
 
@@ -171,13 +202,23 @@ def _runtime_dir(data: Mapping[str, Any], host: HostDefaults, label: str) -> Pat
     return host.runtime_dir_override or from_file or host.runtime_dir
 
 
-def _parse_section(name: str, table: object, keys: dict[str, Key], label: str) -> dict[str, Any]:
+def _parse_section(
+    name: str, table: object, keys: dict[str, Key], label: str, errors: list[ConfigError]
+) -> dict[str, Any]:
+    """The section's parsed values; what does not parse goes to `errors` instead."""
     if not isinstance(table, dict):
-        raise ConfigError(label, name, f"expected a table ([{name}]), got {v.toml_value(table)}")
-    return {
-        key: _parse_value(label, f"{name}.{key}", spec.parse, table.get(key, spec.default))
-        for key, spec in keys.items()
-    }
+        expected = f"expected a table ([{name}]), got {v.toml_value(table)}"
+        errors.append(ConfigError(label, name, expected))
+        return {}
+    values = {}
+    for key, spec in keys.items():
+        try:
+            values[key] = _parse_value(
+                label, f"{name}.{key}", spec.parse, table.get(key, spec.default)
+            )
+        except ConfigError as error:
+            errors.append(error)
+    return values
 
 
 def _parse_value(label: str, key: str, parse: Callable[[object], Any], value: object) -> Any:
@@ -192,17 +233,23 @@ def _parse_value(label: str, key: str, parse: Callable[[object], Any], value: ob
 # --- unknown names -------------------------------------------------------------------------
 
 
-def _reject_unknown(data: Mapping[str, Any], keys: dict[str, dict[str, Key]], label: str) -> None:
+def _unknown_names(
+    data: Mapping[str, Any], keys: dict[str, dict[str, Key]], label: str
+) -> list[ConfigError]:
+    """An error for every unknown section and key, in the file's order."""
+    errors = []
     for name, table in data.items():
         if name == "runtime_dir":
             continue
         if name not in keys:
-            raise ConfigError(label, name, _unknown_top_level(name, table, keys))
-        if isinstance(table, dict):
-            for key in table:
-                if key not in keys[name]:
-                    dotted = f"{name}.{key}"
-                    raise ConfigError(label, dotted, _unknown_key(name, key, keys))
+            errors.append(ConfigError(label, name, _unknown_top_level(name, table, keys)))
+        elif isinstance(table, dict):
+            errors += [
+                ConfigError(label, f"{name}.{key}", _unknown_key(name, key, keys))
+                for key in table
+                if key not in keys[name]
+            ]
+    return errors
 
 
 def _unknown_top_level(name: str, value: object, keys: dict[str, dict[str, Key]]) -> str:
@@ -233,7 +280,8 @@ def _unknown_key(section: str, key: str, keys: dict[str, dict[str, Key]]) -> str
 
 
 def check_relations(config: Config, label: str) -> None:
-    """Reject values that are valid alone but contradict each other."""
+    """Reject values that are valid alone but contradict each other (all at once)."""
+    errors: list[ConfigError] = []
     gossip = config.gossip
     chain = [
         ("interval", gossip.interval),
@@ -243,26 +291,33 @@ def check_relations(config: Config, label: str) -> None:
     ]
     for (name, value), (next_name, next_value) in itertools.pairwise(chain):
         if value >= next_value:
-            raise ConfigError(
-                label,
-                f"gossip.{name}",
-                f"expected less than gossip.{next_name} ({next_value!r}), got {value!r}",
+            errors.append(
+                ConfigError(
+                    label,
+                    f"gossip.{name}",
+                    f"expected less than gossip.{next_name} ({next_value!r}), got {value!r}",
+                )
             )
     if config.wrapper.state_max_age <= gossip.interval:
         # The daemon rewrites the state file every gossip interval; a shorter limit
         # would make every compile think the daemon is down.
-        raise ConfigError(
-            label,
-            "wrapper.state_max_age",
-            f"expected more than gossip.interval ({gossip.interval!r}), "
-            f"got {config.wrapper.state_max_age!r}",
+        errors.append(
+            ConfigError(
+                label,
+                "wrapper.state_max_age",
+                f"expected more than gossip.interval ({gossip.interval!r}), "
+                f"got {config.wrapper.state_max_age!r}",
+            )
         )
     idle = config.idle
     if idle.resume_after < idle.active_within:
         # Resuming while the desktop still counts as in use would pause again at once.
-        raise ConfigError(
-            label,
-            "idle.resume_after",
-            f"expected at least idle.active_within ({idle.active_within!r}), "
-            f"got {idle.resume_after!r}",
+        errors.append(
+            ConfigError(
+                label,
+                "idle.resume_after",
+                f"expected at least idle.active_within ({idle.active_within!r}), "
+                f"got {idle.resume_after!r}",
+            )
         )
+    raise_all(errors)

@@ -23,7 +23,7 @@ from p2pcc.config import (
     parse_config,
 )
 from p2pcc.config.model import SECTIONS
-from p2pcc.config.schema import schema
+from p2pcc.config.schema import CombinedConfigError, schema
 from p2pcc.core.errors import ConfigError
 from p2pcc.core.peers import PeerTimings
 from p2pcc.core.ranking import RankingPolicy
@@ -370,9 +370,41 @@ def test_unknown_names_are_errors_with_a_suggestion(text: str, message: str) -> 
 
 def test_unknown_keys_are_reported_before_bad_values() -> None:
     # The typo is the likelier cause of the trouble, so it is what the user sees first.
-    assert error_for("[gossip]\nport = 0\nprot = 1") == (
-        f"{PATH}: gossip.prot: unknown key (did you mean gossip.port?)"
+    assert error_for("[gossip]\nport = 0\nprot = 1").splitlines() == [
+        f"{PATH}: gossip.prot: unknown key (did you mean gossip.port?)",
+        f"{PATH}: gossip.port: expected an integer from 1 to 65535, got 0",
+    ]
+
+
+def test_every_error_of_a_file_is_reported_once_naming_its_key() -> None:
+    text = (
+        "runtime_dir = 5\nnodes = 1\n[gossip]\ninterval = -1\nport = 70000\nbogus = 1\n"
+        'suspect_after = "soon"\n[ranking]\ntier_ratio = 7\n[idle]\nsource = "both"\n'
     )
+    with pytest.raises(CombinedConfigError) as caught:
+        parse_config(text, PATH)
+    assert [error.key for error in caught.value.errors] == [
+        "nodes",
+        "gossip.bogus",
+        "runtime_dir",
+        "gossip.port",
+        "gossip.interval",
+        "gossip.suspect_after",
+        "ranking.tier_ratio",
+    ]
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 7
+    assert all(line.startswith(f"{PATH}: ") for line in lines)
+    assert (caught.value.path, caught.value.key) == (PATH, "nodes")  # the first, as one
+
+
+def test_every_contradiction_is_reported() -> None:
+    text = "[gossip]\ninterval = 20.0\n[idle]\nactive_within = 100.0\nresume_after = 50.0\n"
+    assert [line.split(": ")[1] for line in error_for(text).splitlines()] == [
+        "gossip.interval",
+        "wrapper.state_max_age",
+        "idle.resume_after",
+    ]
 
 
 # --- syntax ----------------------------------------------------------------------------------
