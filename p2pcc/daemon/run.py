@@ -23,6 +23,7 @@ from p2pcc.config import Config, load_config
 from p2pcc.control_client import control_socket_path
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.metrics import limited_cpus
 from p2pcc.core.model import NodeStatus
 from p2pcc.daemon.compilers import local_compilers, serve_compiler_watch
 from p2pcc.daemon.control import serve_control
@@ -32,7 +33,7 @@ from p2pcc.daemon.gossip import serve_gossip
 from p2pcc.daemon.identity import load_node_id, next_incarnation
 from p2pcc.daemon.idle import make_source, serve_idle
 from p2pcc.daemon.measurements import Measurements, announce_distccd
-from p2pcc.daemon.metrics import serve_metrics
+from p2pcc.daemon.metrics import available_cpus, read_cpu_limit, serve_metrics
 from p2pcc.daemon.node import Node, offers_of
 from p2pcc.daemon.node_control import NodeControl
 from p2pcc.daemon.pause_store import pause_file, restore_pause, serve_pause_store, stored_form
@@ -64,7 +65,9 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
     compilers = await trio.to_thread.run_sync(local_compilers, names, env)
     if not compilers:
         log.warning("no compiler found among %s: this node will offer nothing", ", ".join(names))
-    cpus = len(os.sched_getaffinity(0))
+    # What served jobs can occupy at once, a cgroup CPU limit included: distccd's --jobs,
+    # the client's own localhost/N and the cpus announced to stock zeroconf clients.
+    cpus = limited_cpus(available_cpus(), read_cpu_limit())
     status = NodeStatus(
         name=config.node.name,
         addresses=surroundings.addresses,
