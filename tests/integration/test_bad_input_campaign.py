@@ -707,3 +707,59 @@ def test_the_wrapper_compiles_through_corrupt_files(
 def same_object(work: Path, stem: str) -> bool:
     """Whether `stem.o`, built through the links, is byte for byte the local build."""
     return (work / f"{stem}.o").read_bytes() == (work / f"{stem}.local").read_bytes()
+
+
+# --- 5: a configuration with bad values ------------------------------------------------------
+
+#: (file text, the keys its errors must name, one line each).
+BAD_CONFIGS = [
+    (
+        '[gossip]\ninterval = -1\nport = 70000\nttl = "one"\nbogus = 1\n[nosuch]\nx = 1\n',
+        ["gossip.bogus", "nosuch", "gossip.port", "gossip.ttl", "gossip.interval"],
+    ),
+    ('runtime_dir = "relative/dir"\n[distccd]\njobs = -3\n', ["runtime_dir", "distccd.jobs"]),
+    ("[gossip]\ninterval = 9.0\nsuspect_after = 3.0\n", ["gossip.interval"]),
+    ("[gossip\nport = 1\n", ["line 1, column 8"]),
+]
+
+
+def p2pcc_on(ws: Workstation, *args: str) -> subprocess.CompletedProcess[str]:
+    return ws.run(
+        [sys.executable, "-m", "p2pcc", *args],
+        check=False,
+        timeout=60,
+        env={**os.environ, "P2PCC_CACHE_DIR": "/nonexistent-cache"},
+    )
+
+
+def test_bad_configurations_get_one_clear_line_per_error(bed: TestBed, shared_tmp: Path) -> None:
+    ws = bed.add_workstation("admin")
+    for index, (text, keys) in enumerate(BAD_CONFIGS):
+        path = shared_tmp / f"bad-{index}.toml"
+        path.write_text(text)
+        for command in (["config", "--check"], ["daemon"]):
+            done = p2pcc_on(ws, *command, "--config", str(path))
+            lines = done.stderr.splitlines()
+            print(
+                f"\n{FIGURE}p2pcc {' '.join(command)} on bad-{index}.toml: exit "
+                f"{done.returncode}\n  " + "\n  ".join(lines)
+            )
+            assert done.returncode == 1
+            assert done.stdout == ""
+            assert len(lines) == len(keys), lines
+            for line, key in zip(lines, keys, strict=True):
+                assert line.removeprefix("p2pcc: ").startswith(f"{path}: {key}: "), line
+
+    # A key file that is not there: the daemon stops before saying anything to peers.
+    path = shared_tmp / "no-key.toml"
+    missing = shared_tmp / "missing.key"
+    path.write_text(f'[gossip]\ninterface = "eth0"\nkey_file = "{missing}"\n')
+    done = p2pcc_on(ws, "daemon", "--config", str(path))
+    print(
+        f"{FIGURE}p2pcc daemon with a missing key file: exit {done.returncode}, "
+        f"{done.stderr.strip()!r}"
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"p2pcc: {missing}: gossip.key_file: cannot read: No such file or directory"
+    ]
