@@ -534,6 +534,7 @@ def test_malformed_zeroconf_records(pool: Pool) -> None:
     assert publisher.stdin is not None
     publisher.stdin.close()
     assert publisher.wait(timeout=20) == 0
+    publisher.stdout.close()
     for daemon in pool.daemons:
         name = daemon.ws.name
         wait_until(partial(unicasts_to_nobody, daemon), 10, f"{name} to forget the forgery")
