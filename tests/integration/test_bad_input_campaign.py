@@ -33,7 +33,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from p2pcc.compilers import cache
 from p2pcc.core import limits
 from p2pcc.core.auth import Keyring, format_key_line, parse_key_file
 from p2pcc.core.errors import WireFormatError
-from p2pcc.core.model import Message, MessageKind, NodeStatus
+from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeStatus
 from p2pcc.core.wire import MAGIC, decode, encode
 from tests.integration.hostile import MAX_UDP_PAYLOAD, read_capture, write_payloads
 from tests.integration.netbed import TestBed, Workstation
@@ -81,6 +81,7 @@ RSS_GROWTH_LIMIT_KIB = 32 * 1024
 FLOOD_IDS = 3000
 FLOOD_SOURCES = 16
 FLOOD_RATE = 1500.0  # datagrams per second, all to the group
+UNKEYED_FLOOD_IDS = 2000
 
 
 @pytest.fixture
@@ -106,9 +107,17 @@ class Pool:
 
 @pytest.fixture
 def pool(bed: TestBed, shared_tmp: Path, key_file: Path) -> Iterator[Pool]:
-    daemons = [
-        Daemon(bed.add_workstation(name), shared_tmp / name, key_file=key_file) for name in NAMES
-    ]
+    yield from open_pool(bed, shared_tmp, key_file)
+
+
+@pytest.fixture
+def unkeyed_pool(bed: TestBed, shared_tmp: Path) -> Iterator[Pool]:
+    yield from open_pool(bed, shared_tmp, None)
+
+
+def open_pool(bed: TestBed, home: Path, key_file: Path | None) -> Iterator[Pool]:
+    """Start the three daemons, add mallory, and wait until every daemon sees the others."""
+    daemons = [Daemon(bed.add_workstation(name), home / name, key_file=key_file) for name in NAMES]
     mallory = bed.add_workstation("mallory")
     for daemon in daemons:
         daemon.start()
@@ -118,7 +127,8 @@ def pool(bed: TestBed, shared_tmp: Path, key_file: Path) -> Iterator[Pool]:
         for daemon in daemons:
             print(f"--- {daemon.ws.name}\n{daemon.log_text()[-3000:]}")
         raise
-    yield Pool(daemons, mallory, parse_key_file(key_file.read_text(), str(key_file)), shared_tmp)
+    keyring = Keyring() if key_file is None else parse_key_file(key_file.read_text(), "key")
+    yield Pool(daemons, mallory, keyring, home)
     for daemon in daemons:
         print(f"--- {daemon.ws.name} log tail\n{daemon.log_text()[-1500:]}")
 
@@ -414,6 +424,64 @@ def test_gossip_port_under_attack(pool: Pool) -> None:
         # One line per source for the flood's one reason, one per reason for the bag's
         # source (which is also a flood source), and a few unrelated lines at most.
         assert new.log_lines - old.log_lines <= len(sources) + len(WIRE_REASONS) + 1 + 5
+
+
+def test_unkeyed_pool_flooded_with_node_ids_keeps_its_peers(unkeyed_pool: Pool) -> None:
+    """Without a key every well-formed datagram is a peer (docs/security.md): a flood of
+    forged ids, offering alpha's real compilers, fills the table to its cap but never
+    pushes out a live peer, and memory stays bounded.  Once silent the forged peers turn
+    suspect and leave the hosts lines; while one keeps talking it ranks like any peer,
+    which is what an unkeyed pool allows anyone on the link."""
+    pool = unkeyed_pool
+    rng = random.Random(7)
+    alpha = pool.daemons[0]
+    status = alpha.status()
+    assert status is not None
+    offers = tuple(
+        CompilerOffer(c["fingerprint"], c["loose_key"], c["remote_name"])
+        for c in status["node"]["compilers"]
+        if c["offered"]
+    )[: limits.MAX_COMPILERS]
+    before = {d.ws.name: observe(d) for d in pool.daemons}
+    flood = [
+        encode(
+            Message(
+                rng.randbytes(16),
+                1,
+                1,
+                0.0,
+                MessageKind.STATE,
+                replace(forged_status(f"ghost{index}", pool.mallory.address), compilers=offers),
+            ),
+            Keyring(),
+        )
+        for index in range(UNKEYED_FLOOD_IDS)
+    ]
+    sent = send(pool, flood, [GROUP], rate=FLOOD_RATE, sources=[pool.mallory.address])
+    print(f"\n{FIGURE}unkeyed pool: {UNKEYED_FLOOD_IDS} forged node ids in {sent['seconds']} s")
+    settle(pool.daemons)
+    for daemon in pool.daemons:
+        name = daemon.ws.name
+        old, new = before[name], observe(daemon)
+        others = set(NAMES) - {name}
+        status = daemon.status()
+        assert status is not None
+        liveness = {p["name"]: p["liveness"] for p in status["peers"] if p["name"] in others}
+        assert liveness == dict.fromkeys(others, "alive"), liveness
+        assert len(status["peers"]) <= limits.MAX_PEERS
+        drops = new.drops - old.drops
+        hosts = max((len(line["hosts"].split()) for line in status["hosts"].values()), default=0)
+        states = Counter(peer["liveness"] for peer in status["peers"])
+        growth = new.rss_kib - old.rss_kib
+        print(
+            f"{FIGURE}{name}: table {len(status['peers'])} peers {dict(states)}, drops "
+            f"{dict(sorted(drops.items()))}, kernel dropped {new.kernel_drops - old.kernel_drops},"
+            f" longest hosts line {hosts} hosts, VmRSS {old.rss_kib} -> {new.rss_kib} KiB "
+            f"(+{growth}), log +{new.log_lines - old.log_lines} lines"
+        )
+        assert growth < RSS_GROWTH_LIMIT_KIB
+        assert daemon.process is not None
+        assert daemon.process.poll() is None
 
 
 # --- 2 and 3: zeroconf -----------------------------------------------------------------------
