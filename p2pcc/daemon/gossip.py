@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import math
 import socket
 import struct
 import time
@@ -37,6 +38,38 @@ RECEIVE_BUFFER = limits.MAX_DATAGRAM + 1
 #: A LEAVE is sent this many times: one lost datagram should not leave peers waiting
 #: for the dead timeout.
 LEAVE_COPIES = 2
+
+#: Peers joining or leaving logged one line each per minute.  Past that they are counted
+#: and summed up in one line: in an unkeyed pool anyone can make up thousands of nodes,
+#: and each would otherwise cost a line in the journal.
+MEMBERSHIP_LINES_PER_MINUTE = 30
+
+
+class MembershipLog:
+    """Logs peers joining and leaving, one line each up to a budget per window."""
+
+    def __init__(self, budget: int = MEMBERSHIP_LINES_PER_MINUTE, window: float = 60.0) -> None:
+        self.budget = budget
+        self.window = window
+        self._window_start = -math.inf
+        self._lines = 0
+        self._unlogged = 0
+
+    def note(self, now: float, message: str, *args: object) -> None:
+        """Log `message % args` at `now` unless this window's budget is spent."""
+        if now >= self._window_start + self.window:
+            if self._unlogged:
+                log.info(
+                    "%d more peers joined or left in %.0f s (not logged one by one)",
+                    self._unlogged,
+                    self.window,
+                )
+            self._window_start, self._lines, self._unlogged = now, 0, 0
+        if self._lines < self.budget:
+            self._lines += 1
+            log.info(message, *args)
+        else:
+            self._unlogged += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +169,9 @@ async def serve_gossip(
 ) -> None:
     """Send our state on schedule and on change, merge what arrives; LEAVE on the way out."""
     async with open_gossip_sockets(endpoint) as sockets, trio.open_nursery() as nursery:
-        nursery.start_soon(_receive_loop, node, sockets.multicast, Transport.MULTICAST)
-        nursery.start_soon(_receive_loop, node, sockets.unicast, Transport.UNICAST)
+        membership = MembershipLog()
+        nursery.start_soon(_receive_loop, node, sockets.multicast, Transport.MULTICAST, membership)
+        nursery.start_soon(_receive_loop, node, sockets.unicast, Transport.UNICAST, membership)
         task_status.started()
         try:
             await _send_loop(node, sockets.unicast, endpoint)
@@ -184,11 +218,14 @@ async def _send(sock: trio.socket.SocketType, outgoing: Outgoing, endpoint: Goss
             log.debug("sending to %s failed: %s", destination[0], error.strerror)
 
 
-async def _receive_loop(node: Node, sock: trio.socket.SocketType, transport: Transport) -> None:
+async def _receive_loop(
+    node: Node, sock: trio.socket.SocketType, transport: Transport, membership: MembershipLog
+) -> None:
     while True:
         data, address = await sock.recvfrom(RECEIVE_BUFFER)
         sender: Endpoint = (address[0], address[1])
-        received = node.engine.receive(data, sender, transport, trio.current_time())
+        now = trio.current_time()
+        received = node.engine.receive(data, sender, transport, now)
         if received.dropped is not None:
             if received.log:
                 log.warning(
@@ -197,8 +234,8 @@ async def _receive_loop(node: Node, sock: trio.socket.SocketType, transport: Tra
             continue
         for event in received.events:
             if isinstance(event, PeerJoined):
-                log.info("peer %s joined (%s)", event.peer.status.name, sender[0])
+                membership.note(now, "peer %s joined (%s)", event.peer.status.name, sender[0])
             elif isinstance(event, PeerLeft):
-                log.info("peer %s left", event.peer.status.name)
+                membership.note(now, "peer %s left", event.peer.status.name)
         if received.events:
             node.changed.notify()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 
+import pytest
 import trio
 
 from p2pcc.core.model import NodeState
-from p2pcc.daemon.gossip import GossipEndpoint, serve_gossip
+from p2pcc.daemon.gossip import GossipEndpoint, MembershipLog, serve_gossip
 from tests.daemon.test_node import WALL, make_node
 
 GROUP = ipaddress.IPv4Address("239.192.74.70")
@@ -63,3 +65,21 @@ async def test_two_nodes_meet_see_a_pause_and_a_leave() -> None:
             assert stats.packets_in >= 2
             assert "bad-magic" not in stats.drops
             nursery.cancel_scope.cancel()
+
+
+def test_membership_lines_beyond_the_budget_are_summed_up(caplog: pytest.LogCaptureFixture) -> None:
+    membership = MembershipLog(budget=3, window=60.0)
+    with caplog.at_level(logging.INFO, logger="p2pcc.gossip"):
+        for index in range(10):
+            membership.note(10.0 + index, "peer %s joined", f"ghost{index}")
+        membership.note(69.999, "peer %s left", "ghost0")
+        assert [r.getMessage() for r in caplog.records] == [
+            "peer ghost0 joined",
+            "peer ghost1 joined",
+            "peer ghost2 joined",
+        ]
+        membership.note(70.0, "peer %s joined", "beta")  # a new window
+    assert [r.getMessage() for r in caplog.records[3:]] == [
+        "8 more peers joined or left in 60 s (not logged one by one)",
+        "peer beta joined",
+    ]
