@@ -7,7 +7,8 @@ fourth workstation, mallory, attacks it with `hostile.py`:
   limit up to the largest UDP payload, valid-looking messages with a forged MAC or none,
   replays of genuine datagrams it captured from the group, genuine datagrams relayed
   by unicast the moment they arrive, and a flood of thousands of distinct forged node
-  ids from many source addresses;
+  ids from many source addresses (and the same flood, well formed, against an unkeyed
+  pool, where it may fill the table but must not push out a live peer);
 * zeroconf: `_p2pcc._tcp` and `_distcc._tcp` records with garbage, oversized or missing
   TXT values and bad ports, registered with python-zeroconf;
 * the wrapper: a real `gcc -c` through installed links against a corrupt state file and
@@ -18,9 +19,10 @@ Afterwards every daemon still runs, its resident memory grew by little, its peer
 holds the same peers with the same values, `status --json` counts every dropped
 datagram by reason (the decoder itself says which reason each payload must get), and
 its log gained at most one line per sender and reason.  Figures are printed with the
-prefix `BAD-INPUT-FIGURE: ` (run with -s).  Unit-level proofs live next to the code:
-tests/core/test_wire.py (every truncated prefix, every cap), test_peers.py (replay and
-table-full rules), tests/daemon/test_mdns.py, tests/wrapper/ and tests/config/.
+prefix `BAD-INPUT-FIGURE: ` (run with -s); docs/security.md records them.  Unit-level
+proofs live next to the code: tests/core/test_wire.py (every truncated prefix, every
+cap), test_peers.py (replay and table-full rules), tests/daemon/test_mdns.py,
+tests/wrapper/ and tests/config/.
 """
 
 from __future__ import annotations
