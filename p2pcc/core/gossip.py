@@ -11,8 +11,9 @@ status changes materially (state, slots, compilers, addresses, port) or a node w
 know joins, so a newcomer has the whole table within one round trip.
 
 Whom to tell besides the multicast group: a node found by mDNS that we do not hear,
-and any node that has lately reached us by unicast (it evidently cannot hear our
-multicast, or would not bother).  Both ends of a filtered path thus fall back to
+and any node that has lately reached us by unicast from an address it announces (it
+evidently cannot hear our multicast, or would not bother; a copy bounced by anyone
+else must not turn our unicast towards the bouncer).  Both ends of a filtered path thus fall back to
 unicast, and stay there while both are alive.
 
 Bad datagrams are dropped and counted by reason; each (sender, reason) pair is reported
