@@ -38,6 +38,12 @@ Endpoint = tuple[str, int]
 #: source addresses is still counted; it just stops producing new log lines.
 MAX_LOGGED_DROPS = 1024
 
+#: Seconds after which the log-once memory starts afresh, so a flood that filled it
+#: cannot silence, for the daemon's whole life, the one line that would tell an
+#: administrator about a peer with the wrong key.  Bounds the log to MAX_LOGGED_DROPS
+#: drop lines per period.
+LOGGED_DROPS_PERIOD = 3600.0
+
 #: Drops that are normal operation, not worth a log line: our own multicast echo, and
 #: the same datagram arriving both by multicast and by unicast.
 QUIET_DROPS = frozenset({"own", "duplicate"})
@@ -124,6 +130,7 @@ class GossipEngine:
         self._discovered: dict[bytes, Endpoint] = {}
         self._unicast_from: dict[bytes, tuple[Endpoint, float]] = {}
         self._logged: set[tuple[str, str]] = set()
+        self._logged_since = now
         self._drops: Counter[str] = Counter()
         self._packets_in = self._packets_out = self._bytes_in = self._bytes_out = 0
 
@@ -179,17 +186,17 @@ class GossipEngine:
         try:
             message = wire.decode(data, self.keyring)
         except WireFormatError as error:
-            return self._drop(sender, error.reason, str(error))
+            return self._drop(sender, error.reason, str(error), now)
         known = self.table.get(message.node_id)
         if known is not None and known.order == message.order:
             # The same datagram by multicast and by unicast: the unicast copy still tells
             # us the sender is unicasting to us, so it must hear from us the same way.
             self._note_transport(message, sender, transport, now)
-            return self._drop(sender, "duplicate", "")
+            return self._drop(sender, "duplicate", "", now)
         try:
             events = self.table.apply(message, now)
         except RejectedMessageError as error:
-            return self._drop(sender, error.reason, str(error))
+            return self._drop(sender, error.reason, str(error), now)
         self._note_transport(message, sender, transport, now)
         if any(isinstance(event, PeerJoined) for event in events):
             self._send_soon(now)  # a newcomer learns of us at once, not an interval later
@@ -204,8 +211,11 @@ class GossipEngine:
         elif transport is Transport.UNICAST and _announced(sender[0], message.body):
             self._unicast_from[message.node_id] = (sender, now)
 
-    def _drop(self, sender: Endpoint, reason: str, detail: str) -> Received:
+    def _drop(self, sender: Endpoint, reason: str, detail: str, now: float) -> Received:
         self._drops[reason] += 1
+        if now >= self._logged_since + LOGGED_DROPS_PERIOD:
+            self._logged.clear()
+            self._logged_since = now
         key = (sender[0], reason)
         log = reason not in QUIET_DROPS and key not in self._logged
         if log and len(self._logged) < MAX_LOGGED_DROPS:

@@ -7,7 +7,13 @@ from dataclasses import replace
 import pytest
 
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import GossipEngine, Outgoing, Transport
+from p2pcc.core.gossip import (
+    LOGGED_DROPS_PERIOD,
+    MAX_LOGGED_DROPS,
+    GossipEngine,
+    Outgoing,
+    Transport,
+)
 from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
 from p2pcc.core.peers import Liveness, PeerJoined, PeerLeft, PeerTimings
 
@@ -132,6 +138,19 @@ def test_bad_datagrams_are_counted_and_logged_once_per_sender_and_reason() -> No
     stats = engine.statistics(0.0)
     assert (stats.packets_in, stats.drops) == (3, {"bad-magic": 3})
     assert len(engine.table) == 0
+
+
+def test_a_full_log_once_memory_starts_afresh_after_a_period() -> None:
+    engine = make_engine(1)
+    noise = b"GET / HTTP/1.0\r\n"
+    for index in range(MAX_LOGGED_DROPS):  # a flood from as many forged sources
+        engine.receive(noise, (f"10.1.{index // 256}.{index % 256}", 1), Transport.UNICAST, 1.0)
+    wrong_key = ("10.0.0.7", 3634)
+    assert not engine.receive(noise, wrong_key, Transport.UNICAST, 2.0).log  # memory full
+    later = LOGGED_DROPS_PERIOD  # counted from the engine's start, at 0.0
+    assert not engine.receive(noise, wrong_key, Transport.UNICAST, later - 0.001).log
+    assert engine.receive(noise, wrong_key, Transport.UNICAST, later).log
+    assert not engine.receive(noise, wrong_key, Transport.UNICAST, later + 1.0).log
 
 
 def test_replay_of_an_older_message_is_refused() -> None:
