@@ -1,6 +1,7 @@
 """The on-disk fingerprint cache, read on every compiler call by the per-compile wrapper.
 
-That call path must stay nearly free, so this module imports only `os` at load time
+That call path must stay nearly free, so this module imports only `os` (and the
+import-free `p2pcc.statefile`, which the wrapper has loaded already) at load time
 (no json, dataclasses or typing: each costs milliseconds) and `lookup_cached` costs one
 `os.stat` of the compiler plus one read of a small file.
 
@@ -23,6 +24,8 @@ half-written file and concurrent writers cost at most an entry, never a crash.
 from __future__ import annotations
 
 import os
+
+from p2pcc.statefile import read_regular_file  # imports nothing, and the wrapper has it
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,38 +97,13 @@ def lookup_cached(command: str, cache_path: str) -> CacheHit | None:
 
 def read_lines(cache_path: str) -> list[str]:
     """The entry lines of the cache file; [] if it is missing, unreadable or not ours."""
-    data = _read_regular_file(cache_path, MAX_BYTES + 1)
+    data = read_regular_file(cache_path, MAX_BYTES + 1)
     if data is None or len(data) > MAX_BYTES:
         return []
     lines = data.decode(*_ENCODING).split("\n")
     if lines[0] != HEADER:
         return []
     return [line for line in lines[1:] if line]
-
-
-def _read_regular_file(path: str, limit: int) -> bytes | None:
-    """At most `limit` bytes of the regular file at `path`; None if it cannot be read.
-
-    Non-blocking open and an fstat first: a FIFO in the cache's place would otherwise
-    hang every compile, waiting for a writer (as `statefile.read_regular_file`).
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (OSError, ValueError):  # ValueError: a NUL byte in the path
-        return None
-    try:
-        if os.fstat(fd).st_mode & 0o170000 != 0o100000:  # S_IFMT, S_IFREG
-            return None
-        chunks = []
-        size = 0
-        while size < limit and (chunk := os.read(fd, limit - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def well_formed(fields: list[str]) -> bool:
