@@ -6,6 +6,7 @@ import argparse
 import os
 
 from p2pcc.config import load_config, render_config
+from p2pcc.config.key_file import load_keyring
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +31,7 @@ def main(args: argparse.Namespace) -> int:
     """Load the configuration; print it, or just confirm it is valid."""
     config = load_config(args.config, os.environ)
     if args.check:
+        load_keyring(config)  # the key file too: the daemon refuses one it cannot read
         print(f"{config.source or 'defaults'}: ok")
         return 0
     notes = []

@@ -20,6 +20,7 @@ from functools import partial
 import trio
 
 from p2pcc.config import Config, load_config
+from p2pcc.config.key_file import load_keyring
 from p2pcc.control_client import control_socket_path
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.gossip import GossipEngine
@@ -40,7 +41,6 @@ from p2pcc.daemon.pause_store import pause_file, restore_pause, serve_pause_stor
 from p2pcc.daemon.renice import serve_renice_while_paused
 from p2pcc.daemon.startup import (
     discover_surroundings,
-    load_keyring,
     peer_timings,
     ranking_policy,
 )

@@ -11,8 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from p2pcc.config import Config
-from p2pcc.core.auth import Keyring, parse_key_file
-from p2pcc.core.errors import ConfigError, P2pccError
+from p2pcc.core.errors import P2pccError
 from p2pcc.core.peers import PeerTimings
 from p2pcc.core.ranking import RankingPolicy
 from p2pcc.daemon.gossip import GossipEndpoint
@@ -46,18 +45,6 @@ def peer_timings(config: Config) -> PeerTimings:
     """The liveness timings from the configuration."""
     gossip = config.gossip
     return PeerTimings(gossip.suspect_after, gossip.dead_after, gossip.forget_after)
-
-
-def load_keyring(config: Config) -> Keyring:
-    """The cluster keyring, or an empty one (unauthenticated pool) when no key is set."""
-    path = config.gossip.key_file
-    if path is None:
-        return Keyring()
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(str(path), "gossip.key_file", f"cannot read: {error.strerror}") from None
-    return parse_key_file(text, str(path))
 
 
 def discover_surroundings(config: Config) -> Surroundings:

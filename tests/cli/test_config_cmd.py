@@ -13,6 +13,7 @@ from p2pcc import paths
 from p2pcc.cli import main
 from p2pcc.config import discover_host_defaults, load_config, parse_config
 from p2pcc.config.model import SECTIONS
+from p2pcc.core.auth import format_key_line
 
 FULL = """\
 runtime_dir = "/srv/p2pcc"
@@ -103,7 +104,9 @@ def test_an_environment_runtime_dir_is_noted(
 
 def test_check_says_ok_for_a_valid_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     source = tmp_path / "p2pcc.toml"
-    source.write_text(FULL)
+    key = tmp_path / "cluster.key"
+    key.write_text(format_key_line(bytes(32)) + "\n")
+    source.write_text(FULL.replace('"/etc/p2pcc/key"', f'"{key}"'))
     assert run(capsys, "--check", "--config", str(source)) == (0, f"{source}: ok\n", "")
 
 
@@ -145,3 +148,21 @@ def test_a_missing_named_file_is_reported(
         "",
         f"p2pcc: {missing}: cannot read: No such file or directory (named by --config)\n",
     )
+
+
+def test_check_reads_the_key_file_as_the_daemon_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "p2pcc.toml"
+    key = tmp_path / "cluster.key"
+    source.write_text(f'[gossip]\nkey_file = "{key}"\n')
+    assert run(capsys, "--check", "--config", str(source)) == (
+        1,
+        "",
+        f"p2pcc: {key}: gossip.key_file: cannot read: No such file or directory\n",
+    )
+    key.write_text("not a key\n")
+    code, out, err = run(capsys, "--check", "--config", str(source))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"p2pcc: {key}")
+    assert err.count("\n") == 1

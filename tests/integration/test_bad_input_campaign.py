@@ -832,12 +832,14 @@ def test_bad_configurations_get_one_clear_line_per_error(bed: TestBed, shared_tm
     path = shared_tmp / "no-key.toml"
     missing = shared_tmp / "missing.key"
     path.write_text(f'[gossip]\ninterface = "eth0"\nkey_file = "{missing}"\n')
-    done = p2pcc_on(ws, "daemon", "--config", str(path))
-    print(
-        f"{FIGURE}p2pcc daemon with a missing key file: exit {done.returncode}, "
-        f"{done.stderr.strip()!r}"
-    )
-    assert done.returncode == 1
-    assert done.stderr.splitlines() == [
-        f"p2pcc: {missing}: gossip.key_file: cannot read: No such file or directory"
-    ]
+    # `config --check` reads it too, and refuses it the same way.
+    for command in (["daemon"], ["config", "--check"]):
+        done = p2pcc_on(ws, *command, "--config", str(path))
+        print(
+            f"{FIGURE}p2pcc {' '.join(command)} with a missing key file: exit "
+            f"{done.returncode}, {done.stderr.strip()!r}"
+        )
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            f"p2pcc: {missing}: gossip.key_file: cannot read: No such file or directory"
+        ]
