@@ -12,12 +12,12 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.netbed import Workstation
+from tests.integration.netbed import TestBed, Workstation
 
 INTERVAL = 0.5
 SUSPECT_AFTER = 1.5
@@ -117,3 +117,46 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+def start_pool(
+    bed: TestBed,
+    home: Path,
+    names: Sequence[str],
+    key_file: Path | None,
+    *,
+    timeout: float = 30,
+    extra_config: Mapping[str, str] | None = None,
+) -> Iterator[list[Daemon]]:
+    """A daemon on a new workstation per name (with `extra_config[name]` in its file), every
+    one seeing all the others alive (for a fixture: `yield from`); their log tails are
+    printed afterwards, and on a slow start."""
+    extra = extra_config or {}
+    daemons = [
+        Daemon(bed.add_workstation(name), home / name, extra.get(name, ""), key_file)
+        for name in names
+    ]
+    started = time.monotonic()
+    for daemon in daemons:
+        daemon.start()
+    try:
+        wait_until(lambda: all(sees_all(d, names) for d in daemons), timeout, "full tables")
+    except AssertionError:
+        for daemon in daemons:
+            print(f"--- {daemon.ws.name}\n{daemon.log_text()[-3000:]}")
+        raise
+    print(
+        f"\nstart to full table on {len(daemons)} workstations: {time.monotonic() - started:.2f} s"
+    )
+    try:
+        yield daemons
+    finally:
+        for daemon in daemons:
+            print(f"--- {daemon.ws.name} log tail\n{daemon.log_text()[-1500:]}")
+
+
+def sees_all(daemon: Daemon, names: Sequence[str]) -> bool:
+    """Whether `daemon` holds every other workstation of `names` alive."""
+    peers = daemon.peers_by_name()
+    others = {name for name in names if name != daemon.ws.name}
+    return others <= {name for name, peer in peers.items() if peer["liveness"] == "alive"}

@@ -52,7 +52,7 @@ from p2pcc.core.wire import MAGIC, decode, encode
 from p2pcc.daemon.gossip import MEMBERSHIP_LINES_PER_MINUTE
 from tests.integration.hostile import MAX_UDP_PAYLOAD, read_capture, write_payloads
 from tests.integration.netbed import TestBed, Workstation
-from tests.integration.pool import GOSSIP_PORT, INTERVAL, Daemon, wait_until
+from tests.integration.pool import GOSSIP_PORT, INTERVAL, Daemon, start_pool, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
@@ -120,26 +120,10 @@ def unkeyed_pool(bed: TestBed, shared_tmp: Path) -> Iterator[Pool]:
 
 def open_pool(bed: TestBed, home: Path, key_file: Path | None) -> Iterator[Pool]:
     """Start the three daemons, add mallory, and wait until every daemon sees the others."""
-    daemons = [Daemon(bed.add_workstation(name), home / name, key_file=key_file) for name in NAMES]
-    mallory = bed.add_workstation("mallory")
-    for daemon in daemons:
-        daemon.start()
-    try:
-        wait_until(lambda: all(_sees_all(d) for d in daemons), 30, "every daemon to see the others")
-    except AssertionError:
-        for daemon in daemons:
-            print(f"--- {daemon.ws.name}\n{daemon.log_text()[-3000:]}")
-        raise
-    keyring = Keyring() if key_file is None else parse_key_file(key_file.read_text(), "key")
-    yield Pool(daemons, mallory, keyring, home)
-    for daemon in daemons:
-        print(f"--- {daemon.ws.name} log tail\n{daemon.log_text()[-1500:]}")
-
-
-def _sees_all(daemon: Daemon) -> bool:
-    peers = daemon.peers_by_name()
-    others = {name for name in NAMES if name != daemon.ws.name}
-    return others <= {name for name, peer in peers.items() if peer["liveness"] == "alive"}
+    for daemons in start_pool(bed, home, NAMES, key_file):
+        mallory = bed.add_workstation("mallory")
+        keyring = Keyring() if key_file is None else parse_key_file(key_file.read_text(), "key")
+        yield Pool(daemons, mallory, keyring, home)
 
 
 # --- what a daemon looks like from outside -------------------------------------------------

@@ -19,7 +19,14 @@ from p2pcc.core.auth import Keyring, format_key_line
 from p2pcc.core.model import Message, MessageKind, NodeStatus
 from p2pcc.core.wire import encode
 from tests.integration.netbed import TestBed
-from tests.integration.pool import DEAD_AFTER, GOSSIP_PORT, SUSPECT_AFTER, Daemon, wait_until
+from tests.integration.pool import (
+    DEAD_AFTER,
+    GOSSIP_PORT,
+    SUSPECT_AFTER,
+    Daemon,
+    start_pool,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
@@ -37,28 +44,7 @@ def key_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def pool(bed: TestBed, shared_tmp: Path, key_file: Path) -> Iterator[list[Daemon]]:
-    daemons = [
-        Daemon(bed.add_workstation(name), shared_tmp / name, key_file=key_file) for name in NAMES
-    ]
-    started = time.monotonic()
-    for daemon in daemons:
-        daemon.start()
-    try:
-        wait_until(lambda: all(_sees_all(d) for d in daemons), 20, "every daemon to see the others")
-    except AssertionError:
-        for daemon in daemons:
-            print(f"--- {daemon.ws.name}\n{daemon.log_text()[-3000:]}")
-        raise
-    print(f"\nstart to full table on 3 workstations: {time.monotonic() - started:.2f} s")
-    yield daemons
-    for daemon in daemons:
-        print(f"--- {daemon.ws.name} log tail\n{daemon.log_text()[-1500:]}")
-
-
-def _sees_all(daemon: Daemon) -> bool:
-    peers = daemon.peers_by_name()
-    others = {name for name in NAMES if name != daemon.ws.name}
-    return others <= {name for name, peer in peers.items() if peer["liveness"] == "alive"}
+    yield from start_pool(bed, shared_tmp, NAMES, key_file, timeout=20)
 
 
 def test_each_sees_the_others_with_their_numbers(pool: list[Daemon]) -> None:

@@ -20,7 +20,7 @@ from p2pcc.control_client import send_request
 from p2pcc.core.auth import format_key_line
 from p2pcc.core.control_protocol import StatusRequest
 from tests.integration.netbed import TestBed
-from tests.integration.pool import Daemon, wait_until
+from tests.integration.pool import Daemon, start_pool, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
@@ -33,21 +33,10 @@ def pool(bed: TestBed, shared_tmp: Path) -> Iterator[list[Daemon]]:
     key = shared_tmp / "cluster.key"
     key.write_text(format_key_line(b"pause-pool-test-key-0123456789ab") + "\n")
     key.chmod(0o600)
-    daemons = [Daemon(bed.add_workstation(n), shared_tmp / n, key_file=key) for n in NAMES]
-    daemons[2].extra_config = IDLE_CONFIG  # gamma also looks for a person at its desk
-    for daemon in daemons:
-        daemon.start()
-    try:
-        wait_until(lambda: all(_sees_all(d) for d in daemons), 20, "every daemon to see the others")
-        yield daemons
-    finally:
-        for daemon in daemons:
-            print(f"--- {daemon.ws.name} log tail\n{daemon.log_text()[-1500:]}")
-
-
-def _sees_all(daemon: Daemon) -> bool:
-    alive = {n for n, p in daemon.peers_by_name().items() if p["liveness"] == "alive"}
-    return alive >= {name for name in NAMES if name != daemon.ws.name}
+    # gamma also looks for a person at its desk
+    yield from start_pool(
+        bed, shared_tmp, NAMES, key, timeout=20, extra_config={"gamma": IDLE_CONFIG}
+    )
 
 
 def _status(daemon: Daemon) -> dict[str, Any] | None:
