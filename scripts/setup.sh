@@ -6,7 +6,7 @@
 APT_PACKAGES=(
     distcc gcc-11 g++-11 gcc-12 g++-12 clang binutils
     iproute2 iputils-ping nftables util-linux
-    python3-venv avahi-daemon dbus-daemon
+    python3-venv avahi-daemon dbus-daemon zsh
 )
 VENV=${P2PCC_VENV:-.venv}
 
