@@ -54,8 +54,6 @@ def jobs_since(
         text = log.read_bytes()[marks[name] :].decode(errors="replace") if log.exists() else ""
         records = [parse_distccd_job_line(line) for line in text.splitlines()]
         jobs[name] = [r for r in records if r and r.client.startswith(f"{client.address}:")]
-    summary = (f"{n} {len(j)} {sorted({r.compiler for r in j})}" for n, j in jobs.items())
-    print("jobs: " + ", ".join(summary))
     return jobs
 
 

@@ -179,7 +179,10 @@ class Office:
 
     def jobs_since(self, marks: dict[str, int]) -> dict[str, list[JobRecord]]:
         """The client's jobs each workstation's distccd logged after `marks`."""
-        return jobs_since(self.daemons, marks, self.client.ws)
+        jobs = jobs_since(self.daemons, marks, self.client.ws)
+        summary = (f"{n} {len(j)} {sorted({r.compiler for r in j})}" for n, j in jobs.items())
+        print("jobs: " + ", ".join(summary))  # seen with pytest -s
+        return jobs
 
     def fresh_tree(
         self,
