@@ -17,13 +17,20 @@ IDLE = LocalMetrics(
 )
 
 
-async def test_an_unlimited_node_advertises_its_estimate(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+def serving_measurements() -> Measurements:
+    """Measurements of a serving node whose calibration found power 2.0."""
     node = make_node(1)
     node.set_serving(True, trio.current_time())
     measurements = Measurements(node)
     measurements.estimate = PowerEstimate(calibrated=2.0)
+    return measurements
+
+
+async def test_an_unlimited_node_advertises_its_estimate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    measurements = serving_measurements()
+    node = measurements.node
     measurements.publish(IDLE)
     status = node.engine.status
     assert (status.cpus, status.slots, status.power, node.local_slots) == (2, 2, 2.0, 2)
@@ -32,10 +39,8 @@ async def test_an_unlimited_node_advertises_its_estimate(
 async def test_a_cpu_limit_slows_the_advertised_power(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    node = make_node(1)
-    node.set_serving(True, trio.current_time())
-    measurements = Measurements(node)
-    measurements.estimate = PowerEstimate(calibrated=2.0)
+    measurements = serving_measurements()
+    node = measurements.node
     measurements.publish(replace(IDLE, cpus=1, slots=0, cpu_limit=0.15, slot_speed=0.15))
     status = node.engine.status
     assert (status.cpus, status.slots, node.local_slots) == (1, 0, 1)
