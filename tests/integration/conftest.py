@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from p2pcc.core.auth import format_key_line
 from tests.integration.netbed import TestBed
 from tests.integration.office import Office, open_office
 
@@ -32,6 +33,15 @@ def shared_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    """A cluster key file, mode 0600 as the daemon wants it."""
+    path = tmp_path / "cluster.key"
+    path.write_text(format_key_line(b"integration-test-key-0123456789") + "\n")
+    path.chmod(0o600)
+    return path
 
 
 @pytest.fixture(scope="module")

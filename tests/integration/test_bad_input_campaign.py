@@ -45,7 +45,7 @@ import pytest
 from p2pcc import statefile
 from p2pcc.compilers import cache
 from p2pcc.core import limits
-from p2pcc.core.auth import Keyring, format_key_line, parse_key_file
+from p2pcc.core.auth import Keyring, parse_key_file
 from p2pcc.core.errors import WireFormatError
 from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeStatus
 from p2pcc.core.wire import MAGIC, decode, encode
@@ -85,14 +85,6 @@ FLOOD_IDS = 3000
 FLOOD_SOURCES = 16
 FLOOD_RATE = 1500.0  # datagrams per second, all to the group
 UNKEYED_FLOOD_IDS = 2000
-
-
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    path = tmp_path / "cluster.key"
-    path.write_text(format_key_line(b"bad-input-campaign-key-0123456789") + "\n")
-    path.chmod(0o600)
-    return path
 
 
 @dataclass

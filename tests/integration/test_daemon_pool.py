@@ -35,14 +35,6 @@ GROUP = "239.192.74.70"
 
 
 @pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    path = tmp_path / "cluster.key"
-    path.write_text(format_key_line(b"integration-test-key-0123456789") + "\n")
-    path.chmod(0o600)
-    return path
-
-
-@pytest.fixture
 def pool(bed: TestBed, shared_tmp: Path, key_file: Path) -> Iterator[list[Daemon]]:
     yield from start_pool(bed, shared_tmp, NAMES, key_file, timeout=20)
 
