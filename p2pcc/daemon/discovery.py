@@ -110,6 +110,7 @@ async def _run_once(
                 on_node_gone=on_node_gone,
                 on_stock_server=node.add_stock_server,
                 on_stock_server_gone=on_stock_gone,
+                drop_counts=node.mdns_drops,
             )
         )
         discovery.service = service

@@ -93,8 +93,8 @@ class MdnsStatistics:
 class _Drops:
     """Counts dropped records by reason and logs each (instance, reason) once."""
 
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
+    def __init__(self, counts: Counter[str] | None = None) -> None:
+        self.counts: Counter[str] = Counter() if counts is None else counts
         self._logged: set[tuple[str, str]] = set()
 
     def drop(self, name: str, reason: str, detail: str) -> None:
@@ -198,7 +198,10 @@ class MdnsService:
         identity: MdnsIdentity,
         listeners: MdnsListeners,
         distccd: DistccdAnnouncement | None = None,
+        drop_counts: Counter[str] | None = None,
     ) -> None:
+        """`drop_counts`, when given, receives the dropped records by reason: the daemon
+        keeps one counter across mDNS restarts for `status`."""
         self._backend = backend
         self._identity = identity
         self._p2pcc_record = p2pcc_record(
@@ -210,7 +213,7 @@ class MdnsService:
             proto=MAJOR_VERSION,
         )
         self._p2pcc_published = False
-        self._drops = _Drops()
+        self._drops = _Drops(drop_counts)
         self._nodes = _Watcher(
             P2PCC_SERVICE_TYPE,
             parse=self._parse_node,
@@ -391,6 +394,7 @@ async def serve_mdns(
     on_node_gone: Callable[[DiscoveredNode], None],
     on_stock_server: Callable[[StockServer], None],
     on_stock_server_gone: Callable[[StockServer], None],
+    drop_counts: Counter[str] | None = None,
     task_status: trio.TaskStatus[MdnsService] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run mDNS on these interfaces until cancelled; `task_status` gets the `MdnsService`.
@@ -401,5 +405,5 @@ async def serve_mdns(
     identity = MdnsIdentity(hostname, node_id, node_name, tuple(interface_addresses), gossip_port)
     listeners = MdnsListeners(on_node, on_node_gone, on_stock_server, on_stock_server_gone)
     async with open_zeroconf_backend(interface_addresses) as backend:
-        service = MdnsService(backend, identity, listeners, distccd)
+        service = MdnsService(backend, identity, listeners, distccd, drop_counts)
         await service.run(task_status=task_status)

@@ -10,6 +10,7 @@ Methods take no clock: callers pass `now` (trio's clock) and `wall` (Unix time).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -103,6 +104,7 @@ class Node:
         self.resumes_by_hand = 0  # pauses ended by `resume`, for the automatic pause
         self.serving = False
         self.stock_servers: dict[str, StockServer] = {}
+        self.mdns_drops: Counter[str] = Counter()  # mDNS records ignored, by reason
         self._base = engine.status  # status as measured, before pause/serving are applied
 
     # --- reports from the tasks ---------------------------------------------------
@@ -305,6 +307,7 @@ class Node:
                 "bytes_out": stats.bytes_out,
                 "drops": stats.drops,
                 "unicast_targets": stats.unicast_targets,
+                "mdns_drops": dict(self.mdns_drops),
             },
             "hosts": {
                 fingerprint: {"hosts": line.hosts, "jobs": line.jobs}

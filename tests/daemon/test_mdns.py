@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
@@ -470,3 +471,18 @@ async def test_serve_mdns_refuses_unusable_interface_addresses(
             on_stock_server=ignore,
             on_stock_server_gone=ignore,
         )
+
+
+async def test_drops_go_to_the_daemons_counter_which_outlives_the_service(
+    backend: FakeBackend, seen: Seen
+) -> None:
+    """The daemon passes one counter for `status`; an mDNS restart must not reset it."""
+    counts: Counter[str] = Counter({"unresolved": 2})  # from an earlier service
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            service = MdnsService(backend, IDENTITY, seen.listeners(), drop_counts=counts)
+            await nursery.start(service.run)
+            await announce(backend, stock_service("distcc@delta", cpus=b"lots"))
+            nursery.cancel_scope.cancel()
+    assert counts == {"unresolved": 2, "bad-cpus": 1}
+    assert service.statistics().dropped == counts

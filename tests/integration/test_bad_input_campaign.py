@@ -593,6 +593,12 @@ def test_malformed_zeroconf_records(pool: Pool) -> None:
         logged = mdns_drop_log(daemon)
         assert len(logged) == len(set(logged)), "an (instance, reason) pair was logged twice"
         assert set(logged) == expected
+        # ... and `status` counts them by reason (every re-announcement counts again).
+        status = daemon.status()
+        assert status is not None
+        counted = status["counters"]["mdns_drops"]
+        for reason in {reason for _, reason in expected}:
+            assert counted.get(reason, 0) >= sum(1 for _, r in expected if r == reason), counted
         print(
             f"{FIGURE}{name}: {len(logged)} records dropped, each logged once; "
             f"VmRSS {old.rss_kib} -> {new.rss_kib} KiB"
