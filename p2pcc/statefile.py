@@ -29,9 +29,19 @@ not start with the exact header line is not a state file: the reader returns Non
 the wrapper compiles locally.
 """
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import os
+
 HEADER = "p2pcc-state 1"
 FILE_NAME = "state"
 MAX_BYTES = 1 << 20  # a state file is a few KiB; refuse to read anything absurd
+
+
+def stamp_of(status: "os.stat_result") -> str:
+    """A file's stamp as `compiler` records and the fingerprint cache key it,
+    "dev:inode:size:mtime_ns": it changes whenever the file is replaced or rewritten."""
+    return f"{status.st_dev}:{status.st_ino}:{status.st_size}:{status.st_mtime_ns}"
 
 
 def render(

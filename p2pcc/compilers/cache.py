@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from p2pcc.statefile import read_regular_file  # imports nothing, and the wrapper has it
+from p2pcc.statefile import read_regular_file, stamp_of  # imports nothing; the wrapper has it
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,11 +68,6 @@ def cache_file(env: Mapping[str, str]) -> str:
     from p2pcc.paths import cache_dir
 
     return os.path.join(cache_dir(env), FILE_NAME)
-
-
-def stamp_of(status: os.stat_result) -> str:
-    """The cache key of a file's current contents: "dev:inode:size:mtime_ns"."""
-    return f"{status.st_dev}:{status.st_ino}:{status.st_size}:{status.st_mtime_ns}"
 
 
 def lookup_cached(command: str, cache_path: str) -> CacheHit | None:

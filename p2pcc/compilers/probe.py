@@ -40,6 +40,7 @@ from p2pcc.core.fingerprint import (
     remote_name_candidates,
     remote_name_problem,
 )
+from p2pcc.statefile import stamp_of
 
 #: Seconds one probe command may take; a real compiler answers in milliseconds.
 PROBE_TIMEOUT = 10.0
@@ -192,7 +193,7 @@ def probe_facts(invoked: str, env: Mapping[str, str]) -> Probed:
         raise FingerprintError(
             f"{invoked} is not an executable file; give the path of a gcc or clang compiler"
         )
-    stamp = cache.stamp_of(os.stat(real))
+    stamp = stamp_of(os.stat(real))
     run_env = {**env, "LC_ALL": "C"}
     try:
         family, banner_version = parse_banner(_ask(invoked, "--version", run_env))
@@ -274,7 +275,7 @@ def hash_file(path: str) -> tuple[str, str]:
     """SHA-256 (hex) of the file at `path` and its stamp, taken before reading."""
     try:
         with open(path, "rb") as file:
-            stamp = cache.stamp_of(os.fstat(file.fileno()))
+            stamp = stamp_of(os.fstat(file.fileno()))
             known = _hashed.get(path)
             if known and known[0] == stamp:
                 return known[1], stamp
@@ -371,7 +372,7 @@ def _current_cache_entry(
 ) -> tuple[ProbeFacts, str, dict[str, str], str] | None:
     """Facts, stamps and line of the cache entry of `invoked` if every stamp still holds."""
     try:
-        stamp = cache.stamp_of(os.stat(invoked))
+        stamp = stamp_of(os.stat(invoked))
     except OSError:
         return None
     prefix = f"{invoked}\t{stamp}\t"
@@ -388,7 +389,7 @@ def _current_cache_entry(
 def _stamps_hold(stamps: Mapping[str, str]) -> bool:
     for path, stamp in stamps.items():
         try:
-            if cache.stamp_of(os.stat(path)) != stamp:
+            if stamp_of(os.stat(path)) != stamp:
                 return False
         except OSError:
             return False

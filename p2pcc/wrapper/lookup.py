@@ -103,11 +103,6 @@ def _is_foreign_masquerade(path: str) -> bool:
     return target.rpartition("/")[2] in FOREIGN_MASQUERADES
 
 
-def stamp_of(status: posix.stat_result) -> str:
-    """The file stamp the daemon records: "dev:inode:size:mtime_ns" (as compilers.cache)."""
-    return f"{status.st_dev}:{status.st_ino}:{status.st_size}:{status.st_mtime_ns}"
-
-
 def identify(
     path: str,
     status: posix.stat_result,
@@ -116,6 +111,8 @@ def identify(
 ) -> tuple[str, str] | None:
     """(fingerprint, remote name) of the compiler at `path` from the state file's
     `compiler` records (path -> (stamp, fingerprint, remote name)), or None."""
+    from p2pcc.statefile import stamp_of  # loaded already: the records came from it
+
     stamp = stamp_of(status)
     record = compilers.get(path)
     if record is not None:

@@ -47,8 +47,10 @@ EXIT_NOT_FOUND = 127
 EXIT_CANNOT_RUN = 126
 EXIT_USAGE = 2
 
-#: `p2pcc.statefile.FILE_NAME`, without importing that module for a link step.
+#: `p2pcc.statefile.FILE_NAME` and `p2pcc.compilers.cache.FILE_NAME`, without importing
+#: those modules for a link step (tests/wrapper/test_lookup.py keeps them equal).
 STATE_FILE = "state"
+CACHE_FILE = "fingerprints"
 
 _ONCE = " (this warning is shown once per build)"
 
@@ -80,7 +82,7 @@ class Settings:
     def cache_file_for(self, env: "Mapping[str, str]") -> str:
         """`P2PCC_CACHE_DIR`'s fingerprint cache when set, else ours."""
         cache_dir = env.get("P2PCC_CACHE_DIR")
-        return lookup.join(cache_dir, "fingerprints") if cache_dir else self.cache_file
+        return lookup.join(cache_dir, CACHE_FILE) if cache_dir else self.cache_file
 
 
 class Plan:

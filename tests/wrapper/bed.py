@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p2pcc import cli, statefile
-from p2pcc.wrapper.lookup import stamp_of
+from p2pcc.statefile import stamp_of
 
 FINGERPRINT = "0123456789abcdef"
 REMOTE_NAME = "x-fake-gcc-12"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from p2pcc import statefile
-from p2pcc.compilers.cache import stamp_of as cache_stamp_of
-from p2pcc.wrapper import lookup
+from p2pcc.compilers import cache
+from p2pcc.wrapper import lookup, main
 from p2pcc.wrapper.lookup import MARKER, find_real, identify, remote_hosts
 
 
@@ -64,9 +64,14 @@ def test_without_link_dirs_keeps_order_and_the_rest(tmp_path: Path) -> None:
     assert lookup.without_link_dirs(entries) == ["/usr/bin", "", "/bin"]
 
 
-def test_the_stamp_is_the_one_the_daemon_records(tmp_path: Path) -> None:
-    status = os.stat(executable(tmp_path / "gcc"))
-    assert lookup.stamp_of(status) == cache_stamp_of(status)
+def test_a_replaced_compiler_gets_a_new_stamp(tmp_path: Path) -> None:
+    """A package upgrade replaces the file (new inode) or rewrites it (new size or time):
+    either way its old record must stop matching."""
+    gcc = executable(tmp_path / "gcc")
+    before = statefile.stamp_of(os.stat(gcc))
+    assert statefile.stamp_of(os.stat(gcc)) == before
+    executable(tmp_path / "gcc.new", "#!/bin/sh\nexit 0\n").replace(gcc)
+    assert statefile.stamp_of(os.stat(gcc)) != before
 
 
 GCC = ("1:10:100:1000", "aaaaaaaaaaaaaaaa", "x86_64-linux-gnu-gcc-12")
@@ -115,7 +120,7 @@ def test_a_stamp_shared_by_two_fingerprints_of_one_language_is_ambiguous() -> No
 def test_the_fingerprint_cache_is_the_fallback(tmp_path: Path) -> None:
     compiler = executable(tmp_path / "gcc")
     cache = tmp_path / "fingerprints"
-    stamp = lookup.stamp_of(os.stat(compiler))
+    stamp = statefile.stamp_of(os.stat(compiler))
     binary = ["driver", str(compiler), "0" * 64, stamp]
     fields = [str(compiler), stamp, "f" * 16, "gcc", "c", "key", "gcc-99", "x86_64", "99.1"]
     cache.write_text(f"p2pcc-fingerprints 1\n{chr(9).join([*fields, *binary])}\n")
@@ -169,3 +174,8 @@ def test_make_dirs_creates_parents_and_accepts_existing(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(FileExistsError):
         lookup.make_dirs(str(tmp_path / "file"))
+
+
+def test_the_wrappers_file_names_are_the_daemons() -> None:
+    assert main.STATE_FILE == statefile.FILE_NAME
+    assert main.CACHE_FILE == cache.FILE_NAME
