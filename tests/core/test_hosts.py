@@ -11,38 +11,15 @@ from hypothesis import strategies as st
 
 from p2pcc.core import limits
 from p2pcc.core.hosts import HostEntry, HostsLine, host_spec, hosts_line, render_hosts
-from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
+from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.ranking import GIB, RankingPolicy, rank_peers
+from tests.core.roomy_peers import BASE, FP, OFFER, node, peer
 
-FP = "0123456789abcdef"
-OFFER = CompilerOffer(FP, "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
 POLICY = RankingPolicy()
 SEED = b"client-1"
-
-BASE = NodeStatus(
-    name="base",
-    addresses=("10.0.0.99",),
-    distccd_port=3632,
-    cpus=64,
-    load=0.0,
-    mem_available=64 * GIB,
-    slots=1,
-    jobs=0,
-    power=1.0,
-    compilers=(OFFER,),
-)
 # This machine: 8 idle CPUs, plenty of memory, reference speed.
 LOCAL = replace(BASE, name="here", addresses=("10.0.0.100",), cpus=8, slots=8)
-
-
-def node(n: int) -> bytes:
-    return bytes([n]) * 16
-
-
-def peer(n: int, liveness: Liveness = Liveness.ALIVE, **fields: object) -> Peer:
-    status = replace(BASE, name=f"p{n}", addresses=(f"10.0.0.{n}",))
-    return Peer(node(n), replace(status, **fields), liveness, 0.0, 0.0, (1, 1))  # type: ignore[arg-type]
 
 
 # The worked example of docs/ranking.md: scores 16, 3 and 2.

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcc.core import limits
-from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
+from p2pcc.core.model import NodeState
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.ranking import (
     GIB,
@@ -21,36 +21,10 @@ from p2pcc.core.ranking import (
     rank_peers,
     throughput,
 )
+from tests.core.roomy_peers import BASE, FP, OFFER, OTHER_OFFER, peer
 
-FP = "0123456789abcdef"
-OTHER_FP = "fedcba9876543210"
-OFFER = CompilerOffer(FP, "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
-OTHER_OFFER = CompilerOffer(OTHER_FP, "x86_64-linux-gnu--11", "x86_64-linux-gnu-gcc-11")
 POLICY = RankingPolicy()
 SEED = b"client-1"
-
-# A roomy machine with one free slot: its score is exactly its power.
-BASE = NodeStatus(
-    name="base",
-    addresses=("10.0.0.99",),
-    distccd_port=3632,
-    cpus=64,
-    load=0.0,
-    mem_available=64 * GIB,
-    slots=1,
-    jobs=0,
-    power=1.0,
-    compilers=(OTHER_OFFER, OFFER),
-)
-
-
-def node(n: int) -> bytes:
-    return bytes([n]) * 16
-
-
-def peer(n: int, liveness: Liveness = Liveness.ALIVE, **fields: object) -> Peer:
-    status = replace(BASE, name=f"p{n}", addresses=(f"10.0.0.{n}",))
-    return Peer(node(n), replace(status, **fields), liveness, 0.0, 0.0, (1, 1))  # type: ignore[arg-type]
 
 
 # The worked example of docs/ranking.md.
