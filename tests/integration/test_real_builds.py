@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -149,58 +150,61 @@ def test_hosts_lines_name_only_the_matching_peers(office: Office) -> None:
         assert not {address[n] for n in others} & hosts, (compiler, line)
 
 
-def test_c_build_goes_only_to_exact_gcc12_peers(office: Office) -> None:
-    office.ready()
-    reference = office.reference(project.BROTLI, "gcc")
-    assert_made_by(reference, compiler_version("gcc-12"))
-    tree = office.fresh_tree(project.BROTLI)
-    marks = office.log_marks()
-    build = office.build(tree, "gcc", links=office.links, DISTCC_FALLBACK="0")
-    assert_same_objects(build, tree, reference)
-    assert build.warnings() == []
-    assert_jobs_went(
-        office.jobs_since(marks),
-        ("peer12", "mixed"),
-        GCC12,
-        not_to=("pure11",),
-    )
+@dataclass(frozen=True)
+class Destination:
+    """A build by `compiler` (really `real_name`): which peers must get its jobs, under
+    which remote name, and which must get none."""
+
+    tree_project: project.Project
+    compiler: str
+    real_name: str
+    remote_name: str
+    users: tuple[str, ...]
+    others: tuple[str, ...]
+    leave_out: tuple[str, ...] = ()
 
 
-def test_cxx_build_goes_only_to_exact_gxx12_peers(office: Office) -> None:
-    office.ready()
-    reference = office.reference(project.FASTTEXT, "g++")
-    assert_made_by(reference, compiler_version("g++-12"))
-    tree = office.fresh_tree(project.FASTTEXT)
-    marks = office.log_marks()
-    build = office.build(tree, "g++", links=office.links, DISTCC_FALLBACK="0")
-    assert_same_objects(build, tree, reference)
-    assert build.warnings() == []
-    assert_jobs_went(
-        office.jobs_since(marks),
-        ("peer12", "mixed"),
-        GXX12,
-        not_to=("pure11",),
-    )
+GCC12_PEERS, GCC11_PEERS = ("peer12", "mixed"), ("pure11", "mixed")
 
 
-def test_gcc11_build_goes_to_the_gcc11_peers_only(office: Office) -> None:
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            Destination(project.BROTLI, "gcc", "gcc-12", GCC12, GCC12_PEERS, ("pure11",)),
+            id="c",
+        ),
+        pytest.param(
+            Destination(project.FASTTEXT, "g++", "g++-12", GXX12, GCC12_PEERS, ("pure11",)),
+            id="c++",
+        ),
+        pytest.param(
+            Destination(
+                project.BROTLI, "gcc-11", "gcc-11", GCC11, GCC11_PEERS, ("peer12",), SLOWEST
+            ),
+            id="gcc-11",
+        ),
+    ],
+)
+def test_a_build_goes_only_to_peers_with_exactly_its_compiler(
+    office: Office, case: Destination
+) -> None:
+    """A real build through the links with DISTCC_FALLBACK=0: jobs on every peer that has
+    exactly the client's compiler, under the name all of them run it by, none elsewhere,
+    and every object the local build's."""
     status = office.ready()
-    gcc11 = fingerprint(status, "gcc-11")
     offers = {p["name"]: set(p["compilers"]) for p in status["peers"]}
-    assert gcc11 not in offers["peer12"]  # so peer12 must get none of these jobs
-    reference = office.reference(project.BROTLI, "gcc-11", leave_out=SLOWEST)
-    assert_made_by(reference, compiler_version("gcc-11"))
-    tree = office.fresh_tree(project.BROTLI, leave_out=SLOWEST)
+    for name in case.others:  # so these must get none of the jobs
+        assert fingerprint(status, case.compiler) not in offers[name], name
+    reference = office.reference(case.tree_project, case.compiler, leave_out=case.leave_out)
+    assert_made_by(reference, compiler_version(case.real_name))
+    tree = office.fresh_tree(case.tree_project, leave_out=case.leave_out)
     marks = office.log_marks()
-    build = office.build(tree, "gcc-11", links=office.links, DISTCC_FALLBACK="0")
+    build = office.build(tree, case.compiler, links=office.links, DISTCC_FALLBACK="0")
     assert_same_objects(build, tree, reference)
     assert build.warnings() == []
-    assert_jobs_went(
-        office.jobs_since(marks),
-        ("pure11", "mixed"),
-        GCC11,
-        not_to=("peer12",),
-    )
+    jobs = office.jobs_since(marks)
+    assert_jobs_went(jobs, case.users, case.remote_name, not_to=case.others)
 
 
 @pytest.mark.parametrize("how", ["stopped", "crashed"])
