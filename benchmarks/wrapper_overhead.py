@@ -40,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from p2pcc import cli, statefile
+from p2pcc.atomic_file import replace_file
 from p2pcc.compilers.probe import lookup
 from p2pcc.statefile import stamp_of
 
@@ -77,7 +78,7 @@ def write_state(runtime: Path, hosts: str, env: dict[str, str]) -> None:
         compilers[fingerprint.command] = (stamp, fingerprint.id, fingerprint.remote_name)
         lines[fingerprint.id] = (4, hosts)
     text = statefile.render(time.time(), lines, compilers)
-    statefile.write_atomic(str(runtime / statefile.FILE_NAME), text)
+    replace_file(str(runtime / statefile.FILE_NAME), text.encode())
 
 
 def prepare(work: Path, python: str | None) -> dict[str, dict[str, str]]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from p2pcc import paths, statefile
+from p2pcc.atomic_file import replace_file
 from p2pcc.compilers.cache import cache_file
 from p2pcc.config.model import Config
 from p2pcc.core.errors import P2pccError
@@ -256,13 +257,7 @@ def _is_our_link(path: Path) -> bool:
 
 
 def _write_atomically(path: Path, text: str, mode: int) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8", errors="surrogateescape")
-        temporary.chmod(mode)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    replace_file(path, text.encode("utf-8", "surrogateescape"), mode=mode)
 
 
 def _compile_hot_modules(python: str) -> None:

@@ -158,19 +158,3 @@ def read_regular_file(path: str, limit: int) -> bytes | None:
         return None
     finally:
         posix.close(fd)
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Replace `path` with `text` so a concurrent reader sees the old or the new file, whole."""
-    import os  # the writer's only: the reader must not pay for it
-
-    directory = os.path.dirname(path) or "."
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        data = memoryview(text.encode("utf-8"))
-        while data:
-            data = data[os.write(fd, data) :]
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)

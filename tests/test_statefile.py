@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcc import statefile
+from p2pcc.atomic_file import replace_file
 
 HOSTS = {
     "a1b2c3d4e5f60718": (9, "10.0.0.2:3632/4 localhost/2 10.0.0.3:3632/3"),
@@ -36,7 +37,7 @@ def test_render_is_exact() -> None:
 
 def test_round_trip_through_a_file(tmp_path: Path) -> None:
     path = str(tmp_path / "state")
-    statefile.write_atomic(path, statefile.render(12.25, HOSTS, COMPILERS))
+    replace_file(path, statefile.render(12.25, HOSTS, COMPILERS).encode())
     assert statefile.read(path) == (12.25, HOSTS, COMPILERS, {})
     assert [p.name for p in tmp_path.iterdir()] == ["state"]  # no temp file left behind
 

@@ -173,27 +173,12 @@ def store(cache_path: str, line: str) -> bool:
 
 
 def _replace_atomically(path: str, data: bytes) -> bool:
-    directory, name = os.path.split(path)
-    # Unique per process and call: concurrent writers never share a temp file, and
-    # the last rename wins.
-    temp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    from p2pcc.atomic_file import replace_file  # the writer's only: lookups must not pay
+
     try:
-        os.makedirs(directory or ".", mode=0o700, exist_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with open(fd, "wb") as file:
-                file.write(data)
-            os.replace(temp, path)
-        except BaseException:
-            _remove_quietly(temp)
-            raise
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        replace_file(path, data, mode=0o600)
     except OSError:
         return False
     return True
 
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        return  # already gone, or the directory went read-only: nothing to clean

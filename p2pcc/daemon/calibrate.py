@@ -24,6 +24,7 @@ from typing import Protocol
 
 import trio
 
+from p2pcc.atomic_file import replace_file
 from p2pcc.core.metrics import calibrated_power
 
 log = logging.getLogger("p2pcc.daemon.calibrate")
@@ -315,14 +316,8 @@ def _read_cache(path: Path) -> dict[CacheKey, float]:
 
 def _write_cache(path: Path, text: str) -> None:
     """Replace the cache atomically, so a concurrent reader sees the old or the new file."""
-    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".power-")
-        with open(fd, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
+        replace_file(path, text.encode(), mode=0o600)
     except OSError as error:
         log.warning("calibration cache %s not written: %s", path, error)
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)

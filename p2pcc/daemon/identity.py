@@ -10,10 +10,10 @@ plus one and the wall clock in milliseconds, so it still grows when the file is 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from pathlib import Path
 
+from p2pcc.atomic_file import replace_file
 from p2pcc.core import limits
 from p2pcc.core.errors import P2pccError
 
@@ -31,7 +31,7 @@ def load_node_id(path: Path) -> bytes:
     except FileNotFoundError:
         node_id = secrets.token_bytes(limits.NODE_ID_BYTES)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, node_id.hex() + "\n")
+        replace_file(path, (node_id.hex() + "\n").encode())
         log.info("new node id %s written to %s", node_id.hex(), path)
         return node_id
     try:
@@ -55,13 +55,7 @@ def next_incarnation(path: Path, wall: float) -> int:
     incarnation = min(max(stored + 1, int(wall * 1000)), limits.MAX_COUNTER)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, f"{incarnation}\n")
+        replace_file(path, f"{incarnation}\n".encode())
     except OSError as error:
         log.warning("cannot store incarnation in %s (%s); relying on the clock", path, error)
     return incarnation
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)

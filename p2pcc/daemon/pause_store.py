@@ -15,14 +15,13 @@ import contextlib
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
+from p2pcc.atomic_file import replace_file
 from p2pcc.core import limits
 from p2pcc.daemon.node import ChangeNotifier, Node, Pause
 
@@ -133,18 +132,8 @@ def save_pause(path: Path, pause: StoredPause | None) -> None:
     if pause is None:
         _remove(path)
         return
-    fd, temporary = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(encode_pause(pause))
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    # Durable: a pause the user asked for must survive a power cut as it was set.
+    replace_file(path, encode_pause(pause), durable=True)
 
 
 def _remove(path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import trio
 
 from p2pcc import statefile
+from p2pcc.atomic_file import replace_file
 from p2pcc.daemon.node import Node
 
 log = logging.getLogger("p2pcc.state")
@@ -58,6 +59,6 @@ async def serve_state_file(
 
 def _write(path: Path, text: str) -> None:
     try:
-        statefile.write_atomic(str(path), text)
+        replace_file(path, text.encode())
     except OSError as error:
         log.warning("cannot write state file %s: %s", path, error)

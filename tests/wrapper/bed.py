@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p2pcc import cli, statefile
+from p2pcc.atomic_file import replace_file
 from p2pcc.statefile import stamp_of
 
 FINGERPRINT = "0123456789abcdef"
@@ -102,7 +103,7 @@ class WrapperBed:
             dict(compilers),
             {k: dict(v) for k, v in (natives or {}).items()},
         )
-        statefile.write_atomic(str(self.runtime / statefile.FILE_NAME), text)
+        replace_file(str(self.runtime / statefile.FILE_NAME), text.encode())
 
     def run(
         self,

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from p2pcc import statefile
+from p2pcc.atomic_file import replace_file
 from p2pcc.compilers.probe import lookup
 from p2pcc.daemon.compilers import native_expansions
 from p2pcc.daemon.distccd_system import listening_on
@@ -113,4 +114,4 @@ def write_real_state(path: Path, hosts: str, env: dict[str, str]) -> None:
         )
         lines[fingerprint.id] = (2, hosts)
         natives[fingerprint.id] = dict(native_expansions(fingerprint, env))
-    statefile.write_atomic(str(path), statefile.render(time.time(), lines, compilers, natives))
+    replace_file(str(path), statefile.render(time.time(), lines, compilers, natives).encode())

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from p2pcc import statefile
+from p2pcc.atomic_file import replace_file
 from p2pcc.compilers import cache
 from p2pcc.wrapper import lookup, main
 from p2pcc.wrapper.lookup import MARKER, find_real, identify, remote_hosts
@@ -152,7 +153,7 @@ def test_native_records_round_trip_through_the_state_file(tmp_path: Path) -> Non
     }
     hosts = {"aaaaaaaaaaaaaaaa": (3, "localhost/3")}
     path = str(tmp_path / "state")
-    statefile.write_atomic(path, statefile.render(5.0, hosts, {}, natives))
+    replace_file(path, statefile.render(5.0, hosts, {}, natives).encode())
     assert statefile.read(path) == (5.0, hosts, {}, natives)
     text = statefile.render(5.0, hosts, {}, natives)
     assert "native\taaaaaaaaaaaaaaaa\t-mtune=native,-march=*\n" in text
