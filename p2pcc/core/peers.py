@@ -6,7 +6,8 @@ refused, as is our own multicast echo.  A LEAVE drops the peer at once.  Livenes
 explicit state machine (`TRANSITIONS`) driven by `tick(now)`: ALIVE -> SUSPECT -> DEAD
 on silence, back to ALIVE when heard; dead peers are forgotten later.  Departed ids keep
 their last order in a bounded tombstone set so old captured packets cannot resurrect
-them.  Timers are sans-I/O: `next_deadline()` says when `tick` next has work to do.
+them; `seen_orders()` and `remember()` carry that memory across a daemon restart.
+Timers are sans-I/O: `next_deadline()` says when `tick` next has work to do.
 The table never holds more than `max_peers` peers and never evicts a live one.
 """
 
@@ -216,6 +217,23 @@ class PeerTable:
     def tombstone(self, node_id: bytes) -> tuple[int, int] | None:
         """The last order of a departed node still remembered, if any."""
         return self._tombstones.get(node_id)
+
+    def seen_orders(self) -> dict[bytes, tuple[int, int]]:
+        """The newest order seen from every node held or remembered, oldest memory first.
+
+        What a restarting daemon must keep: without it, a recording of a departed
+        node's datagrams would be taken as new until that node is heard again.
+        """
+        orders = dict(self._tombstones)
+        orders.update((node_id, peer.order) for node_id, peer in self._peers.items())
+        return orders
+
+    def remember(self, orders: Mapping[bytes, tuple[int, int]]) -> None:
+        """Refuse, as replays, messages not newer than `orders` (kept from an earlier
+        run); a node held now already has a newer order and is left alone."""
+        for node_id, order in orders.items():
+            if node_id != self.own_id and node_id not in self._peers:
+                self._bury(node_id, order)
 
     def snapshot(self, now: float) -> list[dict[str, object]]:
         """Every peer's `summary(now)`, in join order."""

@@ -206,6 +206,53 @@ def test_the_default_tombstone_cap_is_the_limit() -> None:
     assert peers.tombstone(ids[-1]) == (1, 1)
 
 
+def test_seen_orders_cover_held_peers_and_tombstones_oldest_first() -> None:
+    peers = table()
+    peers.apply(state(1, 1, 1), 0.0)
+    peers.apply(leave(1, 1, 2), 0.0)
+    peers.apply(state(2, 3, 7), 0.0)
+    peers.apply(leave(4, 5, 6), 0.0)
+    assert list(peers.seen_orders().items()) == [
+        (node(1), (1, 2)),
+        (node(4), (5, 6)),
+        (node(2), (3, 7)),
+    ]
+
+
+def test_remembered_orders_refuse_replays_in_a_new_table() -> None:
+    before = table()
+    before.apply(state(1, 1, 1), 0.0)
+    before.apply(state(1, 1, 9), 1.0)
+    before.apply(state(2, 2, 3), 1.0)
+    before.apply(leave(2, 2, 4), 2.0)
+    after = table()
+    after.remember(before.seen_orders())
+    # Everything the old table saw is a replay to the new one, live peer or departed ...
+    for message in (state(1, 1, 1), state(1, 1, 9), state(2, 2, 3), leave(2, 2, 4)):
+        assert rejection(after, message, 10.0) == "replay"
+    assert len(after) == 0
+    # ... while newer messages and restarted nodes are taken as before.
+    assert [type(event) for event in after.apply(state(1, 1, 10), 10.0)] == [PeerJoined]
+    assert [type(event) for event in after.apply(state(2, 3, 1), 10.0)] == [PeerJoined]
+
+
+def test_remembering_leaves_held_peers_and_our_own_id_alone() -> None:
+    peers = table()
+    peers.apply(state(1, 1, 5), 0.0)
+    peers.remember({node(1): (1, 9), OWN: (1, 1), node(3): (2, 2)})
+    assert peers.tombstone(node(1)) is None
+    assert peers.tombstone(OWN) is None
+    assert peers.tombstone(node(3)) == (2, 2)
+    # The held peer's own order still rules: its next datagram is not refused.
+    assert [type(event) for event in peers.apply(state(1, 1, 6), 1.0)] == [PeerUpdated]
+
+
+def test_remembering_more_than_the_tombstone_cap_keeps_the_newest_memories() -> None:
+    peers = table(max_tombstones=2)
+    peers.remember({node(1): (1, 1), node(2): (1, 1), node(3): (1, 1)})
+    assert [peers.tombstone(node(n)) for n in (1, 2, 3)] == [None, (1, 1), (1, 1)]
+
+
 # --- liveness timings -----------------------------------------------------------------
 
 
