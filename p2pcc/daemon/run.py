@@ -39,6 +39,7 @@ from p2pcc.daemon.node import Node, offers_of
 from p2pcc.daemon.node_control import NodeControl
 from p2pcc.daemon.pause_store import pause_file, restore_pause, serve_pause_store, stored_form
 from p2pcc.daemon.renice import serve_renice_while_paused
+from p2pcc.daemon.seen_store import restore_seen_orders, seen_file, serve_seen_store
 from p2pcc.daemon.startup import (
     discover_surroundings,
     peer_timings,
@@ -92,6 +93,8 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
     node = Node(engine=engine, compilers=compilers, policy=ranking_policy(config), local_slots=cpus)
     pause_path = pause_file(config.node.id_file)
     kept_pause = restore_pause(node, pause_path, trio.current_time(), time.time())
+    seen_path = seen_file(config.node.id_file)
+    kept_seen = restore_seen_orders(engine.table, seen_path)
     runtime_dir = config.runtime_dir
     runtime_dir.mkdir(parents=True, exist_ok=True)
     log.info(
@@ -152,6 +155,9 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
                 node.changed,
                 on_disk=kept_pause,
             )
+        )
+        await nursery.start(
+            partial(serve_seen_store, seen_path, engine.table.seen_orders, on_disk=kept_seen)
         )
         await nursery.start(
             serve_renice_while_paused,
