@@ -181,4 +181,3 @@ def _replace_atomically(path: str, data: bytes) -> bool:
     except OSError:
         return False
     return True
-

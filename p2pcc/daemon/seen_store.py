@@ -98,7 +98,9 @@ class _Saver:
             replace_file(self.path, encode_seen_orders(orders), mode=0o600)
         except OSError as error:
             if not self.failing:
-                log.error("cannot keep the replay memory in %s: %s", self.path, error.strerror or error)
+                log.error(
+                    "cannot keep the replay memory in %s: %s", self.path, error.strerror or error
+                )
             self.failing = True
             return
         if self.failing:

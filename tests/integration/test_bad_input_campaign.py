@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -403,6 +404,39 @@ def test_gossip_port_under_attack(pool: Pool) -> None:
         # One line per source for the flood's one reason, one per reason for the bag's
         # source (which is also a flood source), and a few unrelated lines at most.
         assert new.log_lines - old.log_lines <= len(sources) + len(WIRE_REASONS) + 1 + 5
+
+
+def test_a_restarted_daemon_still_refuses_replays_of_a_departed_node(pool: Pool) -> None:
+    """The replay memory survives a restart (p2pcc/daemon/seen_store.py): gamma leaves
+    for good, alpha restarts, and mallory replays everything gamma said while she
+    listened.  Alpha refuses every one as a replay and gamma stays gone; without the
+    kept memory the newest of them would have brought gamma back (docs/security.md)."""
+    alpha, gamma = pool.daemon("alpha"), pool.daemon("gamma")
+    captured = capture(pool, seconds=3.0)
+    gammas = [data for sender, data in captured if sender == gamma.ws.address]
+    assert len(gammas) >= 3 / INTERVAL - 1, f"only {len(gammas)} of gamma's datagrams heard"
+    assert gamma.process is not None
+    gamma.process.send_signal(signal.SIGTERM)
+    gamma.process.wait(timeout=15)
+    wait_until(lambda: "gamma" not in alpha.peers_by_name(), 10, "gamma's leave")
+
+    assert alpha.process is not None
+    alpha.process.send_signal(signal.SIGTERM)
+    alpha.process.wait(timeout=15)
+    alpha.start()
+    wait_until(lambda: "beta" in alpha.peers_by_name(), 15, "alpha back, seeing beta")
+    assert "remembering the newest datagram of" in alpha.log_text()
+    before = observe(alpha)
+
+    send(pool, gammas, [alpha.ws.address], rate=200.0, sources=[pool.mallory.address])
+    settle([alpha])
+    after = observe(alpha)
+    lost = after.kernel_drops - before.kernel_drops
+    replays = (after.drops - before.drops)["replay"]
+    print(f"\n{FIGURE}after a restart: {replays} of {len(gammas)} replayed datagrams refused")
+    assert "gamma" not in after.table, "a replay brought the departed gamma back"
+    assert len(gammas) - lost <= replays <= len(gammas)
+    assert set(after.table) == {"beta"}
 
 
 def test_unkeyed_pool_flooded_with_node_ids_keeps_its_peers(unkeyed_pool: Pool) -> None:
