@@ -50,7 +50,7 @@ def test_system_unit_settings() -> None:
     assert "User" not in service  # root, so that distccd can drop to its own user
     assert "ProtectProc" not in service  # would hide distccd's processes from the daemon
     capabilities = set(service["CapabilityBoundingSet"].split())
-    assert {"CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL"} <= capabilities
+    assert {"CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL", "CAP_NET_ADMIN"} <= capabilities
 
 
 def test_stopping_leaves_time_to_drain_distccd() -> None:

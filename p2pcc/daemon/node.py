@@ -105,6 +105,7 @@ class Node:
         self.serving = False
         self.stock_servers: dict[str, StockServer] = {}
         self.mdns_drops: Counter[str] = Counter()  # mDNS records ignored, by reason
+        self.aborted_connections = 0  # distcc connections to vanished peers cut loose
         self._base = engine.status  # status as measured, before pause/serving are applied
 
     # --- reports from the tasks ---------------------------------------------------
@@ -308,6 +309,7 @@ class Node:
                 "drops": stats.drops,
                 "unicast_targets": stats.unicast_targets,
                 "mdns_drops": dict(self.mdns_drops),
+                "aborted_connections": self.aborted_connections,
             },
             "hosts": {
                 fingerprint: {"hosts": line.hosts, "jobs": line.jobs}

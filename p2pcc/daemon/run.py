@@ -46,6 +46,7 @@ from p2pcc.daemon.startup import (
     ranking_policy,
 )
 from p2pcc.daemon.state_writer import serve_state_file
+from p2pcc.daemon.vanished import serve_vanished_peers
 from p2pcc.paths import cache_dir
 from p2pcc.wrapper.lookup import is_link_dir, path_dirs
 
@@ -156,6 +157,7 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
                 on_disk=kept_pause,
             )
         )
+        await nursery.start(serve_vanished_peers, node)
         await nursery.start(
             partial(serve_seen_store, seen_path, engine.table.seen_orders, on_disk=kept_seen)
         )

@@ -1,4 +1,4 @@
-"""What the distccd of each test-bed workstation compiled, and killing one outright.
+"""What the distccd of each test-bed workstation compiled; freezing or killing one outright.
 
 A daemon with `distccd.manage` runs distccd with `--log-level info`, which logs one
 `dcc_job_summary` line per job naming the client, the outcome and the compiler the client
@@ -9,16 +9,19 @@ exited, so `jobs_since` first waits until no distccd holds a connection.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
 
 from p2pcc.core.distccd_args import connections_served, parse_proc_net_tcp
 from p2pcc.core.metrics import JobRecord, parse_distccd_job_line
+from p2pcc.core.procfs import session_members
 from p2pcc.daemon.distccd_system import cmdline, kill_session
+from p2pcc.daemon.processes import read_processes
 from tests.integration.netbed import Workstation
 from tests.integration.pool import Daemon, wait_until
 
@@ -67,6 +70,24 @@ def serving(ws: Workstation) -> int:
     table = ws.run(["cat", "/proc/net/tcp"], timeout=10).stdout
     address = ipaddress.ip_address(ws.address)
     return connections_served(parse_proc_net_tcp(table), address, DISTCCD_PORT)
+
+
+@contextlib.contextmanager
+def frozen_distccd(daemon: Daemon) -> Iterator[None]:
+    """SIGSTOP the workstation's distccd with every worker and compiler (its session), so
+    the jobs it holds stay in flight however short they are; SIGCONT them on exit."""
+    session = int(pid_file(daemon).read_text().split()[0])
+    stopped = []
+    for member in session_members(read_processes(), session):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member.pid, signal.SIGSTOP)
+            stopped.append(member.pid)
+    try:
+        yield
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def kill_daemon_and_distccd(daemon: Daemon) -> None:

@@ -25,8 +25,9 @@ import pytest
 
 from p2pcc.config.schema import DEFAULT_GROUP
 from p2pcc.core.metrics import JobRecord
+from p2pcc.daemon.vanished import PROBE_TIMEOUT
 from tests.integration import project
-from tests.integration.distccd_jobs import serving
+from tests.integration.distccd_jobs import frozen_distccd, serving
 from tests.integration.office import (
     QUICK,
     SLOWEST,
@@ -56,8 +57,6 @@ LIGHT_LOSS, HEAVY_LOSS = 10, 30
 ALIVE_AT_LIGHT_LOSS = 0.8
 #: How far into a build a fault strikes (then at the next job on the victim).
 INTO_THE_BUILD = 3.0
-#: distcc's DISTCC_IO_TIMEOUT (default 300 s) for the build whose peer never comes back.
-IO_TIMEOUT = 10
 #: How often the sampler asks the client's daemon and reads its state file.
 SAMPLE_PERIOD = 0.1
 
@@ -233,54 +232,75 @@ def test_a_peer_whose_link_is_cut_mid_build_leaves_the_list_and_returns(office: 
     assert all(job.ok for job in jobs)
 
 
-def test_a_link_that_stays_cut_costs_the_build_distccs_io_timeout(office: Office) -> None:
-    """peer12's cable is pulled mid-build and stays out until the build is over.  The
-    jobs in flight there end only when distcc gives up on them after DISTCC_IO_TIMEOUT
-    (shortened here to IO_TIMEOUT s; 300 s by default) and compiles them locally: that is
-    how long a build stalls on a peer that vanishes with its jobs.  Plugged back in,
-    peer12 is listed and used again."""
+def test_a_peer_that_vanishes_mid_job_costs_the_build_seconds_not_distccs_timeout(
+    office: Office,
+) -> None:
+    """peer12 hangs mid-build (its distccd is SIGSTOPped, so the jobs it holds are surely
+    still in flight, however short) and its cable is pulled; both last until the build
+    is over, with distcc's own DISTCC_IO_TIMEOUT left at its default (300 s).  Nothing closes the
+    connections of the jobs in flight there, so distcc alone would wait out that
+    timeout.  The client's daemon sees peer12 dead after `dead_after`, finds its distccd
+    unreachable, and aborts those connections (p2pcc/daemon/vanished.py): distcc
+    compiles those files locally at once; peer12's daemon, seeing the client vanish,
+    frees its distccd of the client's jobs likewise.  Plugged back in, peer12 is used
+    again."""
     office.ready()
     reference = office.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
     victim = office.daemons["peer12"]
+    before = control_status(office.client)
+    assert before is not None
     tree = office.fresh_tree(project.BROTLI, leave_out=SLOWEST)
     marks = office.log_marks()
-    make, finish = office.start_build(
-        tree, "gcc", links=office.links, DISTCC_IO_TIMEOUT=str(IO_TIMEOUT)
-    )
+    make, finish = office.start_build(tree, "gcc", links=office.links)
     time.sleep(INTO_THE_BUILD)
     office.wait_for_job_on("peer12", make)
-    cut_at = time.monotonic()
-    victim.ws.set_link(False)
-    try:
-        suspect = wait_liveness(office, "peer12", False, SLACK * SUSPECT_AFTER)
-        build = finish()
-        ended_after_cut = time.monotonic() - cut_at
-    finally:
-        victim.ws.set_link(True)
+    with frozen_distccd(victim):
+        in_flight = serving(victim.ws)
+        cut_at = time.monotonic()
+        victim.ws.set_link(False)
+        try:
+            suspect = wait_liveness(office, "peer12", False, SLACK * SUSPECT_AFTER)
+            build = finish()
+            ended_after_cut = time.monotonic() - cut_at
+        finally:
+            victim.ws.set_link(True)
+    restored_at = time.monotonic()
+    wait_until(lambda: serving(victim.ws) == 0, 30, "peer12's distccd to let go of the jobs")
+    peer_idle = time.monotonic() - restored_at
+    after = control_status(office.client)
+    assert after is not None
+    aborted = after["counters"]["aborted_connections"] - before["counters"]["aborted_connections"]
     alive_again = wait_liveness(office, "peer12", True, SLACK * 5 * INTERVAL)
     back = office.wait_listed("peer12", True, SLACK * 5 * INTERVAL) + alive_again
     failures = distcc_failures(build)
-    figure(f"link stays cut: peer12 no longer alive for the client {suspect:.2f} s after the cut")
+    figure(f"vanished peer: {in_flight} job(s) of the client in flight on peer12 at the cut")
+    figure(f"vanished peer: no longer alive for the client {suspect:.2f} s after the cut")
     figure(
-        f"link stays cut: build took {build.seconds:.1f} s, ended {ended_after_cut:.1f} s "
-        f"after the cut (DISTCC_IO_TIMEOUT={IO_TIMEOUT})"
+        f"vanished peer: build took {build.seconds:.1f} s, ended {ended_after_cut:.1f} s "
+        f"after the cut (DISTCC_IO_TIMEOUT unset: 300 s)"
     )
-    figure(f"link stays cut: distcc logged {len(failures)} failure line(s)")
-    writes, reads = (
-        sum(f"(dcc_select_for_{way}) ERROR: IO timeout" in line for line in failures)
-        for way in ("write", "read")
-    )
-    figure(f"link stays cut: distcc timed out {writes} time(s) sending, {reads} receiving")
-    figure(f"link stays cut: peer12 listed again {back:.2f} s after the link returned")
+    figure(f"vanished peer: the client's daemon aborted {aborted} connection(s)")
+    told = [
+        line for line in office.client.log_text().splitlines() if "p2pcc.daemon.vanished" in line
+    ]
+    print("\n".join(told))
+    figure(f"vanished peer: distcc logged {len(failures)} failure line(s)")
+    figure(f"vanished peer: peer12's distccd held none of the jobs {peer_idle:.2f} s after")
+    figure(f"vanished peer: listed again {back:.2f} s after the link returned")
     assert_same_objects(build, tree, reference)
-    figure(f"link stays cut: {job_times(office.jobs_since(marks))}")
-    assert failures, "no job was cut off: the fault missed the build"
-    # The stall is real and it is the I/O timeout, which runs from a job's last I/O: a
-    # job whose source went out a few seconds before the cut times out that much sooner.
-    assert ended_after_cut >= IO_TIMEOUT / 2
+    figure(f"vanished peer: {job_times(office.jobs_since(marks))}")
+    assert in_flight >= 1
+    assert aborted >= 1, "the connections to the vanished peer were not aborted"
+    assert any("peer peer12 vanished" in line for line in told)
+    # Symmetrically, peer12's daemon saw the client vanish and freed its distccd of the
+    # client's jobs, which would otherwise hold slots until distccd's own timeout.
+    assert "peer client vanished" in victim.log_text()
+    # Dead after DEAD_AFTER, then at most PROBE_TIMEOUT for the probe: the build is
+    # held up by seconds, where distcc's own timeout would have taken 300.
+    assert ended_after_cut < SLACK * (DEAD_AFTER + PROBE_TIMEOUT) + 30
 
     jobs = office.build_again_using("peer12")
-    figure(f"link stays cut: a follow-up build gave peer12 {len(jobs)} job(s)")
+    figure(f"vanished peer: a follow-up build gave peer12 {len(jobs)} job(s)")
     assert jobs, "peer12 got no job after its link returned"
 
 

@@ -1,0 +1,167 @@
+"""Cutting distcc loose from a peer that vanished with our jobs (`core/vanished.py` says
+which peers and why).
+
+For each newly DEAD peer this task tries a TCP connection to its distccd.  If one of
+its addresses answers, the machine is there and its jobs may still finish: nothing is
+done.  If none answers within `PROBE_TIMEOUT`, it asks the kernel (through `ss -K`,
+iproute2's interface to SOCK_DESTROY) to abort this network namespace's established
+connections with that machine's distccd port (our jobs there) and with our own
+distccd port (its jobs here).  Each distcc client waiting on one of ours sees
+"connection aborted" and compiles locally at once, instead of after
+`DISTCC_IO_TIMEOUT`; each distccd worker waiting on one of its jobs is freed, instead
+of holding a slot until distccd's own timeout.
+
+Aborting another process's socket needs CAP_NET_ADMIN (the system unit keeps it; a
+user daemon lacks it) and a kernel built with CONFIG_INET_DIAG_DESTROY.  Without
+either, one warning says so and builds wait for distcc's own timeout, as without p2pcc.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from p2pcc.core.vanished import VanishCheck, VanishWatch
+from p2pcc.daemon.node import Node
+
+log = logging.getLogger("p2pcc.daemon.vanished")
+
+#: Seconds a dead peer's distccd has to accept a connection before it counts as gone.
+#: A machine on the link answers in milliseconds; ARP for one that is off gives up
+#: after about 3 s.
+PROBE_TIMEOUT = 3.0
+
+#: Seconds `ss` may take; it answers in milliseconds.
+SS_TIMEOUT = 10.0
+
+Probe = Callable[[Sequence[str], int, float], Awaitable[bool]]
+Abort = Callable[[Sequence[str], int, int], Awaitable["AbortResult"]]
+
+
+@dataclass(frozen=True, slots=True)
+class AbortResult:
+    """What `ss -K` did: how many connections it aborted, and its complaint, if any."""
+
+    aborted: int
+    complaint: str = ""
+
+
+async def serve_vanished_peers(
+    node: Node,
+    *,
+    probe: Probe | None = None,
+    abort: Abort | None = None,
+    probe_timeout: float = PROBE_TIMEOUT,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Check every peer that dies, for as long as the daemon runs."""
+    watch = VanishWatch()
+    cutter = _Cutter(node, probe or distccd_answers, abort or abort_connections, probe_timeout)
+    task_status.started()
+    async with trio.open_nursery() as nursery:
+        while True:
+            for check in watch.due(node.engine.table.peers()):
+                nursery.start_soon(cutter.check, check)
+            await node.changed.wait_until(math.inf)
+
+
+class _Cutter:
+    def __init__(self, node: Node, probe: Probe, abort: Abort, probe_timeout: float) -> None:
+        self.node = node
+        self.probe = probe
+        self.abort = abort
+        self.probe_timeout = probe_timeout
+        self.complained = False
+
+    async def check(self, check: VanishCheck) -> None:
+        where = ", ".join(f"{address}:{check.port}" for address in check.addresses)
+        if await self.probe(check.addresses, check.port, self.probe_timeout):
+            log.info(
+                "peer %s is silent but its distccd (%s) answers: leaving its jobs",
+                check.name,
+                where,
+            )
+            return
+        result = await self.abort(check.addresses, check.port, self.node.engine.status.distccd_port)
+        self.node.aborted_connections += result.aborted
+        if result.aborted:
+            silent = trio.current_time() - check.silent_since
+            log.warning(
+                "peer %s vanished (silent %.0f s, distccd %s unreachable): aborted %d "
+                "distcc connection(s) with it; our jobs there now compile here",
+                check.name,
+                silent,
+                where,
+                result.aborted,
+            )
+        if result.complaint and not self.complained:
+            self.complained = True
+            log.warning(
+                "cannot abort connections to vanished peers (%s): builds wait out "
+                "DISTCC_IO_TIMEOUT instead; the daemon needs CAP_NET_ADMIN and a kernel "
+                "with CONFIG_INET_DIAG_DESTROY (docs/faults.md)",
+                result.complaint,
+            )
+
+
+async def distccd_answers(addresses: Sequence[str], port: int, timeout: float) -> bool:
+    """Whether a TCP connection to `port` on any of `addresses` opens within `timeout`."""
+    answered = False
+
+    async def attempt(address: str) -> None:
+        nonlocal answered
+        try:
+            stream = await trio.open_tcp_stream(address, port)
+        except OSError:
+            return
+        answered = True
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+    with trio.move_on_after(timeout):
+        async with trio.open_nursery() as nursery:
+            for address in addresses:
+                nursery.start_soon(attempt, address)
+    return answered
+
+
+async def abort_connections(addresses: Sequence[str], port: int, own_port: int) -> AbortResult:
+    """Abort this namespace's established TCP connections with `addresses` that go to
+    their `port` or come to our `own_port`."""
+    aborted, complaints = 0, []
+    for address in addresses:
+        host = f"[{address}]" if ":" in address else address
+        command = ["ss", "-K", "-t", "-n", "-H", "state", "established"]
+        command += [
+            "dst",
+            host,
+            "(",
+            "dport",
+            "=",
+            f":{port}",
+            "or",
+            "sport",
+            "=",
+            f":{own_port}",
+            ")",
+        ]
+        try:
+            with trio.fail_after(SS_TIMEOUT):
+                done = await trio.run_process(
+                    command, capture_stdout=True, capture_stderr=True, check=False
+                )
+        except FileNotFoundError:
+            return AbortResult(aborted, "ss (iproute2) is not installed")
+        except (OSError, trio.TooSlowError) as error:
+            complaints.append(f"ss failed: {error}")
+            continue
+        # ss prints each connection it aborted, and the kernel's refusal on stderr.
+        aborted += len(done.stdout.decode(errors="replace").splitlines())
+        refusal = done.stderr.decode(errors="replace").strip()
+        if refusal or done.returncode != 0:
+            complaints.append(refusal or f"ss exited {done.returncode}")
+    return AbortResult(aborted, "; ".join(dict.fromkeys(complaints)))

@@ -1,0 +1,181 @@
+"""Cutting distcc loose from a vanished peer: the task's decisions on a virtual clock, and
+the probe and the abort on real loopback sockets."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Sequence
+from functools import partial
+
+import pytest
+import trio
+
+from p2pcc.core.gossip import Transport
+from p2pcc.core.peers import Liveness
+from p2pcc.daemon.node import Node
+from p2pcc.daemon.vanished import (
+    AbortResult,
+    abort_connections,
+    distccd_answers,
+    serve_vanished_peers,
+)
+from tests.daemon.test_node import WALL, make_node
+
+
+def heard_from(beta: Node, alpha: Node, now: float) -> None:
+    beta.set_serving(True, now)
+    beta.set_measurements(now, load=now)  # a change, so that beta sends at once
+    datagram = beta.engine.poll_send(now, WALL)
+    assert datagram is not None
+    alpha.engine.receive(datagram.data, ("10.0.0.2", 3634), Transport.MULTICAST, now)
+    alpha.changed.notify()
+
+
+class Recorder:
+    """A probe and an abort that record their calls and answer as told."""
+
+    def __init__(self, answers: bool, result: AbortResult) -> None:
+        self.answers = answers
+        self.result = result
+        self.probes: list[tuple[tuple[str, ...], int, float]] = []
+        self.aborts: list[tuple[tuple[str, ...], int, int]] = []
+
+    async def probe(self, addresses: Sequence[str], port: int, timeout: float) -> bool:
+        self.probes.append((tuple(addresses), port, timeout))
+        await trio.sleep(timeout if not self.answers else 0.01)
+        return self.answers
+
+    async def abort(self, addresses: Sequence[str], port: int, own_port: int) -> AbortResult:
+        self.aborts.append((tuple(addresses), port, own_port))
+        return self.result
+
+
+async def run_until_beta_dies(alpha: Node, recorder: Recorder, *, deaths: int = 1) -> None:
+    """Beta is heard, then falls silent `deaths` times, each time long enough to die."""
+    task = partial(serve_vanished_peers, alpha, probe=recorder.probe, abort=recorder.abort)
+    beta = make_node(2)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(task)
+        for _ in range(deaths):
+            heard_from(beta, alpha, trio.current_time())
+            await trio.sleep(alpha.engine.table.timings.dead_after + 1)
+            alpha.handle_timer(trio.current_time())
+            peer = alpha.engine.table.peers()[0]
+            assert peer.liveness is Liveness.DEAD
+            await trio.sleep(10)  # the probe's time, and more
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_vanished_peer_has_its_connections_aborted_once(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    alpha = make_node(1)
+    recorder = Recorder(answers=False, result=AbortResult(3))
+    await run_until_beta_dies(alpha, recorder)
+    assert recorder.probes == [(("10.0.0.2",), 3632, 3.0)]
+    assert recorder.aborts == [(("10.0.0.2",), 3632, 3632)]
+    assert alpha.aborted_connections == 3
+    assert alpha.snapshot(trio.current_time(), WALL)["counters"]["aborted_connections"] == 3
+    (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.getMessage().startswith("peer ws2 vanished (silent 1")
+    assert record.getMessage().endswith(
+        "distccd 10.0.0.2:3632 unreachable): aborted 3 distcc connection(s) with it; "
+        "our jobs there now compile here"
+    )
+
+
+async def test_a_silent_peer_whose_distccd_answers_keeps_its_jobs(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    alpha = make_node(1)
+    recorder = Recorder(answers=True, result=AbortResult(3))
+    with caplog.at_level(logging.INFO, logger="p2pcc"):
+        await run_until_beta_dies(alpha, recorder)
+    assert len(recorder.probes) == 1
+    assert recorder.aborts == []
+    assert alpha.aborted_connections == 0
+    assert any("answers: leaving its jobs" in r.getMessage() for r in caplog.records)
+
+
+async def test_each_death_is_checked_and_a_refusal_is_told_once(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    alpha = make_node(1)
+    refused = AbortResult(0, "SOCK_DESTROY answers: Operation not permitted")
+    recorder = Recorder(answers=False, result=refused)
+    await run_until_beta_dies(alpha, recorder, deaths=3)
+    assert len(recorder.aborts) == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        "cannot abort connections to vanished peers (SOCK_DESTROY answers: Operation not "
+        "permitted): builds wait out DISTCC_IO_TIMEOUT instead; the daemon needs "
+        "CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY (docs/faults.md)"
+    ]
+
+
+# --- the real probe and abort, on loopback ------------------------------------------------
+
+
+@pytest.fixture
+def listener() -> socket.socket:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    return server
+
+
+async def test_the_probe_sees_a_listening_port_among_dead_addresses(
+    listener: socket.socket,
+) -> None:
+    port = listener.getsockname()[1]
+    with listener:
+        assert await distccd_answers(["127.0.0.2", "127.0.0.1"], port, 5.0)
+
+
+async def test_the_probe_fails_on_a_closed_port(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now: refused
+    with trio.fail_after(5):
+        assert not await distccd_answers(["127.0.0.1"], port, 5.0)
+
+
+def listening() -> socket.socket:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    return server
+
+
+async def test_abort_cuts_our_jobs_there_and_its_jobs_here_and_nothing_else(
+    listener: socket.socket,
+) -> None:
+    own, other = listening(), listening()
+    with listener, own, other:
+        port, own_port = listener.getsockname()[1], own.getsockname()[1]
+        ours_there = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        its_client = socket.create_connection(("127.0.0.1", own_port))
+        its_job_here, _ = own.accept()
+        bystander = socket.create_connection(("127.0.0.1", other.getsockname()[1]))
+        result = await abort_connections(["127.0.0.1"], port, own_port)
+        assert result == AbortResult(3)
+        for aborted in (*ours_there, its_job_here):
+            aborted.settimeout(5)
+            with pytest.raises(ConnectionAbortedError):
+                aborted.recv(1)
+            aborted.close()
+        bystander.setblocking(False)
+        with pytest.raises(BlockingIOError):  # still open, nothing to read
+            bystander.recv(1)
+        bystander.close()
+        its_client.close()
+
+
+async def test_abort_without_ss_says_so(
+    listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with listener:
+        port = listener.getsockname()[1]
+        result = await abort_connections(["127.0.0.1"], port, port)
+    assert result == AbortResult(0, "ss (iproute2) is not installed")
