@@ -207,6 +207,27 @@ def check_own_packets(status: Mapping[str, Any] | None, group: IPAddress, port: 
     )
 
 
+CUTOFF_FIX = (
+    "run the daemon as the system service (it keeps CAP_NET_ADMIN), with `ss` (iproute2) "
+    "installed; or export DISTCC_IO_TIMEOUT=60 for builds"
+)
+
+
+def check_cutoff(status: Mapping[str, Any] | None) -> Finding:
+    """The daemon can abort our distcc connections to a peer that vanished mid-job
+    (`node.cutoff_problem` is null), so such a build loses seconds, not minutes."""
+    if status is None:
+        return warn("vanished peers", "cannot tell: the daemon is not running", START_DAEMON)
+    problem = status.get("node", {}).get("cutoff_problem")
+    if problem is None:
+        return ok("vanished peers", "jobs hanging on a vanished peer are cut loose at once")
+    return warn(
+        "vanished peers",
+        f"jobs hanging on a vanished peer wait out DISTCC_IO_TIMEOUT (300 s): {problem}",
+        CUTOFF_FIX,
+    )
+
+
 # --- peers ------------------------------------------------------------------------------------
 
 PEERS_FIX = (

@@ -164,6 +164,23 @@ def test_own_packets_seen_prove_multicast_loops_back() -> None:
     assert doctor.check_own_packets(None, GROUP, 3634).level is Level.WARN
 
 
+def test_cutoff_says_whether_hanging_jobs_are_cut_loose() -> None:
+    able = doctor.check_cutoff(status(cutoff_problem=None))
+    assert able.line() == (
+        "ok    vanished peers: jobs hanging on a vanished peer are cut loose at once"
+    )
+    unable = doctor.check_cutoff(
+        status(cutoff_problem="SOCK_DESTROY answers: Operation not permitted")
+    )
+    assert unable.level is Level.WARN
+    assert unable.message == (
+        "jobs hanging on a vanished peer wait out DISTCC_IO_TIMEOUT (300 s): "
+        "SOCK_DESTROY answers: Operation not permitted"
+    )
+    assert "CAP_NET_ADMIN" in unable.fix
+    assert doctor.check_cutoff(None).level is Level.WARN
+
+
 GCC = {
     "fingerprint": "be03ec3c49bc7685",
     "names": ["gcc", "cc"],

@@ -106,6 +106,7 @@ class Node:
         self.stock_servers: dict[str, StockServer] = {}
         self.mdns_drops: Counter[str] = Counter()  # mDNS records ignored, by reason
         self.aborted_connections = 0  # distcc connections to vanished peers cut loose
+        self.cutoff_problem: str | None = "not checked yet"  # why they cannot be, if so
         self._base = engine.status  # status as measured, before pause/serving are applied
 
     # --- reports from the tasks ---------------------------------------------------
@@ -285,6 +286,7 @@ class Node:
                 "jobs": status.jobs,
                 "power": status.power,
                 "compilers": [_compiler_doc(compiler) for compiler in self.compilers],
+                "cutoff_problem": self.cutoff_problem,
             },
             "peers": [
                 {**peer.summary(now), "ranks": ranks.get(peer.node_id, {})}

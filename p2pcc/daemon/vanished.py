@@ -12,8 +12,10 @@ distccd port (its jobs here).  Each distcc client waiting on one of ours sees
 of holding a slot until distccd's own timeout.
 
 Aborting another process's socket needs CAP_NET_ADMIN (the system unit keeps it; a
-user daemon lacks it) and a kernel built with CONFIG_INET_DIAG_DESTROY.  Without
-either, one warning says so and builds wait for distcc's own timeout, as without p2pcc.
+user daemon lacks it) and a kernel built with CONFIG_INET_DIAG_DESTROY.  The task finds
+out at start by aborting a loopback connection of its own (`cutoff_problem`), says so
+once if it cannot, and puts the reason in `status` for `p2pcc doctor`; builds then
+wait for distcc's own timeout, as without p2pcc.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ PROBE_TIMEOUT = 3.0
 #: Seconds `ss` may take; it answers in milliseconds.
 SS_TIMEOUT = 10.0
 
+#: Seconds the start-up self-test waits for its own aborted connection to say so; an
+#: aborted socket says so at once.
+SELF_TEST_WAIT = 0.5
+
 Probe = Callable[[Sequence[str], int, float], Awaitable[bool]]
 Abort = Callable[[Sequence[str], int, int], Awaitable["AbortResult"]]
 
@@ -56,13 +62,17 @@ async def serve_vanished_peers(
     probe: Probe | None = None,
     abort: Abort | None = None,
     probe_timeout: float = PROBE_TIMEOUT,
+    self_test: Callable[[Abort], Awaitable[str | None]] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Check every peer that dies, for as long as the daemon runs."""
+    """Check every peer that dies, for as long as the daemon runs; `self_test` (by
+    default `cutoff_problem`) says at start whether `abort` can work here."""
     watch = VanishWatch()
-    cutter = _Cutter(node, probe or distccd_answers, abort or abort_connections, probe_timeout)
+    abort = abort or abort_connections
+    cutter = _Cutter(node, probe or distccd_answers, abort, probe_timeout)
     task_status.started()
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(cutter.self_test, self_test or cutoff_problem)
         while True:
             for check in watch.due(node.engine.table.peers()):
                 nursery.start_soon(cutter.check, check)
@@ -98,14 +108,43 @@ class _Cutter:
                 where,
                 result.aborted,
             )
-        if result.complaint and not self.complained:
+        if result.complaint:
+            self.node.cutoff_problem = result.complaint
+            self.complain(result.complaint)
+
+    async def self_test(self, test: Callable[[Abort], Awaitable[str | None]]) -> None:
+        problem = await test(self.abort)
+        self.node.cutoff_problem = problem
+        if problem is not None:
+            self.complain(problem)
+
+    def complain(self, problem: str) -> None:
+        if not self.complained:
             self.complained = True
             log.warning(
                 "cannot abort connections to vanished peers (%s): builds wait out "
                 "DISTCC_IO_TIMEOUT instead; the daemon needs CAP_NET_ADMIN and a kernel "
                 "with CONFIG_INET_DIAG_DESTROY (docs/faults.md)",
-                result.complaint,
+                problem,
             )
+
+
+async def cutoff_problem(abort: Abort) -> str | None:
+    """None if `abort` can abort a connection of this process on loopback; else why not."""
+    with trio.socket.socket() as server, trio.socket.socket() as client:
+        await server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        await client.connect(("127.0.0.1", port))
+        result = await abort(["127.0.0.1"], port, 0)  # own port 0: the client end only
+        if result.complaint:
+            return result.complaint
+        try:
+            with trio.move_on_after(SELF_TEST_WAIT):
+                await client.recv(1)
+        except ConnectionAbortedError:
+            return None
+        return "the kernel aborted no connection"
 
 
 async def distccd_answers(addresses: Sequence[str], port: int, timeout: float) -> bool:

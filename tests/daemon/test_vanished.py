@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from collections.abc import Sequence
 from functools import partial
 
@@ -17,6 +18,7 @@ from p2pcc.daemon.node import Node
 from p2pcc.daemon.vanished import (
     AbortResult,
     abort_connections,
+    cutoff_problem,
     distccd_answers,
     serve_vanished_peers,
 )
@@ -30,6 +32,11 @@ def heard_from(beta: Node, alpha: Node, now: float) -> None:
     assert datagram is not None
     alpha.engine.receive(datagram.data, ("10.0.0.2", 3634), Transport.MULTICAST, now)
     alpha.changed.notify()
+
+
+async def passes(abort: object) -> None:
+    """The start-up self-test, passed (the real one runs subprocesses: not on a virtual
+    clock; it is tested on its own below)."""
 
 
 class Recorder:
@@ -53,7 +60,13 @@ class Recorder:
 
 async def run_until_beta_dies(alpha: Node, recorder: Recorder, *, deaths: int = 1) -> None:
     """Beta is heard, then falls silent `deaths` times, each time long enough to die."""
-    task = partial(serve_vanished_peers, alpha, probe=recorder.probe, abort=recorder.abort)
+    task = partial(
+        serve_vanished_peers,
+        alpha,
+        probe=recorder.probe,
+        abort=recorder.abort,
+        self_test=passes,
+    )
     beta = make_node(2)
     async with trio.open_nursery() as nursery:
         await nursery.start(task)
@@ -112,6 +125,7 @@ async def test_each_death_is_checked_and_a_refusal_is_told_once(
         "permitted): builds wait out DISTCC_IO_TIMEOUT instead; the daemon needs "
         "CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY (docs/faults.md)"
     ]
+    assert alpha.cutoff_problem == "SOCK_DESTROY answers: Operation not permitted"
 
 
 # --- the real probe and abort, on loopback ------------------------------------------------
@@ -179,3 +193,47 @@ async def test_abort_without_ss_says_so(
         port = listener.getsockname()[1]
         result = await abort_connections(["127.0.0.1"], port, port)
     assert result == AbortResult(0, "ss (iproute2) is not installed")
+
+
+# --- the start-up self-test -------------------------------------------------------------
+
+
+async def test_the_self_test_passes_where_connections_can_be_aborted() -> None:
+    assert await cutoff_problem(abort_connections) is None
+
+
+async def test_the_self_test_names_the_kernels_refusal_without_cap_net_admin() -> None:
+    code = (
+        "import trio\n"
+        "from p2pcc.daemon.vanished import abort_connections, cutoff_problem\n"
+        "print(trio.run(cutoff_problem, abort_connections))\n"
+    )
+    without = ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin"]
+    done = await trio.run_process(
+        [*without, sys.executable, "-c", code], capture_stdout=True, capture_stderr=True
+    )
+    assert done.stdout.decode().strip() == "SOCK_DESTROY answers: Operation not permitted"
+
+
+async def test_the_self_test_notices_an_abort_that_aborts_nothing() -> None:
+    async def does_nothing(addresses: Sequence[str], port: int, own_port: int) -> AbortResult:
+        return AbortResult(1)
+
+    assert await cutoff_problem(does_nothing) == "the kernel aborted no connection"
+
+
+async def test_a_daemon_that_cannot_abort_says_so_at_start(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fails(abort: object) -> str:
+        return "ss (iproute2) is not installed"
+
+    alpha = make_node(1)
+    assert alpha.snapshot(0.0, WALL)["node"]["cutoff_problem"] == "not checked yet"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_vanished_peers, alpha, self_test=fails))
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert alpha.cutoff_problem == "ss (iproute2) is not installed"
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.startswith("cannot abort connections to vanished peers (ss (iproute2)")

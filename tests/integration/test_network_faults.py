@@ -290,6 +290,7 @@ def test_a_peer_that_vanishes_mid_job_costs_the_build_seconds_not_distccs_timeou
     assert_same_objects(build, tree, reference)
     figure(f"vanished peer: {job_times(office.jobs_since(marks))}")
     assert in_flight >= 1
+    assert after["node"]["cutoff_problem"] is None
     assert aborted >= 1, "the connections to the vanished peer were not aborted"
     assert any("peer peer12 vanished" in line for line in told)
     # Symmetrically, peer12's daemon saw the client vanish and freed its distccd of the

@@ -148,7 +148,7 @@ def test_doctor_on_a_healthy_workstation(pool: list[Daemon]) -> None:
         return found
 
     checks = ("config", "daemon", "distccd listening", "whitelist", "multicast", "own packets")
-    for check in (*checks, "peers", "matches", "key"):
+    for check in (*checks, "peers", "matches", "vanished peers", "key"):
         assert levels_of(check) == {"ok"}, result.stdout
     assert any(line.startswith("ok    peers: 2 live peer(s)") for line in lines)
     assert levels_of("links") == {"warn"}  # nothing installed links on this workstation
