@@ -1,10 +1,11 @@
 """Cutting distcc loose from a peer that vanished with our jobs (`core/vanished.py` says
 which peers and why).
 
-For each newly DEAD peer this task tries a TCP connection to its distccd.  If one of
-its addresses answers, the machine is there and its jobs may still finish: nothing is
-done.  If none answers within `PROBE_TIMEOUT`, it asks the kernel (through `ss -K`,
-iproute2's interface to SOCK_DESTROY) to abort this network namespace's established
+For each newly DEAD peer with which this machine holds distcc connections, this task
+tries a TCP connection to its distccd.  If one of its addresses answers, the machine
+is there and its jobs may still finish: nothing is done.  If none answers within
+`PROBE_TIMEOUT`, it asks the kernel (through `ss -K`, iproute2's interface to
+SOCK_DESTROY) to abort this network namespace's established
 connections with that machine's distccd port (our jobs there) and with our own
 distccd port (its jobs here).  Each distcc client waiting on one of ours sees
 "connection aborted" and compiles locally at once, instead of after
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,14 +48,14 @@ SS_TIMEOUT = 10.0
 SELF_TEST_WAIT = 0.5
 
 Probe = Callable[[Sequence[str], int, float], Awaitable[bool]]
-Abort = Callable[[Sequence[str], int, int], Awaitable["AbortResult"]]
+Connections = Callable[[Sequence[str], int, int, bool], Awaitable["Held"]]
 
 
 @dataclass(frozen=True, slots=True)
-class AbortResult:
-    """What `ss -K` did: how many connections it aborted, and its complaint, if any."""
+class Held:
+    """What `ss` found (or, killing, aborted): how many connections, and its complaint."""
 
-    aborted: int
+    connections: int
     complaint: str = ""
 
 
@@ -60,16 +63,15 @@ async def serve_vanished_peers(
     node: Node,
     *,
     probe: Probe | None = None,
-    abort: Abort | None = None,
+    connections: Connections | None = None,
     probe_timeout: float = PROBE_TIMEOUT,
-    self_test: Callable[[Abort], Awaitable[str | None]] | None = None,
+    self_test: Callable[[Connections], Awaitable[str | None]] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Check every peer that dies, for as long as the daemon runs; `self_test` (by
-    default `cutoff_problem`) says at start whether `abort` can work here."""
+    default `cutoff_problem`) says at start whether `connections` can abort here."""
     watch = VanishWatch()
-    abort = abort or abort_connections
-    cutter = _Cutter(node, probe or distccd_answers, abort, probe_timeout)
+    cutter = _Cutter(node, probe or distccd_answers, connections or connections_with, probe_timeout)
     task_status.started()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(cutter.self_test, self_test or cutoff_problem)
@@ -80,15 +82,23 @@ async def serve_vanished_peers(
 
 
 class _Cutter:
-    def __init__(self, node: Node, probe: Probe, abort: Abort, probe_timeout: float) -> None:
+    def __init__(
+        self, node: Node, probe: Probe, connections: Connections, probe_timeout: float
+    ) -> None:
         self.node = node
         self.probe = probe
-        self.abort = abort
+        self.connections = connections
         self.probe_timeout = probe_timeout
         self.complained = False
 
     async def check(self, check: VanishCheck) -> None:
         where = ", ".join(f"{address}:{check.port}" for address in check.addresses)
+        own_port = self.node.engine.status.distccd_port
+        # Probe only when jobs are at stake: a probe costs the peer's distccd a line.
+        held = await self.connections(check.addresses, check.port, own_port, False)
+        if not held.connections and not held.complaint:
+            log.debug("peer %s is dead; no distcc connection with it", check.name)
+            return
         if await self.probe(check.addresses, check.port, self.probe_timeout):
             log.info(
                 "peer %s is silent but its distccd (%s) answers: leaving its jobs",
@@ -96,9 +106,9 @@ class _Cutter:
                 where,
             )
             return
-        result = await self.abort(check.addresses, check.port, self.node.engine.status.distccd_port)
-        self.node.aborted_connections += result.aborted
-        if result.aborted:
+        result = await self.connections(check.addresses, check.port, own_port, True)
+        self.node.aborted_connections += result.connections
+        if result.connections:
             silent = trio.current_time() - check.silent_since
             log.warning(
                 "peer %s vanished (silent %.0f s, distccd %s unreachable): aborted %d "
@@ -106,14 +116,14 @@ class _Cutter:
                 check.name,
                 silent,
                 where,
-                result.aborted,
+                result.connections,
             )
         if result.complaint:
             self.node.cutoff_problem = result.complaint
             self.complain(result.complaint)
 
-    async def self_test(self, test: Callable[[Abort], Awaitable[str | None]]) -> None:
-        problem = await test(self.abort)
+    async def self_test(self, test: Callable[[Connections], Awaitable[str | None]]) -> None:
+        problem = await test(self.connections)
         self.node.cutoff_problem = problem
         if problem is not None:
             self.complain(problem)
@@ -129,14 +139,14 @@ class _Cutter:
             )
 
 
-async def cutoff_problem(abort: Abort) -> str | None:
-    """None if `abort` can abort a connection of this process on loopback; else why not."""
+async def cutoff_problem(connections: Connections) -> str | None:
+    """None if `connections` can abort one of this process's on loopback; else why not."""
     with trio.socket.socket() as server, trio.socket.socket() as client:
         await server.bind(("127.0.0.1", 0))
         server.listen(1)
         port = server.getsockname()[1]
         await client.connect(("127.0.0.1", port))
-        result = await abort(["127.0.0.1"], port, 0)  # own port 0: the client end only
+        result = await connections(["127.0.0.1"], port, 0, True)  # own port 0: client end
         if result.complaint:
             return result.complaint
         try:
@@ -158,6 +168,9 @@ async def distccd_answers(addresses: Sequence[str], port: int, timeout: float) -
         except OSError:
             return
         answered = True
+        # Reset, not closed: distccd then drops the connection before it reads a
+        # request, instead of logging a failed job for it.
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         await stream.aclose()
         nursery.cancel_scope.cancel()
 
@@ -168,13 +181,13 @@ async def distccd_answers(addresses: Sequence[str], port: int, timeout: float) -
     return answered
 
 
-async def abort_connections(addresses: Sequence[str], port: int, own_port: int) -> AbortResult:
-    """Abort this namespace's established TCP connections with `addresses` that go to
-    their `port` or come to our `own_port`."""
-    aborted, complaints = 0, []
+async def connections_with(addresses: Sequence[str], port: int, own_port: int, kill: bool) -> Held:
+    """This namespace's established TCP connections with `addresses` that go to their
+    `port` or come to our `own_port`: counted, or with `kill` aborted."""
+    found, complaints = 0, []
     for address in addresses:
         host = f"[{address}]" if ":" in address else address
-        command = ["ss", "-K", "-t", "-n", "-H", "state", "established"]
+        command = ["ss", *(["-K"] if kill else []), "-t", "-n", "-H", "state", "established"]
         command += [
             "dst",
             host,
@@ -194,13 +207,13 @@ async def abort_connections(addresses: Sequence[str], port: int, own_port: int) 
                     command, capture_stdout=True, capture_stderr=True, check=False
                 )
         except FileNotFoundError:
-            return AbortResult(aborted, "ss (iproute2) is not installed")
+            return Held(found, "ss (iproute2) is not installed")
         except (OSError, trio.TooSlowError) as error:
             complaints.append(f"ss failed: {error}")
             continue
-        # ss prints each connection it aborted, and the kernel's refusal on stderr.
-        aborted += len(done.stdout.decode(errors="replace").splitlines())
+        # ss prints each connection it found (or aborted), and the kernel's refusal on stderr.
+        found += len(done.stdout.decode(errors="replace").splitlines())
         refusal = done.stderr.decode(errors="replace").strip()
         if refusal or done.returncode != 0:
             complaints.append(refusal or f"ss exited {done.returncode}")
-    return AbortResult(aborted, "; ".join(dict.fromkeys(complaints)))
+    return Held(found, "; ".join(dict.fromkeys(complaints)))

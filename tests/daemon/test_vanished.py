@@ -4,10 +4,15 @@ the probe and the abort on real loopback sockets."""
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 import pytest
 import trio
@@ -16,8 +21,8 @@ from p2pcc.core.gossip import Transport
 from p2pcc.core.peers import Liveness
 from p2pcc.daemon.node import Node
 from p2pcc.daemon.vanished import (
-    AbortResult,
-    abort_connections,
+    Held,
+    connections_with,
     cutoff_problem,
     distccd_answers,
     serve_vanished_peers,
@@ -42,18 +47,25 @@ async def passes(abort: object) -> None:
 class Recorder:
     """A probe and an abort that record their calls and answer as told."""
 
-    def __init__(self, answers: bool, result: AbortResult) -> None:
+    def __init__(self, answers: bool, result: Held, held: int = 2) -> None:
         self.answers = answers
         self.result = result
+        self.held = held  # connections with the peer when it dies
         self.probes: list[tuple[tuple[str, ...], int, float]] = []
         self.aborts: list[tuple[tuple[str, ...], int, int]] = []
+        self.listings = 0
 
     async def probe(self, addresses: Sequence[str], port: int, timeout: float) -> bool:
         self.probes.append((tuple(addresses), port, timeout))
         await trio.sleep(timeout if not self.answers else 0.01)
         return self.answers
 
-    async def abort(self, addresses: Sequence[str], port: int, own_port: int) -> AbortResult:
+    async def connections(
+        self, addresses: Sequence[str], port: int, own_port: int, kill: bool
+    ) -> Held:
+        if not kill:
+            self.listings += 1
+            return Held(self.held)
         self.aborts.append((tuple(addresses), port, own_port))
         return self.result
 
@@ -64,7 +76,7 @@ async def run_until_beta_dies(alpha: Node, recorder: Recorder, *, deaths: int = 
         serve_vanished_peers,
         alpha,
         probe=recorder.probe,
-        abort=recorder.abort,
+        connections=recorder.connections,
         self_test=passes,
     )
     beta = make_node(2)
@@ -84,7 +96,7 @@ async def test_a_vanished_peer_has_its_connections_aborted_once(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     alpha = make_node(1)
-    recorder = Recorder(answers=False, result=AbortResult(3))
+    recorder = Recorder(answers=False, result=Held(3))
     await run_until_beta_dies(alpha, recorder)
     assert recorder.probes == [(("10.0.0.2",), 3632, 3.0)]
     assert recorder.aborts == [(("10.0.0.2",), 3632, 3632)]
@@ -102,7 +114,7 @@ async def test_a_silent_peer_whose_distccd_answers_keeps_its_jobs(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     alpha = make_node(1)
-    recorder = Recorder(answers=True, result=AbortResult(3))
+    recorder = Recorder(answers=True, result=Held(3))
     with caplog.at_level(logging.INFO, logger="p2pcc"):
         await run_until_beta_dies(alpha, recorder)
     assert len(recorder.probes) == 1
@@ -115,7 +127,7 @@ async def test_each_death_is_checked_and_a_refusal_is_told_once(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     alpha = make_node(1)
-    refused = AbortResult(0, "SOCK_DESTROY answers: Operation not permitted")
+    refused = Held(0, "SOCK_DESTROY answers: Operation not permitted")
     recorder = Recorder(answers=False, result=refused)
     await run_until_beta_dies(alpha, recorder, deaths=3)
     assert len(recorder.aborts) == 3
@@ -126,6 +138,16 @@ async def test_each_death_is_checked_and_a_refusal_is_told_once(
         "CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY (docs/faults.md)"
     ]
     assert alpha.cutoff_problem == "SOCK_DESTROY answers: Operation not permitted"
+
+
+async def test_a_dead_peer_we_hold_no_connection_with_is_not_even_probed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    alpha = make_node(1)
+    recorder = Recorder(answers=False, result=Held(3), held=0)
+    await run_until_beta_dies(alpha, recorder)
+    assert recorder.listings == 1
+    assert (recorder.probes, recorder.aborts) == ([], [])
 
 
 # --- the real probe and abort, on loopback ------------------------------------------------
@@ -171,8 +193,9 @@ async def test_abort_cuts_our_jobs_there_and_its_jobs_here_and_nothing_else(
         its_client = socket.create_connection(("127.0.0.1", own_port))
         its_job_here, _ = own.accept()
         bystander = socket.create_connection(("127.0.0.1", other.getsockname()[1]))
-        result = await abort_connections(["127.0.0.1"], port, own_port)
-        assert result == AbortResult(3)
+        assert await connections_with(["127.0.0.1"], port, own_port, False) == Held(3)
+        result = await connections_with(["127.0.0.1"], port, own_port, True)
+        assert result == Held(3)
         for aborted in (*ours_there, its_job_here):
             aborted.settimeout(5)
             with pytest.raises(ConnectionAbortedError):
@@ -191,22 +214,22 @@ async def test_abort_without_ss_says_so(
     monkeypatch.setenv("PATH", "/nonexistent")
     with listener:
         port = listener.getsockname()[1]
-        result = await abort_connections(["127.0.0.1"], port, port)
-    assert result == AbortResult(0, "ss (iproute2) is not installed")
+        result = await connections_with(["127.0.0.1"], port, port, True)
+    assert result == Held(0, "ss (iproute2) is not installed")
 
 
 # --- the start-up self-test -------------------------------------------------------------
 
 
 async def test_the_self_test_passes_where_connections_can_be_aborted() -> None:
-    assert await cutoff_problem(abort_connections) is None
+    assert await cutoff_problem(connections_with) is None
 
 
 async def test_the_self_test_names_the_kernels_refusal_without_cap_net_admin() -> None:
     code = (
         "import trio\n"
-        "from p2pcc.daemon.vanished import abort_connections, cutoff_problem\n"
-        "print(trio.run(cutoff_problem, abort_connections))\n"
+        "from p2pcc.daemon.vanished import connections_with, cutoff_problem\n"
+        "print(trio.run(cutoff_problem, connections_with))\n"
     )
     without = ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin"]
     done = await trio.run_process(
@@ -216,8 +239,8 @@ async def test_the_self_test_names_the_kernels_refusal_without_cap_net_admin() -
 
 
 async def test_the_self_test_notices_an_abort_that_aborts_nothing() -> None:
-    async def does_nothing(addresses: Sequence[str], port: int, own_port: int) -> AbortResult:
-        return AbortResult(1)
+    async def does_nothing(addresses: Sequence[str], port: int, own_port: int, kill: bool) -> Held:
+        return Held(1)
 
     assert await cutoff_problem(does_nothing) == "the kernel aborted no connection"
 
@@ -237,3 +260,33 @@ async def test_a_daemon_that_cannot_abort_says_so_at_start(
     assert alpha.cutoff_problem == "ss (iproute2) is not installed"
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warning.startswith("cannot abort connections to vanished peers (ss (iproute2)")
+
+
+async def test_probing_a_real_distccd_costs_it_no_job_line() -> None:
+    """The probe resets its connection, so distccd drops it before reading a request
+    instead of logging a failed job (which `jobs` figures and peers' logs would show)."""
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        port = spare.getsockname()[1]
+    # distccd runs as nobody, who cannot reach into pytest's private tmp_path.
+    home = Path(tempfile.mkdtemp(prefix="p2pcc-probe-"))
+    home.chmod(0o777)
+    log_file, pid_file = home / "distccd.log", home / "distccd.pid"
+    command = ["distccd", "--daemon", "--listen", "127.0.0.1", "--port", str(port)]
+    command += ["--allow", "127.0.0.1", "--log-file", str(log_file), "--log-level", "info"]
+    command += ["--pid-file", str(pid_file), "--user", "nobody"]
+    await trio.run_process(command)
+    try:
+        with trio.fail_after(10):
+            while "listening on" not in (log_file.read_text() if log_file.exists() else ""):
+                await trio.sleep(0.05)
+            for _ in range(3):
+                assert await distccd_answers(["127.0.0.1"], port, 5.0)
+            await trio.sleep(0.5)
+        logged = log_file.read_text()
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        shutil.rmtree(home, ignore_errors=True)
+    assert "dcc_job_summary" not in logged
+    assert "connection from" not in logged
