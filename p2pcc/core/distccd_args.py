@@ -169,18 +169,21 @@ def last_error(log_text: str, pid: int) -> str | None:
 
 # --- sockets -------------------------------------------------------------------------------
 
-#: The kernel's number for the TCP LISTEN state in /proc/net/tcp.
+#: The kernel's numbers for the TCP ESTABLISHED and LISTEN states in /proc/net/tcp.
+TCP_ESTABLISHED = 0x01
 TCP_LISTEN = 0x0A
 
 
 @dataclass(frozen=True, slots=True)
 class TcpSocket:
-    """A TCP socket from `/proc/net/tcp` or `/proc/net/tcp6`: its local end and state."""
+    """A TCP socket from `/proc/net/tcp` or `/proc/net/tcp6`: its two ends and state."""
 
     address: IPAddress
     port: int
-    state: int  # TCP_LISTEN, 0x01 established, ...
+    state: int  # TCP_LISTEN, TCP_ESTABLISHED, ...
     inode: int  # 0 when no process holds it any more (TIME_WAIT)
+    remote_address: IPAddress | None = None  # None for a listening socket
+    remote_port: int = 0
 
 
 def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
@@ -191,8 +194,19 @@ def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
         if len(fields) < 10:
             continue
         address_hex, _, port_hex = fields[1].partition(":")
-        address = _kernel_address(address_hex)
-        sockets.append(TcpSocket(address, int(port_hex, 16), int(fields[3], 16), int(fields[9])))
+        remote_hex, _, remote_port_hex = fields[2].partition(":")
+        state = int(fields[3], 16)
+        remote = None if state == TCP_LISTEN else _kernel_address(remote_hex)
+        sockets.append(
+            TcpSocket(
+                _kernel_address(address_hex),
+                int(port_hex, 16),
+                state,
+                int(fields[9]),
+                remote,
+                0 if remote is None else int(remote_port_hex, 16),
+            )
+        )
     return sockets
 
 

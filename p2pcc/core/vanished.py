@@ -11,13 +11,18 @@ machine's connections to it, and distcc falls back to a local compile at once.
 `VanishWatch.due` says which peers to check: each DEAD peer once per death.  A peer
 heard again (or forgotten) is cleared, so its next death is checked anew.  A peer that
 said LEAVE is never checked: its distccd finishes what it has before it stops.
+`connections_held` says whether any job is at stake with it, from the socket table
+alone, so that a flood of dead forged peers (an unkeyed pool) costs no probe and no
+subprocess.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from p2pcc.core.distccd_args import TCP_ESTABLISHED, IPAddress, TcpSocket
 from p2pcc.core.peers import Liveness, Peer
 
 
@@ -55,3 +60,28 @@ class VanishWatch:
         ]
         self._checked.update(check.node_id for check in checks)
         return checks
+
+
+def connections_held(sockets: Iterable[TcpSocket], check: VanishCheck, own_port: int) -> int:
+    """Established connections with the peer of `check`: ours to its distccd port, and
+    its to our distccd on `own_port`."""
+    addresses = set()
+    for text in check.addresses:
+        try:
+            addresses.add(_plain(ipaddress.ip_address(text)))
+        except ValueError:
+            continue  # not an address a connection can have
+    return sum(
+        1
+        for sock in sockets
+        if sock.state == TCP_ESTABLISHED
+        and sock.remote_address is not None
+        and _plain(sock.remote_address) in addresses
+        and (sock.remote_port == check.port or sock.port == own_port)
+    )
+
+
+def _plain(address: IPAddress) -> IPAddress:
+    """An IPv4 peer seen through a dual-stack socket (`::ffff:a.b.c.d`) as itself."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped if mapped is not None else address

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 
 import trio
 
-from p2pcc.core.vanished import VanishCheck, VanishWatch
+from p2pcc.core.distccd_args import TcpSocket
+from p2pcc.core.vanished import VanishCheck, VanishWatch, connections_held
+from p2pcc.daemon.distccd_system import tcp_sockets
 from p2pcc.daemon.node import Node
 
 log = logging.getLogger("p2pcc.daemon.vanished")
@@ -48,12 +50,12 @@ SS_TIMEOUT = 10.0
 SELF_TEST_WAIT = 0.5
 
 Probe = Callable[[Sequence[str], int, float], Awaitable[bool]]
-Connections = Callable[[Sequence[str], int, int, bool], Awaitable["Held"]]
+Abort = Callable[[Sequence[str], int, int], Awaitable["Aborted"]]
 
 
 @dataclass(frozen=True, slots=True)
-class Held:
-    """What `ss` found (or, killing, aborted): how many connections, and its complaint."""
+class Aborted:
+    """What `ss -K` did: how many connections it aborted, and its complaint, if any."""
 
     connections: int
     complaint: str = ""
@@ -63,42 +65,43 @@ async def serve_vanished_peers(
     node: Node,
     *,
     probe: Probe | None = None,
-    connections: Connections | None = None,
+    abort: Abort | None = None,
+    sockets: Callable[[], list[TcpSocket]] = tcp_sockets,
     probe_timeout: float = PROBE_TIMEOUT,
-    self_test: Callable[[Connections], Awaitable[str | None]] | None = None,
+    self_test: Callable[[Abort], Awaitable[str | None]] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Check every peer that dies, for as long as the daemon runs; `self_test` (by
-    default `cutoff_problem`) says at start whether `connections` can abort here."""
+    """Check every peer that dies, for as long as the daemon runs.  `sockets` reads the
+    socket table, `probe` tries a distccd, `abort` aborts connections; `self_test` (by
+    default `cutoff_problem`) says at start whether `abort` can work here."""
     watch = VanishWatch()
-    cutter = _Cutter(node, probe or distccd_answers, connections or connections_with, probe_timeout)
+    cutter = _Cutter(node, probe or distccd_answers, abort or abort_connections, probe_timeout)
     task_status.started()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(cutter.self_test, self_test or cutoff_problem)
         while True:
-            for check in watch.due(node.engine.table.peers()):
-                nursery.start_soon(cutter.check, check)
+            due = watch.due(node.engine.table.peers())
+            if due:
+                # One read of the socket table for every peer that died since the last
+                # wake-up: only those with jobs at stake are probed.
+                table = sockets()
+                own_port = node.engine.status.distccd_port
+                for check in due:
+                    if connections_held(table, check, own_port):
+                        nursery.start_soon(cutter.check, check)
             await node.changed.wait_until(math.inf)
 
 
 class _Cutter:
-    def __init__(
-        self, node: Node, probe: Probe, connections: Connections, probe_timeout: float
-    ) -> None:
+    def __init__(self, node: Node, probe: Probe, abort: Abort, probe_timeout: float) -> None:
         self.node = node
         self.probe = probe
-        self.connections = connections
+        self.abort = abort
         self.probe_timeout = probe_timeout
         self.complained = False
 
     async def check(self, check: VanishCheck) -> None:
         where = ", ".join(f"{address}:{check.port}" for address in check.addresses)
-        own_port = self.node.engine.status.distccd_port
-        # Probe only when jobs are at stake: a probe costs the peer's distccd a line.
-        held = await self.connections(check.addresses, check.port, own_port, False)
-        if not held.connections and not held.complaint:
-            log.debug("peer %s is dead; no distcc connection with it", check.name)
-            return
         if await self.probe(check.addresses, check.port, self.probe_timeout):
             log.info(
                 "peer %s is silent but its distccd (%s) answers: leaving its jobs",
@@ -106,7 +109,8 @@ class _Cutter:
                 where,
             )
             return
-        result = await self.connections(check.addresses, check.port, own_port, True)
+        own_port = self.node.engine.status.distccd_port
+        result = await self.abort(check.addresses, check.port, own_port)
         self.node.aborted_connections += result.connections
         if result.connections:
             silent = trio.current_time() - check.silent_since
@@ -122,8 +126,8 @@ class _Cutter:
             self.node.cutoff_problem = result.complaint
             self.complain(result.complaint)
 
-    async def self_test(self, test: Callable[[Connections], Awaitable[str | None]]) -> None:
-        problem = await test(self.connections)
+    async def self_test(self, test: Callable[[Abort], Awaitable[str | None]]) -> None:
+        problem = await test(self.abort)
         self.node.cutoff_problem = problem
         if problem is not None:
             self.complain(problem)
@@ -139,22 +143,25 @@ class _Cutter:
             )
 
 
-async def cutoff_problem(connections: Connections) -> str | None:
-    """None if `connections` can abort one of this process's on loopback; else why not."""
-    with trio.socket.socket() as server, trio.socket.socket() as client:
-        await server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        port = server.getsockname()[1]
-        await client.connect(("127.0.0.1", port))
-        result = await connections(["127.0.0.1"], port, 0, True)  # own port 0: client end
-        if result.complaint:
-            return result.complaint
-        try:
-            with trio.move_on_after(SELF_TEST_WAIT):
-                await client.recv(1)
-        except ConnectionAbortedError:
-            return None
-        return "the kernel aborted no connection"
+async def cutoff_problem(abort: Abort) -> str | None:
+    """None if `abort` can abort a connection of this process on loopback; else why not."""
+    try:
+        with trio.socket.socket() as server, trio.socket.socket() as client:
+            await server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            port = server.getsockname()[1]
+            await client.connect(("127.0.0.1", port))
+            result = await abort(["127.0.0.1"], port, 0)  # own port 0: the client end only
+            if result.complaint:
+                return result.complaint
+            try:
+                with trio.move_on_after(SELF_TEST_WAIT):
+                    await client.recv(1)
+            except ConnectionAbortedError:
+                return None
+    except OSError as error:  # no loopback (lo down): untested, so say so
+        return f"the self-test failed: {error.strerror or error}"
+    return "the kernel aborted no connection"
 
 
 async def distccd_answers(addresses: Sequence[str], port: int, timeout: float) -> bool:
@@ -181,13 +188,13 @@ async def distccd_answers(addresses: Sequence[str], port: int, timeout: float) -
     return answered
 
 
-async def connections_with(addresses: Sequence[str], port: int, own_port: int, kill: bool) -> Held:
-    """This namespace's established TCP connections with `addresses` that go to their
-    `port` or come to our `own_port`: counted, or with `kill` aborted."""
-    found, complaints = 0, []
+async def abort_connections(addresses: Sequence[str], port: int, own_port: int) -> Aborted:
+    """Abort this namespace's established TCP connections with `addresses` that go to
+    their `port` or come to our `own_port`."""
+    aborted, complaints = 0, []
     for address in addresses:
         host = f"[{address}]" if ":" in address else address
-        command = ["ss", *(["-K"] if kill else []), "-t", "-n", "-H", "state", "established"]
+        command = ["ss", "-K", "-t", "-n", "-H", "state", "established"]
         command += [
             "dst",
             host,
@@ -207,13 +214,13 @@ async def connections_with(addresses: Sequence[str], port: int, own_port: int, k
                     command, capture_stdout=True, capture_stderr=True, check=False
                 )
         except FileNotFoundError:
-            return Held(found, "ss (iproute2) is not installed")
+            return Aborted(aborted, "ss (iproute2) is not installed")
         except (OSError, trio.TooSlowError) as error:
             complaints.append(f"ss failed: {error}")
             continue
-        # ss prints each connection it found (or aborted), and the kernel's refusal on stderr.
-        found += len(done.stdout.decode(errors="replace").splitlines())
+        # ss prints each connection it aborted, and the kernel's refusal on stderr.
+        aborted += len(done.stdout.decode(errors="replace").splitlines())
         refusal = done.stderr.decode(errors="replace").strip()
         if refusal or done.returncode != 0:
             complaints.append(refusal or f"ss exited {done.returncode}")
-    return Held(found, "; ".join(dict.fromkeys(complaints)))
+    return Aborted(aborted, "; ".join(dict.fromkeys(complaints)))

@@ -241,9 +241,9 @@ def test_parse_proc_net_tcp() -> None:
     loopback = ipaddress.ip_address("127.0.0.1")
     assert parse_proc_net_tcp(PROC_NET_TCP) == [
         TcpSocket(loopback, 39999, TCP_LISTEN, 52439),
-        TcpSocket(loopback, 53408, 0x01, 0),
+        TcpSocket(loopback, 53408, 0x01, 0, loopback, 39999),
         TcpSocket(ipaddress.IPv4Address(0), 3632, TCP_LISTEN, 777),
-        TcpSocket(loopback, 39999, 0x01, 60001),
+        TcpSocket(loopback, 39999, 0x01, 60001, loopback, 53408),
     ]
     assert parse_proc_net_tcp(PROC_NET_TCP6) == [
         TcpSocket(ipaddress.ip_address("::1"), 3632, TCP_LISTEN, 888),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from ipaddress import ip_address as ip
 
+from p2pcc.core.distccd_args import TCP_ESTABLISHED, TCP_LISTEN, TcpSocket
 from p2pcc.core.peers import Liveness
-from p2pcc.core.vanished import VanishCheck, VanishWatch
+from p2pcc.core.vanished import VanishCheck, VanishWatch, connections_held
 from tests.core.roomy_peers import node, peer
 
 
@@ -42,3 +44,29 @@ def test_several_deaths_at_once_are_all_checked() -> None:
     watch = VanishWatch()
     due = watch.due([peer(n, Liveness.DEAD) for n in (4, 5, 6)])
     assert [check.name for check in due] == ["p4", "p5", "p6"]
+
+
+def sock(
+    local: str, port: int, remote: str, remote_port: int, state: int = TCP_ESTABLISHED
+) -> TcpSocket:
+    return TcpSocket(ip(local), port, state, 1, ip(remote), remote_port)
+
+
+def test_connections_held_count_our_jobs_there_and_its_jobs_here_only() -> None:
+    check = VanishCheck(node(2), "p2", ("10.0.0.2",), 3632, 0.0)
+    table = [
+        sock("10.0.0.1", 40001, "10.0.0.2", 3632),  # our job on its distccd
+        sock("10.0.0.1", 3633, "10.0.0.2", 50000),  # its job on our distccd (port 3633)
+        sock("::ffff:10.0.0.1", 40002, "::ffff:10.0.0.2", 3632),  # dual-stack socket
+        sock("10.0.0.1", 40003, "10.0.0.2", 22),  # ssh to it: not ours to touch
+        sock("10.0.0.1", 40004, "10.0.0.3", 3632),  # another peer
+        sock("10.0.0.1", 40005, "10.0.0.2", 3632, state=0x06),  # TIME_WAIT: over
+        TcpSocket(ip("10.0.0.1"), 3633, TCP_LISTEN, 9),  # our distccd listening
+    ]
+    assert connections_held(table, check, own_port=3633) == 3
+    assert connections_held([], check, own_port=3633) == 0
+
+
+def test_an_address_that_is_no_address_holds_nothing() -> None:
+    check = VanishCheck(node(2), "p2", ("not-an-address", "10.0.0.2"), 3632, 0.0)
+    assert connections_held([sock("10.0.0.1", 40001, "10.0.0.2", 3632)], check, 3632) == 1

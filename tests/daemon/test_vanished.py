@@ -3,6 +3,7 @@ the probe and the abort on real loopback sockets."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import shutil
@@ -17,12 +18,13 @@ from pathlib import Path
 import pytest
 import trio
 
+from p2pcc.core.distccd_args import TCP_ESTABLISHED, TcpSocket
 from p2pcc.core.gossip import Transport
 from p2pcc.core.peers import Liveness
 from p2pcc.daemon.node import Node
 from p2pcc.daemon.vanished import (
-    Held,
-    connections_with,
+    Aborted,
+    abort_connections,
     cutoff_problem,
     distccd_answers,
     serve_vanished_peers,
@@ -44,28 +46,33 @@ async def passes(abort: object) -> None:
     clock; it is tested on its own below)."""
 
 
-class Recorder:
-    """A probe and an abort that record their calls and answer as told."""
+def job_with_beta() -> TcpSocket:
+    """An established connection of ours to beta's distccd, as /proc/net/tcp shows it."""
+    here, beta = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")
+    return TcpSocket(here, 40000, TCP_ESTABLISHED, 77, beta, 3632)
 
-    def __init__(self, answers: bool, result: Held, held: int = 2) -> None:
+
+class Recorder:
+    """A socket table, a probe and an abort that record their calls and answer as told."""
+
+    def __init__(self, answers: bool, result: Aborted, held: int = 2) -> None:
         self.answers = answers
         self.result = result
-        self.held = held  # connections with the peer when it dies
+        self.held = held  # connections with beta when it dies
         self.probes: list[tuple[tuple[str, ...], int, float]] = []
         self.aborts: list[tuple[tuple[str, ...], int, int]] = []
-        self.listings = 0
+        self.readings = 0
+
+    def sockets(self) -> list[TcpSocket]:
+        self.readings += 1
+        return [job_with_beta()] * self.held
 
     async def probe(self, addresses: Sequence[str], port: int, timeout: float) -> bool:
         self.probes.append((tuple(addresses), port, timeout))
         await trio.sleep(timeout if not self.answers else 0.01)
         return self.answers
 
-    async def connections(
-        self, addresses: Sequence[str], port: int, own_port: int, kill: bool
-    ) -> Held:
-        if not kill:
-            self.listings += 1
-            return Held(self.held)
+    async def abort(self, addresses: Sequence[str], port: int, own_port: int) -> Aborted:
         self.aborts.append((tuple(addresses), port, own_port))
         return self.result
 
@@ -76,7 +83,8 @@ async def run_until_beta_dies(alpha: Node, recorder: Recorder, *, deaths: int = 
         serve_vanished_peers,
         alpha,
         probe=recorder.probe,
-        connections=recorder.connections,
+        abort=recorder.abort,
+        sockets=recorder.sockets,
         self_test=passes,
     )
     beta = make_node(2)
@@ -96,7 +104,7 @@ async def test_a_vanished_peer_has_its_connections_aborted_once(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     alpha = make_node(1)
-    recorder = Recorder(answers=False, result=Held(3))
+    recorder = Recorder(answers=False, result=Aborted(3))
     await run_until_beta_dies(alpha, recorder)
     assert recorder.probes == [(("10.0.0.2",), 3632, 3.0)]
     assert recorder.aborts == [(("10.0.0.2",), 3632, 3632)]
@@ -114,7 +122,7 @@ async def test_a_silent_peer_whose_distccd_answers_keeps_its_jobs(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     alpha = make_node(1)
-    recorder = Recorder(answers=True, result=Held(3))
+    recorder = Recorder(answers=True, result=Aborted(3))
     with caplog.at_level(logging.INFO, logger="p2pcc"):
         await run_until_beta_dies(alpha, recorder)
     assert len(recorder.probes) == 1
@@ -127,7 +135,7 @@ async def test_each_death_is_checked_and_a_refusal_is_told_once(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     alpha = make_node(1)
-    refused = Held(0, "SOCK_DESTROY answers: Operation not permitted")
+    refused = Aborted(0, "SOCK_DESTROY answers: Operation not permitted")
     recorder = Recorder(answers=False, result=refused)
     await run_until_beta_dies(alpha, recorder, deaths=3)
     assert len(recorder.aborts) == 3
@@ -144,9 +152,9 @@ async def test_a_dead_peer_we_hold_no_connection_with_is_not_even_probed(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     alpha = make_node(1)
-    recorder = Recorder(answers=False, result=Held(3), held=0)
+    recorder = Recorder(answers=False, result=Aborted(3), held=0)
     await run_until_beta_dies(alpha, recorder)
-    assert recorder.listings == 1
+    assert recorder.readings == 1
     assert (recorder.probes, recorder.aborts) == ([], [])
 
 
@@ -193,9 +201,8 @@ async def test_abort_cuts_our_jobs_there_and_its_jobs_here_and_nothing_else(
         its_client = socket.create_connection(("127.0.0.1", own_port))
         its_job_here, _ = own.accept()
         bystander = socket.create_connection(("127.0.0.1", other.getsockname()[1]))
-        assert await connections_with(["127.0.0.1"], port, own_port, False) == Held(3)
-        result = await connections_with(["127.0.0.1"], port, own_port, True)
-        assert result == Held(3)
+        result = await abort_connections(["127.0.0.1"], port, own_port)
+        assert result == Aborted(3)
         for aborted in (*ours_there, its_job_here):
             aborted.settimeout(5)
             with pytest.raises(ConnectionAbortedError):
@@ -214,22 +221,22 @@ async def test_abort_without_ss_says_so(
     monkeypatch.setenv("PATH", "/nonexistent")
     with listener:
         port = listener.getsockname()[1]
-        result = await connections_with(["127.0.0.1"], port, port, True)
-    assert result == Held(0, "ss (iproute2) is not installed")
+        result = await abort_connections(["127.0.0.1"], port, port)
+    assert result == Aborted(0, "ss (iproute2) is not installed")
 
 
 # --- the start-up self-test -------------------------------------------------------------
 
 
 async def test_the_self_test_passes_where_connections_can_be_aborted() -> None:
-    assert await cutoff_problem(connections_with) is None
+    assert await cutoff_problem(abort_connections) is None
 
 
 async def test_the_self_test_names_the_kernels_refusal_without_cap_net_admin() -> None:
     code = (
         "import trio\n"
-        "from p2pcc.daemon.vanished import connections_with, cutoff_problem\n"
-        "print(trio.run(cutoff_problem, connections_with))\n"
+        "from p2pcc.daemon.vanished import abort_connections, cutoff_problem\n"
+        "print(trio.run(cutoff_problem, abort_connections))\n"
     )
     without = ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin"]
     done = await trio.run_process(
@@ -239,8 +246,8 @@ async def test_the_self_test_names_the_kernels_refusal_without_cap_net_admin() -
 
 
 async def test_the_self_test_notices_an_abort_that_aborts_nothing() -> None:
-    async def does_nothing(addresses: Sequence[str], port: int, own_port: int, kill: bool) -> Held:
-        return Held(1)
+    async def does_nothing(addresses: Sequence[str], port: int, own_port: int) -> Aborted:
+        return Aborted(1)
 
     assert await cutoff_problem(does_nothing) == "the kernel aborted no connection"
 
