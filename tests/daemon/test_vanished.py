@@ -161,12 +161,17 @@ async def test_a_dead_peer_we_hold_no_connection_with_is_not_even_probed(
 # --- the real probe and abort, on loopback ------------------------------------------------
 
 
-@pytest.fixture
-def listener() -> socket.socket:
+def listening() -> socket.socket:
+    """A TCP socket listening on a free loopback port."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
     return server
+
+
+@pytest.fixture
+def listener() -> socket.socket:
+    return listening()
 
 
 async def test_the_probe_sees_a_listening_port_among_dead_addresses(
@@ -182,13 +187,6 @@ async def test_the_probe_fails_on_a_closed_port(listener: socket.socket) -> None
     listener.close()  # nothing listens there now: refused
     with trio.fail_after(5):
         assert not await distccd_answers(["127.0.0.1"], port, 5.0)
-
-
-def listening() -> socket.socket:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    return server
 
 
 async def test_abort_cuts_our_jobs_there_and_its_jobs_here_and_nothing_else(
