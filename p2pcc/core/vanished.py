@@ -10,7 +10,9 @@ machine's connections to it, and distcc falls back to a local compile at once.
 
 `VanishWatch.due` says which peers to check: each DEAD peer once per death.  A peer
 heard again (or forgotten) is cleared, so its next death is checked anew.  A peer that
-said LEAVE is never checked: its distccd finishes what it has before it stops.
+said LEAVE is never checked: its distccd finishes what it has before it stops.  Nor is a
+dead peer that shares an address with a peer still heard: that machine is there (a
+restart under a new id, or a forged node in an unkeyed pool claiming its address).
 `connections_held` says whether any job is at stake with it, from the socket table
 alone, so that a flood of dead forged peers (an unkeyed pool) costs no probe and no
 subprocess.
@@ -45,7 +47,14 @@ class VanishWatch:
 
     def due(self, peers: Iterable[Peer]) -> list[VanishCheck]:
         """The peers of `peers` (the table now) that died since the last call."""
+        peers = list(peers)
         dead = [peer for peer in peers if peer.liveness is Liveness.DEAD]
+        heard = {
+            address
+            for peer in peers
+            if peer.liveness is not Liveness.DEAD
+            for address in peer.status.addresses
+        }
         self._checked.intersection_update(peer.node_id for peer in dead)
         checks = [
             VanishCheck(
@@ -56,7 +65,9 @@ class VanishWatch:
                 peer.last_heard,
             )
             for peer in dead
-            if peer.node_id not in self._checked and peer.status.addresses
+            if peer.node_id not in self._checked
+            and peer.status.addresses
+            and heard.isdisjoint(peer.status.addresses)
         ]
         self._checked.update(check.node_id for check in checks)
         return checks

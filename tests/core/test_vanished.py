@@ -40,6 +40,20 @@ def test_alive_and_suspect_peers_and_peers_without_address_are_not_checked() -> 
     assert watch.due(peers) == []
 
 
+def test_a_dead_peer_at_the_address_of_a_peer_still_heard_is_not_checked() -> None:
+    """A forged node (unkeyed pool) that claims p2's address and falls silent must not
+    make the daemon cut p2's jobs loose; nor must p2's own earlier, restarted id."""
+    watch = VanishWatch()
+    impostor = replace(peer(9, Liveness.DEAD), status=replace(peer(2).status, name="p9"))
+    for p2 in (peer(2), peer(2, Liveness.SUSPECT)):
+        assert watch.due([p2, impostor]) == []
+    # Once p2 is dead too, both are checked.
+    assert [check.name for check in watch.due([peer(2, Liveness.DEAD), impostor])] == [
+        "p2",
+        "p9",
+    ]
+
+
 def test_several_deaths_at_once_are_all_checked() -> None:
     watch = VanishWatch()
     due = watch.due([peer(n, Liveness.DEAD) for n in (4, 5, 6)])
