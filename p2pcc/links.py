@@ -202,8 +202,8 @@ def install(
     text = entry_script(settings, python, package_root())
     _prepare(link_dir)
     try:
-        _write_atomically(link_dir / MARKER, _MARKER_TEXT, 0o644)
-        _write_atomically(link_dir / ENTRY_NAME, text, 0o755)
+        replace_file(link_dir / MARKER, _MARKER_TEXT.encode(), mode=0o644)
+        replace_file(link_dir / ENTRY_NAME, text.encode("utf-8", "surrogateescape"), mode=0o755)
     except OSError as error:
         raise P2pccError(f"cannot write into {link_dir}: {error.strerror}") from None
     _compile_hot_modules(python)
@@ -254,10 +254,6 @@ def _link(path: Path, result: InstallResult) -> None:
 
 def _is_our_link(path: Path) -> bool:
     return path.is_symlink() and os.readlink(path) == ENTRY_NAME
-
-
-def _write_atomically(path: Path, text: str, mode: int) -> None:
-    replace_file(path, text.encode("utf-8", "surrogateescape"), mode=mode)
 
 
 def _compile_hot_modules(python: str) -> None:

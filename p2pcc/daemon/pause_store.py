@@ -23,6 +23,7 @@ import trio
 
 from p2pcc.atomic_file import replace_file
 from p2pcc.core import limits
+from p2pcc.daemon.kept_file import KeptFile
 from p2pcc.daemon.node import ChangeNotifier, Node, Pause
 
 log = logging.getLogger("p2pcc.daemon.pause")
@@ -159,19 +160,8 @@ async def serve_pause_store(
     """Keep `path` equal to `current()` (the node's manual pause), rewriting it after
     each change of the node; `on_disk` is what the file holds at start.  A failed write
     is logged once and tried again at each change."""
+    kept = KeptFile(path, "the pause", save, on_disk, log)
     task_status.started()
-    failing = False
     while True:
-        wanted = current()
-        if wanted != on_disk:
-            try:
-                save(path, wanted)
-            except OSError as error:
-                if not failing:  # once, not at every change of the node
-                    log.error("cannot keep the pause in %s: %s", path, error)
-                failing = True
-            else:
-                if failing:
-                    log.info("the pause is kept in %s again", path)
-                on_disk, failing = wanted, False
+        kept.keep(current())
         await changed.wait_until(math.inf)

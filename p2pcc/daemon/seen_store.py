@@ -23,6 +23,7 @@ import trio
 from p2pcc.atomic_file import replace_file
 from p2pcc.core.peers import PeerTable
 from p2pcc.core.seen_orders import MAX_FILE_BYTES, decode_seen_orders, encode_seen_orders
+from p2pcc.daemon.kept_file import KeptFile
 from p2pcc.statefile import read_regular_file
 
 log = logging.getLogger("p2pcc.daemon.seen")
@@ -74,35 +75,17 @@ async def serve_seen_store(
 ) -> None:
     """Keep `path` close to `current()` (the table's seen orders), and exact at exit.
     A failed write is logged once, and tried again at each later save."""
-    state = _Saver(path, {} if on_disk is None else on_disk)
+    kept = KeptFile(path, "the replay memory", save_seen_orders, on_disk or {}, log)
     task_status.started()
     try:
         while True:
             await trio.sleep(interval)
-            state.save(current())
+            kept.keep(current())
     finally:
         # Cancelled at shutdown: the final save is synchronous and small (< 60 KiB).
-        state.save(current())
+        kept.keep(current())
 
 
-class _Saver:
-    def __init__(self, path: Path, on_disk: Orders) -> None:
-        self.path = path
-        self.on_disk = on_disk
-        self.failing = False
-
-    def save(self, orders: Orders) -> None:
-        if orders == self.on_disk:
-            return
-        try:
-            replace_file(self.path, encode_seen_orders(orders), mode=0o600)
-        except OSError as error:
-            if not self.failing:
-                log.error(
-                    "cannot keep the replay memory in %s: %s", self.path, error.strerror or error
-                )
-            self.failing = True
-            return
-        if self.failing:
-            log.info("the replay memory is kept in %s again", self.path)
-        self.on_disk, self.failing = dict(orders), False
+def save_seen_orders(path: Path, orders: Orders) -> None:
+    """Write `orders` atomically, readable by the daemon's user only; OSError if not."""
+    replace_file(path, encode_seen_orders(orders), mode=0o600)
