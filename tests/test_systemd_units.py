@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pcc.daemon.distccd import SupervisorTiming
+from p2pcc.daemon.distccd.supervisor import SupervisorTiming
 
 UNITS = Path(__file__).resolve().parent.parent / "systemd"
 SYSTEM_UNIT = UNITS / "p2pcc.service"

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from p2pcc.cli.hosts_cmd import DEFAULT_COMPILER, compiler_table, local_cpus
+from p2pcc.cli.link_install import default_link_dir, wrapper_settings
 from p2pcc.config import load_config
 from p2pcc.core.errors import P2pccError
-from p2pcc.links import default_link_dir, wrapper_settings
 from p2pcc.wrapper.lookup import ENTRY_NAME, is_link_dir, path_dirs
 from p2pcc.wrapper.warn import mark_build
 

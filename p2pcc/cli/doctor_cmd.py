@@ -1,7 +1,7 @@
 """`p2pcc doctor`: check this machine's p2pcc set-up and say how to fix what is wrong.
 
 Gathers the real inputs (configuration, the daemon's status, /proc, PATH, the key file)
-and runs the checks of `p2pcc.doctor` on them; one line per finding.  Exit status: 0
+and runs the checks of `p2pcc.cli.doctor_checks` on them; one line per finding.  Exit status: 0
 when all is well, 1 when there are warnings, 2 when something fails (docs/doctor.md).
 """
 
@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from p2pcc import doctor
+from p2pcc.cli import doctor_checks as doctor
+from p2pcc.cli.doctor_checks import Finding
 from p2pcc.config import Config, config_from_mapping, load_config
 from p2pcc.control_client import DaemonNotRunningError, control_socket_path, send_request
 from p2pcc.core.control_protocol import StatusRequest
 from p2pcc.core.distccd_args import WHITELIST_DIR
 from p2pcc.core.errors import P2pccError
-from p2pcc.daemon.distccd_system import check_whitelist, tcp_sockets
-from p2pcc.doctor import Finding
+from p2pcc.daemon.distccd.system import check_whitelist, tcp_sockets
 from p2pcc.netinfo import gossip_interface
 
 #: Seconds the doctor waits for the daemon's status.

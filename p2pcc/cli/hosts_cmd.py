@@ -15,10 +15,10 @@ import os
 import sys
 from collections.abc import Mapping
 
+from p2pcc.cli.link_install import default_link_dir, wrapper_settings
 from p2pcc.config import load_config
 from p2pcc.control_client import EXIT_NOT_RUNNING
 from p2pcc.core.errors import P2pccError
-from p2pcc.links import default_link_dir, wrapper_settings
 from p2pcc.wrapper.lookup import find_real, path_dirs, remote_hosts
 from p2pcc.wrapper.main import Settings, Table, read_table
 

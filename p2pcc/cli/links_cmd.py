@@ -12,9 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from p2pcc.config import load_config
-from p2pcc.core.errors import P2pccError
-from p2pcc.links import (
+from p2pcc.cli.link_install import (
     check_interpreter,
     check_usable,
     compiler_names,
@@ -25,6 +23,8 @@ from p2pcc.links import (
     remove,
     wrapper_settings,
 )
+from p2pcc.config import load_config
+from p2pcc.core.errors import P2pccError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,6 +1,6 @@
 """What the daemon decides about the distccd it runs, as pure functions of plain data.
 
-The supervisor (`p2pcc.daemon.distccd`) reads the machine (interface addresses, the
+The supervisor (`p2pcc.daemon.distccd.supervisor`) reads the machine (interface addresses, the
 compiler whitelist, `/proc`) and hands the text or values to these functions, which
 build distccd's command line, derive its allow list, judge the whitelist, schedule
 restarts and read distccd's process tree and listening sockets.  Rules kept here:

@@ -27,7 +27,7 @@ import trio
 from p2pcc.compilers.probe import compiler_search_path, lookup
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.fingerprint import Fingerprint
-from p2pcc.daemon.distccd import check_whitelist
+from p2pcc.daemon.distccd.supervisor import check_whitelist
 from p2pcc.daemon.node import LocalCompiler, Node
 from p2pcc.statefile import stamp_of
 from p2pcc.wrapper import native

@@ -28,25 +28,25 @@ from p2pcc.core.metrics import limited_cpus
 from p2pcc.core.model import NodeStatus
 from p2pcc.daemon.compilers import local_compilers, serve_compiler_watch
 from p2pcc.daemon.control import serve_control
-from p2pcc.daemon.discovery import Discovery, serve_discovery
-from p2pcc.daemon.distccd import DistccdState, distccd_log_file, serve_distccd
+from p2pcc.daemon.distccd.renice import serve_renice_while_paused
+from p2pcc.daemon.distccd.supervisor import DistccdState, distccd_log_file, serve_distccd
+from p2pcc.daemon.distccd.vanished import serve_vanished_peers
 from p2pcc.daemon.gossip import serve_gossip
-from p2pcc.daemon.identity import load_node_id, next_incarnation
 from p2pcc.daemon.idle import make_source, serve_idle
-from p2pcc.daemon.measurements import Measurements, announce_distccd
-from p2pcc.daemon.metrics import available_cpus, read_cpu_limit, serve_metrics
+from p2pcc.daemon.mdns.discovery import Discovery, serve_discovery
+from p2pcc.daemon.metrics.power import Measurements, announce_distccd
+from p2pcc.daemon.metrics.sampler import available_cpus, read_cpu_limit, serve_metrics
 from p2pcc.daemon.node import Node, offers_of
 from p2pcc.daemon.node_control import NodeControl
-from p2pcc.daemon.pause_store import pause_file, restore_pause, serve_pause_store, stored_form
-from p2pcc.daemon.renice import serve_renice_while_paused
-from p2pcc.daemon.seen_store import restore_seen_orders, seen_file, serve_seen_store
 from p2pcc.daemon.startup import (
     discover_surroundings,
     peer_timings,
     ranking_policy,
 )
 from p2pcc.daemon.state_writer import serve_state_file
-from p2pcc.daemon.vanished import serve_vanished_peers
+from p2pcc.daemon.stores.identity import load_node_id, next_incarnation
+from p2pcc.daemon.stores.pause import pause_file, restore_pause, serve_pause_store, stored_form
+from p2pcc.daemon.stores.seen import restore_seen_orders, seen_file, serve_seen_store
 from p2pcc.paths import cache_dir
 from p2pcc.wrapper.lookup import is_link_dir, path_dirs
 

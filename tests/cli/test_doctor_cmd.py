@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from p2pcc.cli import main
+from p2pcc.cli.doctor_checks import Level, worst
 from p2pcc.cli.doctor_cmd import run_checks
-from p2pcc.doctor import Level, worst
 from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER
 
 

@@ -10,9 +10,15 @@ from pathlib import Path
 import pytest
 
 from p2pcc import cli
+from p2pcc.cli.link_install import (
+    COMPILER_NAME,
+    entry_script,
+    path_line,
+    state_files,
+    wrapper_settings,
+)
 from p2pcc.config import load_config
 from p2pcc.core.errors import P2pccError
-from p2pcc.links import COMPILER_NAME, entry_script, path_line, state_files, wrapper_settings
 from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER
 
 LINKED = ["cc", "g++", "gcc", "gcc-12", "x86_64-linux-gnu-gcc-12", "clang++-14"]

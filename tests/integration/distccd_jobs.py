@@ -20,8 +20,8 @@ from pathlib import Path
 from p2pcc.core.distccd_args import connections_served, parse_proc_net_tcp
 from p2pcc.core.metrics import JobRecord, parse_distccd_job_line
 from p2pcc.core.procfs import session_members
-from p2pcc.daemon.distccd_system import cmdline, kill_session
-from p2pcc.daemon.processes import read_processes
+from p2pcc.daemon.distccd.processes import read_processes
+from p2pcc.daemon.distccd.system import cmdline, kill_session
 from tests.integration.netbed import Workstation
 from tests.integration.pool import Daemon, wait_until
 
@@ -29,7 +29,7 @@ DISTCCD_PORT = 3632
 
 
 def log_file(daemon: Daemon) -> Path:
-    """The managed distccd's log (p2pcc.daemon.distccd.distccd_log_file)."""
+    """The managed distccd's log (p2pcc.daemon.distccd.supervisor.distccd_log_file)."""
     return daemon.runtime_dir / "distccd" / "distccd.log"
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import trio
 
 from p2pcc.core.zeroconf_names import DiscoveredNode, DistccdAnnouncement
-from p2pcc.daemon.mdns import MdnsService, probe_announcement, serve_mdns
+from p2pcc.daemon.mdns.service import MdnsService, probe_announcement, serve_mdns
 
 #: The driver exits by itself after this long, whatever the test does.
 LIFETIME = 60.0

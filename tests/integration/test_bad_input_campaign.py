@@ -21,7 +21,7 @@ datagram by reason (the decoder itself says which reason each payload must get),
 its log gained at most one line per sender and reason.  Figures are printed with the
 prefix `BAD-INPUT-FIGURE: ` (run with -s); docs/security.md records them.  Unit-level
 proofs live next to the code: tests/core/test_wire.py (every truncated prefix, every
-cap), test_peers.py (replay and table-full rules), tests/daemon/test_mdns.py,
+cap), test_peers.py (replay and table-full rules), tests/daemon/mdns/test_service.py,
 tests/wrapper/ and tests/config/.
 """
 
@@ -407,7 +407,7 @@ def test_gossip_port_under_attack(pool: Pool) -> None:
 
 
 def test_a_restarted_daemon_still_refuses_replays_of_a_departed_node(pool: Pool) -> None:
-    """The replay memory survives a restart (p2pcc/daemon/seen_store.py): gamma leaves
+    """The replay memory survives a restart (p2pcc/daemon/stores/seen.py): gamma leaves
     for good, alpha restarts, and mallory replays everything gamma said while she
     listened.  Alpha refuses every one as a replay and gamma stays gone; without the
     kept memory the newest of them would have brought gamma back (docs/security.md)."""

@@ -25,7 +25,7 @@ import pytest
 
 from p2pcc.config.schema import DEFAULT_GROUP
 from p2pcc.core.metrics import JobRecord
-from p2pcc.daemon.vanished import PROBE_TIMEOUT
+from p2pcc.daemon.distccd.vanished import PROBE_TIMEOUT
 from tests.integration import project
 from tests.integration.distccd_jobs import frozen_distccd, serving
 from tests.integration.office import (
@@ -240,7 +240,7 @@ def test_a_peer_that_vanishes_mid_job_costs_the_build_seconds_not_distccs_timeou
     is over, with distcc's own DISTCC_IO_TIMEOUT left at its default (300 s).  Nothing closes the
     connections of the jobs in flight there, so distcc alone would wait out that
     timeout.  The client's daemon sees peer12 dead after `dead_after`, finds its distccd
-    unreachable, and aborts those connections (p2pcc/daemon/vanished.py): distcc
+    unreachable, and aborts those connections (p2pcc/daemon/distccd/vanished.py): distcc
     compiles those files locally at once; peer12's daemon, seeing the client vanish,
     frees its distccd of the client's jobs likewise.  Plugged back in, peer12 is used
     again."""

@@ -1,7 +1,7 @@
 """A real distccd on 127.0.0.1 for tests that must prove a compile really went remote.
 
 Started in a session of its own (so stopping it stops its preforked children too), as
-user distccd when we are root (as `p2pcc.daemon.distccd` does), with a log in a
+user distccd when we are root (as `p2pcc.daemon.distccd.supervisor` does), with a log in a
 directory that user can write, an explicit `--allow 127.0.0.1`, and a PATH without any
 link directory.  `jobs()` reads its log: one "COMPILE_OK" summary line per job served.
 """
@@ -26,7 +26,7 @@ from p2pcc import statefile
 from p2pcc.atomic_file import replace_file
 from p2pcc.compilers.probe import lookup
 from p2pcc.daemon.compilers import native_expansions
-from p2pcc.daemon.distccd_system import listening_on
+from p2pcc.daemon.distccd.system import listening_on
 from p2pcc.statefile import stamp_of
 from tests.integration.pool import wait_until
 

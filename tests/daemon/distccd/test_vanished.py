@@ -21,14 +21,14 @@ import trio
 from p2pcc.core.distccd_args import TCP_ESTABLISHED, TcpSocket
 from p2pcc.core.gossip import Transport
 from p2pcc.core.peers import Liveness
-from p2pcc.daemon.node import Node
-from p2pcc.daemon.vanished import (
+from p2pcc.daemon.distccd.vanished import (
     Aborted,
     abort_connections,
     cutoff_problem,
     distccd_answers,
     serve_vanished_peers,
 )
+from p2pcc.daemon.node import Node
 from tests.daemon.test_node import WALL, make_node
 
 
@@ -233,7 +233,7 @@ async def test_the_self_test_passes_where_connections_can_be_aborted() -> None:
 async def test_the_self_test_names_the_kernels_refusal_without_cap_net_admin() -> None:
     code = (
         "import trio\n"
-        "from p2pcc.daemon.vanished import abort_connections, cutoff_problem\n"
+        "from p2pcc.daemon.distccd.vanished import abort_connections, cutoff_problem\n"
         "print(trio.run(cutoff_problem, abort_connections))\n"
     )
     without = ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin"]

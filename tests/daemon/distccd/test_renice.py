@@ -16,15 +16,15 @@ import pytest
 import trio
 
 from p2pcc.core.procfs import ProcessEntry
-from p2pcc.daemon.node import ChangeNotifier
-from p2pcc.daemon.processes import read_processes
-from p2pcc.daemon.renice import (
+from p2pcc.daemon.distccd.processes import read_processes
+from p2pcc.daemon.distccd.renice import (
     LOWEST_PRIORITY,
     lower_priority,
     lower_session_jobs,
     serve_renice_while_paused,
     session_jobs,
 )
+from p2pcc.daemon.node import ChangeNotifier
 
 
 def entry(pid: int, comm: str, session: int, state: str = "S") -> ProcessEntry:

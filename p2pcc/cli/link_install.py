@@ -188,7 +188,9 @@ def entry_script(settings: WrapperSettings, python: str, package_root: str) -> s
 
 def package_root() -> str:
     """The directory that holds the `p2pcc` package (what `sys.path` needs)."""
-    return str(Path(__file__).resolve().parent.parent)
+    import p2pcc
+
+    return str(Path(p2pcc.__file__).resolve().parent.parent)
 
 
 def install(
@@ -258,7 +260,7 @@ def _is_our_link(path: Path) -> bool:
 
 def _compile_hot_modules(python: str) -> None:
     """Best effort: a read-only installation compiled its files when it was installed."""
-    root = Path(__file__).resolve().parent
+    root = Path(package_root()) / "p2pcc"
     files = [str(root / module) for module in HOT_MODULES]
     if python == sys.executable:
         for file in files:

@@ -33,7 +33,7 @@ from p2pcc.core.distccd_args import (
 )
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.procfs import session_members
-from p2pcc.daemon.processes import read_processes
+from p2pcc.daemon.distccd.processes import read_processes
 from p2pcc.netinfo import InterfaceError, gossip_interface
 
 log = logging.getLogger("p2pcc.daemon.distccd")

@@ -18,9 +18,9 @@ import trio
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.metrics import LocalMetrics, PowerEstimate, limited_power, node_power
 from p2pcc.core.zeroconf_names import DistccdAnnouncement
-from p2pcc.daemon.calibrate import calibrate
-from p2pcc.daemon.discovery import Discovery
-from p2pcc.daemon.mdns import probe_announcement
+from p2pcc.daemon.mdns.discovery import Discovery
+from p2pcc.daemon.mdns.service import probe_announcement
+from p2pcc.daemon.metrics.calibrate import calibrate
 from p2pcc.daemon.node import LocalCompiler, Node
 
 log = logging.getLogger("p2pcc.metrics")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pcc.daemon.identity import IdentityError, load_node_id, next_incarnation
+from p2pcc.daemon.stores.identity import IdentityError, load_node_id, next_incarnation
 
 
 def test_node_id_is_created_once_and_kept(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import trio
 from p2pcc.atomic_file import replace_file
 from p2pcc.core.peers import PeerTable
 from p2pcc.core.seen_orders import MAX_FILE_BYTES, decode_seen_orders, encode_seen_orders
-from p2pcc.daemon.kept_file import KeptFile
+from p2pcc.daemon.stores.kept_file import KeptFile
 from p2pcc.statefile import read_regular_file
 
 log = logging.getLogger("p2pcc.daemon.seen")

@@ -23,8 +23,8 @@ import trio
 
 from p2pcc.core.metrics import DISTCCD_COMM
 from p2pcc.core.procfs import ProcessEntry, session_members
+from p2pcc.daemon.distccd.processes import read_processes
 from p2pcc.daemon.node import ChangeNotifier
-from p2pcc.daemon.processes import read_processes
 
 log = logging.getLogger("p2pcc.daemon.renice")
 

@@ -14,8 +14,8 @@ import trio
 
 from p2pcc.config.model import MetricsConfig
 from p2pcc.core.metrics import GIB, LocalMetrics
-from p2pcc.daemon.metrics import read_cpu_limit, serve_metrics
-from tests.daemon.test_metrics import FakeProc
+from p2pcc.daemon.metrics.sampler import read_cpu_limit, serve_metrics
+from tests.daemon.metrics.test_sampler import FakeProc
 
 CPU_V1 = Path("/sys/fs/cgroup/cpu")
 REPO = Path(__file__).resolve().parents[2]
@@ -115,7 +115,7 @@ def throttled_cgroup() -> Iterator[Path]:
 
 def limit_seen_in(cgroup: Path) -> str:
     """What `read_cpu_limit` says in a process that joins `cgroup` before starting."""
-    probe = "from p2pcc.daemon.metrics import read_cpu_limit; print(read_cpu_limit())"
+    probe = "from p2pcc.daemon.metrics.sampler import read_cpu_limit; print(read_cpu_limit())"
     join = 'echo $$ > "$0/cgroup.procs" && exec "$@"'
     result = subprocess.run(
         ["sh", "-c", join, str(cgroup), sys.executable, "-c", probe],

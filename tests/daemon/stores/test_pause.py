@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcc.core.model import NodeState
-from p2pcc.daemon.pause_store import (
+from p2pcc.daemon.stores.pause import (
     MAX_FILE_BYTES,
     StoredPause,
     decode_pause,

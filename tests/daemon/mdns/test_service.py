@@ -28,14 +28,14 @@ from p2pcc.core.zeroconf_names import (
     StockServer,
     ZeroconfNameError,
 )
-from p2pcc.daemon.mdns import (
+from p2pcc.daemon.mdns.backend import BrowseEvent, MdnsError, ResolvedService, ThreadBridge
+from p2pcc.daemon.mdns.service import (
     MdnsIdentity,
     MdnsListeners,
     MdnsService,
     probe_announcement,
     serve_mdns,
 )
-from p2pcc.daemon.mdns_backend import BrowseEvent, MdnsError, ResolvedService, ThreadBridge
 
 OWN_ID = b"\x01" * 16
 PEER_ID = b"\x02" * 16

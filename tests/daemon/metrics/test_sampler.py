@@ -18,9 +18,9 @@ import trio.testing
 
 from p2pcc.config.model import MetricsConfig
 from p2pcc.core.metrics import GIB, JobProgress, JobRecord, LocalMetrics
+from p2pcc.daemon.distccd.processes import read_processes
 from p2pcc.daemon.distccd_log import LogFollower, follow_distccd_log
-from p2pcc.daemon.metrics import available_cpus, serve_metrics
-from p2pcc.daemon.processes import read_processes
+from p2pcc.daemon.metrics.sampler import available_cpus, serve_metrics
 from tests.core.test_metrics import MEMINFO, STAT_CC1, STAT_DRIVER, STAT_MASTER, STAT_WORKER
 
 CONFIG = MetricsConfig(job_memory=GIB, refresh=1.5)

@@ -32,7 +32,7 @@ import trio
 
 from p2pcc.core.distccd_args import TcpSocket
 from p2pcc.core.vanished import VanishCheck, VanishWatch, connections_held
-from p2pcc.daemon.distccd_system import tcp_sockets
+from p2pcc.daemon.distccd.system import tcp_sockets
 from p2pcc.daemon.node import Node
 
 log = logging.getLogger("p2pcc.daemon.vanished")

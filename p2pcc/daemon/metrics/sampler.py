@@ -20,7 +20,7 @@ import trio
 from p2pcc.config.model import MetricsConfig
 from p2pcc.core import cgroup, metrics
 from p2pcc.core.metrics import JobKey, LocalMetrics, ServedLoad
-from p2pcc.daemon.processes import read_processes
+from p2pcc.daemon.distccd.processes import read_processes
 
 log = logging.getLogger("p2pcc.daemon.metrics")
 

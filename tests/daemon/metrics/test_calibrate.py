@@ -11,8 +11,7 @@ import pytest
 import trio
 
 from p2pcc.core.metrics import calibrated_power
-from p2pcc.daemon import calibrate
-from p2pcc.daemon.calibrate import (
+from p2pcc.daemon.metrics.calibrate import (
     CACHE_HEADER,
     benchmark_source,
     machine_key_of,
@@ -21,6 +20,7 @@ from p2pcc.daemon.calibrate import (
     reference_seconds,
     render_power_cache,
 )
+from p2pcc.daemon.metrics import calibrate
 
 MACHINE = "a1" * 8
 OTHER_MACHINE = "b2" * 8

@@ -25,7 +25,8 @@ from p2pcc.core import limits
 from p2pcc.core.distccd_args import distccd_argv
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.procfs import ProcessEntry, session_members
-from p2pcc.daemon.distccd import (
+from p2pcc.daemon.distccd.processes import read_processes
+from p2pcc.daemon.distccd.supervisor import (
     DistccdState,
     SupervisorTiming,
     check_whitelist,
@@ -34,7 +35,6 @@ from p2pcc.daemon.distccd import (
     read_whitelist,
     serve_distccd,
 )
-from p2pcc.daemon.processes import read_processes
 
 pytestmark = [pytest.mark.integration]
 

@@ -40,7 +40,8 @@ from p2pcc.core.distccd_args import (
     resolve_jobs,
 )
 from p2pcc.core.procfs import session_members
-from p2pcc.daemon.distccd_system import (
+from p2pcc.daemon.distccd.processes import read_processes
+from p2pcc.daemon.distccd.system import (
     check_whitelist,
     cmdline,
     cpu_count,
@@ -57,7 +58,6 @@ from p2pcc.daemon.distccd_system import (
     server_env,
     tcp_sockets,
 )
-from p2pcc.daemon.processes import read_processes
 
 __all__ = [
     "DistccdState",

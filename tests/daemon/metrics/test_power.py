@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 from p2pcc.core.metrics import GIB, LocalMetrics, PowerEstimate
-from p2pcc.daemon.measurements import Measurements
+from p2pcc.daemon.metrics.power import Measurements
 from tests.daemon.test_node import make_node
 
 IDLE = LocalMetrics(

@@ -16,7 +16,7 @@ from p2pcc.core.errors import RejectedMessageError
 from p2pcc.core.model import Message, MessageKind
 from p2pcc.core.peers import PeerTable
 from p2pcc.core.seen_orders import decode_seen_orders, encode_seen_orders
-from p2pcc.daemon.seen_store import (
+from p2pcc.daemon.stores.seen import (
     SAVE_INTERVAL,
     load_seen_orders,
     restore_seen_orders,

@@ -41,7 +41,7 @@ from p2pcc.core.zeroconf_names import (
     parse_p2pcc_service,
     publish_delay,
 )
-from p2pcc.daemon.mdns_backend import (
+from p2pcc.daemon.mdns.backend import (
     BrowseEvent,
     MdnsBackend,
     MdnsError,

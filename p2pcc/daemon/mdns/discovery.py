@@ -18,7 +18,7 @@ import trio
 
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.zeroconf_names import DiscoveredNode, DistccdAnnouncement, StockServer
-from p2pcc.daemon.mdns import MdnsService, serve_mdns
+from p2pcc.daemon.mdns.service import MdnsService, serve_mdns
 from p2pcc.daemon.node import Node
 
 log = logging.getLogger("p2pcc.discovery")

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from p2pcc import doctor
+from p2pcc.cli import doctor_checks as doctor
+from p2pcc.cli.doctor_checks import Finding, Level
 from p2pcc.core.distccd_args import TCP_LISTEN, TcpSocket
-from p2pcc.daemon.distccd_system import check_whitelist
-from p2pcc.doctor import Finding, Level
+from p2pcc.daemon.distccd.system import check_whitelist
 from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER
 
 ADDRESS = ipaddress.ip_address("10.0.0.7")
