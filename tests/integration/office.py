@@ -35,7 +35,6 @@ from p2pcc import statefile
 from p2pcc.control_client import send_request
 from p2pcc.core.control_protocol import StatusRequest
 from p2pcc.core.errors import P2pccError
-from p2pcc.core.metrics import JobRecord
 from tests.integration import project, workstation_compilers
 from tests.integration.distccd_jobs import (
     jobs_since,
@@ -43,6 +42,7 @@ from tests.integration.distccd_jobs import (
     log_marks,
     serving,
 )
+from tests.integration.distccd_log_lines import JobRecord
 from tests.integration.netbed import TestBed
 from tests.integration.pool import Daemon, cli_env, wait_until
 from tests.integration.project import Tree

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from p2pcc.core.metrics import JobRecord
 from tests.integration import project
 from tests.integration.distccd_jobs import pid_file
+from tests.integration.distccd_log_lines import JobRecord
 from tests.integration.office import (
     SLOWEST,
     Build,

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from p2pcc.config.schema import DEFAULT_GROUP
-from p2pcc.core.metrics import JobRecord
 from p2pcc.daemon.distccd.vanished import PROBE_TIMEOUT
 from tests.integration import project
 from tests.integration.distccd_jobs import frozen_distccd, serving
+from tests.integration.distccd_log_lines import JobRecord
 from tests.integration.office import (
     QUICK,
     SLOWEST,

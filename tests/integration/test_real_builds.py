@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 
 from p2pcc import statefile
-from p2pcc.core.metrics import JobRecord
 from tests.integration import project, workstation_compilers
 from tests.integration.distccd_jobs import kill_daemon_and_distccd, serving
+from tests.integration.distccd_log_lines import JobRecord
 from tests.integration.office import (
     GCC11,
     GCC12,

@@ -17,11 +17,11 @@ import trio
 import trio.testing
 
 from p2pcc.config.model import MetricsConfig
-from p2pcc.core.metrics import GIB, JobProgress, JobRecord, LocalMetrics
+from p2pcc.core.metrics import GIB, JobProgress, LocalMetrics
 from p2pcc.daemon.distccd.processes import read_processes
-from p2pcc.daemon.distccd_log import LogFollower, follow_distccd_log
 from p2pcc.daemon.metrics.sampler import available_cpus, serve_metrics
 from tests.core.test_metrics import MEMINFO, STAT_CC1, STAT_DRIVER, STAT_MASTER, STAT_WORKER
+from tests.integration.distccd_log_lines import JobRecord, parse_distccd_job_line
 
 CONFIG = MetricsConfig(job_memory=GIB, refresh=1.5)
 MEM_AVAILABLE = 24279916 * 1024
@@ -218,14 +218,28 @@ async def start_distccd(port: int, log_file: Path) -> trio.Process:
     process = await trio.lowlevel.open_process(
         [*argv, "--log-level", "info"], start_new_session=True
     )
-    follower = LogFollower(log_file, from_start=True)
-    try:
-        while not any("listening on" in line for line in follower.read_lines()):
-            assert process.poll() is None, "distccd exited at start"
-            await trio.sleep(0.02)
-    finally:
-        follower.close()
+    while "listening on" not in read_log(log_file):
+        assert process.poll() is None, "distccd exited at start"
+        await trio.sleep(0.02)
     return process
+
+
+def read_log(log_file: Path) -> str:
+    """What distccd logged so far ("" before it created the file)."""
+    try:
+        return log_file.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+async def logged_job(log_file: Path, source: str) -> JobRecord:
+    """The job compiling `source` once distccd logged its summary line."""
+    while True:
+        records = [parse_distccd_job_line(line) for line in read_log(log_file).splitlines()]
+        for record in records:
+            if record is not None and record.source == source:
+                return record
+        await trio.sleep(0.1)
 
 
 async def stop_distccd(process: trio.Process) -> None:
@@ -253,7 +267,6 @@ async def test_a_real_distccd_job_is_counted_measured_and_logged(
         "DISTCC_FALLBACK": "0",  # a job that did not go to our distccd fails the test
     }
     samples_in, samples = trio.open_memory_channel[LocalMetrics](math.inf)
-    jobs_in, jobs = trio.open_memory_channel[JobRecord](math.inf)
     compiled = trio.Event()
 
     async def compile_remotely() -> None:
@@ -273,20 +286,13 @@ async def test_a_real_distccd_job_is_counted_measured_and_logged(
                         task_status=task_status,
                     )
                 )
-                await nursery.start(
-                    lambda task_status: follow_distccd_log(
-                        log_file, jobs_in.send_nowait, poll_interval=0.1, task_status=task_status
-                    )
-                )
                 nursery.start_soon(compile_remotely)
                 seen: list[LocalMetrics] = []
                 async for sample in samples:
                     seen.append(sample)
                     if compiled.is_set() and sample.jobs == 0:
                         break
-                async for job in jobs:
-                    if job.source == "slow.c":
-                        break
+                job = await logged_job(log_file, "slow.c")
                 nursery.cancel_scope.cancel()
         finally:
             await stop_distccd(process)
