@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from p2pcc.core.distccd_args import TCP_LISTEN, TcpSocket, WhitelistProblem, listeners
+from p2pcc.core.distccd_args import WhitelistProblem
+from p2pcc.core.procfs import TCP_LISTEN, TcpSocket, listeners
 from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -1,12 +1,13 @@
 """What the daemon decides about the distccd it runs, as pure functions of plain data.
 
-The supervisor (`p2pcc.daemon.distccd.supervisor`) reads the machine (interface addresses, the
-compiler whitelist, `/proc`) and hands the text or values to these functions, which
-build distccd's command line, derive its allow list, judge the whitelist, schedule
-restarts and read distccd's process tree and listening sockets.  Rules kept here:
-distccd never runs without an explicit `--allow` (with none, Debian's distccd 3.4
-accepts any address) and never with a `/0` network; it never runs as root; restart
-delays grow exponentially up to a cap and start over once distccd has stayed up.
+The supervisor (`p2pcc.daemon.distccd.supervisor`) reads the machine (interface
+addresses, the compiler whitelist, distccd's log) and hands the text or values to these
+functions, which build distccd's command line, derive its allow list, judge the
+whitelist, schedule restarts and explain its exits.  (Its process tree and sockets are
+read with `p2pcc.core.procfs`.)  Rules kept here: distccd never runs without an explicit
+`--allow` (with none, Debian's distccd 3.4 accepts any address) and never with a `/0`
+network; it never runs as root; restart delays grow exponentially up to a cap and start
+over once distccd has stayed up.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 #: Where distccd looks up the compiler names it may run (the CVE-2004-2687 fix): one
@@ -162,91 +162,6 @@ def last_error(log_text: str, pid: int) -> str | None:
         if match and int(match.group(1)) == pid:
             found = match.group(2).strip()
     return found
-
-
-# --- distccd's processes -------------------------------------------------------------------
-
-
-# --- sockets -------------------------------------------------------------------------------
-
-#: The kernel's numbers for the TCP ESTABLISHED and LISTEN states in /proc/net/tcp.
-TCP_ESTABLISHED = 0x01
-TCP_LISTEN = 0x0A
-
-
-@dataclass(frozen=True, slots=True)
-class TcpSocket:
-    """A TCP socket from `/proc/net/tcp` or `/proc/net/tcp6`: its two ends and state."""
-
-    address: IPAddress
-    port: int
-    state: int  # TCP_LISTEN, TCP_ESTABLISHED, ...
-    inode: int  # 0 when no process holds it any more (TIME_WAIT)
-    remote_address: IPAddress | None = None  # None for a listening socket
-    remote_port: int = 0
-
-
-def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
-    """The sockets of a `/proc/net/tcp` or `/proc/net/tcp6` table."""
-    sockets = []
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 10:
-            continue
-        address_hex, _, port_hex = fields[1].partition(":")
-        remote_hex, _, remote_port_hex = fields[2].partition(":")
-        state = int(fields[3], 16)
-        remote = None if state == TCP_LISTEN else _kernel_address(remote_hex)
-        sockets.append(
-            TcpSocket(
-                _kernel_address(address_hex),
-                int(port_hex, 16),
-                state,
-                int(fields[9]),
-                remote,
-                0 if remote is None else int(remote_port_hex, 16),
-            )
-        )
-    return sockets
-
-
-def _kernel_address(hex_text: str) -> IPAddress:
-    # The kernel prints each 32-bit word of the address in host (little-endian) order.
-    raw = bytes.fromhex(hex_text)
-    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    return ipaddress.ip_address(words)
-
-
-def listeners(sockets: Iterable[TcpSocket], address: IPAddress, port: int) -> list[int]:
-    """Inodes of the listening sockets that accept connections to `address:port`: bound to
-    it, to the wildcard of its family, or to `::` (dual-stack, Linux's default)."""
-    return [
-        sock.inode
-        for sock in sockets
-        if sock.state == TCP_LISTEN
-        and sock.port == port
-        and (
-            sock.address == address
-            or (sock.address.is_unspecified and sock.address.version in (address.version, 6))
-        )
-    ]
-
-
-def connections_served(sockets: Iterable[TcpSocket], address: IPAddress, port: int) -> int:
-    """Client connections a server listening on `address:port` has accepted and not closed.
-
-    distccd holds a client's connection from accepting it until the object file is
-    sent back, so this counts the jobs it is working on, including ones still
-    receiving their source or already sending their result.
-    """
-    return sum(
-        1
-        for sock in sockets
-        if sock.port == port
-        and sock.state != TCP_LISTEN
-        and sock.inode  # 0: TIME_WAIT, already closed by distccd
-        and (address.is_unspecified or sock.address == address)
-    )
 
 
 # --- the environment distccd runs in ------------------------------------------------------

@@ -1,15 +1,27 @@
-"""Reading `/proc/<pid>/stat`: one parser for every part of the daemon that looks at processes.
+"""The core's one place for /proc formats: `/proc/<pid>/stat` and `/proc/net/tcp{,6}`.
 
-The metrics count and time the jobs distccd runs for peers; the distccd supervisor finds
-every process of distccd's session to stop it.  Both read the same line, so it is parsed
-here once.  The command name sits in parentheses and may itself hold spaces and
-parentheses, so it ends at the *last* ")".
+The daemon's I/O layer reads the files and hands their text here, so every part that
+looks at processes or sockets agrees on what a line means, and the parsers are tested on
+captured text without a live /proc.  (`p2pcc doctor` reads `/proc/net/igmp` for its
+multicast check alone; that parser sits with the check, in `p2pcc.cli.doctor_checks`.)
+
+Processes: the metrics count and time the jobs distccd runs for peers; the distccd
+supervisor finds every process of distccd's session to stop it.  The command name sits in
+parentheses and may itself hold spaces and parentheses, so it ends at the *last* ")".
+
+Sockets: the supervisor checks that distccd listens and counts the jobs it serves,
+`p2pcc doctor` looks for a distccd on the port, and the vanished-peer check counts our
+jobs held by a dead peer.  The kernel prints an address in hex, each 32-bit word in host
+(little-endian) order.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +62,85 @@ def parse_proc_stat(text: str) -> ProcessEntry:
 def session_members(processes: Iterable[ProcessEntry], session: int) -> list[ProcessEntry]:
     """The live (not zombie) processes of a session."""
     return [entry for entry in processes if entry.session == session and entry.state != "Z"]
+
+
+# --- sockets -------------------------------------------------------------------------------
+
+#: The kernel's numbers for the TCP ESTABLISHED and LISTEN states in /proc/net/tcp.
+TCP_ESTABLISHED = 0x01
+TCP_LISTEN = 0x0A
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSocket:
+    """A TCP socket from `/proc/net/tcp` or `/proc/net/tcp6`: its two ends and state."""
+
+    address: IPAddress
+    port: int
+    state: int  # TCP_LISTEN, TCP_ESTABLISHED, ...
+    inode: int  # 0 when no process holds it any more (TIME_WAIT)
+    remote_address: IPAddress | None = None  # None for a listening socket
+    remote_port: int = 0
+
+
+def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
+    """The sockets of a `/proc/net/tcp` or `/proc/net/tcp6` table."""
+    sockets = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 10:
+            continue
+        address_hex, _, port_hex = fields[1].partition(":")
+        remote_hex, _, remote_port_hex = fields[2].partition(":")
+        state = int(fields[3], 16)
+        remote = None if state == TCP_LISTEN else _kernel_address(remote_hex)
+        sockets.append(
+            TcpSocket(
+                _kernel_address(address_hex),
+                int(port_hex, 16),
+                state,
+                int(fields[9]),
+                remote,
+                0 if remote is None else int(remote_port_hex, 16),
+            )
+        )
+    return sockets
+
+
+def _kernel_address(hex_text: str) -> IPAddress:
+    # The kernel prints each 32-bit word of the address in host (little-endian) order.
+    raw = bytes.fromhex(hex_text)
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return ipaddress.ip_address(words)
+
+
+def listeners(sockets: Iterable[TcpSocket], address: IPAddress, port: int) -> list[int]:
+    """Inodes of the listening sockets that accept connections to `address:port`: bound to
+    it, to the wildcard of its family, or to `::` (dual-stack, Linux's default)."""
+    return [
+        sock.inode
+        for sock in sockets
+        if sock.state == TCP_LISTEN
+        and sock.port == port
+        and (
+            sock.address == address
+            or (sock.address.is_unspecified and sock.address.version in (address.version, 6))
+        )
+    ]
+
+
+def connections_served(sockets: Iterable[TcpSocket], address: IPAddress, port: int) -> int:
+    """Client connections a server listening on `address:port` has accepted and not closed.
+
+    distccd holds a client's connection from accepting it until the object file is
+    sent back, so this counts the jobs it is working on, including ones still
+    receiving their source or already sending their result.
+    """
+    return sum(
+        1
+        for sock in sockets
+        if sock.port == port
+        and sock.state != TCP_LISTEN
+        and sock.inode  # 0: TIME_WAIT, already closed by distccd
+        and (address.is_unspecified or sock.address == address)
+    )

@@ -24,8 +24,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from p2pcc.core.distccd_args import TCP_ESTABLISHED, IPAddress, TcpSocket
 from p2pcc.core.peers import Liveness, Peer
+from p2pcc.core.procfs import TCP_ESTABLISHED, IPAddress, TcpSocket
 
 
 @dataclass(frozen=True, slots=True)

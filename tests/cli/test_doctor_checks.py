@@ -12,7 +12,7 @@ import pytest
 
 from p2pcc.cli import doctor_checks as doctor
 from p2pcc.cli.doctor_checks import Finding, Level
-from p2pcc.core.distccd_args import TCP_LISTEN, TcpSocket
+from p2pcc.core.procfs import TCP_LISTEN, TcpSocket
 from p2pcc.daemon.distccd.system import check_whitelist
 from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER
 

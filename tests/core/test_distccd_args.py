@@ -1,4 +1,4 @@
-"""distccd's command line, allow list, whitelist check, back-off and /proc readings."""
+"""distccd's command line, allow list, whitelist check, back-off, exits and PATH."""
 
 from __future__ import annotations
 
@@ -9,17 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcc.core.distccd_args import (
-    TCP_LISTEN,
     Backoff,
-    TcpSocket,
     WhitelistProblem,
-    connections_served,
     default_allow,
     distccd_argv,
     explain_exit,
     last_error,
-    listeners,
-    parse_proc_net_tcp,
     resolve_jobs,
     server_path,
     whitelist_problems,
@@ -214,61 +209,6 @@ def test_last_error_is_the_main_process_own() -> None:
     assert last_error(LOG, 390) == 'read failed while waiting for token "DIST"'
     assert last_error(LOG, 1) is None
     assert last_error("distccd[7] (f) CRITICAL! not in whitelist\n", 7) == "not in whitelist"
-
-
-PROC_NET_TCP = (
-    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
-    "timeout inode\n"
-    "   0: 0100007F:9C3F 00000000:0000 0A 00000000:00000000 00:00000000 00000000   102 "
-    "       0 52439 1 0000000087936b29 100 0 0 10 0\n"
-    "   1: 0100007F:D0A0 0100007F:9C3F 01 00000000:00000000 03:0000152D 00000000     0 "
-    "       0 0 3 000000004ef3c363\n"
-    "   2: 00000000:0E30 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0 "
-    "       0 777 1 0000000087936b29 100 0 0 10 0\n"
-    "   3: 0100007F:9C3F 0100007F:D0A0 01 00000000:00000000 00:00000000 00000000   102 "
-    "       0 60001 1 0000000087936b29 20 4 30 10 -1\n"
-)
-PROC_NET_TCP6 = (
-    "  sl  local_address                         remote_address                        st\n"
-    "   0: 00000000000000000000000001000000:0E30 00000000000000000000000000000000:0000 0A "
-    "00000000:00000000 00:00000000 00000000     0        0 888 1 0000000000000000 100 0 0 10 0\n"
-    "   1: 000080FE00000000FF23C5DAE5F4A2B1:0E31 00000000000000000000000000000000:0000 0A "
-    "00000000:00000000 00:00000000 00000000     0        0 999 1 0000000000000000 100 0 0 10 0\n"
-)
-
-
-def test_parse_proc_net_tcp() -> None:
-    loopback = ipaddress.ip_address("127.0.0.1")
-    assert parse_proc_net_tcp(PROC_NET_TCP) == [
-        TcpSocket(loopback, 39999, TCP_LISTEN, 52439),
-        TcpSocket(loopback, 53408, 0x01, 0, loopback, 39999),
-        TcpSocket(ipaddress.IPv4Address(0), 3632, TCP_LISTEN, 777),
-        TcpSocket(loopback, 39999, 0x01, 60001, loopback, 53408),
-    ]
-    assert parse_proc_net_tcp(PROC_NET_TCP6) == [
-        TcpSocket(ipaddress.ip_address("::1"), 3632, TCP_LISTEN, 888),
-        TcpSocket(ipaddress.ip_address("fe80::dac5:23ff:b1a2:f4e5"), 3633, TCP_LISTEN, 999),
-    ]
-
-
-def test_listeners_match_the_address_or_a_wildcard() -> None:
-    sockets = parse_proc_net_tcp(PROC_NET_TCP) + parse_proc_net_tcp(PROC_NET_TCP6)
-    assert listeners(sockets, ipaddress.ip_address("127.0.0.1"), 39999) == [52439]
-    assert listeners(sockets, ipaddress.ip_address("127.0.0.2"), 39999) == []
-    assert listeners(sockets, ipaddress.ip_address("192.168.1.7"), 3632) == [777]
-    assert listeners(sockets, ipaddress.ip_address("::1"), 3632) == [888]
-    dual_stack = [TcpSocket(ipaddress.IPv6Address(0), 3632, TCP_LISTEN, 5)]
-    assert listeners(dual_stack, ipaddress.ip_address("10.1.2.3"), 3632) == [5]
-
-
-def test_connections_served_counts_accepted_connections() -> None:
-    sockets = parse_proc_net_tcp(PROC_NET_TCP)
-    loopback = ipaddress.ip_address("127.0.0.1")
-    assert connections_served(sockets, loopback, 39999) == 1  # not the listener
-    assert connections_served(sockets, ipaddress.IPv4Address(0), 39999) == 1
-    assert connections_served(sockets, ipaddress.ip_address("127.0.0.2"), 39999) == 0
-    assert connections_served(sockets, loopback, 53408) == 0  # a client's end (TIME_WAIT)
-    assert connections_served(sockets, loopback, 3632) == 0
 
 
 def test_server_path_drops_masquerades_and_relative_entries() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from ipaddress import ip_address as ip
 
-from p2pcc.core.distccd_args import TCP_ESTABLISHED, TCP_LISTEN, TcpSocket
 from p2pcc.core.peers import Liveness
+from p2pcc.core.procfs import TCP_ESTABLISHED, TCP_LISTEN, TcpSocket
 from p2pcc.core.vanished import VanishCheck, VanishWatch, connections_held
 from tests.core.roomy_peers import node, peer
 

@@ -31,15 +31,13 @@ from p2pcc.core import limits
 from p2pcc.core.distccd_args import (
     Backoff,
     IPNetwork,
-    connections_served,
     default_allow,
     distccd_argv,
     explain_exit,
     last_error,
-    listeners,
     resolve_jobs,
 )
-from p2pcc.core.procfs import session_members
+from p2pcc.core.procfs import connections_served, listeners, session_members
 from p2pcc.daemon.distccd.processes import read_processes
 from p2pcc.daemon.distccd.system import (
     check_whitelist,

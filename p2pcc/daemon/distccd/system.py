@@ -2,7 +2,8 @@
 
 /proc (processes, sessions, TCP sockets), the compiler whitelist, the interface's
 addresses, distccd's binary, user, environment and directory.  Each function is a
-thin read or act; the decisions are in `p2pcc.core.distccd_args`.  distccd's user may
+thin read or act; the decisions are in `p2pcc.core.distccd_args`, the /proc formats in
+`p2pcc.core.procfs`.  distccd's user may
 run hostile compile jobs, so nothing here follows a link that user could have planted
 in distccd's directory.
 """
@@ -22,17 +23,14 @@ from pathlib import Path
 
 from p2pcc.core import limits
 from p2pcc.core.distccd_args import (
-    TCP_LISTEN,
     WHITELIST_DIR,
     IPInterface,
-    TcpSocket,
     WhitelistProblem,
-    parse_proc_net_tcp,
     server_path,
     whitelist_problems,
 )
 from p2pcc.core.errors import P2pccError
-from p2pcc.core.procfs import session_members
+from p2pcc.core.procfs import TCP_LISTEN, TcpSocket, parse_proc_net_tcp, session_members
 from p2pcc.daemon.distccd.processes import read_processes
 from p2pcc.netinfo import InterfaceError, gossip_interface
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import trio
 
-from p2pcc.core.distccd_args import TcpSocket
+from p2pcc.core.procfs import TcpSocket
 from p2pcc.core.vanished import VanishCheck, VanishWatch, connections_held
 from p2pcc.daemon.distccd.system import tcp_sockets
 from p2pcc.daemon.node import Node

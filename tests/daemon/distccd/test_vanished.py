@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from p2pcc.core.distccd_args import TCP_ESTABLISHED, TcpSocket
 from p2pcc.core.gossip import Transport
 from p2pcc.core.peers import Liveness
+from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket
 from p2pcc.daemon.distccd.vanished import (
     Aborted,
     abort_connections,
