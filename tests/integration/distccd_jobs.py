@@ -2,7 +2,7 @@
 
 A daemon with `distccd.manage` runs distccd with `--log-level info`, which logs one
 `dcc_job_summary` line per job naming the client, the outcome and the compiler the client
-asked for; `core.metrics.parse_distccd_job_line` reads it.  distccd writes that line
+asked for; `distccd_log_lines.parse_distccd_job_line` reads it.  distccd writes that line
 before it closes the connection, which can be after the client has its object and has
 exited, so `jobs_since` first waits until no distccd holds a connection.
 """
@@ -17,10 +17,10 @@ from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
 
-from p2pcc.core.metrics import JobRecord, parse_distccd_job_line
 from p2pcc.core.procfs import connections_served, parse_proc_net_tcp, session_members
 from p2pcc.daemon.distccd.processes import read_processes
 from p2pcc.daemon.distccd.system import cmdline, kill_session
+from tests.integration.distccd_log_lines import JobRecord, parse_distccd_job_line
 from tests.integration.netbed import Workstation
 from tests.integration.pool import Daemon, wait_until
 
