@@ -320,10 +320,6 @@ def _summary(
 # --- values -----------------------------------------------------------------------------
 
 
-def _with_details(text: str, details: Sequence[str]) -> str:
-    return f"{text} ({', '.join(details)})" if details else text
-
-
 def _printable(value: object) -> str:
     # Names, states and reasons come from peers over the network: printable text only,
     # no escape sequences into the user's terminal.

@@ -88,11 +88,6 @@ class Fingerprint:
         """The major version, e.g. "12"."""
         return major_of(self.version)
 
-    @property
-    def binary_hashes(self) -> dict[str, str]:
-        """Path of every hashed binary -> its SHA-256 (hex)."""
-        return {binary.path: binary.sha256 for binary in self.binaries}
-
     def to_offer(self) -> CompilerOffer:
         """The gossip record announcing this compiler to peers."""
         return CompilerOffer(self.id, self.loose_key, self.remote_name)

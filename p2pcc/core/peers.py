@@ -235,10 +235,6 @@ class PeerTable:
             if node_id != self.own_id and node_id not in self._peers:
                 self._bury(node_id, order)
 
-    def snapshot(self, now: float) -> list[dict[str, object]]:
-        """Every peer's `summary(now)`, in join order."""
-        return [peer.summary(now) for peer in self._peers.values()]
-
     def apply(self, message: Message, now: float) -> list[PeerEvent]:
         """Merge one message heard at `now`; raises RejectedMessageError if it is refused."""
         node_id = message.node_id

@@ -335,28 +335,28 @@ def test_timings_are_validated(values: tuple[float, float, float]) -> None:
 def test_summary_is_plain_data() -> None:
     peers = table()
     peers.apply(state(1, 2, 9, replace(STATUS, jobs=1)), 100.0)
-    assert peers.snapshot(103.5) == [
-        {
-            "node_id": "01" * 16,
-            "name": "alpha",
-            "addresses": ["10.0.0.1"],
-            "liveness": "alive",
-            "silent_for": 3.5,
-            "known_for": 3.5,
-            "incarnation": 2,
-            "sequence": 9,
-            "state": "active",
-            "pause_reason": "",
-            "pause_until": None,
-            "cpus": 8,
-            "load": 1.0,
-            "slots": 4,
-            "jobs": 1,
-            "free_slots": 3,
-            "power": 1.0,
-            "compilers": ["0123456789abcdef"],
-        }
-    ]
+    peer = peers.get(node(1))
+    assert peer is not None
+    assert peer.summary(103.5) == {
+        "node_id": "01" * 16,
+        "name": "alpha",
+        "addresses": ["10.0.0.1"],
+        "liveness": "alive",
+        "silent_for": 3.5,
+        "known_for": 3.5,
+        "incarnation": 2,
+        "sequence": 9,
+        "state": "active",
+        "pause_reason": "",
+        "pause_until": None,
+        "cpus": 8,
+        "load": 1.0,
+        "slots": 4,
+        "jobs": 1,
+        "free_slots": 3,
+        "power": 1.0,
+        "compilers": ["0123456789abcdef"],
+    }
 
 
 # --- the size cap ---------------------------------------------------------------------
