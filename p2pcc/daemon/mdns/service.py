@@ -31,14 +31,18 @@ from p2pcc.core.zeroconf_names import (
     ServiceRecord,
     StockServer,
     ZeroconfNameError,
+)
+from p2pcc.core.zeroconf_parse import (
     ZeroconfRecordError,
+    is_p2pcc_instance,
+    parse_distcc_service,
+    parse_p2pcc_service,
+)
+from p2pcc.core.zeroconf_publish import (
     distcc_record,
     first_word,
-    is_p2pcc_instance,
     p2pcc_record,
-    parse_distcc_service,
     parse_distccd_version,
-    parse_p2pcc_service,
     publish_delay,
 )
 from p2pcc.daemon.mdns.backend import (
