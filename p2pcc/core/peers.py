@@ -214,10 +214,6 @@ class PeerTable:
         """The peer with this id, if the table holds it."""
         return self._peers.get(node_id)
 
-    def tombstone(self, node_id: bytes) -> tuple[int, int] | None:
-        """The last order of a departed node still remembered, if any."""
-        return self._tombstones.get(node_id)
-
     def seen_orders(self) -> dict[bytes, tuple[int, int]]:
         """The newest order seen from every node held or remembered, oldest memory first.
 

@@ -152,7 +152,7 @@ def test_leave_removes_the_peer_at_once() -> None:
     events = peers.apply(leave(1, 1, 2), 100.5)
     assert events == [PeerLeft(Peer(node(1), STATUS, Liveness.ALIVE, 100.0, 100.0, (1, 1)))]
     assert [peer.node_id for peer in peers.peers()] == [node(2)]
-    assert peers.tombstone(node(1)) == (1, 2)
+    assert peers.seen_orders() == {node(1): (1, 2), node(2): (1, 1)}
 
 
 def test_a_stale_leave_is_a_replay_and_keeps_the_peer() -> None:
@@ -176,10 +176,12 @@ def test_after_a_leave_old_states_cannot_resurrect_the_peer() -> None:
     for order in [(1, 1), (1, 2), (1, 3)]:
         assert rejection(peers, state(1, *order), 103.0) == "replay"
     assert len(peers) == 0
+    peers.apply(state(2, 1, 1), 103.5)
     # A genuine restart has a higher incarnation and rejoins.
     events = peers.apply(state(1, 2, 1), 104.0)
     assert events == [PeerJoined(Peer(node(1), STATUS, Liveness.ALIVE, 104.0, 104.0, (2, 1)))]
-    assert peers.tombstone(node(1)) is None
+    # Its tombstone is gone: seen_orders lists tombstones first, then peers as they joined.
+    assert list(peers.seen_orders().items()) == [(node(2), (1, 1)), (node(1), (2, 1))]
 
 
 def test_the_tombstone_set_is_bounded_and_drops_the_oldest() -> None:
@@ -187,7 +189,7 @@ def test_the_tombstone_set_is_bounded_and_drops_the_oldest() -> None:
     for n in (1, 2, 3):
         peers.apply(state(n, 1, 1), 0.0)
         peers.apply(leave(n, 1, 2), 0.0)
-    assert [peers.tombstone(node(n)) for n in (1, 2, 3)] == [None, (1, 2), (1, 2)]
+    assert peers.seen_orders() == {node(2): (1, 2), node(3): (1, 2)}
     # The oldest memory is gone, so its old packet is accepted again; the others are not.
     assert peers.apply(state(1, 1, 1), 1.0) == [
         PeerJoined(Peer(node(1), STATUS, Liveness.ALIVE, 1.0, 1.0, (1, 1)))
@@ -201,9 +203,7 @@ def test_the_default_tombstone_cap_is_the_limit() -> None:
     ids = [n.to_bytes(16, "big") for n in range(1, limits.MAX_TOMBSTONES + 2)]
     for node_id in ids:
         peers.apply(Message(node_id, 1, 1, 0.0, MessageKind.LEAVE), 0.0)
-    assert peers.tombstone(ids[0]) is None
-    assert peers.tombstone(ids[1]) == (1, 1)
-    assert peers.tombstone(ids[-1]) == (1, 1)
+    assert peers.seen_orders() == dict.fromkeys(ids[1:], (1, 1))
 
 
 def test_seen_orders_cover_held_peers_and_tombstones_oldest_first() -> None:
@@ -240,9 +240,8 @@ def test_remembering_leaves_held_peers_and_our_own_id_alone() -> None:
     peers = table()
     peers.apply(state(1, 1, 5), 0.0)
     peers.remember({node(1): (1, 9), OWN: (1, 1), node(3): (2, 2)})
-    assert peers.tombstone(node(1)) is None
-    assert peers.tombstone(OWN) is None
-    assert peers.tombstone(node(3)) == (2, 2)
+    # Only node 3 is remembered (tombstones come first), the held peer keeps its order.
+    assert list(peers.seen_orders().items()) == [(node(3), (2, 2)), (node(1), (1, 5))]
     # The held peer's own order still rules: its next datagram is not refused.
     assert [type(event) for event in peers.apply(state(1, 1, 6), 1.0)] == [PeerUpdated]
 
@@ -250,7 +249,7 @@ def test_remembering_leaves_held_peers_and_our_own_id_alone() -> None:
 def test_remembering_more_than_the_tombstone_cap_keeps_the_newest_memories() -> None:
     peers = table(max_tombstones=2)
     peers.remember({node(1): (1, 1), node(2): (1, 1), node(3): (1, 1)})
-    assert [peers.tombstone(node(n)) for n in (1, 2, 3)] == [None, (1, 1), (1, 1)]
+    assert peers.seen_orders() == {node(2): (1, 1), node(3): (1, 1)}
 
 
 # --- liveness timings -----------------------------------------------------------------
@@ -271,7 +270,7 @@ def test_silence_turns_a_peer_suspect_then_dead_then_forgotten_at_exact_times() 
     assert peers.tick(700.0) == [PeerForgotten(node(1), evicted=False)]
     assert len(peers) == 0
     assert peers.next_deadline() is None
-    assert peers.tombstone(node(1)) == (1, 1)
+    assert peers.seen_orders() == {node(1): (1, 1)}
     assert rejection(peers, state(1, 1, 1), 701.0) == "replay"
 
 
