@@ -1,13 +1,15 @@
 """mDNS/DNS-SD: publish our gossip endpoint and distccd; find p2pcc nodes and stock distccd.
 
-`serve_mdns` opens python-zeroconf (`mdns_backend`) and runs an `MdnsService` on it.
-The service registers our `_p2pcc._tcp` instance, publishes our distccd as stock
-`distccd --zeroconf` does while `set_distccd` says it serves, and browses both types.
-Browse events come from zeroconf's threads through a `ThreadBridge` (trio's
-`run_sync_soon` into a bounded channel); each appearing name is resolved in a worker
-thread, parsed by `p2pcc.core.zeroconf_names` and reported through the callbacks: p2pcc
-nodes and stock servers separately, never mixed.  Bad records are dropped, counted by
-reason and logged once per instance and reason; tables and in-flight work are capped.
+`serve_mdns` opens python-zeroconf (`p2pcc.daemon.mdns.backend`) and runs an
+`MdnsService` on it.  The service registers our `_p2pcc._tcp` instance, publishes our
+distccd as stock `distccd --zeroconf` does while `set_distccd` says it serves (updates
+paced, a withdrawal at once), and browses both types.  Browse events come from
+zeroconf's threads through a `ThreadBridge` (trio's `run_sync_soon` into a bounded
+channel) and go to one `Watcher` per type (`p2pcc.daemon.mdns.browse`), which resolves
+each appearing name in a worker thread, parses it with `p2pcc.core.zeroconf_parse` and
+reports it through the callbacks: p2pcc nodes and stock servers separately, never mixed.
+Bad records are dropped, counted by reason and logged once per instance and reason;
+tables and in-flight work are capped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 import trio
 
@@ -32,12 +33,7 @@ from p2pcc.core.zeroconf_names import (
     StockServer,
     ZeroconfNameError,
 )
-from p2pcc.core.zeroconf_parse import (
-    ZeroconfRecordError,
-    is_p2pcc_instance,
-    parse_distcc_service,
-    parse_p2pcc_service,
-)
+from p2pcc.core.zeroconf_parse import is_p2pcc_instance, parse_distcc_service, parse_p2pcc_service
 from p2pcc.core.zeroconf_publish import (
     distcc_record,
     first_word,
@@ -53,10 +49,9 @@ from p2pcc.daemon.mdns.backend import (
     ThreadBridge,
     open_zeroconf_backend,
 )
+from p2pcc.daemon.mdns.browse import Drops, Watcher
 
 log = logging.getLogger("p2pcc.mdns")
-
-_R = TypeVar("_R", DiscoveredNode, StockServer)
 
 #: Seconds `cc -dumpmachine` and friends may take; they answer in milliseconds.
 _PROBE_TIMEOUT = 10.0
@@ -94,105 +89,6 @@ class MdnsStatistics:
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> records dropped
 
 
-class _Drops:
-    """Counts dropped records by reason and logs each (instance, reason) once."""
-
-    def __init__(self, counts: Counter[str] | None = None) -> None:
-        self.counts: Counter[str] = Counter() if counts is None else counts
-        self._logged: set[tuple[str, str]] = set()
-
-    def drop(self, name: str, reason: str, detail: str) -> None:
-        self.counts[reason] += 1
-        if (name, reason) in self._logged:
-            return
-        if len(self._logged) >= limits.MAX_MDNS_LOGGED_DROPS:
-            self._logged.clear()
-        self._logged.add((name, reason))
-        log.info("ignoring mDNS record %r: %s", name[:100], detail)
-
-
-class _Watcher(Generic[_R]):
-    """One browsed type: resolves names that appear, keeps a capped table, reports changes."""
-
-    def __init__(
-        self,
-        service_type: str,
-        *,
-        parse: Callable[[ResolvedService], _R | None],
-        cap: int,
-        found: Callable[[_R], None],
-        gone: Callable[[_R], None],
-        drops: _Drops,
-    ) -> None:
-        self.service_type = service_type
-        self.table: dict[str, _R] = {}
-        self._parse: Callable[[ResolvedService], _R | None] = parse
-        self._cap = cap
-        self._found: Callable[[_R], None] = found
-        self._gone: Callable[[_R], None] = gone
-        self._drops = drops
-        self._pending: dict[str, bool] = {}  # name -> present, per the latest event
-        self._again: set[str] = set()  # changed again while being resolved
-
-    def on_event(self, event: BrowseEvent, nursery: trio.Nursery, backend: MdnsBackend) -> None:
-        key = event.name.lower()  # DNS names compare case-insensitively
-        if key in self._pending:
-            self._pending[key] = event.present
-            if event.present:
-                self._again.add(key)
-        if not event.present:
-            self._forget(key)
-        elif key in self._pending:
-            pass
-        elif key not in self.table and len(self.table) >= self._cap:
-            self._drops.drop(event.name, "table-full", f"already tracking {self._cap}")
-        elif len(self._pending) >= limits.MAX_MDNS_PENDING:
-            self._drops.drop(event.name, "busy", "too many names being resolved")
-        else:
-            self._pending[key] = True
-            nursery.start_soon(self._resolve, key, event.name, backend)
-
-    async def _resolve(self, key: str, name: str, backend: MdnsBackend) -> None:
-        try:
-            while True:
-                self._again.discard(key)
-                try:
-                    resolved = await backend.resolve(self.service_type, name)
-                except MdnsError as error:
-                    resolved = None
-                    log.debug("%s", error)
-                if self._pending[key]:
-                    self._accept(key, name, resolved)
-                if key not in self._again:
-                    return
-        finally:
-            del self._pending[key]
-            self._again.discard(key)
-
-    def _accept(self, key: str, name: str, resolved: ResolvedService | None) -> None:
-        if resolved is None:
-            self._drops.drop(name, "unresolved", "it did not answer a resolve")
-            return
-        try:
-            record = self._parse(resolved)
-        except ZeroconfRecordError as error:
-            self._drops.drop(name, error.reason, str(error))
-            self._forget(key)
-            return
-        if record is None or self.table.get(key) == record:
-            return
-        if key not in self.table and len(self.table) >= self._cap:
-            self._drops.drop(name, "table-full", f"already tracking {self._cap}")
-            return
-        self.table[key] = record
-        self._found(record)
-
-    def _forget(self, key: str) -> None:
-        record = self.table.pop(key, None)
-        if record is not None:
-            self._gone(record)
-
-
 class MdnsService:
     """Our mDNS presence and discoveries over one backend; the handle `serve_mdns` starts."""
 
@@ -217,8 +113,8 @@ class MdnsService:
             proto=MAJOR_VERSION,
         )
         self._p2pcc_published = False
-        self._drops = _Drops(drop_counts)
-        self._nodes = _Watcher(
+        self._drops = Drops(drop_counts)
+        self._nodes = Watcher(
             P2PCC_SERVICE_TYPE,
             parse=self._parse_node,
             cap=limits.MAX_MDNS_NODES,
@@ -226,7 +122,7 @@ class MdnsService:
             gone=listeners.on_node_gone,
             drops=self._drops,
         )
-        self._stock = _Watcher(
+        self._stock = Watcher(
             DISTCC_SERVICE_TYPE,
             parse=_parse_stock,
             cap=limits.MAX_STOCK_SERVERS,
