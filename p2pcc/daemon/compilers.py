@@ -24,7 +24,8 @@ from dataclasses import replace
 
 import trio
 
-from p2pcc.compilers.probe import compiler_search_path, lookup
+from p2pcc.compilers.names import compiler_search_path
+from p2pcc.compilers.probe import lookup
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.fingerprint import Fingerprint
 from p2pcc.daemon.distccd.supervisor import check_whitelist

@@ -15,9 +15,6 @@ from p2pcc.compilers.probe import (
     default_compilers,
     hash_file,
     probe,
-    resolve_command,
-    run_capped,
-    symlink_names,
 )
 from p2pcc.core.errors import FingerprintError
 from p2pcc.core.fingerprint import Fingerprint
@@ -142,29 +139,6 @@ def test_clang_hashes_its_binary_and_code_generating_libraries(
     assert not any("libc.so" in role or "libstdc++" in role for role in roles)
 
 
-def test_language_comes_from_the_invoked_name(tmp_path: Path) -> None:
-    alias = tmp_path / "my++"
-    alias.symlink_to("/usr/bin/clang")
-    fingerprint = probe(str(alias), os.environ)
-    assert fingerprint.language == "c++"
-    assert fingerprint.id == probe("clang++", os.environ).id
-
-
-def test_clangxx_without_a_versioned_name_falls_back_to_its_own_name(tmp_path: Path) -> None:
-    alias = tmp_path / "clang++"
-    alias.symlink_to("/usr/lib/llvm-14/bin/clang")
-    fingerprint = probe("clang++", {"PATH": str(tmp_path)})
-    assert fingerprint.remote_name == "clang++"
-    details = {check.name: check.detail for check in fingerprint.remote_name_checks}
-    assert details["clang"] == "/usr/lib/llvm-14/bin/clang does not mean C++"
-    assert details["clang++"] == str(alias)
-
-
-def test_symlink_names_follow_the_chain() -> None:
-    assert symlink_names("/usr/bin/c++")[:3] == ["c++", "c++", "g++"]
-    assert symlink_names("/usr/bin/x86_64-linux-gnu-gcc-12") == ["x86_64-linux-gnu-gcc-12"]
-
-
 def test_default_compilers_are_those_on_path(fake_gcc: FakeCompiler) -> None:
     assert default_compilers(os.environ) == [n for n in DEFAULT_COMPILERS if shutil.which(n)]
     assert default_compilers(fake_gcc.env) == ["gcc"]
@@ -271,29 +245,7 @@ def test_unrunnable_file_is_refused(tmp_path: Path) -> None:
         probe(str(garbage), os.environ)
 
 
-def test_resolve_keeps_the_invoked_path() -> None:
-    assert resolve_command("cc", os.environ) == shutil.which("cc")
-    assert resolve_command("/usr/bin/../bin/gcc", os.environ) == "/usr/bin/gcc"
-
-
-# --- running probe commands -------------------------------------------------------------
-
-
-def test_run_capped_returns_status_and_both_streams(make_script: MakeScript) -> None:
-    script = make_script("speak", "echo out; echo err >&2; exit 3")
-    assert run_capped([str(script)], os.environ) == (3, "out\n", "err\n")
-
-
-def test_run_capped_kills_a_babbling_program(make_script: MakeScript) -> None:
-    script = make_script("babble", "while :; do echo garbage garbage garbage; done")
-    with pytest.raises(FingerprintError, match="printed more than 1000 bytes"):
-        run_capped([str(script), "--version"], os.environ, cap=1000)
-
-
-def test_run_capped_kills_a_hanging_program(make_script: MakeScript) -> None:
-    script = make_script("hang", "exec sleep 30")
-    with pytest.raises(FingerprintError, match=r"'hang --version' did not finish within 0.2 s"):
-        run_capped([str(script), "--version"], os.environ, timeout=0.2)
+# --- hashing ------------------------------------------------------------------------------
 
 
 def test_hash_file_follows_content(tmp_path: Path) -> None:
@@ -305,12 +257,3 @@ def test_hash_file_follows_content(tmp_path: Path) -> None:
     assert first == hashlib.sha256(b"one").hexdigest()
     assert second == hashlib.sha256(b"two!").hexdigest()
     assert first_stamp != second_stamp
-
-
-def test_link_directories_are_skipped_when_resolving_a_compiler(tmp_path: Path) -> None:
-    links = tmp_path / "links"
-    links.mkdir()
-    (links / ".p2pcc-links").write_text("")
-    (links / "gcc").symlink_to("/bin/true")  # stands for our masquerade link
-    env = {"PATH": f"{links}:/usr/bin"}
-    assert resolve_command("gcc", env) == "/usr/bin/gcc"
