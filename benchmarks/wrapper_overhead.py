@@ -40,8 +40,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from p2pcc import cli, statefile
-from p2pcc.atomic_file import replace_file
 from p2pcc.compilers.probe import lookup
+from p2pcc.safe_files import replace_file
 from p2pcc.statefile import stamp_of
 
 TARGET_MS = 8.0

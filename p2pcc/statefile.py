@@ -2,9 +2,10 @@
 
 The daemon rewrites it atomically (temp file + rename) on every material change and at
 least every few seconds; the wrapper reads it on every compiler call.  That call path
-must stay nearly free, so reading imports nothing (even `os`, which the wrapper's `-I -S`
-interpreter has not loaded, is imported by the writer only) and uses plain tuples and
-dicts: no dataclasses, typing, json or enum (each costs milliseconds at import).
+must stay nearly free, so this module imports only `p2pcc.safe_files` (which imports
+only `posix`: not even `os`, which the wrapper's `-I -S` interpreter has not loaded) and
+uses plain tuples and dicts: no dataclasses, typing, json or enum (each costs
+milliseconds at import).
 
 Format (UTF-8 text, tab-separated, one record per line):
 
@@ -28,6 +29,8 @@ Unknown record types are ignored so a newer daemon can add records.  A file that
 not start with the exact header line is not a state file: the reader returns None and
 the wrapper compiles locally.
 """
+
+from p2pcc.safe_files import read_regular_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -131,30 +134,3 @@ def read(path: str, *, natives: bool | str = True) -> Parsed | None:
         return parse(data.decode("utf-8"), natives=natives)
     except UnicodeDecodeError:
         return None
-
-
-def read_regular_file(path: str, limit: int) -> bytes | None:
-    """At most `limit` bytes of the regular file at `path`; None if it cannot be read.
-
-    Opened non-blocking and checked with fstat before reading: a FIFO or a device in
-    the file's place would otherwise hang every compile (a FIFO waits for a writer).
-    """
-    import posix  # built in and loaded before any import: free, unlike `os`
-
-    try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
-    except (OSError, ValueError):  # ValueError: a NUL byte in the path
-        return None
-    try:
-        if posix.fstat(fd).st_mode & 0o170000 != 0o100000:  # S_IFMT, S_IFREG
-            return None
-        chunks = []
-        size = 0
-        while size < limit and (chunk := posix.read(fd, limit - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        posix.close(fd)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcc import statefile
-from p2pcc.atomic_file import replace_file
+from p2pcc.safe_files import replace_file
 
 HOSTS = {
     "a1b2c3d4e5f60718": (9, "10.0.0.2:3632/4 localhost/2 10.0.0.3:3632/3"),
@@ -71,21 +70,6 @@ def test_missing_binary_and_oversized_files_read_as_none(tmp_path: Path) -> None
     assert statefile.read(str(tmp_path / "huge")) is None
 
 
-def test_a_fifo_directory_or_device_reads_as_none_without_blocking(tmp_path: Path) -> None:
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    code = (
-        "import sys; from p2pcc import statefile\n"
-        "print([statefile.read(path) for path in sys.argv[1:]])"
-    )
-    paths = [str(fifo), str(tmp_path), "/dev/zero", str(tmp_path / "absent")]
-    done = subprocess.run(
-        [sys.executable, "-c", code, *paths], capture_output=True, text=True, timeout=20, check=True
-    )
-    assert done.stdout.strip() == "[None, None, None, None]"
-    assert statefile.read("nul\0byte") is None
-
-
 def test_a_tab_in_a_hosts_line_is_refused() -> None:
     with pytest.raises(ValueError, match="contains a tab or newline"):
         statefile.render(1.0, {"ab": (1, "a\tb")})
@@ -111,4 +95,4 @@ def test_import_costs_nothing_beyond_os() -> None:
         text=True,
         check=True,
     ).stdout
-    assert out.strip() == "['p2pcc', 'p2pcc.statefile']"
+    assert out.strip() == "['p2pcc', 'p2pcc.safe_files', 'p2pcc.statefile']"

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from p2pcc import paths, statefile
-from p2pcc.atomic_file import replace_file
 from p2pcc.compilers.cache import cache_file
 from p2pcc.config.model import Config
 from p2pcc.core.errors import P2pccError
+from p2pcc.safe_files import replace_file
 from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER, find_real, is_link_dir, path_dirs
 
 SYSTEM_LINK_DIR = Path("/usr/local/lib/p2pcc/bin")
@@ -53,6 +53,7 @@ COMPILER_NAME = re.compile(
 HOT_MODULES = (
     "__init__.py",
     "statefile.py",
+    "safe_files.py",
     "wrapper/__init__.py",
     "wrapper/main.py",
     "wrapper/args.py",

@@ -1,9 +1,9 @@
 """The on-disk fingerprint cache, read on every compiler call by the per-compile wrapper.
 
-That call path must stay nearly free, so this module imports only `os` (and the
-import-free `p2pcc.statefile`, which the wrapper has loaded already) at load time
-(no json, dataclasses or typing: each costs milliseconds) and `lookup_cached` costs one
-`os.stat` of the compiler plus one read of a small file.
+That call path must stay nearly free, so this module imports only `os` (and
+`p2pcc.statefile` and `p2pcc.safe_files`, which the wrapper has loaded already) at load
+time (no json, dataclasses or typing: each costs milliseconds) and `lookup_cached` costs
+one `os.stat` of the compiler plus one read of a small file.
 
 Format (UTF-8 text with surrogateescape for odd path bytes; one entry per line; fields
 separated by tabs; described with examples in docs/fingerprints.md):
@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import os
 
-from p2pcc.statefile import read_regular_file, stamp_of  # imports nothing; the wrapper has it
+from p2pcc.safe_files import read_regular_file, replace_file  # posix only; the wrapper has it
+from p2pcc.statefile import stamp_of  # the wrapper has it too
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -169,15 +170,9 @@ def store(cache_path: str, line: str) -> bool:
         return False
     if len(data) > MAX_BYTES:
         return False
-    return _replace_atomically(cache_path, data)
-
-
-def _replace_atomically(path: str, data: bytes) -> bool:
-    from p2pcc.atomic_file import replace_file  # the writer's only: lookups must not pay
-
     try:
-        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-        replace_file(path, data, mode=0o600)
+        os.makedirs(os.path.dirname(cache_path) or ".", mode=0o700, exist_ok=True)
+        replace_file(cache_path, data, mode=0o600)
     except OSError:
         return False
     return True

@@ -16,8 +16,8 @@ from pathlib import Path
 import trio
 
 from p2pcc import statefile
-from p2pcc.atomic_file import replace_file
 from p2pcc.daemon.node import Node
+from p2pcc.safe_files import replace_file
 
 log = logging.getLogger("p2pcc.state")
 

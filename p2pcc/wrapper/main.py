@@ -28,7 +28,8 @@ Every millisecond here is paid on every compiler call.  `posix`, `sys` and `time
 loaded by the interpreter before any import; `os` is not under `-I -S` (~2 ms), so this
 package uses `posix` directly.  The rest is imported where needed: `args` only for a
 command with `-c`/`-S`, `p2pcc.statefile` only when the state file is read, `warn` only
-to warn, `native` only for native flags.  A link step costs this module and `lookup`.
+to warn, `native` only for native flags.  A link step costs this module, `lookup` and
+`p2pcc.safe_files` (file-type tests; posix only).
 """
 
 import posix

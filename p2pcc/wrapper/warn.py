@@ -15,12 +15,14 @@ problem to save a line.
 
 `p2pcc build` marks its build before it starts the build tool, having said once itself
 that the build runs locally.  Imports only `posix` (loaded by the interpreter before any
-import) and `sys`.
+import), `sys` and `p2pcc.safe_files` (which imports only `posix`).
 """
 
 import posix
 import sys
 import time  # built in and loaded at interpreter start: free
+
+from p2pcc.safe_files import is_directory
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,8 +82,7 @@ def marker_dir(env: "Mapping[str, str]") -> str | None:
         status = posix.lstat(directory)
     except OSError:
         return None
-    is_dir = status.st_mode & 0o170000 == 0o040000
-    if not is_dir or status.st_uid != uid or status.st_mode & 0o022:
+    if not is_directory(status.st_mode) or status.st_uid != uid or status.st_mode & 0o022:
         return None
     return directory
 

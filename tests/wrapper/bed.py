@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p2pcc import cli, statefile
-from p2pcc.atomic_file import replace_file
+from p2pcc.safe_files import replace_file
 from p2pcc.statefile import stamp_of
 
 FINGERPRINT = "0123456789abcdef"

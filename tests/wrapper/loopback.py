@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from p2pcc import statefile
-from p2pcc.atomic_file import replace_file
 from p2pcc.compilers.probe import lookup
 from p2pcc.daemon.compilers import native_expansions
 from p2pcc.daemon.distccd.system import listening_on
+from p2pcc.safe_files import replace_file
 from p2pcc.statefile import stamp_of
 from tests.integration.pool import wait_until
 

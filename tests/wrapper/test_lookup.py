@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from p2pcc import statefile
-from p2pcc.atomic_file import replace_file
 from p2pcc.compilers import cache
+from p2pcc.safe_files import replace_file
 from p2pcc.wrapper import lookup, main
 from p2pcc.wrapper.lookup import MARKER, find_real, identify, remote_hosts
 

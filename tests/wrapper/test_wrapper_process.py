@@ -292,6 +292,7 @@ FORBIDDEN |= {"subprocess", "pathlib", "msgpack", "asyncio", "collections", "tom
 ALLOWED = {
     "p2pcc",
     "p2pcc.statefile",
+    "p2pcc.safe_files",
     "p2pcc.wrapper",
     "p2pcc.wrapper.main",
     "p2pcc.wrapper.args",

@@ -24,8 +24,8 @@ from typing import Protocol
 
 import trio
 
-from p2pcc.atomic_file import replace_file
 from p2pcc.core.metrics import calibrated_power
+from p2pcc.safe_files import replace_file
 
 log = logging.getLogger("p2pcc.daemon.calibrate")
 

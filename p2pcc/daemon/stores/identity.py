@@ -13,9 +13,9 @@ import logging
 import secrets
 from pathlib import Path
 
-from p2pcc.atomic_file import replace_file
 from p2pcc.core import limits
 from p2pcc.core.errors import P2pccError
+from p2pcc.safe_files import replace_file
 
 log = logging.getLogger("p2pcc.identity")
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import trio
 
-from p2pcc.atomic_file import replace_file
 from p2pcc.core import limits
 from p2pcc.daemon.node import ChangeNotifier, Node, Pause
 from p2pcc.daemon.stores.kept_file import KeptFile
+from p2pcc.safe_files import replace_file
 
 log = logging.getLogger("p2pcc.daemon.pause")
 

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import trio
 
-from p2pcc.atomic_file import replace_file
 from p2pcc.core.peers import PeerTable
 from p2pcc.core.seen_orders import MAX_FILE_BYTES, decode_seen_orders, encode_seen_orders
 from p2pcc.daemon.stores.kept_file import KeptFile
-from p2pcc.statefile import read_regular_file
+from p2pcc.safe_files import read_regular_file, replace_file
 
 log = logging.getLogger("p2pcc.daemon.seen")
 

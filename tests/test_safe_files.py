@@ -1,15 +1,18 @@
-"""`replace_file`: whole content, exact permissions, nothing left behind on failure."""
+"""`replace_file`: whole content, exact permissions, nothing left behind on failure;
+`read_regular_file`: regular files only, never blocking on a FIFO."""
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from p2pcc.atomic_file import replace_file
+from p2pcc.safe_files import is_directory, is_regular, read_regular_file, replace_file
 
 
 def test_the_file_holds_exactly_the_data_and_no_temporary_remains(tmp_path: Path) -> None:
@@ -68,3 +71,36 @@ def test_a_reader_racing_the_writers_sees_only_whole_contents(tmp_path: Path) ->
     assert seen
     assert seen <= set(contents)
     assert [entry.name for entry in tmp_path.iterdir()] == ["state"]
+
+
+def test_a_regular_file_is_read_up_to_the_limit(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"0123456789")
+    assert read_regular_file(str(tmp_path / "file"), 100) == b"0123456789"
+    assert read_regular_file(str(tmp_path / "file"), 4) == b"0123"
+    (tmp_path / "link").symlink_to("file")
+    assert read_regular_file(str(tmp_path / "link"), 100) == b"0123456789"
+
+
+def test_anything_but_a_regular_file_reads_as_none_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    code = (
+        "import sys; from p2pcc.safe_files import read_regular_file\n"
+        "print([read_regular_file(path, 100) for path in sys.argv[1:]])"
+    )
+    paths = [str(tmp_path / "fifo"), str(tmp_path), "/dev/zero", str(tmp_path / "absent")]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *paths], capture_output=True, text=True, timeout=20, check=True
+    )
+    assert done.stdout.strip() == "[None, None, None, None]"
+    assert read_regular_file("nul\0byte", 100) is None
+
+
+def test_file_types_are_those_of_the_stat_module(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "file").write_text("")
+    for path in ("fifo", "file", "."):
+        mode = os.stat(tmp_path / path).st_mode
+        assert is_regular(mode) == stat.S_ISREG(mode)
+        assert is_directory(mode) == stat.S_ISDIR(mode)
+    assert is_regular(os.stat(tmp_path / "file").st_mode)
+    assert is_directory(os.stat(tmp_path).st_mode)
