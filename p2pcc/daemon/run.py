@@ -21,6 +21,7 @@ import trio
 
 from p2pcc.config import Config, load_config
 from p2pcc.config.key_file import load_keyring
+from p2pcc.config.policies import peer_timings, ranking_policy
 from p2pcc.control_client import control_socket_path
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.gossip import GossipEngine
@@ -38,11 +39,7 @@ from p2pcc.daemon.metrics.power import Measurements, announce_distccd
 from p2pcc.daemon.metrics.sampler import available_cpus, read_cpu_limit, serve_metrics
 from p2pcc.daemon.node import Node, offers_of
 from p2pcc.daemon.node_control import NodeControl
-from p2pcc.daemon.startup import (
-    discover_surroundings,
-    peer_timings,
-    ranking_policy,
-)
+from p2pcc.daemon.startup import discover_surroundings
 from p2pcc.daemon.state_writer import serve_state_file
 from p2pcc.daemon.stores.identity import load_node_id, next_incarnation
 from p2pcc.daemon.stores.pause import pause_file, restore_pause, serve_pause_store, stored_form

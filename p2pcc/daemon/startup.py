@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 from p2pcc.config import Config
 from p2pcc.core.errors import P2pccError
-from p2pcc.core.peers import PeerTimings
-from p2pcc.core.ranking import RankingPolicy
 from p2pcc.daemon.gossip import GossipEndpoint
 from p2pcc.netinfo import InterfaceInfo, IPInterface, gossip_interface
 
@@ -27,24 +25,6 @@ class Surroundings:
     interface: InterfaceInfo
     endpoint: GossipEndpoint
     addresses: tuple[str, ...]
-
-
-def ranking_policy(config: Config) -> RankingPolicy:
-    """The ranking knobs from the configuration."""
-    ranking = config.ranking
-    return RankingPolicy(
-        tier_ratio=ranking.tier_ratio,
-        job_memory=config.metrics.job_memory,
-        local_weight=ranking.local_weight,
-        lzo=ranking.lzo,
-        max_hosts=ranking.max_hosts,
-    )
-
-
-def peer_timings(config: Config) -> PeerTimings:
-    """The liveness timings from the configuration."""
-    gossip = config.gossip
-    return PeerTimings(gossip.suspect_after, gossip.dead_after, gossip.forget_after)
 
 
 def discover_surroundings(config: Config) -> Surroundings:

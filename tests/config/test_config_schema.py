@@ -477,26 +477,3 @@ def test_default_ranking_and_timings_are_the_cores_defaults() -> None:
     assert PeerTimings() == PeerTimings(
         gossip.suspect_after, gossip.dead_after, gossip.forget_after
     )
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "[ranking]\ntier_ratio = 1\nlocal_weight = 1e-9\nmax_hosts = 512\n"
-        "[metrics]\njob_memory = 1",
-        "[gossip]\nsuspect_after = 0.002\ndead_after = 0.003\nforget_after = 0.004\n"
-        "interval = 0.001",
-    ],
-)
-def test_any_valid_configuration_is_accepted_by_the_core(text: str) -> None:
-    config = parse(text)
-    RankingPolicy(
-        tier_ratio=config.ranking.tier_ratio,
-        job_memory=config.metrics.job_memory,
-        local_weight=config.ranking.local_weight,
-        lzo=config.ranking.lzo,
-        max_hosts=config.ranking.max_hosts,
-    )
-    gossip = config.gossip
-    timings = PeerTimings(gossip.suspect_after, gossip.dead_after, gossip.forget_after)
-    assert timings.suspect_after == gossip.suspect_after

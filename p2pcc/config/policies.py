@@ -1,0 +1,34 @@
+"""The core's policy types built from a `Config`.
+
+The core's policies (`RankingPolicy`, `PeerTimings`) have no defaults of their own: the
+schema is the one place a default is written, and these builders carry the configured
+values over.  Whoever needs a policy (the daemon, a command, a test) builds it here.
+"""
+
+from __future__ import annotations
+
+from p2pcc.config.model import Config
+from p2pcc.core.peers import PeerTimings
+from p2pcc.core.ranking import RankingPolicy
+
+
+def ranking_policy(config: Config) -> RankingPolicy:
+    """The ranking knobs: `[ranking]`, and `metrics.job_memory` for the memory factor."""
+    ranking = config.ranking
+    return RankingPolicy(
+        tier_ratio=ranking.tier_ratio,
+        job_memory=config.metrics.job_memory,
+        local_weight=ranking.local_weight,
+        lzo=ranking.lzo,
+        max_hosts=ranking.max_hosts,
+    )
+
+
+def peer_timings(config: Config) -> PeerTimings:
+    """The liveness timings of `[gossip]`."""
+    gossip = config.gossip
+    return PeerTimings(
+        suspect_after=gossip.suspect_after,
+        dead_after=gossip.dead_after,
+        forget_after=gossip.forget_after,
+    )
