@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from p2pcc.cli.hosts_cmd import DEFAULT_COMPILER, compiler_table, local_cpus
-from p2pcc.cli.link_install import default_link_dir, wrapper_settings
+from p2pcc.cli.link_install import default_link_dir, setting_line, wrapper_settings
 from p2pcc.config import load_config
 from p2pcc.core.errors import P2pccError
 from p2pcc.wrapper.lookup import ENTRY_NAME, is_link_dir, path_dirs
@@ -106,7 +106,7 @@ def _check_links(link_dir: Path, config_file: str | None, env: Mapping[str, str]
     baked: dict[str, object] = {"distcc": settings.distcc, "state_max_age": settings.state_max_age}
     if not env.get("P2PCC_RUNTIME_DIR"):
         baked["state_files"] = settings.state_files
-    if any(f"    {key}={value!r},\n" not in current for key, value in baked.items()):
+    if any(setting_line(key, value) not in current for key, value in baked.items()):
         print(
             f"p2pcc: the links in {link_dir} were made with other settings; "
             f"`p2pcc install-links {link_dir}` refreshes them",

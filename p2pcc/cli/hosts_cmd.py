@@ -20,7 +20,7 @@ from p2pcc.config import load_config
 from p2pcc.control_client import EXIT_NOT_RUNNING
 from p2pcc.core.errors import P2pccError
 from p2pcc.wrapper.lookup import find_real, path_dirs, remote_hosts
-from p2pcc.wrapper.main import Settings, Table, read_table
+from p2pcc.wrapper.main import Table, read_table
 
 DEFAULT_COMPILER = "cc"
 
@@ -91,10 +91,7 @@ def compiler_table(
 ) -> tuple[str, Table]:
     """The compiler's name and what the state file says about it, as the wrapper sees it."""
     config = load_config(config_file, env)
-    baked = wrapper_settings(config, env, default_link_dir())
-    settings = Settings(
-        baked.state_files, baked.cache_file, baked.link_dir, baked.distcc, baked.state_max_age
-    )
+    settings = wrapper_settings(config, env, default_link_dir())
     name = os.path.basename(compiler)
     if "/" in compiler:
         try:

@@ -6,7 +6,7 @@ one relative symlink per compiler name found on PATH pointing at it.  The entry 
 `#!<python> -IS` (no `site`: it costs more than the rest of the wrapper) and a few lines
 that put the package's directory first on `sys.path` (the wrapper imports no other
 module from disk, and the standard library's directories need not be searched first)
-and call `p2pcc.wrapper.main.main` with the settings baked in, so a compiler call never
+and call `p2pcc.wrapper.main.main` with the `Settings` baked in, so a compiler call never
 reads the configuration.
 
 Refreshing is idempotent: the marker and entry script are rewritten atomically, links
@@ -34,6 +34,7 @@ from p2pcc.config.model import Config
 from p2pcc.core.errors import P2pccError
 from p2pcc.safe_files import replace_file
 from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER, find_real, is_link_dir, path_dirs
+from p2pcc.wrapper.main import Settings
 
 SYSTEM_LINK_DIR = Path("/usr/local/lib/p2pcc/bin")
 
@@ -52,8 +53,8 @@ COMPILER_NAME = re.compile(
 #: every user does not pay for it (and users who cannot write them never do).
 HOT_MODULES = (
     "__init__.py",
-    "statefile.py",
     "safe_files.py",
+    "statefile.py",
     "wrapper/__init__.py",
     "wrapper/main.py",
     "wrapper/args.py",
@@ -69,17 +70,6 @@ _MARKER_TEXT = (
     "The wrapper skips every directory holding this file when it looks for the real\n"
     "compiler on PATH.  `p2pcc install-links --remove` removes the links and this file.\n"
 )
-
-
-@dataclass(frozen=True)
-class WrapperSettings:
-    """What the entry script hands the wrapper (see `p2pcc.wrapper.main.Settings`)."""
-
-    state_files: tuple[str, ...]
-    cache_file: str
-    link_dir: str
-    distcc: str
-    state_max_age: float
 
 
 @dataclass
@@ -118,13 +108,13 @@ def state_files(config: Config, env: Mapping[str, str]) -> tuple[str, ...]:
     return (first,)
 
 
-def wrapper_settings(config: Config, env: Mapping[str, str], link_dir: Path) -> WrapperSettings:
+def wrapper_settings(config: Config, env: Mapping[str, str], link_dir: Path) -> Settings:
     """The settings to bake into the entry script of `link_dir`."""
     distcc = config.wrapper.distcc
     if "/" not in distcc:
         found = shutil.which(distcc, path=os.pathsep.join(_search_path(env, link_dir)))
         distcc = found or distcc  # not installed yet: looked up on PATH at each call
-    return WrapperSettings(
+    return Settings(
         state_files=state_files(config, env),
         cache_file=cache_file(env),
         link_dir=str(link_dir),
@@ -156,7 +146,7 @@ def compiler_names(env: Mapping[str, str], link_dir: Path) -> list[str]:
     return sorted(name for name in names if find_real(name, entries) is not None)
 
 
-def entry_script(settings: WrapperSettings, python: str, package_root: str) -> str:
+def entry_script(settings: Settings, python: str, package_root: str) -> str:
     """The text of `p2pcc-wrapper`: a `-IS` interpreter line and a call of `main`."""
     shebang = f"#!{python} -IS"
     if not os.path.isabs(python) or any(char.isspace() for char in python):
@@ -176,15 +166,16 @@ def entry_script(settings: WrapperSettings, python: str, package_root: str) -> s
         "# configuration or moving p2pcc.\n"
         "import sys\n"
         f"sys.path.insert(0, {package_root!r})\n"
-        "from p2pcc.wrapper.main import main\n"
-        "main(\n"
-        f"    state_files={settings.state_files!r},\n"
-        f"    cache_file={settings.cache_file!r},\n"
-        f"    link_dir={settings.link_dir!r},\n"
-        f"    distcc={settings.distcc!r},\n"
-        f"    state_max_age={settings.state_max_age!r},\n"
-        ")\n"
+        "from p2pcc.wrapper.main import Settings, main\n"
+        "main(Settings(\n"
+        + "".join(setting_line(key, getattr(settings, key)) for key in Settings.__slots__)
+        + "))\n"
     )
+
+
+def setting_line(key: str, value: object) -> str:
+    """The line of the entry script that bakes in the setting `key`."""
+    return f"    {key}={value!r},\n"
 
 
 def package_root() -> str:
@@ -196,7 +187,7 @@ def package_root() -> str:
 
 def install(
     link_dir: Path,
-    settings: WrapperSettings,
+    settings: Settings,
     names: Sequence[str],
     *,
     python: str = sys.executable,

@@ -48,42 +48,45 @@ EXIT_NOT_FOUND = 127
 EXIT_CANNOT_RUN = 126
 EXIT_USAGE = 2
 
-#: `p2pcc.statefile.FILE_NAME` and `p2pcc.compilers.cache.FILE_NAME`, without importing
-#: those modules for a link step (tests/wrapper/test_lookup.py keeps them equal).
-STATE_FILE = "state"
-CACHE_FILE = "fingerprints"
-
 _ONCE = " (this warning is shown once per build)"
 
 
 class Settings:
-    """What `p2pcc install-links` baked into the entry script."""
+    """The wrapper's settings: what `p2pcc install-links` works out from the configuration
+    (`p2pcc.cli.link_install.wrapper_settings`) and bakes into the entry script, which
+    hands them to `main`; `p2pcc hosts` builds them the same way to see what the wrapper
+    sees.  Kept here, not in a module of their own, so a compiler call loads no more."""
 
     __slots__ = ("cache_file", "distcc", "link_dir", "state_files", "state_max_age")
 
     def __init__(
         self,
+        *,
         state_files: "tuple[str, ...] | list[str]",
         cache_file: str,
         link_dir: str,
         distcc: str,
         state_max_age: float,
     ) -> None:
-        self.state_files = tuple(state_files)
-        self.cache_file = cache_file
-        self.link_dir = link_dir
-        self.distcc = distcc
-        self.state_max_age = state_max_age
+        self.state_files = tuple(state_files)  # where to look for the state file, in order
+        self.cache_file = cache_file  # the per-user fingerprint cache
+        self.link_dir = link_dir  # the link directory holding the entry script
+        self.distcc = distcc  # a path, or a name looked up on PATH at each call
+        self.state_max_age = state_max_age  # seconds; an older state file means "down"
 
     def state_files_for(self, env: "Mapping[str, str]") -> tuple[str, ...]:
         """`P2PCC_RUNTIME_DIR`'s state file when set (the environment wins), else ours."""
+        from p2pcc.statefile import FILE_NAME  # loaded anyway to read the file
+
         runtime_dir = env.get("P2PCC_RUNTIME_DIR")
-        return (lookup.join(runtime_dir, STATE_FILE),) if runtime_dir else self.state_files
+        return (lookup.join(runtime_dir, FILE_NAME),) if runtime_dir else self.state_files
 
     def cache_file_for(self, env: "Mapping[str, str]") -> str:
         """`P2PCC_CACHE_DIR`'s fingerprint cache when set, else ours."""
+        from p2pcc.compilers.cache import FILE_NAME  # loaded anyway to read the cache
+
         cache_dir = env.get("P2PCC_CACHE_DIR")
-        return lookup.join(cache_dir, CACHE_FILE) if cache_dir else self.cache_file
+        return lookup.join(cache_dir, FILE_NAME) if cache_dir else self.cache_file
 
 
 class Plan:
@@ -127,16 +130,8 @@ class Table:
         self.natives: dict[str, tuple[str, ...]] = {}
 
 
-def main(
-    *,
-    state_files: "tuple[str, ...] | list[str]",
-    cache_file: str,
-    link_dir: str,
-    distcc: str,
-    state_max_age: float,
-) -> None:
+def main(settings: Settings) -> None:
     """Run as the compiler named by argv[0]; never returns."""
-    settings = Settings(state_files, cache_file, link_dir, distcc, state_max_age)
     env = {_decode(key): _decode(value) for key, value in posix.environ.items()}
     _undo_locale_coercion(env)
     name = sys.argv[0].rpartition("/")[2]

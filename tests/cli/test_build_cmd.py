@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pcc import cli
+from p2pcc import cli, statefile
 from p2pcc.cli.build_cmd import plan_build
 from tests.wrapper.loopback import loopback_distccd, write_real_state
 
@@ -153,7 +153,7 @@ def build(root: Path, *command: str) -> subprocess.CompletedProcess[str]:
 def test_make_builds_through_the_links_on_a_loopback_peer(project: Path) -> None:
     with loopback_distccd(project) as distccd:
         env = {"PATH": "/usr/bin:/bin", "P2PCC_CACHE_DIR": str(project / "cache")}
-        write_real_state(project / "run" / "state", distccd.host, env)
+        write_real_state(project / "run" / statefile.FILE_NAME, distccd.host, env)
         done = build(project, "make")
         assert done.returncode == 0, done.stderr
         jobs = distccd.wait_for_jobs(3)

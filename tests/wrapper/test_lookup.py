@@ -38,7 +38,7 @@ def test_link_directories_and_non_executables_are_skipped(tmp_path: Path) -> Non
 
 
 def test_our_own_entry_script_under_another_name_is_skipped(tmp_path: Path) -> None:
-    entry = executable(tmp_path / "links" / "p2pcc-wrapper")
+    entry = executable(tmp_path / "links" / lookup.ENTRY_NAME)
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "cc").symlink_to(entry)
     own = lookup.file_identity(str(entry))
@@ -177,6 +177,16 @@ def test_make_dirs_creates_parents_and_accepts_existing(tmp_path: Path) -> None:
         lookup.make_dirs(str(tmp_path / "file"))
 
 
-def test_the_wrappers_file_names_are_the_daemons() -> None:
-    assert main.STATE_FILE == statefile.FILE_NAME
-    assert main.CACHE_FILE == cache.FILE_NAME
+def test_the_environment_names_the_files_the_cli_and_the_daemon_use() -> None:
+    settings = main.Settings(
+        state_files=["/run/p2pcc/state"],
+        cache_file="/cache/fingerprints",
+        link_dir="/links",
+        distcc="distcc",
+        state_max_age=10.0,
+    )
+    assert settings.state_files_for({}) == ("/run/p2pcc/state",)
+    assert settings.cache_file_for({}) == "/cache/fingerprints"
+    env = {"P2PCC_RUNTIME_DIR": "/elsewhere/run", "P2PCC_CACHE_DIR": "/elsewhere/cache"}
+    assert settings.state_files_for(env) == (f"/elsewhere/run/{statefile.FILE_NAME}",)
+    assert settings.cache_file_for(env) == cache.cache_file(env)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from p2pcc import statefile
 from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER
 from tests.wrapper.bed import FINGERPRINT, REMOTE_NAME, WrapperBed, warnings_in, write_script
 
@@ -126,7 +127,7 @@ def test_daemon_down_compiles_locally_with_one_warning_per_build(bed: WrapperBed
     assert first.argv == [str(bed.gcc), "-c", "a.c", "-o", "a.o"]
     [warning] = warnings_in(first.stderr)
     assert "the p2pcc daemon is not running" in warning
-    assert str(bed.runtime / "state") in warning
+    assert str(bed.runtime / statefile.FILE_NAME) in warning
     second = bed.run(str(script), [], env, start_new_session=True)
     assert len(warnings_in(second.stderr)) == 1  # another build, another warning
 
@@ -161,7 +162,7 @@ def test_a_stale_state_file_is_a_daemon_that_is_down(bed: WrapperBed) -> None:
 
 
 def test_a_corrupt_state_file_compiles_locally(bed: WrapperBed) -> None:
-    (bed.runtime / "state").write_text("p2pcc-state 1\nwritten\tsoon\n")
+    (bed.runtime / statefile.FILE_NAME).write_text("p2pcc-state 1\nwritten\tsoon\n")
     run = bed.run("gcc", COMPILE, start_new_session=True)
     assert run.argv == [str(bed.gcc), *COMPILE]
     assert "not a p2pcc state file" in warnings_in(run.stderr)[0]
@@ -171,7 +172,7 @@ def test_p2pcc_runtime_dir_in_the_environment_wins(bed: WrapperBed) -> None:
     other = bed.root / "other-run"
     other.mkdir()
     bed.write_state()
-    (bed.runtime / "state").rename(other / "state")
+    (bed.runtime / statefile.FILE_NAME).rename(other / statefile.FILE_NAME)
     run = bed.run("gcc", COMPILE, bed.env(P2PCC_RUNTIME_DIR=str(other)))
     assert run.argv is not None
     assert run.argv[0] == str(bed.distcc)
@@ -291,8 +292,8 @@ FORBIDDEN = {"trio", "zeroconf", "platformdirs", "typing", "dataclasses", "enum"
 FORBIDDEN |= {"subprocess", "pathlib", "msgpack", "asyncio", "collections", "tomllib", "os"}
 ALLOWED = {
     "p2pcc",
-    "p2pcc.statefile",
     "p2pcc.safe_files",
+    "p2pcc.statefile",
     "p2pcc.wrapper",
     "p2pcc.wrapper.main",
     "p2pcc.wrapper.args",
