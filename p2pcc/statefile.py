@@ -83,11 +83,11 @@ Parsed = tuple[
 ]
 
 
-def parse(text: str, *, natives: bool | str = True) -> Parsed | None:
+def parse(text: str, *, native_key: str | None = None) -> Parsed | None:
     """(written_at, hosts, compilers, natives) from a state file's text, or None.
 
-    `natives=False` skips the `native` records (many long lines a command without
-    `-march=native` has no use for), a key keeps only the records of that key.
+    Of the `native` records (many long lines a command without `-march=native` has no
+    use for) only those of `native_key` are kept, none when it is None.
     """
     lines = text.split("\n")
     if lines[0] != HEADER:
@@ -97,7 +97,7 @@ def parse(text: str, *, natives: bool | str = True) -> Parsed | None:
     compilers: dict[str, tuple[str, str, str]] = {}
     expansions: dict[str, dict[str, tuple[str, ...]]] = {}
     for line in lines[1:]:
-        if line.startswith("native\t") and not _wanted(line, natives):
+        if line.startswith("native\t") and not _has_key(line, native_key):
             continue
         fields = line.split("\t")
         try:
@@ -117,20 +117,20 @@ def parse(text: str, *, natives: bool | str = True) -> Parsed | None:
     return written_at, hosts, compilers, expansions
 
 
-def _wanted(native_line: str, natives: bool | str) -> bool:
-    if isinstance(natives, bool):
-        return natives
+def _has_key(native_line: str, native_key: str | None) -> bool:
+    if native_key is None:
+        return False
     fields = native_line.split("\t", 3)  # the flags, the bulk of the line, stay unsplit
-    return len(fields) > 2 and fields[2] == natives
+    return len(fields) > 2 and fields[2] == native_key
 
 
-def read(path: str, *, natives: bool | str = True) -> Parsed | None:
+def read(path: str, *, native_key: str | None = None) -> Parsed | None:
     """`parse` the state file at `path`; None when missing, unreadable, oversized, corrupt
     or not a regular file."""
     data = read_regular_file(path, MAX_BYTES + 1)
     if data is None or len(data) > MAX_BYTES:
         return None
     try:
-        return parse(data.decode("utf-8"), natives=natives)
+        return parse(data.decode("utf-8"), native_key=native_key)
     except UnicodeDecodeError:
         return None

@@ -116,9 +116,10 @@ class Plan:
 class Table:
     """What the state file says about one compiler now; `problem` is why it cannot be
     used (a warning), "" when it can, and `down` whether that is because the daemon's
-    state file is missing, stale or corrupt."""
+    state file is missing, stale or corrupt.  `expansion` is the recorded expansion of
+    the native flags `read_table` was asked about, None when there is none."""
 
-    __slots__ = ("down", "fingerprint", "hosts", "jobs", "natives", "problem", "remote_name")
+    __slots__ = ("down", "expansion", "fingerprint", "hosts", "jobs", "problem", "remote_name")
 
     def __init__(self, problem: str = "", *, down: bool = False) -> None:
         self.problem = problem
@@ -127,7 +128,7 @@ class Table:
         self.remote_name = ""
         self.jobs = 0
         self.hosts = ""
-        self.natives: dict[str, tuple[str, ...]] = {}
+        self.expansion: tuple[str, ...] | None = None
 
 
 def main(settings: Settings) -> None:
@@ -164,11 +165,14 @@ def decide(name: str, args: list[str], env: "Mapping[str, str]", settings: Setti
     if why:
         return _local(real, args, why)
     key = _native_key(args)
-    table = read_table(name, real, status, env, settings, natives=False if key is None else key)
+    table = read_table(name, real, status, env, settings, native_key=key)
     if table.problem:
         return _local(real, args, table.problem, warning=table.problem + "; compiling locally")
     if not lookup.remote_hosts(table.hosts):
         return _local(real, args, "no peer has this compiler now")
+    args, why = _expand_native(args, key, table.expansion)
+    if why:
+        return _local(real, args, why)
     return _distcc_plan(found, args, table, name=name, env=env, settings=settings, entries=entries)
 
 
@@ -198,12 +202,12 @@ def read_table(
     env: "Mapping[str, str]",
     settings: Settings,
     *,
-    natives: bool | str = False,
+    native_key: str | None = None,
 ) -> Table:
     """The state file's view of the compiler at `real` (found on PATH as `name`), with
-    the native-flag expansions `natives` selects (`statefile.parse`)."""
+    the expansion of the native flags of `native_key` (`native.native_key`), if any."""
     state, problem = _read_state(
-        settings.state_files_for(env), settings.state_max_age, natives=natives
+        settings.state_files_for(env), settings.state_max_age, native_key=native_key
     )
     if state is None:
         return Table(problem, down=True)
@@ -219,18 +223,19 @@ def read_table(
     table = Table()
     table.fingerprint, table.remote_name = identity
     table.jobs, table.hosts = hosts.get(table.fingerprint, (0, ""))
-    table.natives = expansions.get(table.fingerprint, {})
+    if native_key is not None:
+        table.expansion = expansions.get(table.fingerprint, {}).get(native_key)
     return table
 
 
 def _read_state(
-    candidates: tuple[str, ...], max_age: float, *, natives: bool | str
+    candidates: tuple[str, ...], max_age: float, *, native_key: str | None
 ) -> "tuple[statefile.Parsed | None, str]":
     """The first state file that exists, parsed and fresh; else None and why not."""
     from p2pcc import statefile
 
     for path in candidates:
-        state = statefile.read(path, natives=natives)
+        state = statefile.read(path, native_key=native_key)
         if state is None:
             if lookup.exists(path):
                 return None, f"{path} is not a p2pcc state file (corrupt, or another version)"
@@ -256,9 +261,6 @@ def _distcc_plan(
     entries: list[str],
 ) -> Plan:
     real, status = found
-    args, why = _expand_native(args, table)
-    if why:
-        return _local(real, args, why)
     kept = lookup.without_link_dirs(entries)
     distcc = _find_program(settings.distcc, kept)
     if distcc is None:
@@ -294,9 +296,11 @@ def _native_key(args: list[str]) -> str | None:
     return native.native_key(args)
 
 
-def _expand_native(args: list[str], table: Table) -> tuple[list[str], str]:
-    """`args` with native flags replaced by their recorded expansion, or why not."""
-    key = _native_key(args)
+def _expand_native(
+    args: list[str], key: str | None, expansion: tuple[str, ...] | None
+) -> tuple[list[str], str]:
+    """`args` with the native flags of `key` replaced by their recorded `expansion`, or
+    why not."""
     if key is None:
         return args, ""
     from p2pcc.wrapper import native
@@ -306,7 +310,6 @@ def _expand_native(args: list[str], table: Table) -> tuple[list[str], str]:
         return args, why
     if key == "":
         return native.rewrite(args, ()), ""
-    expansion = table.natives.get(key)
     if expansion is None:
         return args, f"no expansion of {key} known for this compiler"
     return native.rewrite(args, expansion), ""

@@ -47,7 +47,7 @@ async def test_the_watch_adds_native_expansions_to_the_state_file(tmp_path: Path
             while not node.native_records():
                 await node.changed.wait_until(trio.current_time() + 0.5)
         nursery.cancel_scope.cancel()
-    parsed = statefile.parse(render_state(node, 1.0))
+    parsed = statefile.parse(render_state(node, 1.0), native_key="-march=native")
     assert parsed is not None
     [(fingerprint, expansions)] = parsed[3].items()
     assert fingerprint == node.compilers[0].fingerprint.id

@@ -154,17 +154,13 @@ def test_native_records_round_trip_through_the_state_file(tmp_path: Path) -> Non
     hosts = {"aaaaaaaaaaaaaaaa": (3, "localhost/3")}
     path = str(tmp_path / "state")
     replace_file(path, statefile.render(5.0, hosts, {}, natives).encode())
-    assert statefile.read(path) == (5.0, hosts, {}, natives)
+    for key, flags in natives["aaaaaaaaaaaaaaaa"].items():
+        only = {"aaaaaaaaaaaaaaaa": {key: flags}}
+        assert statefile.read(path, native_key=key) == (5.0, hosts, {}, only)
     text = statefile.render(5.0, hosts, {}, natives)
     assert "native\taaaaaaaaaaaaaaaa\t-mtune=native,-march=*\n" in text
-    only = statefile.parse(text, natives="-march=native")
-    assert only is not None
-    assert only[3] == {
-        "aaaaaaaaaaaaaaaa": {"-march=native": natives["aaaaaaaaaaaaaaaa"]["-march=native"]}
-    }
-    none = statefile.parse(text, natives=False)
-    assert none is not None
-    assert none[3] == {}
+    assert statefile.parse(text) == (5.0, hosts, {}, {})  # no key: no native records
+    assert statefile.parse(text, native_key="-mcpu=native") == (5.0, hosts, {}, {})
 
 
 def test_make_dirs_creates_parents_and_accepts_existing(tmp_path: Path) -> None:
