@@ -63,11 +63,14 @@ TRANSITIONS: Final[Mapping[tuple[Liveness, LivenessInput], Liveness]] = MappingP
 
 @dataclass(frozen=True, slots=True)
 class PeerTimings:
-    """Seconds of silence after which a peer turns suspect, dead, and is forgotten."""
+    """Seconds of silence after which a peer turns suspect, dead, and is forgotten.
 
-    suspect_after: float = 5.0
-    dead_after: float = 15.0
-    forget_after: float = 600.0
+    No defaults here: `p2pcc.config.policies.peer_timings` builds these from `[gossip]`.
+    """
+
+    suspect_after: float
+    dead_after: float
+    forget_after: float
 
     def __post_init__(self) -> None:
         values = (self.suspect_after, self.dead_after, self.forget_after)
@@ -186,14 +189,14 @@ class PeerTable:
     def __init__(
         self,
         own_id: bytes,
-        timings: PeerTimings | None = None,
+        timings: PeerTimings,
         max_peers: int = limits.MAX_PEERS,
         max_tombstones: int = limits.MAX_TOMBSTONES,
     ) -> None:
         if max_peers < 1 or max_tombstones < 1:
             raise ValueError(f"table caps must be >= 1, got {max_peers}, {max_tombstones}")
         self.own_id = own_id
-        self.timings = timings if timings is not None else PeerTimings()
+        self.timings = timings
         self.max_peers = max_peers
         self.max_tombstones = max_tombstones
         self._peers: dict[bytes, Peer] = {}

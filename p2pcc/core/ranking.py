@@ -21,30 +21,33 @@ from p2pcc.core import limits
 from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
 from p2pcc.core.peers import Liveness, Peer
 
-GIB = 1024**3
-
 #: blake2b accepts keys up to 64 bytes.
 MAX_SEED_BYTES = 64
+
+#: The least memory factor, so a starved peer ranks low rather than at exactly 0, where
+#: every such peer would tie.  Part of the formula, not a knob: nothing configures it.
+MEMORY_FLOOR = 0.1
 
 
 @dataclass(frozen=True, slots=True)
 class RankingPolicy:
-    """The knobs of ranking and rendering, with defaults that suit an office LAN."""
+    """The knobs of ranking and rendering.
 
-    tier_ratio: float = 0.8  # a peer within 80% of its tier's best score is "as good"
-    job_memory: int = GIB  # bytes one compile job is expected to need
-    memory_floor: float = 0.1  # least memory factor, so a starved peer ranks low, not zero
-    local_weight: float = 0.5  # localhost also preprocesses and links every job
-    lzo: bool = False  # append ",lzo" to remote hosts (compress; helps on slow links)
-    max_hosts: int = 16  # remote hosts in one line; more only adds connection attempts
+    No defaults here: `p2pcc.config.policies.ranking_policy` builds one from a `Config`,
+    whose schema is the one place the defaults are written.
+    """
+
+    tier_ratio: float  # a peer within this fraction of its tier's best score is "as good"
+    job_memory: int  # bytes one compile job is expected to need
+    local_weight: float  # localhost also preprocesses and links every job
+    lzo: bool  # append ",lzo" to remote hosts (compress; helps on slow links)
+    max_hosts: int  # remote hosts in one line; more only adds connection attempts
 
     def __post_init__(self) -> None:
         if not 0 < self.tier_ratio <= 1:
             raise ValueError(f"tier_ratio must be in (0, 1], got {self.tier_ratio}")
         if self.job_memory <= 0:
             raise ValueError(f"job_memory must be > 0 bytes, got {self.job_memory}")
-        if not 0 < self.memory_floor <= 1:
-            raise ValueError(f"memory_floor must be in (0, 1], got {self.memory_floor}")
         if not (math.isfinite(self.local_weight) and self.local_weight > 0):
             raise ValueError(f"local_weight must be a finite number > 0, got {self.local_weight}")
         if not 1 <= self.max_hosts <= limits.MAX_PEERS:
@@ -75,7 +78,7 @@ def memory_factor(status: NodeStatus, jobs_added: int, policy: RankingPolicy) ->
     if wanted <= 0:
         return 1.0
     fit = max(0, status.mem_available) / wanted
-    return min(1.0, max(policy.memory_floor, fit))
+    return min(1.0, max(MEMORY_FLOOR, fit))
 
 
 def throughput(status: NodeStatus, jobs_added: int, policy: RankingPolicy) -> float:

@@ -25,8 +25,6 @@ from p2pcc.config import (
 from p2pcc.config.model import SECTIONS
 from p2pcc.config.schema import CombinedConfigError, schema
 from p2pcc.core.errors import ConfigError
-from p2pcc.core.peers import PeerTimings
-from p2pcc.core.ranking import RankingPolicy
 
 PATH = "/etc/p2pcc/p2pcc.toml"
 HOST = HostDefaults(
@@ -459,21 +457,3 @@ def test_timeouts_may_move_together() -> None:
         "[wrapper]\nstate_max_age = 30"
     ).gossip
     assert (gossip.interval, gossip.forget_after) == (10.0, 3600.0)
-
-
-# --- agreement with the core -----------------------------------------------------------------
-
-
-def test_default_ranking_and_timings_are_the_cores_defaults() -> None:
-    config = parse("")
-    policy = RankingPolicy()
-    assert (config.ranking.tier_ratio, config.ranking.local_weight) == (
-        policy.tier_ratio,
-        policy.local_weight,
-    )
-    assert (config.ranking.lzo, config.ranking.max_hosts) == (policy.lzo, policy.max_hosts)
-    assert config.metrics.job_memory == policy.job_memory
-    gossip = config.gossip
-    assert PeerTimings() == PeerTimings(
-        gossip.suspect_after, gossip.dead_after, gossip.forget_after
-    )

@@ -32,6 +32,9 @@ def test_a_configured_ranking_policy_has_the_configured_values() -> None:
     assert policy == RankingPolicy(
         tier_ratio=0.5, job_memory=2 * 1024**3, local_weight=2.0, lzo=True, max_hosts=3
     )
+    # Every field differs from its default, so a builder ignoring one would be caught.
+    default = astuple(ranking_policy(default_config()))
+    assert all(mine != theirs for mine, theirs in zip(astuple(policy), default, strict=True))
 
 
 def test_configured_timings_have_the_configured_values() -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from p2pcc.core.metrics import GIB
 from p2pcc.core.model import CompilerOffer, NodeStatus
 from p2pcc.core.peers import Liveness, Peer
-from p2pcc.core.ranking import GIB
 
 FP = "0123456789abcdef"
 OFFER = CompilerOffer(FP, "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")

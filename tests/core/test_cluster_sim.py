@@ -8,6 +8,7 @@ import pytest
 
 from p2pcc.core.errors import RejectedMessageError
 from p2pcc.core.hosts import hosts_line
+from p2pcc.core.metrics import GIB
 from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeState, NodeStatus
 from p2pcc.core.peers import (
     Liveness,
@@ -17,12 +18,13 @@ from p2pcc.core.peers import (
     PeerTimings,
     PeerUpdated,
 )
-from p2pcc.core.ranking import GIB, RankingPolicy, rank_peers
+from p2pcc.core.ranking import rank_peers
+from tests.core.policies import default_policy
 
 FP = "0123456789abcdef"
 OFFER = CompilerOffer(FP, "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
 TIMINGS = PeerTimings(suspect_after=5.0, dead_after=15.0, forget_after=600.0)
-POLICY = RankingPolicy()
+POLICY = default_policy()
 
 
 @dataclass

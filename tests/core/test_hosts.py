@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from p2pcc.core import limits
 from p2pcc.core.hosts import HostEntry, HostsLine, host_spec, hosts_line, render_hosts
+from p2pcc.core.metrics import GIB
 from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.peers import Liveness, Peer
-from p2pcc.core.ranking import GIB, RankingPolicy, rank_peers
+from p2pcc.core.ranking import RankingPolicy, rank_peers
+from tests.core.policies import default_policy
 from tests.core.roomy_peers import BASE, FP, OFFER, node, peer
 
-POLICY = RankingPolicy()
+POLICY = default_policy()
 SEED = b"client-1"
 # This machine: 8 idle CPUs, plenty of memory, reference speed.
 LOCAL = replace(BASE, name="here", addresses=("10.0.0.100",), cpus=8, slots=8)
@@ -83,7 +85,7 @@ def test_a_tie_with_a_tier_best_keeps_the_peers_first() -> None:
 
 
 def test_local_weight_one_ranks_localhost_like_a_peer() -> None:
-    result = line(EXAMPLE, 8, RankingPolicy(local_weight=1.0))
+    result = line(EXAMPLE, 8, replace(POLICY, local_weight=1.0))
     assert result.hosts == "10.0.0.1:3632/8 localhost/8 10.0.0.2:3632/4 10.0.0.3:3632/4"
     assert result.entries[1].score == 8.0
 
@@ -100,7 +102,7 @@ def test_localhost_is_never_put_inside_a_tier() -> None:
 
 
 def test_lzo_is_appended_to_remote_hosts_only() -> None:
-    result = line(EXAMPLE, 5, RankingPolicy(lzo=True))
+    result = line(EXAMPLE, 5, replace(POLICY, lzo=True))
     assert result.hosts == (
         "10.0.0.1:3632/8,lzo 10.0.0.2:3632/4,lzo localhost/5 10.0.0.3:3632/4,lzo"
     )
@@ -181,7 +183,7 @@ random_peers = st.lists(
 def test_every_line_is_valid_distcc_syntax_with_one_localhost(
     peers: list[Peer], local_slots: int, lzo: bool, seed: bytes
 ) -> None:
-    result = hosts_line(peers, FP, LOCAL, local_slots, policy=RankingPolicy(lzo=lzo), seed=seed)
+    result = hosts_line(peers, FP, LOCAL, local_slots, policy=replace(POLICY, lzo=lzo), seed=seed)
     tokens = result.hosts.split(" ")
     matches = [SPEC.match(token) for token in tokens]
     assert all(matches)

@@ -199,7 +199,7 @@ def test_the_tombstone_set_is_bounded_and_drops_the_oldest() -> None:
 
 
 def test_the_default_tombstone_cap_is_the_limit() -> None:
-    peers = PeerTable(OWN)
+    peers = PeerTable(OWN, TIMINGS)
     ids = [n.to_bytes(16, "big") for n in range(1, limits.MAX_TOMBSTONES + 2)]
     for node_id in ids:
         peers.apply(Message(node_id, 1, 1, 0.0, MessageKind.LEAVE), 0.0)

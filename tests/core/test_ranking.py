@@ -9,21 +9,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcc.core import limits
+from p2pcc.core.metrics import GIB
 from p2pcc.core.model import NodeState
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.ranking import (
-    GIB,
+    MEMORY_FLOOR,
     RankedPeer,
-    RankingPolicy,
     cpu_share,
     dial_address,
     memory_factor,
     rank_peers,
     throughput,
 )
+from tests.core.policies import default_policy
 from tests.core.roomy_peers import BASE, FP, OFFER, OTHER_OFFER, peer
 
-POLICY = RankingPolicy()
+POLICY = default_policy()
 SEED = b"client-1"
 
 
@@ -105,19 +106,19 @@ def test_the_same_seed_gives_the_same_order_whatever_the_input_order() -> None:
 
 
 def test_a_tier_ratio_of_one_keeps_every_score_apart() -> None:
-    ranked = rank_peers(TIERED, FP, RankingPolicy(tier_ratio=1.0), SEED)
+    ranked = rank_peers(TIERED, FP, replace(POLICY, tier_ratio=1.0), SEED)
     assert [entry.peer.node_id[0] for entry in ranked] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert [entry.tier for entry in ranked] == list(range(8))
 
 
 def test_max_hosts_keeps_the_best_tiers() -> None:
-    ranked = rank_peers(TIERED, FP, RankingPolicy(max_hosts=5), b"client-1")
+    ranked = rank_peers(TIERED, FP, replace(POLICY, max_hosts=5), b"client-1")
     assert [entry.peer.node_id[0] for entry in ranked] == [3, 2, 4, 1, 7]
 
 
 def test_memory_pressure_has_a_floor() -> None:
     starved = peer(1, slots=4, mem_available=0, power=2.0)
-    assert memory_factor(starved.status, 4, POLICY) == 0.1
+    assert memory_factor(starved.status, 4, POLICY) == MEMORY_FLOOR == 0.1
     assert summary(rank_peers([starved], FP, POLICY, SEED)) == [("p1", 0.8, 0, 4)]
 
 
@@ -153,8 +154,6 @@ def test_the_dial_address_prefers_the_first_ipv4(
         {"tier_ratio": 0.0},
         {"tier_ratio": 1.5},
         {"job_memory": 0},
-        {"memory_floor": 0.0},
-        {"memory_floor": 2.0},
         {"local_weight": 0.0},
         {"local_weight": float("inf")},
         {"max_hosts": 0},
@@ -163,7 +162,7 @@ def test_the_dial_address_prefers_the_first_ipv4(
 )
 def test_policy_values_are_validated(knobs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=next(iter(knobs))):
-        RankingPolicy(**knobs)  # type: ignore[arg-type]
+        replace(POLICY, **knobs)
 
 
 def test_a_seed_longer_than_a_blake2b_key_is_refused() -> None:
@@ -192,7 +191,7 @@ random_peers = st.lists(
 def test_seeds_only_reorder_within_tiers(
     peers: list[Peer], seed_a: bytes, seed_b: bytes, ratio: float
 ) -> None:
-    policy = RankingPolicy(tier_ratio=ratio, max_hosts=limits.MAX_PEERS)
+    policy = replace(POLICY, tier_ratio=ratio, max_hosts=limits.MAX_PEERS)
     first = rank_peers(peers, FP, policy, seed_a)
     second = rank_peers(peers, FP, policy, seed_b)
     assert [entry.tier for entry in first] == [entry.tier for entry in second]

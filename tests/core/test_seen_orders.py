@@ -15,6 +15,7 @@ from p2pcc.core.seen_orders import (
     decode_seen_orders,
     encode_seen_orders,
 )
+from tests.core.policies import default_timings
 
 
 def node(n: int) -> bytes:
@@ -55,9 +56,9 @@ def test_a_repeated_id_keeps_its_newest_order() -> None:
 
 def test_what_a_table_saw_is_refused_by_a_table_fed_from_the_file() -> None:
     own = node(99)
-    before = PeerTable(own)
+    before = PeerTable(own, default_timings())
     before.remember({node(1): (3, 4), node(2): (1, 8)})
-    after = PeerTable(own)
+    after = PeerTable(own, default_timings())
     after.remember(decode_seen_orders(encode_seen_orders(before.seen_orders())))
     assert after.seen_orders() == before.seen_orders() == {node(1): (3, 4), node(2): (1, 8)}
 

@@ -12,9 +12,8 @@ from p2pcc.core.auth import Keyring
 from p2pcc.core.fingerprint import Fingerprint
 from p2pcc.core.gossip import GossipEngine, Transport
 from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
-from p2pcc.core.peers import PeerTimings
-from p2pcc.core.ranking import RankingPolicy
 from p2pcc.daemon.node import LocalCompiler, Node
+from tests.core.policies import default_policy, default_timings
 
 FP = "be03ec3c49bc7685"
 OFFER = CompilerOffer(FP, "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
@@ -59,11 +58,11 @@ def make_node(index: int) -> Node:
         keyring=Keyring(),
         status=status(f"ws{index}", f"10.0.0.{index}"),
         interval=2.0,
-        timings=PeerTimings(),
+        timings=default_timings(),
         now=0.0,
     )
     compilers = [LocalCompiler(fingerprint(), ("gcc", "cc"))]
-    return Node(engine=engine, compilers=compilers, policy=RankingPolicy(), local_slots=2)
+    return Node(engine=engine, compilers=compilers, policy=default_policy(), local_slots=2)
 
 
 def test_not_serving_offers_no_slots_and_serving_restores_them() -> None:

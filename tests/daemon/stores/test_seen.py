@@ -23,6 +23,7 @@ from p2pcc.daemon.stores.seen import (
     seen_file,
     serve_seen_store,
 )
+from tests.core.policies import default_timings
 
 OWN = bytes(16)
 
@@ -45,10 +46,10 @@ def test_the_file_sits_beside_the_node_id() -> None:
 
 
 def test_a_restored_table_refuses_what_the_earlier_run_saw(path: Path) -> None:
-    before = PeerTable(OWN)
+    before = PeerTable(OWN, default_timings())
     before.apply(leave(1, 4, 7), 0.0)
     path.write_bytes(encode_seen_orders(before.seen_orders()))
-    after = PeerTable(OWN)
+    after = PeerTable(OWN, default_timings())
     assert restore_seen_orders(after, path) == {node(1): (4, 7)}
     with pytest.raises(RejectedMessageError) as refused:
         after.apply(leave(1, 4, 7), 1.0)
@@ -67,7 +68,7 @@ def test_a_damaged_file_is_one_warning_and_no_memory(
     path: Path, caplog: pytest.LogCaptureFixture, content: bytes
 ) -> None:
     path.write_bytes(content)
-    table = PeerTable(OWN)
+    table = PeerTable(OWN, default_timings())
     with caplog.at_level(logging.INFO, logger="p2pcc"):
         assert restore_seen_orders(table, path) == {}
     (record,) = caplog.records
@@ -98,7 +99,7 @@ def test_a_fifo_in_its_place_is_a_warning_not_a_hang(
 async def test_changes_are_saved_each_interval_and_at_exit(
     path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    table = PeerTable(OWN)
+    table = PeerTable(OWN, default_timings())
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_seen_store, path, table.seen_orders)
         table.apply(leave(1, 1, 1), 0.0)
@@ -117,7 +118,7 @@ async def test_changes_are_saved_each_interval_and_at_exit(
 async def test_what_was_on_disk_at_start_is_not_written_again(
     path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    table = PeerTable(OWN)
+    table = PeerTable(OWN, default_timings())
     kept = {node(3): (2, 2)}
     path.write_bytes(encode_seen_orders(kept))
     restore_seen_orders(table, path)
@@ -133,7 +134,7 @@ async def test_a_failing_save_is_logged_once_and_retried(
     tmp_path: Path, autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = seen_file(tmp_path / "gone" / "node-id")  # its directory does not exist yet
-    table = PeerTable(OWN)
+    table = PeerTable(OWN, default_timings())
     table.apply(leave(1, 1, 1), 0.0)
     with caplog.at_level(logging.INFO, logger="p2pcc"):
         async with trio.open_nursery() as nursery:
