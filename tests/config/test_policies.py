@@ -10,7 +10,8 @@ from p2pcc.config import parse_config
 from p2pcc.config.policies import peer_timings, ranking_policy
 from p2pcc.core.peers import PeerTimings
 from p2pcc.core.ranking import RankingPolicy
-from tests.core.policies import HOST, default_config
+from tests.config.test_config_schema import HOST
+from tests.core.policies import default_config
 
 NON_DEFAULT = """\
 [gossip]

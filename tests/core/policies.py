@@ -8,27 +8,16 @@ A test about particular numbers passes them explicitly, e.g.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from p2pcc.config import Config, HostDefaults, config_from_mapping
+from p2pcc.config import Config, config_from_mapping
 from p2pcc.config.policies import peer_timings, ranking_policy
 from p2pcc.core.peers import PeerTimings
 from p2pcc.core.ranking import RankingPolicy
 
-#: A fixed machine, so the defaults do not depend on the one running the tests.
-HOST = HostDefaults(
-    hostname="test-host",
-    home=Path("/home/test"),
-    distccd_found=True,
-    runtime_dir=Path("/run/p2pcc"),
-    runtime_dir_override=None,
-    state_dir=Path("/var/lib/p2pcc"),
-)
-
 
 def default_config() -> Config:
-    """Every key at its default."""
-    return config_from_mapping({}, None, host=HOST)
+    """Every key at its default; the machine-dependent ones (names and paths, which no
+    policy reads) are this machine's."""
+    return config_from_mapping({}, None)
 
 
 def default_policy() -> RankingPolicy:
