@@ -152,6 +152,11 @@ class GossipEngine:
         earliest = now if self._last_sent_at is None else self._last_sent_at + self.min_gap
         self._next_send = min(self._next_send, max(now, earliest))
 
+    @property
+    def next_send(self) -> float:
+        """When `poll_send` next returns a datagram."""
+        return self._next_send
+
     def poll_send(self, now: float, wall: float) -> Outgoing | None:
         """The state datagram to send now, or None when nothing is due yet."""
         if now < self._next_send:

@@ -11,13 +11,12 @@ whose best score it beats.  The line is never empty: at least `localhost/1`.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from p2pcc.core import limits
 from p2pcc.core.model import NodeStatus
-from p2pcc.core.peers import Peer
-from p2pcc.core.ranking import RankedPeer, RankingPolicy, dial_address, rank_peers, throughput
+from p2pcc.core.ranking import RankedPeer, RankingPolicy, dial_address, throughput
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +87,3 @@ def render_hosts(
         jobs=sum(entry.limit for entry in entries),
         entries=entries,
     )
-
-
-def hosts_line(
-    peers: Iterable[Peer],
-    fingerprint: str,
-    local: NodeStatus,
-    local_slots: int,
-    *,
-    policy: RankingPolicy,
-    seed: bytes,
-) -> HostsLine:
-    """Rank `peers` for `fingerprint` and render the result with localhost."""
-    return render_hosts(rank_peers(peers, fingerprint, policy, seed), local, local_slots, policy)

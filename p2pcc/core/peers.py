@@ -150,10 +150,15 @@ class PeerJoined:
 
 @dataclass(frozen=True, slots=True)
 class PeerUpdated:
-    """A known peer sent a newer state; `material` if its usefulness to clients changed."""
+    """A known peer sent a newer state; `previous` is the status it replaces."""
 
     peer: Peer
-    material: bool  # state, slots, compilers, addresses or port changed
+    previous: NodeStatus
+
+    @property
+    def changed(self) -> bool:
+        """Whether the peer says anything new (ranking reads every field)."""
+        return self.peer.status != self.previous
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +320,7 @@ class PeerTable:
         events: list[PeerEvent] = []
         if liveness is not known.liveness:
             events.append(LivenessChanged(peer.node_id, known.liveness, liveness))
-        events.append(PeerUpdated(peer, known.status.material_key() != status.material_key()))
+        events.append(PeerUpdated(peer, known.status))
         return events
 
     def _eviction_victim(self, now: float) -> Peer:

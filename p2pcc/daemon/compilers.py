@@ -28,8 +28,9 @@ from p2pcc.compilers.names import compiler_search_path
 from p2pcc.compilers.probe import lookup
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.fingerprint import Fingerprint
+from p2pcc.core.local_compilers import LocalCompiler
+from p2pcc.core.node import LocalNode
 from p2pcc.daemon.distccd.supervisor import check_whitelist
-from p2pcc.daemon.node import LocalCompiler, Node
 from p2pcc.statefile import stamp_of
 from p2pcc.wrapper import native
 
@@ -129,7 +130,7 @@ def native_expansions(
 
 
 async def serve_compiler_watch(
-    node: Node,
+    node: LocalNode,
     names: Sequence[str],
     env: dict[str, str],
     *,

@@ -1,4 +1,4 @@
-"""Moving gossip datagrams between the network and the engine: sockets and timers only.
+"""Moving gossip datagrams between the network and the node: sockets only.
 
 Two UDP sockets on the gossip port: one bound to the multicast group (so it receives
 only the group's traffic) and one bound to the interface's own address, which receives
@@ -26,8 +26,9 @@ import trio
 
 from p2pcc.core import limits
 from p2pcc.core.gossip import Endpoint, Outgoing, Transport
+from p2pcc.core.node import Change, LocalNode
 from p2pcc.core.peers import PeerJoined, PeerLeft
-from p2pcc.daemon.node import Node
+from p2pcc.daemon.changes import ChangeBoard, Subscription
 
 log = logging.getLogger("p2pcc.gossip")
 
@@ -162,38 +163,43 @@ async def _bind(
 
 
 async def serve_gossip(
-    node: Node,
+    node: LocalNode,
     endpoint: GossipEndpoint,
+    board: ChangeBoard,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Send our state on schedule and on change, merge what arrives; LEAVE on the way out."""
+    """Send our state when the node says it is due, merge what arrives; LEAVE on the way
+    out."""
     async with open_gossip_sockets(endpoint) as sockets, trio.open_nursery() as nursery:
         membership = MembershipLog()
         nursery.start_soon(_receive_loop, node, sockets.multicast, Transport.MULTICAST, membership)
         nursery.start_soon(_receive_loop, node, sockets.unicast, Transport.UNICAST, membership)
-        task_status.started()
         try:
-            await _send_loop(node, sockets.unicast, endpoint)
+            with board.subscribe(Change.SEND) as sooner:
+                task_status.started()
+                await _send_loop(node, sockets.unicast, endpoint, sooner)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await _send_leave(node, sockets.unicast, endpoint)
             nursery.cancel_scope.cancel()
 
 
-async def _send_loop(node: Node, sock: trio.socket.SocketType, endpoint: GossipEndpoint) -> None:
+async def _send_loop(
+    node: LocalNode, sock: trio.socket.SocketType, endpoint: GossipEndpoint, sooner: Subscription
+) -> None:
     while True:
-        now = trio.current_time()
-        node.handle_timer(now)
-        outgoing = node.engine.poll_send(now, time.time())
+        outgoing = node.datagram_to_send(trio.current_time(), time.time())
         if outgoing is not None:
             await _send(sock, outgoing, endpoint)
-        await node.changed.wait_until(node.next_deadline())
+        await sooner.wait(node.next_send)
 
 
-async def _send_leave(node: Node, sock: trio.socket.SocketType, endpoint: GossipEndpoint) -> None:
+async def _send_leave(
+    node: LocalNode, sock: trio.socket.SocketType, endpoint: GossipEndpoint
+) -> None:
     for _ in range(LEAVE_COPIES):
-        await _send(sock, node.engine.leave(trio.current_time(), time.time()), endpoint)
+        await _send(sock, node.leave_datagram(trio.current_time(), time.time()), endpoint)
     log.info("sent leave to the pool")
 
 
@@ -219,13 +225,13 @@ async def _send(sock: trio.socket.SocketType, outgoing: Outgoing, endpoint: Goss
 
 
 async def _receive_loop(
-    node: Node, sock: trio.socket.SocketType, transport: Transport, membership: MembershipLog
+    node: LocalNode, sock: trio.socket.SocketType, transport: Transport, membership: MembershipLog
 ) -> None:
     while True:
         data, address = await sock.recvfrom(RECEIVE_BUFFER)
         sender: Endpoint = (address[0], address[1])
         now = trio.current_time()
-        received = node.engine.receive(data, sender, transport, now)
+        received = node.receive(data, sender, transport, now)
         if received.dropped is not None:
             if received.log:
                 log.warning(
@@ -237,5 +243,3 @@ async def _receive_loop(
                 membership.note(now, "peer %s joined (%s)", event.peer.status.name, sender[0])
             elif isinstance(event, PeerLeft):
                 membership.note(now, "peer %s left", event.peer.status.name)
-        if received.events:
-            node.changed.notify()

@@ -66,9 +66,10 @@ class ActivitySource(Protocol):
 
 
 class AutoPauser(Protocol):
-    """The node as the idle task sees it (`p2pcc.daemon.node.Node`)."""
+    """The node as the idle task sees it (`p2pcc.core.node.LocalNode`)."""
 
-    resumes_by_hand: int
+    @property
+    def resumes_by_hand(self) -> int: ...
 
     def pause_kind(self) -> PauseKind: ...
 

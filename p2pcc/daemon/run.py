@@ -2,10 +2,13 @@
 
 Start-up does the slow, fallible work first (interface, identity, key, compiler
 fingerprints) so a bad configuration fails with one message before anything is
-announced.  Then each task is started with `nursery.start`, in dependency order, and
-reports readiness.  SIGTERM/SIGINT announce LEAVING, give peers a moment to hear it,
-then cancel everything: the gossip task sends LEAVE on its way out, mDNS unregisters,
-distccd drains.  SIGHUP re-reads the configuration and applies what can change live.
+announced.  Then the node (`p2pcc.core.node.LocalNode`) is built, and each task is
+started with `nursery.start`, in dependency order, and reports readiness.  The tasks
+talk to the node through its methods and wake on the changes they act on
+(`p2pcc.daemon.changes`).  SIGTERM/SIGINT announce LEAVING, give peers a moment to hear
+it, then cancel everything: the gossip task sends LEAVE on its way out, mDNS
+unregisters, distccd drains.  SIGHUP re-reads the configuration and applies what can
+change live.
 """
 
 from __future__ import annotations
@@ -15,35 +18,36 @@ import os
 import signal
 import socket
 import time
+from dataclasses import dataclass
 from functools import partial
 
 import trio
 
+from p2pcc import statefile
 from p2pcc.config import Config, load_config
 from p2pcc.config.key_file import load_keyring
-from p2pcc.config.policies import peer_timings, ranking_policy
+from p2pcc.config.policies import ranking_policy
 from p2pcc.control_client import control_socket_path
 from p2pcc.core.errors import P2pccError
-from p2pcc.core.gossip import GossipEngine
-from p2pcc.core.metrics import limited_cpus
-from p2pcc.core.model import NodeStatus
-from p2pcc.daemon.compilers import local_compilers, serve_compiler_watch
+from p2pcc.core.node import LocalNode
+from p2pcc.daemon.changes import ChangeBoard
+from p2pcc.daemon.compilers import serve_compiler_watch
 from p2pcc.daemon.control import serve_control
 from p2pcc.daemon.distccd.renice import serve_renice_while_paused
 from p2pcc.daemon.distccd.supervisor import DistccdState, distccd_log_file, serve_distccd
 from p2pcc.daemon.distccd.vanished import serve_vanished_peers
 from p2pcc.daemon.gossip import serve_gossip
 from p2pcc.daemon.idle import make_source, serve_idle
+from p2pcc.daemon.mdns.announce import announce_distccd
 from p2pcc.daemon.mdns.discovery import Discovery, serve_discovery
-from p2pcc.daemon.metrics.power import Measurements, announce_distccd
-from p2pcc.daemon.metrics.sampler import available_cpus, read_cpu_limit, serve_metrics
-from p2pcc.daemon.node import Node, offers_of
+from p2pcc.daemon.metrics.calibrate import calibrate_node
+from p2pcc.daemon.metrics.sampler import serve_metrics
 from p2pcc.daemon.node_control import NodeControl
-from p2pcc.daemon.startup import discover_surroundings
+from p2pcc.daemon.startup import StartFacts, gather_start_facts, open_node
 from p2pcc.daemon.state_writer import serve_state_file
-from p2pcc.daemon.stores.identity import load_node_id, next_incarnation
 from p2pcc.daemon.stores.pause import pause_file, restore_pause, serve_pause_store, stored_form
 from p2pcc.daemon.stores.seen import restore_seen_orders, seen_file, serve_seen_store
+from p2pcc.daemon.timers import serve_timers
 from p2pcc.paths import cache_dir
 from p2pcc.wrapper.lookup import is_link_dir, path_dirs
 
@@ -54,122 +58,121 @@ log = logging.getLogger("p2pcc.daemon")
 LEAVING_GRACE = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class Daemon:
+    """What every task is started with: the node, its change board, and the facts."""
+
+    config: Config
+    facts: StartFacts
+    node: LocalNode
+    board: ChangeBoard
+    env: dict[str, str]
+
+
 async def run_daemon(config: Config, env: dict[str, str]) -> None:
     """Run the daemon until SIGTERM/SIGINT; raises P2pccError for a start-up failure."""
-    surroundings = discover_surroundings(config)
-    keyring = load_keyring(config)
-    node_id = load_node_id(config.node.id_file)
-    incarnation = next_incarnation(config.node.id_file.with_name("incarnation"), time.time())
-    names = (*config.compilers.offer, *config.compilers.extra)
-    compilers = await trio.to_thread.run_sync(local_compilers, names, env)
-    if not compilers:
-        log.warning("no compiler found among %s: this node will offer nothing", ", ".join(names))
-    # What served jobs can occupy at once, a cgroup CPU limit included: distccd's --jobs,
-    # the client's own localhost/N and the cpus announced to stock zeroconf clients.
-    cpus = limited_cpus(available_cpus(), read_cpu_limit())
-    status = NodeStatus(
-        name=config.node.name,
-        addresses=surroundings.addresses,
-        distccd_port=config.distccd.port,
-        cpus=cpus,
-        load=0.0,
-        mem_available=0,
-        slots=0,
-        jobs=0,
-        power=1.0,
-        compilers=offers_of(compilers),
-    )
-    engine = GossipEngine(
-        node_id=node_id,
-        incarnation=incarnation,
-        keyring=keyring,
-        status=status,
-        interval=config.gossip.interval,
-        timings=peer_timings(config),
-        now=trio.current_time(),
-    )
-    node = Node(engine=engine, compilers=compilers, policy=ranking_policy(config), local_slots=cpus)
-    pause_path = pause_file(config.node.id_file)
-    kept_pause = restore_pause(node, pause_path, trio.current_time(), time.time())
-    seen_path = seen_file(config.node.id_file)
-    kept_seen = restore_seen_orders(engine.table, seen_path)
-    runtime_dir = config.runtime_dir
-    runtime_dir.mkdir(parents=True, exist_ok=True)
+    facts = await gather_start_facts(config, env)
+    board = ChangeBoard()
+    node = open_node(config, facts, board.notify, trio.current_time())
+    daemon = Daemon(config, facts, node, board, env)
+    config.runtime_dir.mkdir(parents=True, exist_ok=True)
     log.info(
         "node %s (%s) incarnation %d on %s %s, gossip %s port %d%s",
         config.node.name,
-        node_id.hex(),
-        incarnation,
-        surroundings.interface.name,
-        surroundings.endpoint.interface_address,
+        facts.node_id.hex(),
+        facts.incarnation,
+        facts.surroundings.interface.name,
+        facts.surroundings.endpoint.interface_address,
         config.gossip.group,
         config.gossip.port,
-        "" if keyring else " (unauthenticated pool)",
+        "" if facts.keyring else " (unauthenticated pool)",
     )
     async with trio.open_nursery() as nursery:
-        distccd: DistccdState = await nursery.start(
-            partial(
-                serve_distccd,
-                config.distccd,
-                listen=surroundings.endpoint.interface_address,
-                interface=surroundings.interface.name,
-                log_file=distccd_log_file(runtime_dir),
-                on_serving=lambda serving: node.set_serving(serving, trio.current_time()),
-                slots=lambda: max(1, node.engine.status.slots or cpus),
-                env=env,
-                exclude_path_dirs=link_dirs_on(env),
-            )
-        )
-        measurements = Measurements(node)
-        await nursery.start(
-            partial(
-                serve_metrics,
-                config.metrics,
-                measurements.publish,
-                distccd_pids=lambda: [distccd.pid] if distccd.pid else [],
-            )
-        )
-        nursery.start_soon(measurements.calibrate, compilers, cache_dir(env))
-        await nursery.start(serve_compiler_watch, node, names, env)
-        await nursery.start(serve_gossip, node, surroundings.endpoint)
-        discovery: Discovery = await nursery.start(
-            partial(
-                serve_discovery,
-                node,
-                addresses=surroundings.addresses,
-                hostname=socket.gethostname(),
-                gossip_port=config.gossip.port,
-            )
-        )
-        nursery.start_soon(announce_distccd, node, discovery, config.distccd.port, cpus)
-        await nursery.start(
-            partial(serve_state_file, node, runtime_dir / "state", period=_state_period(config))
-        )
-        await nursery.start(
-            partial(
-                serve_pause_store,
-                pause_path,
-                lambda: stored_form(node.pause_state),
-                node.changed,
-                on_disk=kept_pause,
-            )
-        )
-        await nursery.start(serve_vanished_peers, node)
-        await nursery.start(
-            partial(serve_seen_store, seen_path, engine.table.seen_orders, on_disk=kept_seen)
-        )
-        await nursery.start(
-            serve_renice_while_paused,
-            lambda: node.pause_state is not None,
-            lambda: distccd.pid,
-            node.changed,
-        )
-        if config.idle.enabled:
-            source = make_source(config.idle.source)
-            await nursery.start(partial(serve_idle, config.idle, node, source, uid=os.geteuid()))
-        await nursery.start(serve_control, control_socket_path(config), NodeControl(node))
+        distccd = await _start_distccd(nursery, daemon)
+        await _start_pool(nursery, daemon)
+        await _start_local(nursery, daemon, distccd)
         log.info("ready")
         await _serve_signals(node, config, nursery.cancel_scope)
+
+
+async def _start_distccd(nursery: trio.Nursery, daemon: Daemon) -> DistccdState:
+    """distccd and what measures this machine (metrics need distccd's pid)."""
+    config, node, cpus = daemon.config, daemon.node, daemon.facts.cpus
+    distccd: DistccdState = await nursery.start(
+        partial(
+            serve_distccd,
+            config.distccd,
+            listen=daemon.facts.surroundings.endpoint.interface_address,
+            interface=daemon.facts.surroundings.interface.name,
+            log_file=distccd_log_file(config.runtime_dir),
+            on_serving=lambda serving: node.set_serving(serving, trio.current_time()),
+            slots=lambda: max(1, node.status.slots or cpus),
+            env=daemon.env,
+            exclude_path_dirs=link_dirs_on(daemon.env),
+        )
+    )
+    await nursery.start(
+        partial(
+            serve_metrics,
+            config.metrics,
+            lambda sample: node.set_measurements(sample, trio.current_time()),
+            distccd_pids=lambda: [distccd.pid] if distccd.pid else [],
+        )
+    )
+    nursery.start_soon(calibrate_node, node, cache_dir(daemon.env))
+    await nursery.start(serve_compiler_watch, node, daemon.facts.compiler_names, daemon.env)
+    return distccd
+
+
+async def _start_pool(nursery: trio.Nursery, daemon: Daemon) -> None:
+    """Gossip, its timers and replay memory, and mDNS."""
+    config, node, board = daemon.config, daemon.node, daemon.board
+    seen_path = seen_file(config.node.id_file)
+    kept_seen = restore_seen_orders(node, seen_path)
+    await nursery.start(serve_gossip, node, daemon.facts.surroundings.endpoint, board)
+    await nursery.start(serve_timers, node, board)
+    await nursery.start(partial(serve_seen_store, seen_path, node.seen_orders, on_disk=kept_seen))
+    discovery: Discovery = await nursery.start(
+        partial(
+            serve_discovery,
+            node,
+            addresses=daemon.facts.surroundings.addresses,
+            hostname=socket.gethostname(),
+            gossip_port=config.gossip.port,
+        )
+    )
+    nursery.start_soon(
+        announce_distccd, node, board, discovery, config.distccd.port, daemon.facts.cpus
+    )
+    await nursery.start(serve_vanished_peers, node, board)
+
+
+async def _start_local(nursery: trio.Nursery, daemon: Daemon, distccd: DistccdState) -> None:
+    """What serves this machine's own users: the state file, the pause, the control
+    socket."""
+    config, node, board = daemon.config, daemon.node, daemon.board
+    state_file = config.runtime_dir / statefile.FILE_NAME
+    await nursery.start(
+        partial(serve_state_file, node, board, state_file, period=_state_period(config))
+    )
+    pause_path = pause_file(config.node.id_file)
+    kept_pause = restore_pause(node, pause_path, trio.current_time(), time.time())
+    await nursery.start(
+        partial(
+            serve_pause_store,
+            pause_path,
+            lambda: stored_form(node.pause),
+            board,
+            on_disk=kept_pause,
+        )
+    )
+    await nursery.start(
+        serve_renice_while_paused, lambda: node.pause is not None, lambda: distccd.pid, board
+    )
+    if config.idle.enabled:
+        source = make_source(config.idle.source)
+        await nursery.start(partial(serve_idle, config.idle, node, source, uid=os.geteuid()))
+    await nursery.start(serve_control, control_socket_path(config), NodeControl(node))
 
 
 def link_dirs_on(env: dict[str, str]) -> list[str]:
@@ -181,7 +184,7 @@ def _state_period(config: Config) -> float:
     return min(config.gossip.interval, config.wrapper.state_max_age / 3)
 
 
-async def _serve_signals(node: Node, config: Config, scope: trio.CancelScope) -> None:
+async def _serve_signals(node: LocalNode, config: Config, scope: trio.CancelScope) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             if signum == signal.SIGHUP:
@@ -194,7 +197,7 @@ async def _serve_signals(node: Node, config: Config, scope: trio.CancelScope) ->
             return
 
 
-def _reload(node: Node, config: Config) -> Config:
+def _reload(node: LocalNode, config: Config) -> Config:
     """Re-read the configuration; apply what can change live, name what needs a restart."""
     try:
         fresh = load_config(str(config.source) if config.source else None)
@@ -203,9 +206,8 @@ def _reload(node: Node, config: Config) -> Config:
     except P2pccError as error:
         log.error("reload refused, keeping the running configuration: %s", error)
         return config
-    node.engine.keyring = keyring
-    node.policy = policy
-    node.changed.notify()
+    node.set_keyring(keyring)
+    node.set_policy(policy)
     restart_needed = [
         section
         for section in ("gossip", "distccd", "node", "compilers", "idle")

@@ -1,18 +1,33 @@
-"""Start-up facts the daemon needs before it announces anything.
+"""Start-up facts the daemon needs before it announces anything, and the node built
+from them.
 
 Each function does one fallible look-up (the gossip interface, the cluster key, the
-compilers) and fails with a message that says what to fix, so a bad setup stops the
-daemon before it has told peers anything.
+identity, the compilers) and fails with a message that says what to fix, so a bad
+setup stops the daemon before it has told peers anything.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import trio
+
 from p2pcc.config import Config
+from p2pcc.config.key_file import load_keyring
+from p2pcc.config.policies import peer_timings, ranking_policy
+from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import P2pccError
+from p2pcc.core.local_compilers import LocalCompiler
+from p2pcc.core.metrics import limited_cpus
+from p2pcc.core.model import NodeStatus
+from p2pcc.core.node import Change, LocalNode
+from p2pcc.daemon.compilers import local_compilers
 from p2pcc.daemon.gossip import GossipEndpoint
+from p2pcc.daemon.metrics.sampler import available_cpus, read_cpu_limit
+from p2pcc.daemon.stores.identity import incarnation_file, load_node_id, next_incarnation
 from p2pcc.netinfo import InterfaceInfo, IPInterface, gossip_interface
 
 log = logging.getLogger("p2pcc.daemon")
@@ -44,3 +59,59 @@ def discover_surroundings(config: Config) -> Surroundings:
     endpoint = GossipEndpoint(group, config.gossip.port, config.gossip.ttl, interface.index, own)
     addresses = tuple(str(a.ip) for a in interface.addresses if not a.ip.is_link_local)
     return Surroundings(interface, endpoint, addresses or (own,))
+
+
+@dataclass(frozen=True, slots=True)
+class StartFacts:
+    """Everything start-up learned before the node exists."""
+
+    surroundings: Surroundings
+    keyring: Keyring
+    node_id: bytes
+    incarnation: int
+    compiler_names: tuple[str, ...]
+    compilers: tuple[LocalCompiler, ...]
+    cpus: int  # what served jobs can occupy at once, a cgroup CPU limit included
+
+
+async def gather_start_facts(config: Config, env: dict[str, str]) -> StartFacts:
+    """The slow, fallible look-ups, in the order their failures are most useful."""
+    surroundings = discover_surroundings(config)
+    keyring = load_keyring(config)
+    node_id = load_node_id(config.node.id_file)
+    incarnation = next_incarnation(incarnation_file(config.node.id_file), time.time())
+    names = (*config.compilers.offer, *config.compilers.extra)
+    compilers = await trio.to_thread.run_sync(local_compilers, names, env)
+    if not compilers:
+        log.warning("no compiler found among %s: this node will offer nothing", ", ".join(names))
+    cpus = limited_cpus(available_cpus(), read_cpu_limit())
+    return StartFacts(surroundings, keyring, node_id, incarnation, names, tuple(compilers), cpus)
+
+
+def open_node(
+    config: Config, facts: StartFacts, on_change: Callable[[Change], None], now: float
+) -> LocalNode:
+    """The node as it starts: nothing measured yet, distccd not serving yet."""
+    status = NodeStatus(
+        name=config.node.name,
+        addresses=facts.surroundings.addresses,
+        distccd_port=config.distccd.port,
+        cpus=facts.cpus,
+        load=0.0,
+        mem_available=0,
+        slots=0,
+        jobs=0,
+        power=1.0,
+    )
+    return LocalNode(
+        node_id=facts.node_id,
+        incarnation=facts.incarnation,
+        keyring=facts.keyring,
+        status=status,
+        compilers=facts.compilers,
+        policy=ranking_policy(config),
+        interval=config.gossip.interval,
+        timings=peer_timings(config),
+        now=now,
+        on_change=on_change,
+    )

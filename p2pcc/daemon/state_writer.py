@@ -1,9 +1,13 @@
-"""Keeping the wrapper's state file current: rewritten on change and at least every period.
+"""Keeping the wrapper's state file current: rewritten when its content changes, and
+at least every period.
 
 The wrapper treats a state file older than `wrapper.state_max_age` as "daemon down" and
 compiles locally, so the period must stay well below that age; the configuration check
-enforces it.  Writes are atomic (temp file + rename): a compile never reads half a file.
-Changes that arrive in a burst are coalesced: at most one write per `min_gap`.
+enforces it.  Between those rewrites the file is written only when a hosts line or a
+compiler record changed: the task wakes for ranking inputs (peers, our status, our
+compilers), looks at most once per `min_gap` (so a burst of datagrams costs one
+ranking), and compares.  Writes are atomic (temp file + rename): a compile never reads
+half a file.
 """
 
 from __future__ import annotations
@@ -16,16 +20,30 @@ from pathlib import Path
 import trio
 
 from p2pcc import statefile
-from p2pcc.daemon.node import Node
+from p2pcc.core.local_compilers import compiler_records, native_records
+from p2pcc.core.node import Change, LocalNode
+from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.safe_files import replace_file
 
 log = logging.getLogger("p2pcc.state")
 
+#: What the state file says, but for the time it was written.
+Content = tuple[
+    dict[str, tuple[int, str]],
+    dict[str, tuple[str, str, str]],
+    dict[str, dict[str, tuple[str, ...]]],
+]
 
-def render_state(node: Node, wall: float) -> str:
-    """The state file's text for the node's current table."""
-    hosts = {fp: (line.jobs, line.hosts) for fp, line in node.all_hosts().items()}
-    return statefile.render(wall, hosts, node.compiler_records(), node.native_records())
+
+def state_content(node: LocalNode, now: float) -> Content:
+    """The hosts lines and compiler records the state file holds at `now`."""
+    hosts = {fp: (line.jobs, line.hosts) for fp, line in node.hosts(now).items()}
+    return hosts, compiler_records(node.compilers), native_records(node.compilers)
+
+
+def render_state(content: Content, wall: float) -> str:
+    """The state file's text for `content`, stamped with `wall`."""
+    return statefile.render(wall, *content)
 
 
 async def write_in_thread(path: Path, text: str) -> None:
@@ -34,7 +52,8 @@ async def write_in_thread(path: Path, text: str) -> None:
 
 
 async def serve_state_file(
-    node: Node,
+    node: LocalNode,
+    board: ChangeBoard,
     path: Path,
     *,
     period: float,
@@ -42,19 +61,26 @@ async def serve_state_file(
     write: Callable[[Path, str], Awaitable[None]] = write_in_thread,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Write the state file now, then on every change and every `period` seconds."""
-    await write(path, render_state(node, time.time()))
-    task_status.started()
-    try:
-        while True:
-            written_at = trio.current_time()
-            await node.changed.wait_until(written_at + period)
-            await trio.sleep_until(written_at + min_gap)
-            await write(path, render_state(node, time.time()))
-    finally:
-        # A state file left behind would look fresh for up to state_max_age; removing it
-        # sends compiles local at once when the daemon stops.
-        path.unlink(missing_ok=True)
+    """Write the state file now, then when its content changes and every `period` s."""
+    with board.subscribe(Change.RANKING) as changes:
+        written = state_content(node, trio.current_time())
+        await write(path, render_state(written, time.time()))
+        written_at = looked_at = trio.current_time()
+        task_status.started()
+        try:
+            while True:
+                if await changes.wait(written_at + period):
+                    await trio.sleep_until(looked_at + min_gap)
+                looked_at = trio.current_time()
+                content = state_content(node, looked_at)
+                if content == written and looked_at < written_at + period:
+                    continue
+                await write(path, render_state(content, time.time()))
+                written, written_at = content, trio.current_time()
+        finally:
+            # A state file left behind would look fresh for up to state_max_age; removing
+            # it sends compiles local at once when the daemon stops.
+            path.unlink(missing_ok=True)
 
 
 def _write(path: Path, text: str) -> None:

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from p2pcc.core.errors import RejectedMessageError
-from p2pcc.core.hosts import hosts_line
+from p2pcc.core.gossip import Transport
+from p2pcc.core.hosts import render_hosts
 from p2pcc.core.metrics import GIB
 from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeState, NodeStatus
+from p2pcc.core.node import LocalNode
 from p2pcc.core.peers import (
     Liveness,
     LivenessChanged,
@@ -19,7 +21,9 @@ from p2pcc.core.peers import (
     PeerUpdated,
 )
 from p2pcc.core.ranking import rank_peers
-from tests.core.policies import default_policy
+from tests.core.local_nodes import FP as LOCAL_FP
+from tests.core.local_nodes import WALL, make_node
+from tests.core.policies import default_policy, default_timings
 
 FP = "0123456789abcdef"
 OFFER = CompilerOffer(FP, "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
@@ -190,7 +194,9 @@ def test_a_paused_node_leaves_every_ranking_in_the_same_round() -> None:
         ["ws2", "ws1", "ws0"],
     ]
     # The paused node itself still builds with the others and with its own CPUs.
-    line = hosts_line(paused.table.peers(), FP, paused.status, 4, policy=POLICY, seed=b"sim")
+    line = render_hosts(
+        rank_peers(paused.table.peers(), FP, POLICY, b"sim"), paused.status, 4, POLICY
+    )
     # Its own score, 4 jobs x power 8 x 0.5 = 16, ties ws2's tier, so it goes after ws2.
     assert (
         line.hosts == "10.0.0.5:3632/4 10.0.0.3:3632/4 localhost/4 10.0.0.2:3632/4 10.0.0.1:3632/4"
@@ -204,3 +210,79 @@ def test_a_leaving_node_is_dropped_everywhere_at_once() -> None:
     cluster.send(leaving.announce(0.5, MessageKind.LEAVE), leaving.index)
     assert all(leaving.node_id not in sim.table for sim in cluster.nodes)
     assert [len(sim.table) for sim in cluster.nodes] == [3, 4, 3, 3, 3]
+
+
+# --- whole local nodes: a pause in, a peer's hosts line out -------------------------------
+
+
+@dataclass
+class NodeCluster:
+    """Local nodes on a perfect multicast link, driven by a float clock; `deliver` hands
+    every datagram that is due to every other node that is not cut off."""
+
+    nodes: list[LocalNode]
+    now: float = 0.0
+
+    @classmethod
+    def of(cls, size: int) -> NodeCluster:
+        nodes = [make_node(index + 1) for index in range(size)]
+        for node in nodes:
+            node.set_serving(True, 0.0)
+        return cls(nodes)
+
+    def deliver(self, drop: frozenset[int] = frozenset()) -> None:
+        for index, sender in enumerate(self.nodes):
+            if index in drop:
+                continue
+            outgoing = sender.datagram_to_send(self.now, WALL + self.now)
+            if outgoing is None:
+                continue
+            for receiver in self.nodes:
+                if receiver is not sender:
+                    address = (sender.status.addresses[0], 3634)
+                    receiver.receive(outgoing.data, address, Transport.MULTICAST, self.now)
+
+    def run_until(self, end: float, step: float = 0.1) -> None:
+        """Advance the clock to `end`, running timers and delivering at each step."""
+        while self.now < end:
+            self.now = round(self.now + step, 6)
+            for node in self.nodes:
+                node.handle_timer(self.now)
+            self.deliver()
+
+
+def test_a_pause_leaves_a_peers_hosts_line_within_a_step_and_returns_when_it_ends() -> None:
+    cluster = NodeCluster.of(3)
+    alpha, beta, _ = cluster.nodes
+    cluster.run_until(1.0)
+    assert "10.0.0.2:3632/4" in alpha.hosts(cluster.now)[LOCAL_FP].hosts
+    beta.pause_for(30.0, "demo at 3", uid=1000, now=cluster.now, wall=WALL + cluster.now)
+    cluster.run_until(1.1)  # the pause goes out at once, not at the next interval
+    line = alpha.hosts(cluster.now)[LOCAL_FP].hosts
+    assert "10.0.0.2" not in line
+    assert line == "10.0.0.3:3632/4 localhost/4"
+    (seen,) = [peer for peer in alpha.peers() if peer.node_id == beta.node_id]
+    assert (seen.status.state, seen.status.pause_reason) == (NodeState.PAUSED, "demo at 3")
+    cluster.run_until(30.9)
+    assert beta.pause is not None  # until 31.0 exactly
+    assert "10.0.0.2" not in alpha.hosts(cluster.now)[LOCAL_FP].hosts
+    cluster.run_until(31.0)  # the pause expires on beta's own timer and goes out at once
+    assert beta.pause is None
+    assert "10.0.0.2:3632/4" in alpha.hosts(cluster.now)[LOCAL_FP].hosts
+
+
+def test_a_node_cut_off_leaves_the_others_lines_when_it_turns_suspect() -> None:
+    cluster = NodeCluster.of(3)
+    alpha, beta, _ = cluster.nodes
+    cluster.run_until(1.0)
+    suspect_after = default_timings().suspect_after
+    (seen,) = [peer for peer in alpha.peers() if peer.node_id == beta.node_id]
+    heard = seen.last_heard
+    while cluster.now < heard + suspect_after + 1:
+        cluster.now = round(cluster.now + 0.1, 6)
+        cluster.deliver(drop=frozenset({1}))
+        if "10.0.0.2" not in alpha.hosts(cluster.now)[LOCAL_FP].hosts:
+            break
+    # Suspect (out of every line) exactly suspect_after after it was last heard.
+    assert cluster.now == pytest.approx(heard + suspect_after)
+    assert beta.hosts(cluster.now)[LOCAL_FP].hosts.startswith("10.0.0.")  # beta still hears them

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcc.core import limits
-from p2pcc.core.hosts import HostEntry, HostsLine, host_spec, hosts_line, render_hosts
+from p2pcc.core.hosts import HostEntry, HostsLine, host_spec, render_hosts
 from p2pcc.core.metrics import GIB
 from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.peers import Liveness, Peer
@@ -37,7 +37,7 @@ def line(
     policy: RankingPolicy = POLICY,
     local: NodeStatus = LOCAL,
 ) -> HostsLine:
-    return hosts_line(peers, FP, local, local_slots, policy=policy, seed=SEED)
+    return render_hosts(rank_peers(peers, FP, policy, SEED), local, local_slots, policy)
 
 
 def test_the_worked_example_puts_localhost_between_bravo_and_charlie() -> None:
@@ -183,7 +183,8 @@ random_peers = st.lists(
 def test_every_line_is_valid_distcc_syntax_with_one_localhost(
     peers: list[Peer], local_slots: int, lzo: bool, seed: bytes
 ) -> None:
-    result = hosts_line(peers, FP, LOCAL, local_slots, policy=replace(POLICY, lzo=lzo), seed=seed)
+    policy = replace(POLICY, lzo=lzo)
+    result = render_hosts(rank_peers(peers, FP, policy, seed), LOCAL, local_slots, policy)
     tokens = result.hosts.split(" ")
     matches = [SPEC.match(token) for token in tokens]
     assert all(matches)

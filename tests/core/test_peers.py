@@ -89,12 +89,15 @@ def test_a_newer_state_replaces_and_says_whether_it_is_material() -> None:
     busier = replace(STATUS, load=3.5, jobs=2)
     events = peers.apply(state(1, 1, 2, busier), 101.0)
     updated = Peer(node(1), busier, Liveness.ALIVE, 101.0, 100.0, (1, 2))
-    assert events == [PeerUpdated(updated, material=False)]
+    assert events == [PeerUpdated(updated, previous=STATUS)]
+    assert events[0].changed
+    assert busier.material_key() == STATUS.material_key()
     paused = replace(busier, state=NodeState.PAUSED, pause_reason="meeting")
     events = peers.apply(state(1, 1, 3, paused), 102.0)
     assert events == [
-        PeerUpdated(replace(updated, status=paused, last_heard=102.0, order=(1, 3)), True)
+        PeerUpdated(replace(updated, status=paused, last_heard=102.0, order=(1, 3)), busier)
     ]
+    assert paused.material_key() != busier.material_key()
 
 
 @pytest.mark.parametrize(
@@ -111,7 +114,8 @@ def test_material_changes(changed: NodeStatus) -> None:
     peers = table()
     peers.apply(state(1, 1, 1), 0.0)
     events = peers.apply(state(1, 1, 2, changed), 1.0)
-    assert [event.material for event in events if isinstance(event, PeerUpdated)] == [True]
+    assert [event.changed for event in events if isinstance(event, PeerUpdated)] == [True]
+    assert changed.material_key() != STATUS.material_key()
 
 
 @pytest.mark.parametrize("order", [(3, 7), (3, 6), (2, 99), (0, 0)])
@@ -127,8 +131,9 @@ def test_a_new_incarnation_is_accepted_with_a_lower_sequence() -> None:
     peers.apply(state(1, 1, 50), 100.0)
     events = peers.apply(state(1, 2, 1), 101.0)
     assert events == [
-        PeerUpdated(Peer(node(1), STATUS, Liveness.ALIVE, 101.0, 100.0, (2, 1)), False)
+        PeerUpdated(Peer(node(1), STATUS, Liveness.ALIVE, 101.0, 100.0, (2, 1)), STATUS)
     ]
+    assert not events[0].changed
 
 
 def test_our_own_echo_is_rejected() -> None:
@@ -319,7 +324,7 @@ def test_a_silent_peer_that_is_heard_again_is_alive(silent_until: float, was: Li
     assert silent.liveness is was
     events = peers.apply(state(1, 1, 2), silent_until + 1)
     heard = Peer(node(1), STATUS, Liveness.ALIVE, silent_until + 1, 100.0, (1, 2))
-    assert events == [LivenessChanged(node(1), was, Liveness.ALIVE), PeerUpdated(heard, False)]
+    assert events == [LivenessChanged(node(1), was, Liveness.ALIVE), PeerUpdated(heard, STATUS)]
     assert peers.next_deadline() == silent_until + 6
 
 

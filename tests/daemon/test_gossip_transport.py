@@ -10,8 +10,10 @@ import pytest
 import trio
 
 from p2pcc.core.model import NodeState
+from p2pcc.core.node import LocalNode
+from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.gossip import GossipEndpoint, MembershipLog, serve_gossip
-from tests.daemon.test_node import WALL, make_node
+from tests.core.local_nodes import WALL, make_node
 
 GROUP = ipaddress.IPv4Address("239.192.74.70")
 
@@ -33,35 +35,39 @@ async def wait_for(predicate: object, what: str) -> None:
 async def test_two_nodes_meet_see_a_pause_and_a_leave() -> None:
     port = free_udp_port()
     lo = socket.if_nametoindex("lo")
-    alpha, beta = make_node(1), make_node(2)
+    alpha_board, beta_board = ChangeBoard(), ChangeBoard()
+    alpha, beta = make_node(1, alpha_board.notify), make_node(2, beta_board.notify)
     for node in (alpha, beta):
         node.set_serving(True, trio.current_time())
+
+    def knows(node: LocalNode, other: LocalNode) -> bool:
+        return any(peer.node_id == other.node_id for peer in node.peers())
+
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             await nursery.start(
-                serve_gossip, alpha, GossipEndpoint(GROUP, port, 1, lo, "127.0.0.2")
+                serve_gossip, alpha, GossipEndpoint(GROUP, port, 1, lo, "127.0.0.2"), alpha_board
             )
             beta_scope = trio.CancelScope()
 
             async def run_beta(*, task_status: trio.TaskStatus[None]) -> None:
                 with beta_scope:
                     endpoint = GossipEndpoint(GROUP, port, 1, lo, "127.0.0.3")
-                    await serve_gossip(beta, endpoint, task_status=task_status)
+                    await serve_gossip(beta, endpoint, beta_board, task_status=task_status)
 
             await nursery.start(run_beta)
-            await wait_for(lambda: beta.engine.node_id in alpha.engine.table, "alpha hears beta")
-            await wait_for(lambda: alpha.engine.node_id in beta.engine.table, "beta hears alpha")
+            await wait_for(lambda: knows(alpha, beta), "alpha hears beta")
+            await wait_for(lambda: knows(beta, alpha), "beta hears alpha")
 
-            beta.pause(None, "lunch", uid=0, now=trio.current_time(), wall=WALL)
+            beta.pause_for(None, "lunch", uid=0, now=trio.current_time(), wall=WALL)
 
             def alpha_sees_pause() -> bool:
-                peer = alpha.engine.table.get(beta.engine.node_id)
-                return peer is not None and peer.status.state is NodeState.PAUSED
+                return any(peer.status.state is NodeState.PAUSED for peer in alpha.peers())
 
             await wait_for(alpha_sees_pause, "alpha sees the pause")
             beta_scope.cancel()
-            await wait_for(lambda: beta.engine.node_id not in alpha.engine.table, "leave")
-            stats = alpha.engine.statistics(trio.current_time())
+            await wait_for(lambda: not knows(alpha, beta), "leave")
+            stats = alpha.statistics(trio.current_time())
             assert stats.packets_in >= 2
             assert "bad-magic" not in stats.drops
             nursery.cancel_scope.cancel()

@@ -15,6 +15,8 @@ import trio
 from p2pcc.config.model import IdleConfig
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.model import NodeState
+from p2pcc.core.node import LocalNode
+from p2pcc.core.pause import AUTO_PAUSE_REASON
 from p2pcc.daemon.idle import (
     BusctlError,
     EitherSource,
@@ -25,8 +27,7 @@ from p2pcc.daemon.idle import (
     make_source,
     serve_idle,
 )
-from p2pcc.daemon.node import AUTO_PAUSE_REASON, Node
-from tests.daemon.test_node import WALL, make_node
+from tests.core.local_nodes import WALL, make_node
 
 CONFIG = IdleConfig(enabled=True, source="both", active_within=60.0, resume_after=300.0)
 
@@ -52,15 +53,15 @@ class ScriptedSource:
         self.closed = True
 
 
-def kind_at(node: Node) -> PauseKind:
+def kind_at(node: LocalNode) -> PauseKind:
     return node.pause_kind()
 
 
-def state_of(node: Node) -> NodeState:
-    return node.engine.status.state
+def state_of(node: LocalNode) -> NodeState:
+    return node.status.state
 
 
-async def run_idle(node: Node, source: ScriptedSource, nursery: trio.Nursery) -> None:
+async def run_idle(node: LocalNode, source: ScriptedSource, nursery: trio.Nursery) -> None:
     await nursery.start(
         lambda task_status: serve_idle(CONFIG, node, source, uid=0, task_status=task_status)
     )
@@ -79,7 +80,7 @@ async def test_activity_pauses_within_a_look_and_rest_resumes_exactly(
         await trio.sleep_until(10.0 + 1e-6)
         assert kind_at(node) is PauseKind.AUTOMATIC
         assert state_of(node) is NodeState.PAUSED
-        assert node.engine.status.pause_reason == AUTO_PAUSE_REASON
+        assert node.status.pause_reason == AUTO_PAUSE_REASON
         await trio.sleep_until(311.9)  # last busy look at 12: idle for 299.9 s
         assert kind_at(node) is PauseKind.AUTOMATIC
         await trio.sleep_until(312.0 + 1e-6)
@@ -99,11 +100,11 @@ async def test_a_manual_pause_outlasts_the_rest_and_takes_over_from_the_automati
         await run_idle(node, source, nursery)
         await trio.sleep_until(20.5)
         assert kind_at(node) is PauseKind.AUTOMATIC
-        node.pause(1000, "meeting", uid=1000, now=trio.current_time(), wall=WALL)
+        node.pause_for(1000, "meeting", uid=1000, now=trio.current_time(), wall=WALL)
         await trio.sleep_until(1000.0)  # long rested: an automatic pause would have ended
         assert kind_at(node) is PauseKind.MANUAL
-        assert node.pause_state is not None
-        assert node.pause_state.reason == "meeting"
+        assert node.pause is not None
+        assert node.pause.reason == "meeting"
         nursery.cancel_scope.cancel()
 
 
@@ -133,28 +134,6 @@ async def test_a_source_that_cannot_tell_never_pauses(autojump_clock: trio.abc.C
         nursery.cancel_scope.cancel()
     assert kind_at(node) is PauseKind.NONE
     assert len(source.looks) == 100  # one a second from 0 to 99
-
-
-def test_the_node_never_lets_an_automatic_pause_touch_a_manual_one() -> None:
-    node = make_node(1)
-    node.pause(60, "meeting", uid=1000, now=0.0, wall=WALL)
-    assert not node.auto_pause(0, 1.0)
-    assert not node.auto_resume(2.0)
-    assert node.pause_kind() is PauseKind.MANUAL
-    assert node.resumes_by_hand == 0
-
-
-def test_the_node_reports_an_automatic_pause_as_such() -> None:
-    node = make_node(1)
-    assert node.auto_pause(0, 1.0)
-    assert not node.auto_pause(0, 2.0)  # once is enough
-    pause = node.snapshot(now=2.0, wall=WALL)["node"]["pause"]
-    assert pause == {"reason": AUTO_PAUSE_REASON, "by_uid": 0, "until": None, "automatic": True}
-    assert node.engine.status.pause_until is None
-    assert node.resume(3.0)
-    assert (node.pause_kind(), node.resumes_by_hand) == (PauseKind.NONE, 1)
-    assert not node.resume(4.0)
-    assert node.resumes_by_hand == 1  # nothing was ended
 
 
 # --- either source ---------------------------------------------------------------------------

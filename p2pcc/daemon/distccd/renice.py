@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,9 +21,10 @@ from pathlib import Path
 import trio
 
 from p2pcc.core.metrics import DISTCCD_COMM
+from p2pcc.core.node import Change
 from p2pcc.core.procfs import ProcessEntry, session_members
+from p2pcc.daemon.changes import ChangeBoard, Subscription
 from p2pcc.daemon.distccd.processes import read_processes
-from p2pcc.daemon.node import ChangeNotifier
 
 log = logging.getLogger("p2pcc.daemon.renice")
 
@@ -75,7 +75,7 @@ def lower_session_jobs(session: int) -> int:
 async def serve_renice_while_paused(
     paused: Callable[[], bool],
     distccd_pid: Callable[[], int | None],
-    changed: ChangeNotifier,
+    board: ChangeBoard,
     *,
     lower: Callable[[int], int] = lower_session_jobs,
     interval: float = RENICE_INTERVAL,
@@ -86,12 +86,23 @@ async def serve_renice_while_paused(
     `distccd_pid` gives the managed distccd's pid, which is its session id (None while
     none runs); `lower` does one pass and returns the threads it lowered.
     """
-    task_status.started()
+    with board.subscribe(Change.PAUSE) as pause_changes:
+        task_status.started()
+        await _lower_while_paused(paused, distccd_pid, pause_changes, lower, interval)
+
+
+async def _lower_while_paused(
+    paused: Callable[[], bool],
+    distccd_pid: Callable[[], int | None],
+    pause_changes: Subscription,
+    lower: Callable[[int], int],
+    interval: float,
+) -> None:
     refused = False
     while True:
         session = distccd_pid()
         if not paused():
-            await changed.wait_until(math.inf)
+            await pause_changes.wait()
             continue
         if session is not None:
             try:

@@ -22,7 +22,6 @@ wait for distcc's own timeout, as without p2pcc.
 from __future__ import annotations
 
 import logging
-import math
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,10 +29,11 @@ from dataclasses import dataclass
 
 import trio
 
+from p2pcc.core.node import Change, LocalNode
 from p2pcc.core.procfs import TcpSocket
 from p2pcc.core.vanished import VanishCheck, VanishWatch, connections_held
+from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.distccd.system import tcp_sockets
-from p2pcc.daemon.node import Node
 
 log = logging.getLogger("p2pcc.daemon.vanished")
 
@@ -62,7 +62,8 @@ class Aborted:
 
 
 async def serve_vanished_peers(
-    node: Node,
+    node: LocalNode,
+    board: ChangeBoard,
     *,
     probe: Probe | None = None,
     abort: Abort | None = None,
@@ -76,24 +77,25 @@ async def serve_vanished_peers(
     default `cutoff_problem`) says at start whether `abort` can work here."""
     watch = VanishWatch()
     cutter = _Cutter(node, probe or distccd_answers, abort or abort_connections, probe_timeout)
-    task_status.started()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(cutter.self_test, self_test or cutoff_problem)
-        while True:
-            due = watch.due(node.engine.table.peers())
-            if due:
-                # One read of the socket table for every peer that died since the last
-                # wake-up: only those with jobs at stake are probed.
-                table = sockets()
-                own_port = node.engine.status.distccd_port
-                for check in due:
-                    if connections_held(table, check, own_port):
-                        nursery.start_soon(cutter.check, check)
-            await node.changed.wait_until(math.inf)
+    with board.subscribe(Change.PEERS) as peer_changes:
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cutter.self_test, self_test or cutoff_problem)
+            while True:
+                due = watch.due(node.peers())
+                if due:
+                    # One read of the socket table for every peer that died since the
+                    # last wake-up: only those with jobs at stake are probed.
+                    table = sockets()
+                    own_port = node.status.distccd_port
+                    for check in due:
+                        if connections_held(table, check, own_port):
+                            nursery.start_soon(cutter.check, check)
+                await peer_changes.wait()
 
 
 class _Cutter:
-    def __init__(self, node: Node, probe: Probe, abort: Abort, probe_timeout: float) -> None:
+    def __init__(self, node: LocalNode, probe: Probe, abort: Abort, probe_timeout: float) -> None:
         self.node = node
         self.probe = probe
         self.abort = abort
@@ -109,9 +111,9 @@ class _Cutter:
                 where,
             )
             return
-        own_port = self.node.engine.status.distccd_port
+        own_port = self.node.status.distccd_port
         result = await self.abort(check.addresses, check.port, own_port)
-        self.node.aborted_connections += result.connections
+        self.node.reports.count_aborted(result.connections)
         if result.connections:
             silent = trio.current_time() - check.silent_since
             log.warning(
@@ -123,12 +125,12 @@ class _Cutter:
                 result.connections,
             )
         if result.complaint:
-            self.node.cutoff_problem = result.complaint
+            self.node.reports.set_cutoff_problem(result.complaint)
             self.complain(result.complaint)
 
     async def self_test(self, test: Callable[[Abort], Awaitable[str | None]]) -> None:
         problem = await test(self.abort)
-        self.node.cutoff_problem = problem
+        self.node.reports.set_cutoff_problem(problem)
         if problem is not None:
             self.complain(problem)
 

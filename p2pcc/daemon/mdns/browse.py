@@ -31,12 +31,15 @@ _R = TypeVar("_R", DiscoveredNode, StockServer)
 class Drops:
     """Counts dropped records by reason and logs each (instance, reason) once."""
 
-    def __init__(self, counts: Counter[str] | None = None) -> None:
-        self.counts: Counter[str] = Counter() if counts is None else counts
+    def __init__(self, on_drop: Callable[[str], None] | None = None) -> None:
+        self.counts: Counter[str] = Counter()
+        self._on_drop = on_drop
         self._logged: set[tuple[str, str]] = set()
 
     def drop(self, name: str, reason: str, detail: str) -> None:
         self.counts[reason] += 1
+        if self._on_drop is not None:
+            self._on_drop(reason)
         if (name, reason) in self._logged:
             return
         if len(self._logged) >= limits.MAX_MDNS_LOGGED_DROPS:

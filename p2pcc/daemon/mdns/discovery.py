@@ -17,9 +17,9 @@ from functools import partial
 import trio
 
 from p2pcc.core.errors import P2pccError
-from p2pcc.core.zeroconf_names import DiscoveredNode, DistccdAnnouncement, StockServer
+from p2pcc.core.node import LocalNode
+from p2pcc.core.zeroconf_names import DiscoveredNode, DistccdAnnouncement
 from p2pcc.daemon.mdns.service import MdnsService, serve_mdns
-from p2pcc.daemon.node import Node
 
 log = logging.getLogger("p2pcc.discovery")
 
@@ -57,7 +57,7 @@ def dial_endpoint(found: DiscoveredNode) -> tuple[str, int] | None:
 
 
 async def serve_discovery(
-    node: Node,
+    node: LocalNode,
     *,
     addresses: Sequence[str],
     hostname: str,
@@ -79,7 +79,7 @@ async def serve_discovery(
 
 
 async def _run_once(
-    node: Node,
+    node: LocalNode,
     discovery: Discovery,
     addresses: Sequence[str],
     hostname: str,
@@ -88,13 +88,10 @@ async def _run_once(
     def on_node(found: DiscoveredNode) -> None:
         endpoint = dial_endpoint(found)
         if endpoint is not None:
-            node.engine.discovered(found.node_id, endpoint)
+            node.discovered(found.node_id, endpoint)
 
     def on_node_gone(found: DiscoveredNode) -> None:
-        node.engine.undiscovered(found.node_id)
-
-    def on_stock_gone(server: StockServer) -> None:
-        node.remove_stock_server(server.instance)
+        node.undiscovered(found.node_id)
 
     async with trio.open_nursery() as nursery:
         service: MdnsService = await nursery.start(
@@ -102,15 +99,15 @@ async def _run_once(
                 serve_mdns,
                 interface_addresses=list(addresses),
                 hostname=hostname,
-                node_id=node.engine.node_id,
-                node_name=node.engine.status.name,
+                node_id=node.node_id,
+                node_name=node.status.name,
                 gossip_port=gossip_port,
                 distccd=discovery.announcement,
                 on_node=on_node,
                 on_node_gone=on_node_gone,
-                on_stock_server=node.add_stock_server,
-                on_stock_server_gone=on_stock_gone,
-                drop_counts=node.mdns_drops,
+                on_stock_server=node.reports.add_stock_server,
+                on_stock_server_gone=node.reports.remove_stock_server,
+                on_drop=node.reports.count_mdns_drop,
             )
         )
         discovery.service = service

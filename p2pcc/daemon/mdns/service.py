@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -98,10 +97,10 @@ class MdnsService:
         identity: MdnsIdentity,
         listeners: MdnsListeners,
         distccd: DistccdAnnouncement | None = None,
-        drop_counts: Counter[str] | None = None,
+        on_drop: Callable[[str], None] | None = None,
     ) -> None:
-        """`drop_counts`, when given, receives the dropped records by reason: the daemon
-        keeps one counter across mDNS restarts for `status`."""
+        """`on_drop`, when given, hears the reason of every dropped record: the daemon
+        counts them across mDNS restarts for `status`."""
         self._backend = backend
         self._identity = identity
         self._p2pcc_record = p2pcc_record(
@@ -113,7 +112,7 @@ class MdnsService:
             proto=MAJOR_VERSION,
         )
         self._p2pcc_published = False
-        self._drops = Drops(drop_counts)
+        self._drops = Drops(on_drop)
         self._nodes = Watcher(
             P2PCC_SERVICE_TYPE,
             parse=self._parse_node,
@@ -294,7 +293,7 @@ async def serve_mdns(
     on_node_gone: Callable[[DiscoveredNode], None],
     on_stock_server: Callable[[StockServer], None],
     on_stock_server_gone: Callable[[StockServer], None],
-    drop_counts: Counter[str] | None = None,
+    on_drop: Callable[[str], None] | None = None,
     task_status: trio.TaskStatus[MdnsService] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run mDNS on these interfaces until cancelled; `task_status` gets the `MdnsService`.
@@ -305,5 +304,5 @@ async def serve_mdns(
     identity = MdnsIdentity(hostname, node_id, node_name, tuple(interface_addresses), gossip_port)
     listeners = MdnsListeners(on_node, on_node_gone, on_stock_server, on_stock_server_gone)
     async with open_zeroconf_backend(interface_addresses) as backend:
-        service = MdnsService(backend, identity, listeners, distccd, drop_counts)
+        service = MdnsService(backend, identity, listeners, distccd, on_drop)
         await service.run(task_status=task_status)

@@ -25,6 +25,7 @@ from typing import Protocol
 import trio
 
 from p2pcc.core.metrics import calibrated_power
+from p2pcc.core.node import LocalNode
 from p2pcc.safe_files import replace_file
 
 log = logging.getLogger("p2pcc.daemon.calibrate")
@@ -321,3 +322,14 @@ def _write_cache(path: Path, text: str) -> None:
         replace_file(path, text.encode(), mode=0o600)
     except OSError as error:
         log.warning("calibration cache %s not written: %s", path, error)
+
+
+async def calibrate_node(node: LocalNode, cache_dir: Path) -> None:
+    """Calibrate (or recall) every compiler the node offers and adopt the node's power.
+
+    A first calibration takes seconds, so this runs beside the other tasks and the node
+    advertises the neutral power until it finishes."""
+    offered = [c.fingerprint for c in node.compilers if not c.withheld]
+    powers = await calibrate(offered, cache_dir)
+    power = node.recalibrate(powers.values(), trio.current_time())
+    log.info("power index %.2f from %d compilers (CPU limit included)", power, len(powers))

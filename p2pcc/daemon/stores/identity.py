@@ -19,6 +19,13 @@ from p2pcc.safe_files import replace_file
 
 log = logging.getLogger("p2pcc.identity")
 
+INCARNATION_FILE = "incarnation"
+
+
+def incarnation_file(id_file: Path) -> Path:
+    """Where the incarnation of the node whose id lives in `id_file` is counted."""
+    return id_file.with_name(INCARNATION_FILE)
+
 
 class IdentityError(P2pccError):
     """The node id file exists but is not a node id."""

@@ -22,7 +22,9 @@ from pathlib import Path
 import trio
 
 from p2pcc.core import limits
-from p2pcc.daemon.node import ChangeNotifier, Node, Pause
+from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.pause import Pause
+from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.stores.kept_file import KeptFile
 from p2pcc.safe_files import replace_file
 
@@ -34,6 +36,9 @@ FILE_NAME = "pause"
 MAX_FILE_BYTES = 4096
 
 _FIELDS = {"reason", "by_uid", "until"}
+
+#: Seconds between attempts to write a pause file that could not be written.
+RETRY_INTERVAL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +119,11 @@ def load_pause(path: Path, wall: float) -> StoredPause | None:
     return pause
 
 
-def restore_pause(node: Node, path: Path, now: float, wall: float) -> StoredPause | None:
+def restore_pause(node: LocalNode, path: Path, now: float, wall: float) -> StoredPause | None:
     """Pause `node` as kept in `path`, if a pause is kept there and has not expired."""
     kept = load_pause(path, wall)
     if kept is not None:
-        node.pause(kept.remaining(wall), kept.reason, kept.by_uid, now, wall)
+        node.pause_for(kept.remaining(wall), kept.reason, kept.by_uid, now, wall)
         log.info(
             "restored the pause by uid %d (%s) until %s",
             kept.by_uid,
@@ -151,17 +156,19 @@ def _forget(path: Path) -> None:
 async def serve_pause_store(
     path: Path,
     current: Callable[[], StoredPause | None],
-    changed: ChangeNotifier,
+    board: ChangeBoard,
     *,
     on_disk: StoredPause | None = None,
     save: Callable[[Path, StoredPause | None], None] = save_pause,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Keep `path` equal to `current()` (the node's manual pause), rewriting it after
-    each change of the node; `on_disk` is what the file holds at start.  A failed write
-    is logged once and tried again at each change."""
+    each change of the pause; `on_disk` is what the file holds at start.  A failed write
+    is logged once and tried again every `RETRY_INTERVAL` until it succeeds."""
     kept = KeptFile(path, "the pause", save, on_disk, log)
-    task_status.started()
-    while True:
-        kept.keep(current())
-        await changed.wait_until(math.inf)
+    with board.subscribe(Change.PAUSE) as pause_changes:
+        task_status.started()
+        while True:
+            kept.keep(current())
+            retry = trio.current_time() + RETRY_INTERVAL if kept.failing else math.inf
+            await pause_changes.wait(retry)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import trio
 
-from p2pcc.core.peers import PeerTable
+from p2pcc.core.node import LocalNode
 from p2pcc.core.seen_orders import MAX_FILE_BYTES, decode_seen_orders, encode_seen_orders
 from p2pcc.daemon.stores.kept_file import KeptFile
 from p2pcc.safe_files import read_regular_file, replace_file
@@ -55,10 +55,10 @@ def load_seen_orders(path: Path) -> Orders:
         return {}
 
 
-def restore_seen_orders(table: PeerTable, path: Path) -> Orders:
-    """Make `table` refuse what an earlier run of this daemon had seen; returns that."""
+def restore_seen_orders(node: LocalNode, path: Path) -> Orders:
+    """Make `node` refuse what an earlier run of this daemon had seen; returns that."""
     orders = load_seen_orders(path)
-    table.remember(orders)
+    node.remember(orders)
     if orders:
         log.info("remembering the newest datagram of %d node(s) from %s", len(orders), path)
     return orders

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from p2pcc.core.node import Change
 from p2pcc.core.procfs import ProcessEntry
+from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.distccd.processes import read_processes
 from p2pcc.daemon.distccd.renice import (
     LOWEST_PRIORITY,
@@ -24,7 +26,6 @@ from p2pcc.daemon.distccd.renice import (
     serve_renice_while_paused,
     session_jobs,
 )
-from p2pcc.daemon.node import ChangeNotifier
 
 
 def entry(pid: int, comm: str, session: int, state: str = "S") -> ProcessEntry:
@@ -99,7 +100,7 @@ def test_a_process_that_is_gone_is_skipped() -> None:
 async def test_lowering_runs_at_once_and_every_interval_while_paused(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    changed = ChangeNotifier()
+    board = ChangeBoard()
     paused = [False]
     pid: list[int | None] = [None]
     calls: list[tuple[float, int]] = []
@@ -113,7 +114,7 @@ async def test_lowering_runs_at_once_and_every_interval_while_paused(
             lambda task_status: serve_renice_while_paused(
                 lambda: paused[0],
                 lambda: pid[0],
-                changed,
+                board,
                 lower=lower,
                 interval=2.0,
                 task_status=task_status,
@@ -121,12 +122,12 @@ async def test_lowering_runs_at_once_and_every_interval_while_paused(
         )
         await trio.sleep_until(10.0)
         paused[0] = True
-        changed.notify()
+        board.notify(Change.PAUSE)
         await trio.sleep_until(13.0)  # paused, but no distccd runs
         pid[0] = 4242
         await trio.sleep_until(17.5)
         paused[0] = False
-        changed.notify()
+        board.notify(Change.PAUSE)
         await trio.sleep_until(30.0)
         nursery.cancel_scope.cancel()
     assert calls == [(14.0, 4242), (16.0, 4242)]
@@ -144,7 +145,7 @@ async def test_a_refused_renice_is_logged_once(
                 lambda task_status: serve_renice_while_paused(
                     lambda: True,
                     lambda: 99,
-                    ChangeNotifier(),
+                    ChangeBoard(),
                     lower=refuse,
                     task_status=task_status,
                 )

@@ -19,8 +19,10 @@ import pytest
 import trio
 
 from p2pcc.core.gossip import Transport
+from p2pcc.core.node import LocalNode
 from p2pcc.core.peers import Liveness
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket
+from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.distccd.vanished import (
     Aborted,
     abort_connections,
@@ -28,17 +30,15 @@ from p2pcc.daemon.distccd.vanished import (
     distccd_answers,
     serve_vanished_peers,
 )
-from p2pcc.daemon.node import Node
-from tests.daemon.test_node import WALL, make_node
+from tests.core.local_nodes import WALL, make_node
+from tests.core.policies import default_timings
 
 
-def heard_from(beta: Node, alpha: Node, now: float) -> None:
-    beta.set_serving(True, now)
-    beta.set_measurements(now, load=now)  # a change, so that beta sends at once
-    datagram = beta.engine.poll_send(now, WALL)
+def heard_from(beta: LocalNode, alpha: LocalNode, now: float) -> None:
+    beta.set_serving(not beta.serving, now)  # a change, so that beta sends at once
+    datagram = beta.datagram_to_send(now, WALL)
     assert datagram is not None
-    alpha.engine.receive(datagram.data, ("10.0.0.2", 3634), Transport.MULTICAST, now)
-    alpha.changed.notify()
+    alpha.receive(datagram.data, ("10.0.0.2", 3634), Transport.MULTICAST, now)
 
 
 async def passes(abort: object) -> None:
@@ -77,11 +77,20 @@ class Recorder:
         return self.result
 
 
-async def run_until_beta_dies(alpha: Node, recorder: Recorder, *, deaths: int = 1) -> None:
+def watched_node() -> tuple[LocalNode, ChangeBoard]:
+    """Alpha, with the board its vanished-peers task waits on."""
+    board = ChangeBoard()
+    return make_node(1, board.notify), board
+
+
+async def run_until_beta_dies(
+    alpha: LocalNode, board: ChangeBoard, recorder: Recorder, *, deaths: int = 1
+) -> None:
     """Beta is heard, then falls silent `deaths` times, each time long enough to die."""
     task = partial(
         serve_vanished_peers,
         alpha,
+        board,
         probe=recorder.probe,
         abort=recorder.abort,
         sockets=recorder.sockets,
@@ -92,9 +101,9 @@ async def run_until_beta_dies(alpha: Node, recorder: Recorder, *, deaths: int = 
         await nursery.start(task)
         for _ in range(deaths):
             heard_from(beta, alpha, trio.current_time())
-            await trio.sleep(alpha.engine.table.timings.dead_after + 1)
+            await trio.sleep(default_timings().dead_after + 1)
             alpha.handle_timer(trio.current_time())
-            peer = alpha.engine.table.peers()[0]
+            peer = alpha.peers()[0]
             assert peer.liveness is Liveness.DEAD
             await trio.sleep(10)  # the probe's time, and more
         nursery.cancel_scope.cancel()
@@ -103,12 +112,12 @@ async def run_until_beta_dies(alpha: Node, recorder: Recorder, *, deaths: int = 
 async def test_a_vanished_peer_has_its_connections_aborted_once(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    alpha = make_node(1)
+    alpha, board = watched_node()
     recorder = Recorder(answers=False, result=Aborted(3))
-    await run_until_beta_dies(alpha, recorder)
+    await run_until_beta_dies(alpha, board, recorder)
     assert recorder.probes == [(("10.0.0.2",), 3632, 3.0)]
     assert recorder.aborts == [(("10.0.0.2",), 3632, 3632)]
-    assert alpha.aborted_connections == 3
+    assert alpha.reports.aborted_connections == 3
     assert alpha.snapshot(trio.current_time(), WALL)["counters"]["aborted_connections"] == 3
     (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert record.getMessage().startswith("peer ws2 vanished (silent 1")
@@ -121,23 +130,23 @@ async def test_a_vanished_peer_has_its_connections_aborted_once(
 async def test_a_silent_peer_whose_distccd_answers_keeps_its_jobs(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    alpha = make_node(1)
+    alpha, board = watched_node()
     recorder = Recorder(answers=True, result=Aborted(3))
     with caplog.at_level(logging.INFO, logger="p2pcc"):
-        await run_until_beta_dies(alpha, recorder)
+        await run_until_beta_dies(alpha, board, recorder)
     assert len(recorder.probes) == 1
     assert recorder.aborts == []
-    assert alpha.aborted_connections == 0
+    assert alpha.reports.aborted_connections == 0
     assert any("answers: leaving its jobs" in r.getMessage() for r in caplog.records)
 
 
 async def test_each_death_is_checked_and_a_refusal_is_told_once(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    alpha = make_node(1)
+    alpha, board = watched_node()
     refused = Aborted(0, "SOCK_DESTROY answers: Operation not permitted")
     recorder = Recorder(answers=False, result=refused)
-    await run_until_beta_dies(alpha, recorder, deaths=3)
+    await run_until_beta_dies(alpha, board, recorder, deaths=3)
     assert len(recorder.aborts) == 3
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == [
@@ -145,15 +154,15 @@ async def test_each_death_is_checked_and_a_refusal_is_told_once(
         "permitted): builds wait out DISTCC_IO_TIMEOUT instead; the daemon needs "
         "CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY (docs/faults.md)"
     ]
-    assert alpha.cutoff_problem == "SOCK_DESTROY answers: Operation not permitted"
+    assert alpha.reports.cutoff_problem == "SOCK_DESTROY answers: Operation not permitted"
 
 
 async def test_a_dead_peer_we_hold_no_connection_with_is_not_even_probed(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    alpha = make_node(1)
+    alpha, board = watched_node()
     recorder = Recorder(answers=False, result=Aborted(3), held=0)
-    await run_until_beta_dies(alpha, recorder)
+    await run_until_beta_dies(alpha, board, recorder)
     assert recorder.readings == 1
     assert (recorder.probes, recorder.aborts) == ([], [])
 
@@ -259,10 +268,10 @@ async def test_a_daemon_that_cannot_abort_says_so_at_start(
     alpha = make_node(1)
     assert alpha.snapshot(0.0, WALL)["node"]["cutoff_problem"] == "not checked yet"
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(serve_vanished_peers, alpha, self_test=fails))
+        await nursery.start(partial(serve_vanished_peers, alpha, ChangeBoard(), self_test=fails))
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
-    assert alpha.cutoff_problem == "ss (iproute2) is not installed"
+    assert alpha.reports.cutoff_problem == "ss (iproute2) is not installed"
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warning.startswith("cannot abort connections to vanished peers (ss (iproute2)")
 

@@ -7,7 +7,6 @@ backend (fake_mdns.py); time is trio's virtual clock.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +15,7 @@ import trio
 import trio.testing
 
 from p2pcc.core import limits
+from p2pcc.core.reports import Reports
 from p2pcc.core.zeroconf_names import ZeroconfNameError
 from p2pcc.daemon.mdns.backend import MdnsError, ThreadBridge
 from p2pcc.daemon.mdns.service import MdnsService, probe_announcement, serve_mdns
@@ -197,13 +197,15 @@ async def test_serve_mdns_refuses_unusable_interface_addresses(
 async def test_drops_go_to_the_daemons_counter_which_outlives_the_service(
     backend: FakeBackend, seen: Seen
 ) -> None:
-    """The daemon passes one counter for `status`; an mDNS restart must not reset it."""
-    counts: Counter[str] = Counter({"unresolved": 2})  # from an earlier service
+    """The daemon counts drops for `status`; an mDNS restart must not reset its count."""
+    reports = Reports()
+    reports.count_mdns_drop("unresolved")  # from an earlier service
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
-            service = MdnsService(backend, IDENTITY, seen.listeners(), drop_counts=counts)
+            on_drop = reports.count_mdns_drop
+            service = MdnsService(backend, IDENTITY, seen.listeners(), on_drop=on_drop)
             await nursery.start(service.run)
             await announce(backend, stock_service("distcc@delta", cpus=b"lots"))
             nursery.cancel_scope.cancel()
-    assert counts == {"unresolved": 2, "bad-cpus": 1}
-    assert service.statistics().dropped == counts
+    assert reports.mdns_drops() == {"unresolved": 1, "bad-cpus": 1}
+    assert service.statistics().dropped == {"bad-cpus": 1}

@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from p2pcc.core.metrics import calibrated_power
+from p2pcc.daemon.metrics import calibrate
 from p2pcc.daemon.metrics.calibrate import (
     CACHE_HEADER,
     benchmark_source,
@@ -20,7 +21,6 @@ from p2pcc.daemon.metrics.calibrate import (
     reference_seconds,
     render_power_cache,
 )
-from p2pcc.daemon.metrics import calibrate
 
 MACHINE = "a1" * 8
 OTHER_MACHINE = "b2" * 8

@@ -13,8 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcc.core.model import NodeState
+from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.stores.pause import (
     MAX_FILE_BYTES,
+    RETRY_INTERVAL,
     StoredPause,
     decode_pause,
     encode_pause,
@@ -25,7 +27,7 @@ from p2pcc.daemon.stores.pause import (
     serve_pause_store,
     stored_form,
 )
-from tests.daemon.test_node import WALL, make_node
+from tests.core.local_nodes import WALL, make_node
 
 
 @pytest.fixture
@@ -114,11 +116,11 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> N
 
 def test_only_a_manual_pause_is_kept() -> None:
     node = make_node(1)
-    assert stored_form(node.pause_state) is None
+    assert stored_form(node.pause) is None
     node.auto_pause(0, 1.0)
-    assert stored_form(node.pause_state) is None
-    node.pause(60, "meeting", uid=1000, now=2.0, wall=WALL)
-    assert stored_form(node.pause_state) == StoredPause("meeting", 1000, WALL + 60)
+    assert stored_form(node.pause) is None
+    node.pause_for(60, "meeting", uid=1000, now=2.0, wall=WALL)
+    assert stored_form(node.pause) == StoredPause("meeting", 1000, WALL + 60)
 
 
 def test_restoring_pauses_the_node_until_the_same_wall_time(path: Path) -> None:
@@ -126,28 +128,27 @@ def test_restoring_pauses_the_node_until_the_same_wall_time(path: Path) -> None:
     node = make_node(1)
     kept = restore_pause(node, path, now=5.0, wall=WALL + 100)
     assert kept == StoredPause("meeting", 1000, WALL + 600)
-    assert node.pause_state is not None
-    assert (node.pause_state.by_uid, node.pause_state.reason) == (1000, "meeting")
-    assert node.pause_state.until == pytest.approx(505.0)
-    assert node.pause_state.until_wall == pytest.approx(WALL + 600)
-    assert node.engine.status.state is NodeState.PAUSED
+    assert node.pause is not None
+    assert (node.pause.by_uid, node.pause.reason) == (1000, "meeting")
+    assert node.pause.until == pytest.approx(505.0)
+    assert node.pause.until_wall == pytest.approx(WALL + 600)
+    assert node.status.state is NodeState.PAUSED
 
 
 def test_an_untimed_pause_is_restored_untimed(path: Path) -> None:
     save_pause(path, StoredPause("", 0, None))
     node = make_node(1)
     restore_pause(node, path, now=5.0, wall=WALL)
-    assert node.pause_state is not None
-    assert (node.pause_state.until, node.pause_state.until_wall) == (None, None)
+    assert node.pause is not None
+    assert (node.pause.until, node.pause.until_wall) == (None, None)
 
 
 async def test_the_file_follows_the_nodes_pause(path: Path, autojump_clock: trio.abc.Clock) -> None:
-    node = make_node(1)
+    board = ChangeBoard()
+    node = make_node(1, board.notify)
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            serve_pause_store, path, lambda: stored_form(node.pause_state), node.changed
-        )
-        node.pause(600, "meeting", uid=1000, now=trio.current_time(), wall=WALL)
+        await nursery.start(serve_pause_store, path, lambda: stored_form(node.pause), board)
+        node.pause_for(600, "meeting", uid=1000, now=trio.current_time(), wall=WALL)
         await trio.sleep(0.01)
         assert decode_pause(path.read_bytes()) == StoredPause("meeting", 1000, WALL + 600)
         node.resume(trio.current_time())
@@ -156,7 +157,7 @@ async def test_the_file_follows_the_nodes_pause(path: Path, autojump_clock: trio
         node.auto_pause(0, trio.current_time())
         await trio.sleep(0.01)
         assert not path.exists()
-        node.pause(30, "replaces the automatic one", uid=7, now=trio.current_time(), wall=WALL)
+        node.pause_for(30, "replaces the automatic one", uid=7, now=trio.current_time(), wall=WALL)
         await trio.sleep(0.01)
         assert decode_pause(path.read_bytes()).by_uid == 7
         node.handle_timer(math.inf)  # expires
@@ -168,7 +169,8 @@ async def test_the_file_follows_the_nodes_pause(path: Path, autojump_clock: trio
 async def test_a_failing_save_is_logged_once_and_retried(
     path: Path, autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    node = make_node(1)
+    board = ChangeBoard()
+    node = make_node(1, board.notify)
     attempts: list[StoredPause | None] = []
 
     def save(target: Path, pause: StoredPause | None) -> None:
@@ -181,17 +183,14 @@ async def test_a_failing_save_is_logged_once_and_retried(
         await nursery.start(
             lambda task_status: serve_pause_store(
                 path,
-                lambda: stored_form(node.pause_state),
-                node.changed,
+                lambda: stored_form(node.pause),
+                board,
                 save=save,
                 task_status=task_status,
             )
         )
-        node.pause(None, "benchmark", uid=0, now=trio.current_time(), wall=WALL)
-        for load in (1.0, 2.0, 3.0):  # other changes of the node retry the write
-            await trio.sleep(1)
-            node.set_measurements(trio.current_time(), load=load)
-        await trio.sleep(1)
+        node.pause_for(None, "benchmark", uid=0, now=trio.current_time(), wall=WALL)
+        await trio.sleep(3 * RETRY_INTERVAL + 1)  # retried while failing, then no more
         nursery.cancel_scope.cancel()
     assert len(attempts) == 4
     assert decode_pause(path.read_bytes()) == StoredPause("benchmark", 0, None)

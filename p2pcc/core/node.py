@@ -1,0 +1,386 @@
+"""This workstation as the daemon knows it: one object, no I/O.
+
+In the manner of aioquic's connection, `LocalNode` owns every piece of the node's
+state — what we measured, our pause, our compilers, the gossip engine with its peer
+table — and the daemon's tasks only feed it and read its answers: a datagram goes in
+through `receive`, a metrics sample through `set_measurements`, a control request
+through `pause`; out come `datagram_to_send`, `hosts`, `snapshot`.  Time is a
+parameter: the shell reads its clocks once per wake-up and passes `now` (monotonic)
+and `wall` (Unix time, for people and the wire).
+
+Whatever changes is announced through `on_change` as a `Change` flag, so each task
+wakes only for what it acts on: the state writer for ranking inputs, the pause store
+for the pause, the gossip sender when a datagram fell due sooner.  Rankings are
+computed at most once per change, whoever asks.
+
+Our advertised status is derived, never set: the measured status, then LEAVING
+(no slots), a pause (PAUSED with its reason), or distccd not serving (no slots).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from p2pcc.core.auth import Keyring
+from p2pcc.core.gossip import (
+    Endpoint,
+    GossipEngine,
+    GossipStatistics,
+    Outgoing,
+    Received,
+    Transport,
+)
+from p2pcc.core.hosts import HostsLine, render_hosts
+from p2pcc.core.idle import PauseKind
+from p2pcc.core.local_compilers import LocalCompiler, offers_of
+from p2pcc.core.metrics import LocalMetrics, PowerEstimate, limited_power, node_power
+from p2pcc.core.model import NodeState, NodeStatus
+from p2pcc.core.pause import Pause
+from p2pcc.core.peers import Peer, PeerEvent, PeerJoined, PeerTimings, PeerUpdated
+from p2pcc.core.ranking import RankedPeer, RankingPolicy, rank_peers
+from p2pcc.core.reports import Reports
+from p2pcc.core.status_document import status_document
+
+
+class Change(enum.Flag):
+    """What changed in the node; each task waits for the flags it acts on."""
+
+    NOTHING = 0
+    PEERS = enum.auto()  # the peer table changed in anything ranking reads
+    STATUS = enum.auto()  # our advertised status, or whether distccd serves
+    PAUSE = enum.auto()  # a pause began, ended or was replaced
+    COMPILERS = enum.auto()  # our compilers (names, stamps, native expansions)
+    SEND = enum.auto()  # a gossip datagram fell due sooner than `next_send` said
+    TIMER = enum.auto()  # `next_deadline` may have moved earlier
+    RANKING = PEERS | STATUS | COMPILERS  # what hosts lines and the state file follow
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Every local compiler's ranked peers and hosts line, as of one change."""
+
+    ranked: Mapping[str, tuple[RankedPeer, ...]]
+    hosts: Mapping[str, HostsLine]
+
+
+def _no_listener(change: Change) -> None:
+    """The default `on_change`: nobody is waiting."""
+
+
+class LocalNode:
+    """This workstation; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        node_id: bytes,
+        incarnation: int,
+        keyring: Keyring,
+        status: NodeStatus,
+        compilers: Sequence[LocalCompiler],
+        policy: RankingPolicy,
+        interval: float,
+        timings: PeerTimings,
+        now: float,
+        on_change: Callable[[Change], None] = _no_listener,
+    ) -> None:
+        self._compilers = tuple(compilers)
+        self._measured = replace(status, compilers=offers_of(self._compilers))
+        self._engine = GossipEngine(
+            node_id=node_id,
+            incarnation=incarnation,
+            keyring=keyring,
+            status=self._measured,
+            interval=interval,
+            timings=timings,
+            now=now,
+        )
+        self._policy = policy
+        self._on_change = on_change
+        self._estimate = PowerEstimate()
+        self._slot_speed = 1.0
+        self._serving = False
+        self._pause: Pause | None = None
+        self._resumes_by_hand = 0
+        self._ranking: Ranking | None = None
+        self.reports = Reports()  # what only people read (p2pcc.core.reports)
+        self._publish(now)
+
+    # --- who we are and what we say -------------------------------------------------
+
+    @property
+    def node_id(self) -> bytes:
+        return self._engine.node_id
+
+    @property
+    def incarnation(self) -> int:
+        return self._engine.incarnation
+
+    @property
+    def status(self) -> NodeStatus:
+        """Our status as peers hear it."""
+        return self._engine.status
+
+    @property
+    def serving(self) -> bool:
+        """Whether distccd accepts jobs (without it we offer no slots)."""
+        return self._serving
+
+    @property
+    def local_slots(self) -> int:
+        """Slots of this machine in our own hosts lines (`localhost/N`)."""
+        return max(1, self._measured.cpus)
+
+    @property
+    def compilers(self) -> tuple[LocalCompiler, ...]:
+        return self._compilers
+
+    def peers(self) -> tuple[Peer, ...]:
+        """Every peer the table holds, in no particular order."""
+        return self._engine.table.peers()
+
+    def statistics(self, now: float) -> GossipStatistics:
+        return self._engine.statistics(now)
+
+    def snapshot(self, now: float, wall: float) -> dict[str, Any]:
+        """The `status` document (docs/status-json.md) at `now`."""
+        return status_document(self, now, wall)
+
+    # --- reports from the tasks -----------------------------------------------------
+
+    def set_measurements(self, sample: LocalMetrics, now: float) -> None:
+        """Adopt a fresh metrics sample; served jobs' progress corrects our power."""
+        self._estimate = self._estimate.observe_progress(sample.job_progress, now)
+        self._slot_speed = sample.slot_speed
+        self._measured = replace(
+            self._measured,
+            cpus=sample.cpus,
+            load=sample.foreign_load,
+            mem_available=sample.mem_available,
+            slots=sample.slots,
+            jobs=sample.jobs,
+            power=self._power(now),
+        )
+        self._publish(now)
+
+    def recalibrate(self, compiler_powers: Iterable[float], now: float) -> float:
+        """Adopt the calibrated power of each offered compiler; the power now advertised."""
+        self._estimate = self._estimate.recalibrated(node_power(compiler_powers))
+        self._measured = replace(self._measured, power=self._power(now))
+        self._publish(now)
+        return self._measured.power
+
+    def _power(self, now: float) -> float:
+        """The estimate, slowed by the share of a CPU a slot gets under our CPU limit
+        (calibration measures CPU time, which a quota does not slow)."""
+        return limited_power(self._estimate.power(now), self._slot_speed)
+
+    def set_serving(self, serving: bool, now: float) -> None:
+        """distccd is (not) accepting jobs: while it is not, we offer no slots."""
+        if serving != self._serving:
+            self._serving = serving
+            self._publish(now, Change.STATUS)
+
+    def set_compilers(self, compilers: Sequence[LocalCompiler], now: float) -> None:
+        """Adopt a changed compiler set; peers hear the new offers at once."""
+        self._compilers = tuple(compilers)
+        self._measured = replace(self._measured, compilers=offers_of(self._compilers))
+        self._publish(now, Change.COMPILERS)
+
+    def begin_leave(self, now: float) -> None:
+        """Shutting down: peers stop sending new jobs while running ones finish."""
+        self._measured = replace(self._measured, state=NodeState.LEAVING)
+        self._publish(now)
+
+    def set_keyring(self, keyring: Keyring) -> None:
+        """A reloaded cluster key, for what we send and what we accept from now on."""
+        self._engine.keyring = keyring
+
+    def set_policy(self, policy: RankingPolicy) -> None:
+        """A reloaded ranking policy: hosts lines are ranked anew."""
+        self._policy = policy
+        self._changed(Change.PEERS)
+
+    # --- the pause ------------------------------------------------------------------
+
+    @property
+    def pause(self) -> Pause | None:
+        return self._pause
+
+    @property
+    def resumes_by_hand(self) -> int:
+        """How many pauses `resume` ended, for the automatic pause's rules."""
+        return self._resumes_by_hand
+
+    def pause_kind(self) -> PauseKind:
+        return PauseKind.NONE if self._pause is None else self._pause.kind
+
+    def pause_for(
+        self, seconds: float | None, reason: str, uid: int, now: float, wall: float
+    ) -> None:
+        """Stop taking new jobs from peers, for `seconds` or until resumed; replaces any
+        pause in effect, an automatic one included.  ValueError for a bad duration."""
+        self._set_pause(Pause.manual(seconds, reason, uid, now, wall), now)
+
+    def resume(self, now: float) -> bool:
+        """A person ends the pause, whatever its kind; False when we were not paused."""
+        was_paused = self._set_pause(None, now)
+        if was_paused:
+            self._resumes_by_hand += 1
+        return was_paused
+
+    def auto_pause(self, uid: int, now: float) -> bool:
+        """Pause because the desktop is in use, unless any pause is in effect already."""
+        if self._pause is not None:
+            return False
+        self._set_pause(Pause.automatic_for(uid), now)
+        return True
+
+    def auto_resume(self, now: float) -> bool:
+        """End an automatic pause; a manual one always wins and stays."""
+        if self.pause_kind() is not PauseKind.AUTOMATIC:
+            return False
+        return self._set_pause(None, now)
+
+    def _set_pause(self, pause: Pause | None, now: float) -> bool:
+        """Put `pause` in effect; whether one was in effect before."""
+        was_paused = self._pause is not None
+        self._pause = pause
+        self._publish(now, Change.PAUSE | Change.TIMER)
+        return was_paused
+
+    # --- gossip ---------------------------------------------------------------------
+
+    @property
+    def next_send(self) -> float:
+        """When the next gossip datagram is due."""
+        return self._engine.next_send
+
+    def datagram_to_send(self, now: float, wall: float) -> Outgoing | None:
+        """The state datagram to send now, or None when nothing is due yet."""
+        return self._engine.poll_send(now, wall)
+
+    def leave_datagram(self, now: float, wall: float) -> Outgoing:
+        """The goodbye datagram: peers drop us at once instead of waiting for silence."""
+        return self._engine.leave(now, wall)
+
+    def receive(self, data: bytes, sender: Endpoint, transport: Transport, now: float) -> Received:
+        """Decode and merge one datagram; never raises for bad input."""
+        due = self._engine.next_send
+        received = self._engine.receive(data, sender, transport, now)
+        change = _table_change(received.events)
+        if self._engine.next_send < due:
+            change |= Change.SEND
+        self._changed(change)
+        return received
+
+    def discovered(self, node_id: bytes, endpoint: Endpoint) -> None:
+        """mDNS found a p2pcc node at `endpoint`: unicast to it while multicast does not."""
+        self._engine.discovered(node_id, endpoint)
+
+    def undiscovered(self, node_id: bytes) -> None:
+        """mDNS says the node's service is gone."""
+        self._engine.undiscovered(node_id)
+
+    def seen_orders(self) -> dict[bytes, tuple[int, int]]:
+        """The replay memory, to keep across a restart."""
+        return self._engine.table.seen_orders()
+
+    def remember(self, orders: Mapping[bytes, tuple[int, int]]) -> None:
+        """Restore a replay memory kept across a restart."""
+        self._engine.table.remember(orders)
+
+    # --- timers ---------------------------------------------------------------------
+
+    def next_deadline(self) -> float:
+        """When `handle_timer` next has work: a peer's silence or a pause running out."""
+        deadline = self._engine.table.next_deadline()
+        deadline = float("inf") if deadline is None else deadline
+        if self._pause is not None and self._pause.until is not None:
+            deadline = min(deadline, self._pause.until)
+        return deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Expire a pause and apply liveness changes due by `now`."""
+        if self._pause is not None and self._pause.expired(now):
+            self._set_pause(None, now)
+        self._changed(_table_change(self._engine.handle_timer(now)))
+
+    # --- what the wrapper and people read -------------------------------------------
+
+    def hosts(self, now: float) -> Mapping[str, HostsLine]:
+        """The DISTCC_HOSTS line and -j of every local compiler at `now`, by fingerprint."""
+        return self.ranking(now).hosts
+
+    def hosts_for(self, fingerprint: str, now: float) -> HostsLine:
+        """The line for any fingerprint, one of ours or not (`p2pcc hosts`)."""
+        line = self.hosts(now).get(fingerprint)
+        if line is None:
+            line = self._render(fingerprint, self._rank(fingerprint))
+        return line
+
+    def ranking(self, now: float) -> Ranking:
+        """Rankings as of `now`, computed once per change whoever asks."""
+        self.handle_timer(now)
+        if self._ranking is None:
+            ids = sorted({compiler.fingerprint.id for compiler in self._compilers})
+            ranked = {fingerprint: self._rank(fingerprint) for fingerprint in ids}
+            hosts = {fp: self._render(fp, peers) for fp, peers in ranked.items()}
+            self._ranking = Ranking(ranked, hosts)
+        return self._ranking
+
+    def _rank(self, fingerprint: str) -> tuple[RankedPeer, ...]:
+        peers = self._engine.table.peers()
+        return tuple(rank_peers(peers, fingerprint, self._policy, self.node_id))
+
+    def _render(self, fingerprint: str, ranked: Sequence[RankedPeer]) -> HostsLine:
+        return render_hosts(ranked, self.status, self.local_slots, self._policy)
+
+    # --- internals ------------------------------------------------------------------
+
+    def _advertised(self) -> NodeStatus:
+        status = self._measured
+        if status.state is NodeState.LEAVING:
+            return replace(status, slots=0)
+        if self._pause is not None:
+            return replace(
+                status,
+                state=NodeState.PAUSED,
+                pause_reason=self._pause.reason,
+                pause_until=self._pause.until_wall,
+            )
+        if not self._serving:
+            return replace(status, slots=0)
+        return status
+
+    def _publish(self, now: float, change: Change = Change.NOTHING) -> None:
+        """Hand the engine our advertised status and announce what changed."""
+        advertised = self._advertised()
+        if advertised != self._engine.status:
+            due = self._engine.next_send
+            self._engine.set_status(advertised, now)
+            change |= Change.STATUS
+            if self._engine.next_send < due:
+                change |= Change.SEND
+        self._changed(change)
+
+    def _changed(self, change: Change) -> None:
+        if change & Change.RANKING:
+            self._ranking = None
+        if change:
+            self._on_change(change)
+
+
+def _table_change(events: Sequence[PeerEvent]) -> Change:
+    """What table events change: ranking inputs, and the timer when a peer joined."""
+    change = Change.NOTHING
+    for event in events:
+        if isinstance(event, PeerUpdated) and not event.changed:
+            continue
+        change |= Change.PEERS
+        if isinstance(event, PeerJoined):
+            change |= Change.TIMER
+    return change

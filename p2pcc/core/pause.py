@@ -1,0 +1,66 @@
+"""Who took this node out of the pool, why, and until when.
+
+A pause is either manual (`p2pcc pause`, possibly restored after a restart) or
+automatic (the desktop is in use, docs/idle.md).  A manual pause replaces any pause in
+effect; an automatic one never replaces a pause.  A timed pause carries its end on both
+clocks: the monotonic one decides when it expires, the wall one is what peers and
+people read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from p2pcc.core import limits
+from p2pcc.core.idle import PauseKind
+
+#: The reason peers are shown for a pause the daemon made because the desktop is in use.
+AUTO_PAUSE_REASON = "desktop in use"
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A pause in effect: `until` on the monotonic clock, `until_wall` on the wall's
+    (both None: until resumed); `automatic` when the desktop being in use made it."""
+
+    reason: str
+    by_uid: int
+    until: float | None
+    until_wall: float | None
+    automatic: bool = False
+
+    @classmethod
+    def manual(cls, seconds: float | None, reason: str, uid: int, now: float, wall: float) -> Pause:
+        """A pause asked for by a person, for `seconds` from `now` or until resumed."""
+        if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"pause duration must be a positive number of seconds, got {seconds}")
+        return cls(
+            reason=reason[: limits.MAX_PAUSE_REASON],
+            by_uid=uid,
+            until=None if seconds is None else now + seconds,
+            until_wall=None if seconds is None else wall + seconds,
+        )
+
+    @classmethod
+    def automatic_for(cls, uid: int) -> Pause:
+        """The pause made because the desktop is in use: untimed, ended by `auto_resume`."""
+        return cls(AUTO_PAUSE_REASON, uid, None, None, automatic=True)
+
+    @property
+    def kind(self) -> PauseKind:
+        return PauseKind.AUTOMATIC if self.automatic else PauseKind.MANUAL
+
+    def expired(self, now: float) -> bool:
+        """Whether a timed pause has run out by `now`."""
+        return self.until is not None and now >= self.until
+
+    def as_document(self) -> dict[str, Any]:
+        """The `pause` object of the status document and of the control socket's answers."""
+        return {
+            "reason": self.reason,
+            "by_uid": self.by_uid,
+            "until": self.until_wall,
+            "automatic": self.automatic,
+        }

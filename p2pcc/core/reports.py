@@ -1,0 +1,59 @@
+"""What the daemon's tasks tell the node that only people read: the stock distccd
+servers mDNS lists, the mDNS records it ignored, the distcc connections it cut loose from
+vanished peers, and why it cannot do that here if it cannot.
+
+None of it changes what we gossip or rank, so none of it is announced as a change;
+`p2pcc status` and `p2pcc doctor` read it from the status document.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from p2pcc.core import limits
+from p2pcc.core.zeroconf_names import StockServer
+
+
+class Reports:
+    """The reports above, each kept bounded."""
+
+    def __init__(self) -> None:
+        self._stock_servers: dict[str, StockServer] = {}
+        self._mdns_drops: Counter[str] = Counter()
+        self._aborted_connections = 0
+        self._cutoff_problem: str | None = "not checked yet"
+
+    def add_stock_server(self, server: StockServer) -> None:
+        """mDNS found a stock distccd (at most MAX_PEERS are listed)."""
+        if server.instance in self._stock_servers or len(self._stock_servers) < limits.MAX_PEERS:
+            self._stock_servers[server.instance] = server
+
+    def remove_stock_server(self, server: StockServer) -> None:
+        self._stock_servers.pop(server.instance, None)
+
+    def stock_servers(self) -> list[StockServer]:
+        """The stock distccd servers mDNS lists, by instance name."""
+        return sorted(self._stock_servers.values(), key=lambda server: server.instance)
+
+    def count_mdns_drop(self, reason: str) -> None:
+        """An mDNS record was ignored for `reason`."""
+        self._mdns_drops[reason] += 1
+
+    def mdns_drops(self) -> dict[str, int]:
+        return dict(self._mdns_drops)
+
+    def count_aborted(self, connections: int) -> None:
+        """Distcc connections with a vanished peer were cut loose."""
+        self._aborted_connections += connections
+
+    @property
+    def aborted_connections(self) -> int:
+        return self._aborted_connections
+
+    def set_cutoff_problem(self, problem: str | None) -> None:
+        """Why connections to vanished peers cannot be cut loose (None: they can)."""
+        self._cutoff_problem = problem
+
+    @property
+    def cutoff_problem(self) -> str | None:
+        return self._cutoff_problem

@@ -1,0 +1,267 @@
+"""The local node: reports in, advertised status and hosts lines out, and which changes it
+announces for each — without trio or a clock."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from p2pcc.core import limits
+from p2pcc.core.idle import PauseKind
+from p2pcc.core.metrics import GIB, LocalMetrics
+from p2pcc.core.model import NodeState
+from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.zeroconf_names import StockServer
+from tests.core.local_nodes import FP, WALL, gossip, make_node, status
+
+IDLE = LocalMetrics(
+    cpus=2, load_raw=0.0, served_load=0.0, foreign_load=0.0, mem_available=8 * GIB, jobs=0, slots=2
+)
+
+
+def serving(index: int, changes: list[Change] | None = None) -> LocalNode:
+    """A node whose distccd serves; its first datagram is due at once."""
+    node = make_node(index) if changes is None else make_node(index, changes.append)
+    node.set_serving(True, 0.0)
+    return node
+
+
+def spoken(index: int, changes: list[Change] | None = None) -> LocalNode:
+    """A serving node that has sent its first datagram (the next is an interval away)."""
+    node = serving(index, changes)
+    assert node.datagram_to_send(0.0, WALL) is not None
+    return node
+
+
+def test_not_serving_offers_no_slots_and_serving_restores_them() -> None:
+    changes: list[Change] = []
+    node = spoken(1, changes)
+    assert node.status.slots == 4
+    changes.clear()
+    node.set_serving(False, 1.0)
+    assert (node.status.slots, node.serving) == (0, False)
+    assert node.next_send == pytest.approx(1.0)  # told at once
+    assert changes == [Change.STATUS | Change.SEND]
+
+
+def test_a_pause_is_advertised_and_expires_on_its_own_timer() -> None:
+    changes: list[Change] = []
+    node = spoken(1, changes)
+    assert node.datagram_to_send(9.0, WALL) is not None  # the next is due at 11.0
+    changes.clear()
+    node.pause_for(60, "meeting", uid=1000, now=10.0, wall=WALL)
+    advertised = node.status
+    assert (advertised.state, advertised.pause_reason, advertised.pause_until) == (
+        NodeState.PAUSED,
+        "meeting",
+        WALL + 60,
+    )
+    assert changes == [Change.PAUSE | Change.TIMER | Change.STATUS | Change.SEND]
+    assert node.next_send == 10.0  # the change goes out now
+    assert node.next_deadline() == 70.0  # the pause's end, before any peer's silence
+    node.handle_timer(69.9)
+    assert node.status.state is NodeState.PAUSED
+    node.handle_timer(70.0)
+    assert node.status.state is NodeState.ACTIVE
+    assert node.pause is None
+    assert node.resumes_by_hand == 0  # expiry is not a person resuming
+
+
+def test_pause_rejects_nonsense_durations_and_changes_nothing() -> None:
+    node = make_node(1)
+    for seconds in (0.0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="positive number of seconds"):
+            node.pause_for(seconds, "", uid=0, now=0.0, wall=WALL)
+    assert node.pause is None
+
+
+def test_a_long_reason_is_cut_to_the_wire_limit() -> None:
+    node = make_node(1)
+    node.pause_for(None, "x" * 1000, uid=0, now=0.0, wall=WALL)
+    assert node.pause is not None
+    assert len(node.pause.reason) == limits.MAX_PAUSE_REASON
+
+
+def test_a_manual_pause_replaces_an_automatic_one_and_is_never_lifted_by_it() -> None:
+    node = serving(1)
+    assert node.auto_pause(1000, 1.0)
+    assert node.pause_kind() is PauseKind.AUTOMATIC
+    assert node.status.pause_reason == "desktop in use"
+    assert not node.auto_pause(1000, 2.0)  # already paused
+    node.pause_for(None, "maintenance", uid=0, now=3.0, wall=WALL)
+    assert node.pause_kind() is PauseKind.MANUAL
+    assert not node.auto_resume(4.0)
+    assert node.pause_kind() is PauseKind.MANUAL
+    assert node.resume(5.0)
+    assert (node.pause_kind(), node.resumes_by_hand) == (PauseKind.NONE, 1)
+    assert not node.resume(6.0)  # nothing to resume: not counted
+    assert node.resumes_by_hand == 1
+
+
+def test_an_automatic_pause_ends_automatically() -> None:
+    node = serving(1)
+    node.auto_pause(1000, 1.0)
+    assert node.auto_resume(2.0)
+    assert node.status.state is NodeState.ACTIVE
+    assert not node.auto_resume(3.0)
+
+
+def test_leaving_offers_nothing() -> None:
+    node = serving(1)
+    node.begin_leave(1.0)
+    assert (node.status.state, node.status.slots) == (NodeState.LEAVING, 0)
+
+
+def test_a_metrics_sample_sets_the_advertised_numbers_and_local_slots() -> None:
+    node = serving(1)
+    node.set_measurements(replace(IDLE, foreign_load=1.5, jobs=1), 1.0)
+    assert replace(node.status, compilers=()) == replace(
+        status("ws1", "10.0.0.1"),
+        cpus=2,
+        load=1.5,
+        mem_available=8 * GIB,
+        slots=2,
+        jobs=1,
+        compilers=(),
+    )
+    assert node.local_slots == 2
+
+
+def test_calibration_sets_the_power_and_a_cpu_limit_slows_it() -> None:
+    node = serving(1)
+    assert node.recalibrate([1.0, 2.0, 4.0], 1.0) == 2.0  # the median
+    assert node.status.power == 2.0
+    node.set_measurements(replace(IDLE, cpus=1, slots=0, cpu_limit=0.15, slot_speed=0.15), 2.0)
+    assert (node.status.cpus, node.status.slots, node.local_slots) == (1, 0, 1)
+    assert node.status.power == pytest.approx(0.3)
+
+
+def test_a_peer_joining_is_a_ranking_change_a_timer_change_and_a_reason_to_speak() -> None:
+    changes: list[Change] = []
+    alpha, beta = spoken(1, changes), serving(2)
+    assert alpha.next_deadline() == float("inf")  # no peer, no pause: nothing timed
+    changes.clear()
+    beta.set_measurements(IDLE, 0.05)
+    gossip(beta, alpha, 0.1)
+    assert changes == [Change.PEERS | Change.TIMER | Change.SEND]
+    assert alpha.next_deadline() == pytest.approx(0.1 + default_suspect_after())
+
+
+def default_suspect_after() -> float:
+    from tests.core.policies import default_timings
+
+    return default_timings().suspect_after
+
+
+def test_a_peer_repeating_itself_changes_nothing_and_a_new_load_changes_the_ranking() -> None:
+    changes: list[Change] = []
+    alpha, beta = serving(1, changes), serving(2)
+    gossip(beta, alpha, 0.0)
+    changes.clear()
+    gossip(beta, alpha, 2.0)  # the same status, an interval later
+    assert changes == []
+    beta.set_measurements(replace(IDLE, foreign_load=0.5), 3.0)
+    gossip(beta, alpha, 3.0)
+    assert changes == [Change.PEERS]
+
+
+def test_hosts_line_and_snapshot_include_a_matching_peer() -> None:
+    alpha, beta = serving(1), serving(2)
+    gossip(beta, alpha, 0.1)
+    line = alpha.hosts_for(FP, 0.2)
+    assert line.hosts == "10.0.0.2:3632/4 localhost/4"
+    assert line.jobs == 8
+    snapshot = alpha.snapshot(now=0.2, wall=WALL)
+    assert snapshot["schema"] == 1
+    assert snapshot["node"]["compilers"][0]["names"] == ["gcc", "cc"]
+    (peer,) = snapshot["peers"]
+    assert (peer["name"], peer["ranks"], peer["liveness"]) == ("ws2", {FP: 1}, "alive")
+    assert snapshot["hosts"] == {FP: {"hosts": "10.0.0.2:3632/4 localhost/4", "jobs": 8}}
+
+
+def test_a_fingerprint_we_do_not_have_is_ranked_on_request() -> None:
+    alpha, beta = serving(1), serving(2)
+    gossip(beta, alpha, 0.1)
+    assert alpha.hosts_for("0" * 16, 0.2).hosts == "localhost/4"
+
+
+def test_ranking_is_computed_once_per_change_whoever_asks() -> None:
+    alpha, beta = serving(1), serving(2)
+    gossip(beta, alpha, 0.1)
+    first = alpha.ranking(0.2)
+    alpha.snapshot(0.3, WALL)
+    alpha.hosts(0.4)
+    assert alpha.ranking(0.5) is first
+    beta.set_measurements(replace(IDLE, foreign_load=0.5), 0.6)
+    gossip(beta, alpha, 0.6)
+    assert alpha.ranking(0.7) is not first
+
+
+def test_reading_the_hosts_applies_the_silence_due_by_then() -> None:
+    alpha, beta = serving(1), serving(2)
+    gossip(beta, alpha, 0.0)
+    assert alpha.hosts(1.0)[FP].hosts.startswith("10.0.0.2")
+    assert alpha.hosts(default_suspect_after())[FP].hosts == "localhost/4"
+
+
+def test_a_new_policy_ranks_anew() -> None:
+    changes: list[Change] = []
+    alpha, beta = serving(1, changes), serving(2)
+    gossip(beta, alpha, 0.1)
+    changes.clear()
+    from tests.core.policies import default_policy
+
+    alpha.set_policy(replace(default_policy(), lzo=True))
+    assert changes == [Change.PEERS]
+    assert alpha.hosts(0.2)[FP].hosts == "10.0.0.2:3632/4,lzo localhost/4"
+
+
+def test_reports_for_the_status_document() -> None:
+    node = make_node(1)
+    server = StockServer("distcc@old", ("10.0.0.9",), 3632, "x86_64-linux-gnu--12", 2, 4)
+    node.reports.add_stock_server(server)
+    node.reports.count_mdns_drop("bad-address")
+    node.reports.count_mdns_drop("bad-address")
+    node.reports.count_aborted(3)
+    node.reports.set_cutoff_problem(None)
+    document = node.snapshot(0.0, WALL)
+    assert document["stock_servers"][0]["instance"] == "distcc@old"
+    assert document["counters"]["mdns_drops"] == {"bad-address": 2}
+    assert document["counters"]["aborted_connections"] == 3
+    assert document["node"]["cutoff_problem"] is None
+    node.reports.remove_stock_server(server)
+    assert node.snapshot(0.0, WALL)["stock_servers"] == []
+
+
+def test_stock_servers_are_bounded_like_peers() -> None:
+    node = make_node(1)
+    for index in range(limits.MAX_PEERS + 5):
+        node.reports.add_stock_server(StockServer(f"distcc@{index}", (), 3632, "k", 1, 1))
+    assert len(node.reports.stock_servers()) == limits.MAX_PEERS
+
+
+def documented_fields(heading: str) -> set[str]:
+    """The field names in the first column of the table under `heading` in status-json.md."""
+    doc = (Path(__file__).parents[2] / "docs" / "status-json.md").read_text()
+    lines = doc.split(f"\n{heading}\n", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    names: set[str] = set()
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        names |= set(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    return names
+
+
+def test_status_document_matches_its_documentation() -> None:
+    alpha, beta = serving(1), serving(2)
+    gossip(beta, alpha, 0.1)
+    snapshot = alpha.snapshot(now=0.2, wall=WALL)
+    assert set(snapshot) == documented_fields("## Top level")
+    assert set(snapshot["node"]) == documented_fields("## `node`")
+    assert set(snapshot["node"]["compilers"][0]) == documented_fields("Each `compilers` entry:")
+    assert set(snapshot["peers"][0]) == documented_fields("## `peers[]`")
+    assert set(snapshot["counters"]) == documented_fields("## `counters`")
