@@ -4,7 +4,7 @@ In the manner of aioquic's connection, `LocalNode` owns every piece of the node'
 state — what we measured, our pause, our compilers, the gossip engine with its peer
 table — and the daemon's tasks only feed it and read its answers: a datagram goes in
 through `receive`, a metrics sample through `set_measurements`, a control request
-through `pause`; out come `datagram_to_send`, `hosts`, `snapshot`.  Time is a
+through `pause_for`; out come `datagram_to_send`, `hosts`, `snapshot`.  Time is a
 parameter: the shell reads its clocks once per wake-up and passes `now` (monotonic)
 and `wall` (Unix time, for people and the wire).
 

@@ -89,7 +89,13 @@ def test_a_manual_pause_replaces_an_automatic_one_and_is_never_lifted_by_it() ->
     node = serving(1)
     assert node.auto_pause(1000, 1.0)
     assert node.pause_kind() is PauseKind.AUTOMATIC
-    assert node.status.pause_reason == "desktop in use"
+    assert (node.status.pause_reason, node.status.pause_until) == ("desktop in use", None)
+    assert node.snapshot(1.5, WALL)["node"]["pause"] == {
+        "reason": "desktop in use",
+        "by_uid": 1000,
+        "until": None,
+        "automatic": True,
+    }
     assert not node.auto_pause(1000, 2.0)  # already paused
     node.pause_for(None, "maintenance", uid=0, now=3.0, wall=WALL)
     assert node.pause_kind() is PauseKind.MANUAL
