@@ -12,7 +12,8 @@ import os
 import sys
 from typing import Any
 
-from p2pcc.compilers.probe import DEFAULT_COMPILERS, default_compilers, lookup
+from p2pcc.compilers.probe import default_compilers, lookup
+from p2pcc.config.schema import DEFAULT_COMPILERS
 from p2pcc.core.errors import FingerprintError
 from p2pcc.core.fingerprint import Fingerprint
 

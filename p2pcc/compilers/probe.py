@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from p2pcc.compilers import cache
 from p2pcc.compilers.names import derive, resolve_command, which
 from p2pcc.compilers.run_capped import ask, run_capped
+from p2pcc.config.schema import DEFAULT_COMPILERS
 from p2pcc.core.errors import FingerprintError
 from p2pcc.core.fingerprint import (
     Fingerprint,
@@ -30,9 +31,6 @@ from p2pcc.core.fingerprint import (
     parse_version,
 )
 from p2pcc.statefile import stamp_of
-
-#: What `p2pcc fingerprint` shows when no compiler is named (those found on PATH).
-DEFAULT_COMPILERS = ("cc", "gcc", "g++", "c++", "clang", "clang++")
 
 #: Shared libraries that hold code generation (clang's whole compiler lives in libLLVM
 #: and libclang-cpp; cc1 folds constants with gmp/mpfr/mpc and optimises loops with

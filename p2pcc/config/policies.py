@@ -1,13 +1,14 @@
 """The core's policy types built from a `Config`.
 
-The core's policies (`RankingPolicy`, `PeerTimings`) have no defaults of their own: the
-schema is the one place a default is written, and these builders carry the configured
-values over.  Whoever needs a policy (the daemon, a command, a test) builds it here.
+The core's policies (`RankingPolicy`, `PeerTimings`, `IdlePolicy`) have no defaults of
+their own: the schema is the one place a default is written, and these builders carry
+the configured values over.  Whoever needs a policy (the daemon, a command, a test) builds it here.
 """
 
 from __future__ import annotations
 
 from p2pcc.config.model import Config
+from p2pcc.core.idle import IdlePolicy
 from p2pcc.core.peers import PeerTimings
 from p2pcc.core.ranking import RankingPolicy
 
@@ -32,3 +33,8 @@ def peer_timings(config: Config) -> PeerTimings:
         dead_after=gossip.dead_after,
         forget_after=gossip.forget_after,
     )
+
+
+def idle_policy(config: Config) -> IdlePolicy:
+    """When the desktop counts as in use, and when an automatic pause ends: `[idle]`."""
+    return IdlePolicy(config.idle.active_within, config.idle.resume_after)

@@ -29,7 +29,8 @@ from p2pcc.core.errors import ConfigError
 DEFAULT_GROUP = "239.192.74.70"
 DEFAULT_GOSSIP_PORT = 3634
 DEFAULT_DISTCCD_PORT = 3632
-DEFAULT_COMPILERS = ["cc", "c++", "gcc", "g++", "clang", "clang++"]
+#: The compilers offered by default, and those `p2pcc fingerprint` shows unless named.
+DEFAULT_COMPILERS = ("cc", "c++", "gcc", "g++", "clang", "clang++")
 DEFAULTS_LABEL = "defaults"  # stands for the file name when no file was read
 
 

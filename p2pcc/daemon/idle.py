@@ -28,7 +28,6 @@ from typing import Protocol
 
 import trio
 
-from p2pcc.config.model import IdleConfig
 from p2pcc.core.idle import Action, IdlePolicy, IdleState, PauseKind, decide
 
 log = logging.getLogger("p2pcc.daemon.idle")
@@ -299,7 +298,7 @@ def make_source(kind: str, input_dir: Path = INPUT_DIR, busctl: str = "busctl") 
 
 
 async def serve_idle(
-    config: IdleConfig,
+    policy: IdlePolicy,
     node: AutoPauser,
     source: ActivitySource,
     *,
@@ -309,7 +308,6 @@ async def serve_idle(
 ) -> None:
     """Pause the node while the desktop is in use, resume when it has rested (docs/idle.md);
     `uid` is recorded as the pauser of an automatic pause."""
-    policy = IdlePolicy(config.active_within, config.resume_after)
     state, resumes_seen = IdleState(), node.resumes_by_hand
     log.info(
         "pausing while the desktop is in use (source %s, in use for %g s after activity, "

@@ -26,7 +26,7 @@ import trio
 from p2pcc import statefile
 from p2pcc.config import Config, load_config
 from p2pcc.config.key_file import load_keyring
-from p2pcc.config.policies import ranking_policy
+from p2pcc.config.policies import idle_policy, ranking_policy
 from p2pcc.control_client import control_socket_path
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.node import LocalNode
@@ -171,7 +171,8 @@ async def _start_local(nursery: trio.Nursery, daemon: Daemon, distccd: DistccdSt
     )
     if config.idle.enabled:
         source = make_source(config.idle.source)
-        await nursery.start(partial(serve_idle, config.idle, node, source, uid=os.geteuid()))
+        policy = idle_policy(config)
+        await nursery.start(partial(serve_idle, policy, node, source, uid=os.geteuid()))
     await nursery.start(serve_control, control_socket_path(config), NodeControl(node))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from p2pcc.cli import main
-from p2pcc.compilers.probe import DEFAULT_COMPILERS
+from p2pcc.config.schema import DEFAULT_COMPILERS
 
 JSON_FIELDS = {
     "name",
@@ -127,7 +127,7 @@ def test_no_compiler_on_path_is_an_error(
     monkeypatch.setenv("PATH", str(tmp_path))
     assert main(["fingerprint"]) == 1
     assert capsys.readouterr().err.startswith(
-        "p2pcc: none of cc, gcc, g++, c++, clang, clang++ is on PATH;"
+        "p2pcc: none of cc, c++, gcc, g++, clang, clang++ is on PATH;"
     )
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from p2pcc.compilers.probe import (
-    DEFAULT_COMPILERS,
     default_compilers,
     hash_file,
     probe,
 )
+from p2pcc.config.schema import DEFAULT_COMPILERS
 from p2pcc.core.errors import FingerprintError
 from p2pcc.core.fingerprint import Fingerprint
 from tests.compilers.fake_compiler import FakeCompiler

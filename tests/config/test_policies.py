@@ -7,7 +7,8 @@ from dataclasses import astuple
 import pytest
 
 from p2pcc.config import parse_config
-from p2pcc.config.policies import peer_timings, ranking_policy
+from p2pcc.config.policies import idle_policy, peer_timings, ranking_policy
+from p2pcc.core.idle import IdlePolicy
 from p2pcc.core.peers import PeerTimings
 from p2pcc.core.ranking import RankingPolicy
 from tests.config.test_config_schema import HOST
@@ -18,6 +19,9 @@ NON_DEFAULT = """\
 suspect_after = 7
 dead_after = 21
 forget_after = 900
+[idle]
+active_within = 30
+resume_after = 600
 [metrics]
 job_memory = "2GiB"
 [ranking]
@@ -35,6 +39,13 @@ def test_a_configured_ranking_policy_has_the_configured_values() -> None:
     )
     # Every field differs from its default, so a builder ignoring one would be caught.
     default = astuple(ranking_policy(default_config()))
+    assert all(mine != theirs for mine, theirs in zip(astuple(policy), default, strict=True))
+
+
+def test_a_configured_idle_policy_has_the_configured_values() -> None:
+    policy = idle_policy(parse_config(NON_DEFAULT, "p2pcc.toml", host=HOST))
+    assert policy == IdlePolicy(active_within=30.0, resume_after=600.0)
+    default = astuple(idle_policy(default_config()))
     assert all(mine != theirs for mine, theirs in zip(astuple(policy), default, strict=True))
 
 

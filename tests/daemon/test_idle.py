@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from p2pcc.config.model import IdleConfig
-from p2pcc.core.idle import PauseKind
+from p2pcc.core.idle import IdlePolicy, PauseKind
 from p2pcc.core.model import NodeState
 from p2pcc.core.node import LocalNode
 from p2pcc.core.pause import AUTO_PAUSE_REASON
@@ -29,7 +28,7 @@ from p2pcc.daemon.idle import (
 )
 from tests.core.local_nodes import WALL, make_node
 
-CONFIG = IdleConfig(enabled=True, source="both", active_within=60.0, resume_after=300.0)
+POLICY = IdlePolicy(active_within=60.0, resume_after=300.0)
 
 
 class ScriptedSource:
@@ -63,7 +62,7 @@ def state_of(node: LocalNode) -> NodeState:
 
 async def run_idle(node: LocalNode, source: ScriptedSource, nursery: trio.Nursery) -> None:
     await nursery.start(
-        lambda task_status: serve_idle(CONFIG, node, source, uid=0, task_status=task_status)
+        lambda task_status: serve_idle(POLICY, node, source, uid=0, task_status=task_status)
     )
 
 
