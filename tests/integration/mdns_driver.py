@@ -4,7 +4,8 @@
 
 DISTCCD announces a distccd: `PORT,CPUS,JOBS` (compiler probed as the daemon does) or
 `PORT,CPUS,JOBS,MACHINE,VERSION`.  Lines on stdin steer it: `distccd off`,
-`distccd DISTCCD`, `stats` (prints the records dropped so far), `quit` (or EOF).
+`distccd DISTCCD`, `stats` (prints the records dropped so far, by reason, counted
+through `on_drop` as the daemon counts them), `quit` (or EOF).
 Output: `started`, then `node`/`node-gone`/`stock`/`stock-gone` events, then `stopped`
 with the names of threads still alive besides trio's idle workers (should be none) and
 the records dropped, by reason.
@@ -24,6 +25,7 @@ from typing import Any
 
 import trio
 
+from p2pcc.core.reports import Reports
 from p2pcc.core.zeroconf_names import DiscoveredNode, DistccdAnnouncement
 from p2pcc.daemon.mdns.service import MdnsService, probe_announcement, serve_mdns
 
@@ -48,7 +50,7 @@ async def parse_announcement(text: str) -> DistccdAnnouncement:
     return DistccdAnnouncement(int(port), int(cpus), int(jobs), machine, version)
 
 
-async def _steer(service: MdnsService, cancel: trio.CancelScope) -> None:
+async def _steer(service: MdnsService, reports: Reports, cancel: trio.CancelScope) -> None:
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     buffered = b""
     async with stdin:
@@ -60,7 +62,7 @@ async def _steer(service: MdnsService, cancel: trio.CancelScope) -> None:
                 if words == ["quit"]:
                     cancel.cancel()
                 elif words == ["stats"]:
-                    emit("stats", dropped=service.statistics().dropped)
+                    emit("stats", dropped=reports.mdns_drops())
                 elif words[:1] == ["distccd"]:
                     off = words[1] == "off"
                     service.set_distccd(None if off else await parse_announcement(words[1]))
@@ -71,6 +73,7 @@ async def _steer(service: MdnsService, cancel: trio.CancelScope) -> None:
 async def main(argv: list[str]) -> None:
     address, node_hex, name, port = argv[:4]
     distccd = await parse_announcement(argv[4]) if len(argv) > 4 else None
+    reports = Reports()
     with trio.move_on_after(LIFETIME) as cancel:
         async with trio.open_nursery() as nursery:
             service = await nursery.start(
@@ -85,14 +88,15 @@ async def main(argv: list[str]) -> None:
                     on_node_gone=lambda n: emit("node-gone", **_node_fields(n)),
                     on_stock_server=lambda s: emit("stock", **asdict(s)),
                     on_stock_server_gone=lambda s: emit("stock-gone", **asdict(s)),
+                    on_drop=reports.count_mdns_drop,
                     task_status=task_status,
                 )
             )
             emit("started")
-            nursery.start_soon(_steer, service, cancel)
+            nursery.start_soon(_steer, service, reports, cancel)
     left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     threads = [t for t in left if not t.startswith("Trio thread")]
-    emit("stopped", threads=threads, dropped=service.statistics().dropped)
+    emit("stopped", threads=threads, dropped=reports.mdns_drops())
 
 
 class LineReader:

@@ -6,13 +6,13 @@ name in a task of its own, parses the answer (the service's parser, which raises
 and a record's goodbye, once each.  Anyone on the link can announce names, so the table
 (`cap`) and the names being resolved (`MAX_MDNS_PENDING`) are capped, and a name that
 changes while it is being resolved is resolved again rather than answered twice at once.
-`Drops` counts every record dropped, by reason, and logs each (instance, reason) once.
+`Drops` reports every record dropped, by reason, to `on_drop`, and logs each (instance,
+reason) once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -29,15 +29,13 @@ _R = TypeVar("_R", DiscoveredNode, StockServer)
 
 
 class Drops:
-    """Counts dropped records by reason and logs each (instance, reason) once."""
+    """Reports each dropped record's reason to `on_drop`; logs each (instance, reason) once."""
 
     def __init__(self, on_drop: Callable[[str], None] | None = None) -> None:
-        self.counts: Counter[str] = Counter()
         self._on_drop = on_drop
         self._logged: set[tuple[str, str]] = set()
 
     def drop(self, name: str, reason: str, detail: str) -> None:
-        self.counts[reason] += 1
         if self._on_drop is not None:
             self._on_drop(reason)
         if (name, reason) in self._logged:
@@ -62,7 +60,7 @@ class Watcher(Generic[_R]):
         drops: Drops,
     ) -> None:
         self.service_type = service_type
-        self.table: dict[str, _R] = {}
+        self._table: dict[str, _R] = {}
         self._parse: Callable[[ResolvedService], _R | None] = parse
         self._cap = cap
         self._found: Callable[[_R], None] = found
@@ -81,7 +79,7 @@ class Watcher(Generic[_R]):
             self._forget(key)
         elif key in self._pending:
             pass
-        elif key not in self.table and len(self.table) >= self._cap:
+        elif key not in self._table and len(self._table) >= self._cap:
             self._drops.drop(event.name, "table-full", f"already tracking {self._cap}")
         elif len(self._pending) >= limits.MAX_MDNS_PENDING:
             self._drops.drop(event.name, "busy", "too many names being resolved")
@@ -116,15 +114,15 @@ class Watcher(Generic[_R]):
             self._drops.drop(name, error.reason, str(error))
             self._forget(key)
             return
-        if record is None or self.table.get(key) == record:
+        if record is None or self._table.get(key) == record:
             return
-        if key not in self.table and len(self.table) >= self._cap:
+        if key not in self._table and len(self._table) >= self._cap:
             self._drops.drop(name, "table-full", f"already tracking {self._cap}")
             return
-        self.table[key] = record
+        self._table[key] = record
         self._found(record)
 
     def _forget(self, key: str) -> None:
-        record = self.table.pop(key, None)
+        record = self._table.pop(key, None)
         if record is not None:
             self._gone(record)

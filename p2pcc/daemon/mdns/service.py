@@ -8,8 +8,9 @@ zeroconf's threads through a `ThreadBridge` (trio's `run_sync_soon` into a bound
 channel) and go to one `Watcher` per type (`p2pcc.daemon.mdns.browse`), which resolves
 each appearing name in a worker thread, parses it with `p2pcc.core.zeroconf_parse` and
 reports it through the callbacks: p2pcc nodes and stock servers separately, never mixed.
-Bad records are dropped, counted by reason and logged once per instance and reason;
-tables and in-flight work are capped.
+Bad records are dropped, each reported by reason to `on_drop` (the daemon counts them
+for `status`) and logged once per instance and reason; tables and in-flight work are
+capped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -77,17 +78,6 @@ class MdnsListeners:
     on_stock_server_gone: Callable[[StockServer], None]
 
 
-@dataclass(frozen=True, slots=True)
-class MdnsStatistics:
-    """A snapshot for `p2pcc status`."""
-
-    nodes: int
-    stock_servers: int
-    p2pcc_published: bool
-    distccd_published: bool
-    dropped: dict[str, int] = field(default_factory=dict)  # reason -> records dropped
-
-
 class MdnsService:
     """Our mDNS presence and discoveries over one backend; the handle `serve_mdns` starts."""
 
@@ -111,7 +101,6 @@ class MdnsService:
             gossip_port=identity.gossip_port,
             proto=MAJOR_VERSION,
         )
-        self._p2pcc_published = False
         self._drops = Drops(on_drop)
         self._nodes = Watcher(
             P2PCC_SERVICE_TYPE,
@@ -149,16 +138,6 @@ class MdnsService:
             )
         self._wake.set()
 
-    def statistics(self) -> MdnsStatistics:
-        """Counts of what is tracked and dropped, and what we publish now."""
-        return MdnsStatistics(
-            nodes=len(self._nodes.table),
-            stock_servers=len(self._stock.table),
-            p2pcc_published=self._p2pcc_published,
-            distccd_published=self._applied is not None,
-            dropped=dict(self._drops.counts),
-        )
-
     async def run(
         self, *, task_status: trio.TaskStatus[MdnsService] = trio.TASK_STATUS_IGNORED
     ) -> None:
@@ -195,7 +174,6 @@ class MdnsService:
                 log.warning("%s; retrying in %.0f s", error, limits.MDNS_MIN_UPDATE_INTERVAL)
                 await trio.sleep(limits.MDNS_MIN_UPDATE_INTERVAL)
             else:
-                self._p2pcc_published = True
                 return
 
     async def _publish_distccd(self) -> None:

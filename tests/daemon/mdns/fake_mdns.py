@@ -68,6 +68,15 @@ class FakeBackend:
     async def unregister(self, record: ServiceRecord) -> None:
         await self._publication("unregister", record)
 
+    def published(self) -> list[ServiceRecord]:
+        """What is registered now, by the calls that succeeded: the latest record per name."""
+        now: dict[str, ServiceRecord] = {}
+        for call, _, record in self.calls:
+            now.pop(record.name, None)
+            if call != "unregister":
+                now[record.name] = record
+        return list(now.values())
+
     def distcc_calls(self) -> list[tuple[str, float, str]]:
         """(call, time, jobs) for our distcc record."""
         return [(c, t, r.txt["jobs"]) for c, t, r in self.calls if "_distcc" in r.type_]

@@ -15,6 +15,7 @@ import trio
 import trio.testing
 
 from p2pcc.core import limits
+from p2pcc.core.reports import Reports
 from p2pcc.core.zeroconf_names import DISTCC_SERVICE_TYPE, DiscoveredNode, StockServer
 from p2pcc.daemon.mdns.backend import BrowseEvent
 from p2pcc.daemon.mdns.service import MdnsService
@@ -34,10 +35,11 @@ async def test_p2pcc_node_is_reported_with_id_addresses_and_port(
 ) -> None:
     with trio.fail_after(5):
         await announce(backend, p2pcc_service("beta [02020202]", PEER_ID))
-    assert seen.events == [
-        ("node", DiscoveredNode(PEER_ID, "beta [02020202]", ("10.0.0.2",), 7463))
-    ]
-    assert service.statistics().nodes == 1
+    beta = DiscoveredNode(PEER_ID, "beta [02020202]", ("10.0.0.2",), 7463)
+    assert seen.events == [("node", beta)]
+    with trio.fail_after(5):  # it is tracked: its goodbye is reported
+        await announce(backend, p2pcc_service("beta [02020202]", PEER_ID), present=False)
+    assert seen.events == [("node", beta), ("node-gone", beta)]
 
 
 async def test_our_own_record_is_not_reported(
@@ -58,10 +60,16 @@ async def test_stock_servers_are_reported_apart_and_p2pcc_distccds_skipped(
             stock_service("distcc@gamma"),
             stock_service("distcc@beta", p2pcc=PEER_ID.hex().encode()),
         )
-    assert seen.events == [
-        ("stock", StockServer("distcc@gamma", ("10.0.0.3",), 3632, "x86_64-linux-gnu--12", 2, 6))
-    ]
-    assert (service.statistics().stock_servers, service.statistics().nodes) == (1, 0)
+    gamma = StockServer("distcc@gamma", ("10.0.0.3",), 3632, "x86_64-linux-gnu--12", 2, 6)
+    assert seen.events == [("stock", gamma)]
+    with trio.fail_after(5):  # only gamma is tracked: only its goodbye is reported
+        await announce(
+            backend,
+            stock_service("distcc@gamma"),
+            stock_service("distcc@beta", p2pcc=PEER_ID.hex().encode()),
+            present=False,
+        )
+    assert seen.events == [("stock", gamma), ("stock-gone", gamma)]
 
 
 async def test_changes_are_reported_again_and_repeats_are_not(
@@ -87,11 +95,18 @@ async def test_goodbye_reports_the_last_record_once(
         ("node-gone", 7463),
         ("stock-gone", 3632),
     ]
-    assert service.statistics().nodes == 0
+    seen.events.clear()
+    with trio.fail_after(5):  # forgotten: the same record back is reported as new
+        await announce(backend, p2pcc_service("beta", PEER_ID))
+    assert [kind for kind, _ in seen.events] == ["node"]
 
 
 async def test_hostile_records_are_dropped_counted_and_logged_once(
-    backend: FakeBackend, seen: Seen, service: MdnsService, caplog: pytest.LogCaptureFixture
+    backend: FakeBackend,
+    seen: Seen,
+    service: MdnsService,
+    reports: Reports,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="p2pcc.mdns")
     hostile = [
@@ -108,7 +123,7 @@ async def test_hostile_records_are_dropped_counted_and_logged_once(
         await announce(backend, *hostile)
         await announce(backend, *hostile)  # announced again: counted again, not logged again
     assert seen.events == []
-    assert service.statistics().dropped == {
+    assert reports.mdns_drops() == {
         "oversized": 2,
         "bad-jobs": 2,
         "bad-txt": 2,
@@ -129,7 +144,7 @@ async def test_a_record_turning_bad_is_forgotten(
 
 
 async def test_unanswered_resolve_is_dropped(
-    backend: FakeBackend, seen: Seen, service: MdnsService
+    backend: FakeBackend, seen: Seen, service: MdnsService, reports: Reports
 ) -> None:
     with trio.fail_after(5):
         backend.post[DISTCC_SERVICE_TYPE](
@@ -137,23 +152,26 @@ async def test_unanswered_resolve_is_dropped(
         )
         await trio.testing.wait_all_tasks_blocked()
     assert seen.events == []
-    assert service.statistics().dropped == {"unresolved": 1}
+    assert reports.mdns_drops() == {"unresolved": 1}
 
 
 async def test_stock_servers_at_the_cap(
-    backend: FakeBackend, seen: Seen, service: MdnsService
+    backend: FakeBackend, seen: Seen, service: MdnsService, reports: Reports
 ) -> None:
     servers = [stock_service(f"distcc@s{i}") for i in range(limits.MAX_STOCK_SERVERS + 1)]
     with trio.fail_after(10):
         for start in range(0, len(servers), limits.MAX_MDNS_PENDING):
             await announce(backend, *servers[start : start + limits.MAX_MDNS_PENDING])
     assert len(seen.events) == limits.MAX_STOCK_SERVERS
-    assert service.statistics().dropped == {"table-full": 1}
-    assert service.statistics().stock_servers == limits.MAX_STOCK_SERVERS
+    assert reports.mdns_drops() == {"table-full": 1}
+    seen.events.clear()
+    with trio.fail_after(10):  # the table holds the cap's worth: each goodbye is reported
+        await announce(backend, *servers, present=False)
+    assert [kind for kind, _ in seen.events] == ["stock-gone"] * limits.MAX_STOCK_SERVERS
 
 
 async def test_names_in_resolution_at_the_cap(
-    backend: FakeBackend, seen: Seen, service: MdnsService
+    backend: FakeBackend, seen: Seen, service: MdnsService, reports: Reports
 ) -> None:
     backend.gate = trio.Event()
     with trio.fail_after(5):
@@ -164,7 +182,7 @@ async def test_names_in_resolution_at_the_cap(
         backend.gate.set()
         await trio.testing.wait_all_tasks_blocked()
     assert len(seen.events) == limits.MAX_MDNS_PENDING
-    assert service.statistics().dropped == {"busy": 1}
+    assert reports.mdns_drops() == {"busy": 1}
 
 
 async def test_goodbye_during_resolution_discards_the_answer(

@@ -39,7 +39,9 @@ async def test_p2pcc_service_is_registered_at_start(
     assert [(call, record.name, record.port) for call, _, record in backend.calls] == [
         ("register", "alpha [01010101]._p2pcc._tcp.local.", 7463)
     ]
-    assert service.statistics().p2pcc_published
+    assert [record.name for record in backend.published()] == [
+        "alpha [01010101]._p2pcc._tcp.local."
+    ]
 
 
 async def test_distccd_updates_are_paced_and_withdrawal_is_immediate(
@@ -61,7 +63,10 @@ async def test_distccd_updates_are_paced_and_withdrawal_is_immediate(
         ("unregister", 15.0, "7"),
         ("register", 25.0, "4"),
     ]
-    assert service.statistics().distccd_published
+    assert [(record.type_, record.txt.get("jobs")) for record in backend.published()] == [
+        ("_p2pcc._tcp.local.", None),
+        ("_x86-64-linux-gnu--12._sub._distcc._tcp.local.", "4"),
+    ]
 
 
 async def test_compiler_change_registers_the_new_subtype(
@@ -194,18 +199,20 @@ async def test_serve_mdns_refuses_unusable_interface_addresses(
         )
 
 
-async def test_drops_go_to_the_daemons_counter_which_outlives_the_service(
-    backend: FakeBackend, seen: Seen
-) -> None:
+async def test_drops_go_to_the_daemons_counter_which_outlives_the_service(seen: Seen) -> None:
     """The daemon counts drops for `status`; an mDNS restart must not reset its count."""
     reports = Reports()
-    reports.count_mdns_drop("unresolved")  # from an earlier service
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            on_drop = reports.count_mdns_drop
-            service = MdnsService(backend, IDENTITY, seen.listeners(), on_drop=on_drop)
-            await nursery.start(service.run)
-            await announce(backend, stock_service("distcc@delta", cpus=b"lots"))
-            nursery.cancel_scope.cancel()
-    assert reports.mdns_drops() == {"unresolved": 1, "bad-cpus": 1}
-    assert service.statistics().dropped == {"bad-cpus": 1}
+    for bad in (
+        stock_service("distcc@delta", cpus=b"lots"),
+        stock_service("distcc@echo", jobs=b"0"),
+    ):
+        backend = FakeBackend()
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                on_drop = reports.count_mdns_drop
+                service = MdnsService(backend, IDENTITY, seen.listeners(), on_drop=on_drop)
+                await nursery.start(service.run)
+                await announce(backend, bad)
+                nursery.cancel_scope.cancel()
+    assert reports.mdns_drops() == {"bad-cpus": 1, "bad-jobs": 1}
+    assert seen.events == []
