@@ -39,7 +39,7 @@ from p2pcc.core.local_compilers import LocalCompiler, offers_of
 from p2pcc.core.metrics import LocalMetrics, PowerEstimate, limited_power, node_power
 from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.pause import Pause
-from p2pcc.core.peers import Peer, PeerEvent, PeerJoined, PeerTimings, PeerUpdated
+from p2pcc.core.peers import Peer, PeerEvent, PeerJoined, PeerUpdated
 from p2pcc.core.ranking import RankedPeer, RankingPolicy, rank_peers
 from p2pcc.core.reports import Reports
 from p2pcc.core.status_document import status_document
@@ -76,28 +76,17 @@ class LocalNode:
     def __init__(
         self,
         *,
-        node_id: bytes,
-        incarnation: int,
-        keyring: Keyring,
-        status: NodeStatus,
+        engine: GossipEngine,
         compilers: Sequence[LocalCompiler],
         policy: RankingPolicy,
-        interval: float,
-        timings: PeerTimings,
         now: float,
         on_change: Callable[[Change], None] = _no_listener,
     ) -> None:
+        """Take over a fresh `engine` (its status is our measured status to begin with)
+        and offer `compilers`."""
         self._compilers = tuple(compilers)
-        self._measured = replace(status, compilers=offers_of(self._compilers))
-        self._engine = GossipEngine(
-            node_id=node_id,
-            incarnation=incarnation,
-            keyring=keyring,
-            status=self._measured,
-            interval=interval,
-            timings=timings,
-            now=now,
-        )
+        self._measured = replace(engine.status, compilers=offers_of(self._compilers))
+        self._engine = engine
         self._policy = policy
         self._on_change = on_change
         self._estimate = PowerEstimate()

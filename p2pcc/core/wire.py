@@ -334,10 +334,7 @@ def _integer(value: object, where: str, low: int, high: int) -> int:
     # bool is a subclass of int in Python, but `true` is not a number on the wire.
     if not isinstance(value, int) or isinstance(value, bool):
         raise WireFormatError(f"{where}: expected an integer, got {_type_name(value)}")
-    if value > high:
-        raise OversizedError(f"{where}: {value} is more than {high}")
-    if value < low:
-        raise WireFormatError(f"{where}: {value} is less than {low}")
+    _check_range(value, where, low, high)
     return value
 
 
@@ -348,11 +345,16 @@ def _real(value: object, where: str, low: float, high: float) -> float:
     number = float(value)
     if not math.isfinite(number):
         raise WireFormatError(f"{where}: not a finite number")
+    _check_range(number, where, low, high)
+    return number
+
+
+def _check_range(number: float, where: str, low: float, high: float) -> None:
+    """Above the cap is oversized (a bound of ours); below the floor is malformed."""
     if number > high:
         raise OversizedError(f"{where}: {number} is more than {high}")
     if number < low:
         raise WireFormatError(f"{where}: {number} is less than {low}")
-    return number
 
 
 def _text(value: object, where: str, cap: int) -> str:

@@ -20,6 +20,7 @@ from p2pcc.config.key_file import load_keyring
 from p2pcc.config.policies import peer_timings, ranking_policy
 from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import P2pccError
+from p2pcc.core.gossip import GossipEngine
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.metrics import limited_cpus
 from p2pcc.core.model import NodeStatus
@@ -103,15 +104,19 @@ def open_node(
         jobs=0,
         power=1.0,
     )
-    return LocalNode(
+    engine = GossipEngine(
         node_id=facts.node_id,
         incarnation=facts.incarnation,
         keyring=facts.keyring,
         status=status,
-        compilers=facts.compilers,
-        policy=ranking_policy(config),
         interval=config.gossip.interval,
         timings=peer_timings(config),
+        now=now,
+    )
+    return LocalNode(
+        engine=engine,
+        compilers=facts.compilers,
+        policy=ranking_policy(config),
         now=now,
         on_change=on_change,
     )

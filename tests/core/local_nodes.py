@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from p2pcc.core.auth import Keyring
 from p2pcc.core.fingerprint import Fingerprint
-from p2pcc.core.gossip import Transport
+from p2pcc.core.gossip import GossipEngine, Transport
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.model import CompilerOffer, NodeStatus
 from p2pcc.core.node import Change, LocalNode
@@ -57,15 +57,19 @@ def make_node(
     index: int, on_change: Callable[[Change], None] = lambda change: None, *, now: float = 0.0
 ) -> LocalNode:
     """Workstation `ws<index>`, telling `on_change` what changes."""
-    return LocalNode(
+    engine = GossipEngine(
         node_id=bytes([index]) * 16,
         incarnation=1,
         keyring=Keyring(),
         status=status(f"ws{index}", f"10.0.0.{index}"),
-        compilers=[LocalCompiler(fingerprint(), ("gcc", "cc"))],
-        policy=default_policy(),
         interval=2.0,
         timings=default_timings(),
+        now=now,
+    )
+    return LocalNode(
+        engine=engine,
+        compilers=[LocalCompiler(fingerprint(), ("gcc", "cc"))],
+        policy=default_policy(),
         now=now,
         on_change=on_change,
     )
