@@ -34,7 +34,6 @@ class ProcessEntry:
     ppid: int
     cpu_ticks: int = 0  # utime + stime + cutime + cstime: itself and its reaped children
     start_ticks: int = 0  # since boot
-    pgrp: int = 0
     session: int = 0
 
 
@@ -54,7 +53,6 @@ def parse_proc_stat(text: str) -> ProcessEntry:
         ppid=int(rest[1]),
         cpu_ticks=utime + stime + max(0, cutime) + max(0, cstime),
         start_ticks=int(rest[19]),
-        pgrp=int(rest[2]),
         session=int(rest[3]),
     )
 

@@ -87,7 +87,6 @@ def test_parse_proc_stat_reads_a_real_line() -> None:
         ppid=10070,
         cpu_ticks=70,
         start_ticks=436194,
-        pgrp=10070,
         session=10056,
     )
     assert parse_proc_stat(STAT_DRIVER).comm == "x86_64-linux-gn"
@@ -444,24 +443,18 @@ def test_power_stays_between_a_quarter_and_the_calibration(
         assert calibrated * metrics.MIN_CORRECTION * (1 - 1e-9) <= power <= calibrated * (1 + 1e-9)
 
 
-def test_parse_proc_stat_keeps_group_and_session() -> None:
+def test_parse_proc_stat_keeps_the_session_not_the_group() -> None:
     line = "4242 (a) b (c)) S 1 4240 4239 0 -1 4194560 105 0 0 0 0 0 0 0 20 0 1 0 77 0 0\n"
-    parsed = parse_proc_stat(line)
-    assert (parsed.pid, parsed.comm, parsed.ppid, parsed.pgrp, parsed.session) == (
-        4242,
-        "a) b (c)",
-        1,
-        4240,
-        4239,
-    )
+    parsed = parse_proc_stat(line)  # process group 4240, session 4239
+    assert (parsed.pid, parsed.comm, parsed.ppid, parsed.session) == (4242, "a) b (c)", 1, 4239)
 
 
 def test_session_members_are_the_live_processes_of_the_session() -> None:
     processes = [
-        ProcessEntry(100, "distccd", "S", 1, pgrp=100, session=100),
-        ProcessEntry(101, "distccd", "S", 100, pgrp=100, session=100),
-        ProcessEntry(110, "cc1plus", "R", 101, pgrp=110, session=100),  # its own group
-        ProcessEntry(130, "cc1", "Z", 1, pgrp=130, session=100),  # dead
-        ProcessEntry(200, "bash", "S", 1, pgrp=200, session=200),  # another session
+        ProcessEntry(100, "distccd", "S", 1, session=100),
+        ProcessEntry(101, "distccd", "S", 100, session=100),
+        ProcessEntry(110, "cc1plus", "R", 101, session=100),  # in a group of its own
+        ProcessEntry(130, "cc1", "Z", 1, session=100),  # dead
+        ProcessEntry(200, "bash", "S", 1, session=200),  # another session
     ]
     assert [entry.pid for entry in session_members(processes, 100)] == [100, 101, 110]
