@@ -1,15 +1,14 @@
 """`p2pcc doctor`'s checks: each a plain function from what it inspects to findings.
 
 A finding is a level (ok, warn, fail), the check's name, what was found and, unless it
-is ok, the fix.  The checks take their inputs as arguments (the status document, the
-text of /proc files, PATH, a key file's path) so each is tested on made-up or temporary
-inputs; `p2pcc.cli.doctor_cmd` gathers the real ones.  docs/doctor.md lists every check.
+is ok, the fix.  The checks take their inputs as arguments (the status document, what
+/proc says, PATH, a key file's path) so each is tested on made-up or temporary inputs;
+`p2pcc.cli.doctor_cmd` gathers the real ones.  docs/doctor.md lists every check.
 """
 
 from __future__ import annotations
 
 import enum
-import ipaddress
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from p2pcc.core.distccd_args import WhitelistProblem
-from p2pcc.core.procfs import TCP_LISTEN, TcpSocket, listeners
+from p2pcc.core.procfs import TCP_LISTEN, IPAddress, TcpSocket, listeners
 from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class Level(enum.IntEnum):
@@ -153,28 +150,6 @@ def check_whitelist(
 
 
 # --- multicast ---------------------------------------------------------------------------------
-
-
-def multicast_groups(igmp: str, igmp6: str) -> dict[str, set[IPAddress]]:
-    """Groups joined per interface, from the text of /proc/net/igmp and /proc/net/igmp6."""
-    groups: dict[str, set[IPAddress]] = {}
-    device = ""
-    for line in igmp.splitlines()[1:]:
-        fields = line.split()
-        if not fields:
-            continue
-        if not line[0].isspace() and len(fields) >= 2:
-            device = fields[1].rstrip(":")
-        elif device and len(fields[0]) == 8:
-            # The kernel prints the group's network-order bytes as a host-order integer.
-            raw = int(fields[0], 16).to_bytes(4, "little")
-            groups.setdefault(device, set()).add(ipaddress.IPv4Address(raw))
-    for line in igmp6.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and len(fields[2]) == 32:
-            address = ipaddress.IPv6Address(bytes.fromhex(fields[2]))
-            groups.setdefault(fields[1], set()).add(address)
-    return groups
 
 
 def check_multicast(

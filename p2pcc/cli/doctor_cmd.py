@@ -22,6 +22,7 @@ from p2pcc.control_client import DaemonNotRunningError, control_socket_path, sen
 from p2pcc.core.control_protocol import StatusRequest
 from p2pcc.core.distccd_args import WHITELIST_DIR
 from p2pcc.core.errors import P2pccError
+from p2pcc.core.procfs import IPAddress, parse_proc_net_igmp
 from p2pcc.daemon.distccd.system import check_whitelist, tcp_sockets
 from p2pcc.netinfo import gossip_interface
 
@@ -82,7 +83,7 @@ def run_checks(
     findings += doctor.check_whitelist(remote_names, check_whitelist(remote_names, whitelist_dir))
     group = config.gossip.group
     if interface:
-        groups = doctor.multicast_groups(_read("/proc/net/igmp"), _read("/proc/net/igmp6"))
+        groups = parse_proc_net_igmp(_read("/proc/net/igmp"), _read("/proc/net/igmp6"))
         findings.append(doctor.check_multicast(groups, interface, group, status is not None))
     findings.append(doctor.check_own_packets(status, group, config.gossip.port))
     findings += doctor.check_peers(status, config.gossip.port)
@@ -114,7 +115,7 @@ def _status(config: Config) -> tuple[dict[str, Any] | None, str]:
 
 def _interface(
     config: Config, status: Mapping[str, Any] | None
-) -> tuple[str, list[doctor.IPAddress], str]:
+) -> tuple[str, list[IPAddress], str]:
     """The gossip interface's name, the addresses peers dial, and an error if unknown."""
     try:
         info = gossip_interface(config.gossip.interface)
@@ -124,7 +125,7 @@ def _interface(
     return info.name, _status_addresses(status) or addresses, ""
 
 
-def _status_addresses(status: Mapping[str, Any] | None) -> list[doctor.IPAddress]:
+def _status_addresses(status: Mapping[str, Any] | None) -> list[IPAddress]:
     if status is None:
         return []
     found = []

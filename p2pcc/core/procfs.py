@@ -1,9 +1,9 @@
-"""The core's one place for /proc formats: `/proc/<pid>/stat` and `/proc/net/tcp{,6}`.
+"""The core's one place for /proc formats: `/proc/<pid>/stat`, `/proc/net/tcp{,6}` and
+`/proc/net/igmp{,6}`.
 
-The daemon's I/O layer reads the files and hands their text here, so every part that
-looks at processes or sockets agrees on what a line means, and the parsers are tested on
-captured text without a live /proc.  (`p2pcc doctor` reads `/proc/net/igmp` for its
-multicast check alone; that parser sits with the check, in `p2pcc.cli.doctor_checks`.)
+The daemon's I/O layer (and `p2pcc doctor`) reads the files and hands their text here, so
+every part that looks at processes, sockets or multicast groups agrees on what a line
+means, and the parsers are tested on captured text without a live /proc.
 
 Processes: the metrics count and time the jobs distccd runs for peers; the distccd
 supervisor finds every process of distccd's session to stop it.  The command name sits in
@@ -13,6 +13,9 @@ Sockets: the supervisor checks that distccd listens and counts the jobs it serve
 `p2pcc doctor` looks for a distccd on the port, and the vanished-peer check counts our
 jobs held by a dead peer.  The kernel prints an address in hex, each 32-bit word in host
 (little-endian) order.
+
+Multicast groups: `p2pcc doctor` checks that the gossip group is joined on the gossip
+interface.
 """
 
 from __future__ import annotations
@@ -142,3 +145,28 @@ def connections_served(sockets: Iterable[TcpSocket], address: IPAddress, port: i
         and sock.inode  # 0: TIME_WAIT, already closed by distccd
         and (address.is_unspecified or sock.address == address)
     )
+
+
+# --- multicast groups ----------------------------------------------------------------------
+
+
+def parse_proc_net_igmp(igmp: str, igmp6: str) -> dict[str, set[IPAddress]]:
+    """Groups joined per interface, from the text of /proc/net/igmp and /proc/net/igmp6."""
+    groups: dict[str, set[IPAddress]] = {}
+    device = ""
+    for line in igmp.splitlines()[1:]:
+        fields = line.split()
+        if not fields:
+            continue
+        if not line[0].isspace() and len(fields) >= 2:
+            device = fields[1].rstrip(":")
+        elif device and len(fields[0]) == 8:
+            # The kernel prints the group's network-order bytes as a host-order integer.
+            raw = int(fields[0], 16).to_bytes(4, "little")
+            groups.setdefault(device, set()).add(ipaddress.IPv4Address(raw))
+    for line in igmp6.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and len(fields[2]) == 32:
+            address = ipaddress.IPv6Address(bytes.fromhex(fields[2]))
+            groups.setdefault(fields[1], set()).add(address)
+    return groups

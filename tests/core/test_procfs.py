@@ -1,4 +1,4 @@
-"""The /proc parsers: captured `/proc/net/tcp` and `/proc/net/tcp6` tables.
+"""The /proc parsers: captured `/proc/net/tcp{,6}` tables and `/proc/net/igmp{,6}` groups.
 
 (`/proc/<pid>/stat` parsing is tested with the job counting, in test_metrics.py.)
 """
@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+from pathlib import Path
 
 from p2pcc.core.procfs import (
     TCP_LISTEN,
     TcpSocket,
     connections_served,
     listeners,
+    parse_proc_net_igmp,
     parse_proc_net_tcp,
 )
 
@@ -68,3 +71,38 @@ def test_connections_served_counts_accepted_connections() -> None:
     assert connections_served(sockets, ipaddress.ip_address("127.0.0.2"), 39999) == 0
     assert connections_served(sockets, loopback, 53408) == 0  # a client's end (TIME_WAIT)
     assert connections_served(sockets, loopback, 3632) == 0
+
+
+IGMP = """Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter
+1\tlo        :     1      V3
+\t\t\t\t010000E0     1 0:00000000\t\t0
+4\teth0      :     2      V3
+\t\t\t\t464AC0EF     1 0:00000000\t\t0
+\t\t\t\t010000E0     1 0:00000000\t\t0
+"""
+IGMP6 = """1    lo              ff020000000000000000000000000001     1 0000000C 0
+4    eth0            ff020000000000000000000000007063     1 00000004 0
+"""
+
+
+def test_joined_groups_are_read_per_interface() -> None:
+    all_hosts = ipaddress.ip_address("224.0.0.1")
+    assert parse_proc_net_igmp(IGMP, IGMP6) == {
+        "lo": {all_hosts, ipaddress.ip_address("ff02::1")},
+        "eth0": {
+            ipaddress.ip_address("239.192.74.70"),
+            all_hosts,
+            ipaddress.ip_address("ff02::7063"),
+        },
+    }
+
+
+def test_a_group_joined_by_a_real_socket_is_seen() -> None:
+    group = ipaddress.ip_address("239.192.74.99")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = group.packed + ipaddress.ip_address("127.0.0.1").packed
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, request)
+        joined = parse_proc_net_igmp(Path("/proc/net/igmp").read_text(), "")
+    assert group in joined["lo"]
+    after = parse_proc_net_igmp(Path("/proc/net/igmp").read_text(), "")
+    assert group not in after.get("lo", set())
