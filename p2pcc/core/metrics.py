@@ -30,6 +30,7 @@ from p2pcc.core import limits
 from p2pcc.core.cgroup import effective_cpus
 from p2pcc.core.procfs import ProcessEntry
 
+#: Bytes in a gibibyte (memory figures are in bytes).
 GIB = 1024**3
 
 #: Kernel load averages use a 60 s time constant for the 1-minute figure.

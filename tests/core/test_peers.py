@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from p2pcc.core import limits
 from p2pcc.core.errors import RejectedMessageError
+from p2pcc.core.metrics import GIB
 from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeState, NodeStatus
 from p2pcc.core.peers import (
     TRANSITIONS,
@@ -29,7 +30,6 @@ from p2pcc.core.peers import (
     step,
 )
 
-GIB = 1024**3
 OWN = b"\x00" * 16
 OFFER = CompilerOffer("0123456789abcdef", "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
 STATUS = NodeStatus(
