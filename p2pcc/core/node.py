@@ -39,7 +39,7 @@ from p2pcc.core.local_compilers import LocalCompiler, offers_of
 from p2pcc.core.metrics import LocalMetrics, PowerEstimate, limited_power, node_power
 from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.pause import Pause
-from p2pcc.core.peers import Peer, PeerEvent, PeerJoined, PeerUpdated
+from p2pcc.core.peers import LivenessChanged, Peer, PeerEvent, PeerJoined, PeerUpdated
 from p2pcc.core.ranking import RankedPeer, RankingPolicy, rank_peers
 from p2pcc.core.reports import Reports
 from p2pcc.core.status_document import status_document
@@ -53,6 +53,7 @@ class Change(enum.Flag):
     STATUS = enum.auto()  # our advertised status, or whether distccd serves
     PAUSE = enum.auto()  # a pause began, ended or was replaced
     COMPILERS = enum.auto()  # our compilers (names, stamps, native expansions)
+    LIVENESS = enum.auto()  # a peer turned alive, suspect or dead (with PEERS)
     SEND = enum.auto()  # a gossip datagram fell due sooner than `next_send` said
     TIMER = enum.auto()  # `next_deadline` may have moved earlier
     RANKING = PEERS | STATUS | COMPILERS  # what hosts lines and the state file follow
@@ -364,7 +365,8 @@ class LocalNode:
 
 
 def _table_change(events: Sequence[PeerEvent]) -> Change:
-    """What table events change: ranking inputs, and the timer when a peer joined."""
+    """What table events change: ranking inputs, liveness, and the timer when a peer
+    joined."""
     change = Change.NOTHING
     for event in events:
         if isinstance(event, PeerUpdated) and not event.changed:
@@ -372,4 +374,6 @@ def _table_change(events: Sequence[PeerEvent]) -> Change:
         change |= Change.PEERS
         if isinstance(event, PeerJoined):
             change |= Change.TIMER
+        elif isinstance(event, LivenessChanged):
+            change |= Change.LIVENESS
     return change

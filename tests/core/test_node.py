@@ -271,3 +271,14 @@ def test_status_document_matches_its_documentation() -> None:
     assert set(snapshot["node"]["compilers"][0]) == documented_fields("Each `compilers` entry:")
     assert set(snapshot["peers"][0]) == documented_fields("## `peers[]`")
     assert set(snapshot["counters"]) == documented_fields("## `counters`")
+
+
+def test_a_peer_falling_silent_is_a_liveness_change_and_a_ranking_change() -> None:
+    changes: list[Change] = []
+    alpha, beta = serving(1, changes), serving(2)
+    gossip(beta, alpha, 0.0)
+    changes.clear()
+    alpha.handle_timer(default_suspect_after() - 0.001)
+    assert changes == []
+    alpha.handle_timer(default_suspect_after())
+    assert changes == [Change.PEERS | Change.LIVENESS]

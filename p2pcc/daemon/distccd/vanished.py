@@ -77,7 +77,7 @@ async def serve_vanished_peers(
     default `cutoff_problem`) says at start whether `abort` can work here."""
     watch = VanishWatch()
     cutter = _Cutter(node, probe or distccd_answers, abort or abort_connections, probe_timeout)
-    with board.subscribe(Change.PEERS) as peer_changes:
+    with board.subscribe(Change.LIVENESS) as deaths:
         task_status.started()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cutter.self_test, self_test or cutoff_problem)
@@ -91,7 +91,7 @@ async def serve_vanished_peers(
                     for check in due:
                         if connections_held(table, check, own_port):
                             nursery.start_soon(cutter.check, check)
-                await peer_changes.wait()
+                await deaths.wait()
 
 
 class _Cutter:
