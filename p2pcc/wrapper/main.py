@@ -41,6 +41,7 @@ from p2pcc.wrapper import lookup
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
     from p2pcc import statefile
 
@@ -131,8 +132,12 @@ class Table:
         self.expansion: tuple[str, ...] | None = None
 
 
-def main(settings: Settings) -> None:
-    """Run as the compiler named by argv[0]; never returns."""
+def main(settings: Settings | None = None, **written_before: "Any") -> None:
+    """Run as the compiler named by argv[0]; never returns.  An entry script written by
+    an older `install-links` passes the settings as keywords (`written_before`): they
+    still work, so an upgrade breaks no build before the links are refreshed."""
+    if settings is None:
+        settings = Settings(**written_before)
     env = {_decode(key): _decode(value) for key, value in posix.environ.items()}
     _undo_locale_coercion(env)
     name = sys.argv[0].rpartition("/")[2]

@@ -85,6 +85,23 @@ def test_a_distributable_compile_execs_distcc_with_the_hosts_line_and_remote_nam
     assert (bed.root / "dd").is_dir()  # distcc compiles everything locally without it
 
 
+def test_an_entry_script_written_by_an_older_install_links_still_compiles(
+    bed: WrapperBed,
+) -> None:
+    """Older entry scripts call `main(state_files=..., ...)`: an upgrade of p2pcc must
+    not break every compile until the links are refreshed."""
+    entry = bed.links / ENTRY_NAME
+    text = entry.read_text()
+    start = text.index("main(Settings(")
+    keywords = text[start + len("main(Settings(") : text.rindex("))")]
+    entry.write_text(text[:start].replace("Settings, main", "main") + f"main({keywords})\n")
+    assert "Settings" not in entry.read_text()
+    bed.write_state("10.9.8.7:3632/4 localhost/2")
+    run = bed.run("gcc", COMPILE, bed.env(DISTCC_DIR=str(bed.root / "dd")))
+    assert run.returncode == 0
+    assert run.argv == [str(bed.distcc), REMOTE_NAME, *COMPILE]
+
+
 def test_distcc_dir_defaults_to_home_dot_distcc(bed: WrapperBed) -> None:
     bed.write_state()
     run = bed.run("gcc", COMPILE)
