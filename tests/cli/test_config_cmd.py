@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from p2pcc import paths
 from p2pcc.cli import main
 from p2pcc.config import discover_host_defaults, load_config, parse_config
 from p2pcc.config.model import SECTIONS
@@ -34,15 +33,6 @@ lzo = true
 offer = ["gcc", "/opt/gcc-13/bin/g++"]
 extra = ["clang-14"]
 """
-
-
-@pytest.fixture(autouse=True)
-def no_real_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the user's and the machine's own configuration out of every test."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(paths, "SYSTEM_CONFIG", tmp_path / "etc" / "p2pcc.toml")
-    monkeypatch.delenv("P2PCC_CONFIG", raising=False)
-    monkeypatch.delenv("P2PCC_RUNTIME_DIR", raising=False)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
