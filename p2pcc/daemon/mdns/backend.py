@@ -78,7 +78,7 @@ class MdnsBackend(Protocol):
 class ThreadBridge(Generic[_T]):
     """Hands items from any thread to a trio channel; never blocks the posting thread."""
 
-    def __init__(self, token: trio.lowlevel.TrioToken, channel: trio.MemorySendChannel[_T]):
+    def __init__(self, token: trio.lowlevel.TrioToken, channel: trio.MemorySendChannel[_T]) -> None:
         self._token = token
         self._channel = channel
         self._overflowing = False
