@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from p2pcc.safe_files import is_directory, is_regular, read_regular_file, replace_file
+from p2pcc.safe_files import (
+    is_directory,
+    is_regular,
+    open_regular,
+    read_regular_file,
+    replace_file,
+    trusted_by,
+)
 
 
 def test_the_file_holds_exactly_the_data_and_no_temporary_remains(tmp_path: Path) -> None:
@@ -78,7 +85,7 @@ def test_a_regular_file_is_read_up_to_the_limit(tmp_path: Path) -> None:
     assert read_regular_file(str(tmp_path / "file"), 100) == b"0123456789"
     assert read_regular_file(str(tmp_path / "file"), 4) == b"0123"
     (tmp_path / "link").symlink_to("file")
-    assert read_regular_file(str(tmp_path / "link"), 100) == b"0123456789"
+    assert read_regular_file(str(tmp_path / "link"), 100) is None  # a link is not followed
 
 
 def test_anything_but_a_regular_file_reads_as_none_without_blocking(tmp_path: Path) -> None:
@@ -104,3 +111,41 @@ def test_file_types_are_those_of_the_stat_module(tmp_path: Path) -> None:
         assert is_directory(mode) == stat.S_ISDIR(mode)
     assert is_regular(os.stat(tmp_path / "file").st_mode)
     assert is_directory(os.stat(tmp_path).st_mode)
+
+
+def test_a_link_is_not_followed_even_to_a_regular_file(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"chosen by whoever planted the link")
+    (tmp_path / "state").symlink_to(target)
+    assert read_regular_file(str(tmp_path / "state"), 100) is None
+    assert open_regular(str(tmp_path / "state")) is None
+    fd = open_regular(str(target))
+    assert fd is not None
+    os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("uid", "mode", "trusted"),
+    [
+        (0, 0o755, True),
+        (1000, 0o700, True),
+        (1000, 0o644, True),
+        (2000, 0o755, False),  # someone else's
+        (1000, 0o775, False),  # the group may write it
+        (0, 0o757, False),  # anyone may write it
+        (0, 0o1777, False),  # /tmp: sticky, yet shared
+    ],
+)
+def test_trusted_means_ours_or_roots_and_writable_by_no_one_else(
+    uid: int, mode: int, trusted: bool
+) -> None:
+    status = os.stat_result((stat.S_IFDIR | mode, 0, 0, 1, uid, 0, 0, 0, 0, 0))
+    assert trusted_by(status, (0, 1000)) is trusted
+
+
+def test_a_durable_replace_also_works_for_a_name_without_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    replace_file("id", b"x", durable=True)
+    assert (tmp_path / "id").read_bytes() == b"x"
