@@ -7,12 +7,12 @@ files live in directories that other processes, and people, can write (a user's
 runtime and cache directories, /run/p2pcc for root), so a reader may find a file being
 replaced, or something that is no file at all, in its place:
 
-- `open_regular` (and `read_regular_file` on it) opens non-blocking, without following
-  a symbolic link, and checks the file type with fstat before anything is read: a FIFO
-  in the file's place would otherwise block the reader until someone writes to it
-  (every compile of a build would hang, or the daemon's event loop), a device such as
-  /dev/zero would be read without end, and a link would lead the reader to a file its
-  planter chose;
+- `open_regular` (and `read_regular_file`, `read_regular_tail` on it) opens
+  non-blocking, without following a symbolic link, and checks the file type with fstat
+  before anything is read: a FIFO in the file's place would otherwise block the reader
+  until someone writes to it (every compile of a build would hang, or the daemon's
+  event loop), a device such as /dev/zero would be read without end, and a link would
+  lead the reader to a file its planter chose;
 - `trusted_by` says whether a file and its directory belong to a user we trust (root,
   or the caller) and are not writable by anyone else: a state file another user can
   write would let them steer our compiles;
@@ -82,6 +82,20 @@ def read_regular_file(path: str, limit: int) -> bytes | None:
             chunks.append(chunk)
             size += len(chunk)
         return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        posix.close(fd)
+
+
+def read_regular_tail(path: str, size: int) -> bytes | None:
+    """The last `size` bytes (fewer if the file is shorter) of the regular file at
+    `path` (see `open_regular`); None if it cannot be read or is not a regular file."""
+    fd = open_regular(path)
+    if fd is None:
+        return None
+    try:
+        return posix.pread(fd, size, max(0, posix.fstat(fd).st_size - size))
     except OSError:
         return None
     finally:

@@ -17,6 +17,7 @@ from p2pcc.safe_files import (
     is_regular,
     open_regular,
     read_regular_file,
+    read_regular_tail,
     replace_file,
     trusted_by,
 )
@@ -149,3 +150,20 @@ def test_a_durable_replace_also_works_for_a_name_without_a_directory(
     monkeypatch.chdir(tmp_path)
     replace_file("id", b"x", durable=True)
     assert (tmp_path / "id").read_bytes() == b"x"
+
+
+def test_a_tail_is_the_last_bytes_of_a_regular_file_and_nothing_else(tmp_path: Path) -> None:
+    (tmp_path / "log").write_bytes(b"0123456789")
+    assert read_regular_tail(str(tmp_path / "log"), 4) == b"6789"
+    assert read_regular_tail(str(tmp_path / "log"), 100) == b"0123456789"
+    (tmp_path / "link").symlink_to("log")
+    os.mkfifo(tmp_path / "fifo")
+    code = (
+        "import sys; from p2pcc.safe_files import read_regular_tail\n"
+        "print([read_regular_tail(path, 100) for path in sys.argv[1:]])"
+    )
+    paths = [str(tmp_path / name) for name in ("link", "fifo", ".", "absent")]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *paths], capture_output=True, text=True, timeout=20, check=True
+    )
+    assert done.stdout.strip() == "[None, None, None, None]"
