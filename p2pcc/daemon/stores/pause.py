@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,8 @@ from p2pcc.core import limits
 from p2pcc.core.node import Change, LocalNode
 from p2pcc.core.pause import Pause
 from p2pcc.daemon.changes import ChangeBoard
-from p2pcc.daemon.stores.kept_file import KeptFile
-from p2pcc.safe_files import replace_file
+from p2pcc.daemon.stores.kept_file import KeptFile, Worker, in_worker_thread
+from p2pcc.safe_files import read_regular_file, replace_file
 
 log = logging.getLogger("p2pcc.daemon.pause")
 
@@ -97,13 +98,12 @@ def decode_pause(data: bytes) -> StoredPause:
 def load_pause(path: Path, wall: float) -> StoredPause | None:
     """The pause to restore at wall time `wall`: None when there is no file, or it has
     expired, or it is corrupt (both removed, with one log line)."""
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        log.warning("cannot read the kept pause %s: %s; not restoring it", path, error.strerror)
+    data = read_regular_file(str(path), MAX_FILE_BYTES + 1)
+    if data is None:
+        if os.path.lexists(path):
+            log.warning(
+                "cannot read the kept pause %s (not a regular file); not restoring it", path
+            )
         return None
     try:
         pause = decode_pause(data)
@@ -160,15 +160,17 @@ async def serve_pause_store(
     *,
     on_disk: StoredPause | None = None,
     save: Callable[[Path, StoredPause | None], None] = save_pause,
+    worker: Worker = in_worker_thread,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Keep `path` equal to `current()` (the node's manual pause), rewriting it after
-    each change of the pause; `on_disk` is what the file holds at start.  A failed write
-    is logged once and tried again every `RETRY_INTERVAL` until it succeeds."""
-    kept = KeptFile(path, "the pause", save, on_disk, log)
+    each change of the pause (changes made meanwhile cost one write); `on_disk` is what
+    the file holds at start.  `save` runs through `worker`.  A failed write is logged
+    once and tried again every `RETRY_INTERVAL` until it succeeds."""
+    kept = KeptFile(path, "the pause", save, on_disk, log, worker=worker)
     with board.subscribe(Change.PAUSE) as pause_changes:
         task_status.started()
         while True:
-            kept.keep(current())
+            await kept.keep(current())
             retry = trio.current_time() + RETRY_INTERVAL if kept.failing else math.inf
             await pause_changes.wait(retry)

@@ -22,7 +22,7 @@ import trio
 
 from p2pcc.core.node import LocalNode
 from p2pcc.core.seen_orders import MAX_FILE_BYTES, decode_seen_orders, encode_seen_orders
-from p2pcc.daemon.stores.kept_file import KeptFile
+from p2pcc.daemon.stores.kept_file import KeptFile, Worker, in_worker_thread
 from p2pcc.safe_files import read_regular_file, replace_file
 
 log = logging.getLogger("p2pcc.daemon.seen")
@@ -70,19 +70,22 @@ async def serve_seen_store(
     *,
     on_disk: Orders | None = None,
     interval: float = SAVE_INTERVAL,
+    worker: Worker = in_worker_thread,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Keep `path` close to `current()` (the table's seen orders), and exact at exit.
-    A failed write is logged once, and tried again at each later save."""
-    kept = KeptFile(path, "the replay memory", save_seen_orders, on_disk or {}, log)
+    Saves run through `worker`; a failed one is logged once, and tried again at each
+    later save."""
+    kept = KeptFile(path, "the replay memory", save_seen_orders, on_disk or {}, log, worker=worker)
     task_status.started()
     try:
         while True:
             await trio.sleep(interval)
-            kept.keep(current())
+            await kept.keep(current())
     finally:
-        # Cancelled at shutdown: the final save is synchronous and small (< 60 KiB).
-        kept.keep(current())
+        # Cancelled at shutdown: the final save (< 60 KiB, no fsync) is waited for.
+        with trio.CancelScope(shield=True):
+            await kept.keep(current())
 
 
 def save_seen_orders(path: Path, orders: Orders) -> None:

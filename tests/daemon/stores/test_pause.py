@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcc.core.model import NodeState
+from p2pcc.core.node import LocalNode
 from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.stores.pause import (
     MAX_FILE_BYTES,
@@ -28,6 +33,7 @@ from p2pcc.daemon.stores.pause import (
     stored_form,
 )
 from tests.core.local_nodes import WALL, make_node
+from tests.daemon.stores.workers import in_place
 
 
 @pytest.fixture
@@ -114,6 +120,10 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> N
     assert list(tmp_path.iterdir()) == []
 
 
+def stored_form_of(node: LocalNode) -> StoredPause | None:
+    return stored_form(node.pause)
+
+
 def test_only_a_manual_pause_is_kept() -> None:
     node = make_node(1)
     assert stored_form(node.pause) is None
@@ -147,7 +157,8 @@ async def test_the_file_follows_the_nodes_pause(path: Path, autojump_clock: trio
     board = ChangeBoard()
     node = make_node(1, board.notify)
     async with trio.open_nursery() as nursery:
-        await nursery.start(serve_pause_store, path, lambda: stored_form(node.pause), board)
+        current = partial(stored_form_of, node)
+        await nursery.start(partial(serve_pause_store, path, current, board, worker=in_place))
         node.pause_for(600, "meeting", uid=1000, now=trio.current_time(), wall=WALL)
         await trio.sleep(0.01)
         assert decode_pause(path.read_bytes()) == StoredPause("meeting", 1000, WALL + 600)
@@ -183,9 +194,10 @@ async def test_a_failing_save_is_logged_once_and_retried(
         await nursery.start(
             lambda task_status: serve_pause_store(
                 path,
-                lambda: stored_form(node.pause),
+                partial(stored_form_of, node),
                 board,
                 save=save,
+                worker=in_place,
                 task_status=task_status,
             )
         )
@@ -196,3 +208,62 @@ async def test_a_failing_save_is_logged_once_and_retried(
     assert decode_pause(path.read_bytes()) == StoredPause("benchmark", 0, None)
     errors = [r.message for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [f"cannot keep the pause in {path}: No space left on device"]
+
+
+async def test_a_slow_save_leaves_the_event_loop_free_and_changes_meanwhile_coalesce(
+    path: Path,
+) -> None:
+    board = ChangeBoard()
+    node = make_node(1, board.notify)
+    first_save_started = trio.Event()
+    release = threading.Event()
+    send_saved, saved = trio.open_memory_channel[StoredPause | None](math.inf)
+
+    def save(target: Path, pause: StoredPause | None) -> None:
+        # from_thread works only in a worker thread: on the event loop it would raise.
+        if not first_save_started.is_set():
+            trio.from_thread.run_sync(first_save_started.set)
+            assert release.wait(10)
+        save_pause(target, pause)
+        trio.from_thread.run_sync(send_saved.send_nowait, pause)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            current = partial(stored_form_of, node)
+            await nursery.start(partial(serve_pause_store, path, current, board, save=save))
+            for n, reason in enumerate(("first", "second", "third")):
+                node.pause_for(60, reason, uid=n, now=trio.current_time(), wall=WALL)
+                if n == 0:
+                    await first_save_started.wait()  # the save hangs; the loop does not
+            release.set()
+            writes = [await saved.receive(), await saved.receive()]
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    assert [pause.reason if pause else None for pause in writes] == ["first", "third"]
+    assert saved.statistics().current_buffer_used == 0  # "second" was never written
+    assert decode_pause(path.read_bytes()).reason == "third"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link"])
+def test_a_fifo_or_link_in_its_place_is_a_warning_not_a_hang(
+    path: Path, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        elsewhere = path.with_name("elsewhere")
+        save_pause(elsewhere, StoredPause("planted", 0, None))
+        path.symlink_to(elsewhere)
+    done = threading.Event()
+    result: list[object] = []
+
+    def load() -> None:
+        result.append(load_pause(path, WALL))
+        done.set()
+
+    threading.Thread(target=load, daemon=True).start()
+    assert done.wait(timeout=10), "reading the pause file blocked"
+    assert result == [None]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"cannot read the kept pause {path} (not a regular file); not restoring it"
+    ]

@@ -4,6 +4,7 @@ at start-up so that a restarted daemon still refuses what it saw before."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from functools import partial
@@ -24,6 +25,7 @@ from p2pcc.daemon.stores.seen import (
     serve_seen_store,
 )
 from tests.core.policies import default_timings
+from tests.daemon.stores.workers import in_place
 
 OWN = bytes(16)
 
@@ -101,7 +103,7 @@ async def test_changes_are_saved_each_interval_and_at_exit(
 ) -> None:
     table = PeerTable(OWN, default_timings())
     async with trio.open_nursery() as nursery:
-        await nursery.start(serve_seen_store, path, table.seen_orders)
+        await nursery.start(partial(serve_seen_store, path, table.seen_orders, worker=in_place))
         table.apply(leave(1, 1, 1), 0.0)
         await trio.sleep(SAVE_INTERVAL / 2)
         assert not path.exists()  # not before the interval
@@ -124,7 +126,8 @@ async def test_what_was_on_disk_at_start_is_not_written_again(
     restore_seen_orders(table, path)
     written = path.stat().st_ino
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(serve_seen_store, path, table.seen_orders, on_disk=kept))
+        store = partial(serve_seen_store, path, table.seen_orders, on_disk=kept, worker=in_place)
+        await nursery.start(store)
         await trio.sleep(3 * SAVE_INTERVAL)
         nursery.cancel_scope.cancel()
     assert path.stat().st_ino == written
@@ -138,7 +141,7 @@ async def test_a_failing_save_is_logged_once_and_retried(
     table.apply(leave(1, 1, 1), 0.0)
     with caplog.at_level(logging.INFO, logger="p2pcc"):
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_seen_store, path, table.seen_orders)
+            await nursery.start(partial(serve_seen_store, path, table.seen_orders, worker=in_place))
             await trio.sleep(3.5 * SAVE_INTERVAL)  # three failed saves
             path.parent.mkdir()
             await trio.sleep(SAVE_INTERVAL)
@@ -148,3 +151,15 @@ async def test_a_failing_save_is_logged_once_and_retried(
     assert [level for level, _ in messages] == [logging.ERROR, logging.INFO]
     assert messages[0][1] == f"cannot keep the replay memory in {path}: No such file or directory"
     assert messages[1][1] == f"the replay memory is kept in {path} again"
+
+
+async def test_the_save_at_exit_is_made_in_a_worker_thread_and_waited_for(path: Path) -> None:
+    table = PeerTable(OWN, default_timings())
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                partial(serve_seen_store, path, table.seen_orders, interval=math.inf)
+            )
+            table.apply(leave(1, 2, 3), 0.0)
+            nursery.cancel_scope.cancel()  # the thread starts in a cancelled scope
+    assert decode_seen_orders(path.read_bytes()) == {node(1): (2, 3)}
