@@ -43,6 +43,7 @@ from p2pcc.daemon.mdns.discovery import Discovery, serve_discovery
 from p2pcc.daemon.metrics.calibrate import calibrate_node
 from p2pcc.daemon.metrics.sampler import serve_metrics
 from p2pcc.daemon.node_control import NodeControl
+from p2pcc.daemon.runtime_dir import prepare_runtime_dir
 from p2pcc.daemon.startup import StartFacts, gather_start_facts, open_node
 from p2pcc.daemon.state_writer import serve_state_file
 from p2pcc.daemon.stores.pause import pause_file, restore_pause, serve_pause_store, stored_form
@@ -75,7 +76,7 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
     board = ChangeBoard()
     node = open_node(config, facts, board.notify, trio.current_time())
     daemon = Daemon(config, facts, node, board, env)
-    config.runtime_dir.mkdir(parents=True, exist_ok=True)
+    prepare_runtime_dir(config.runtime_dir)
     log.info(
         "node %s (%s) incarnation %d on %s %s, gossip %s port %d%s",
         config.node.name,
