@@ -7,22 +7,27 @@ Cheapest first, so a link step or a configure probe costs one PATH search and an
 2. `P2PCC_DISABLE`, or `_DISTCC_SAFEGUARD` (distcc or distccd is running us: a job must
    never be sent on) -> exec the real compiler;
 3. not a distributable compile (`args.classify`) -> exec the real compiler;
-4. the state file: missing, corrupt or older than `state_max_age` (the daemon is down)
-   -> warn once per build, exec the real compiler;
+4. the state file: missing, corrupt, older than `state_max_age` (the daemon is down), or
+   not trusted (it or its directory belongs to someone but root and the caller, or
+   someone else may write it: `statefile.read_trusted`) -> warn once per build, exec
+   the real compiler;
 5. the compiler's fingerprint and remote name (state file, else the per-user cache):
    unknown -> warn once, exec the real compiler;
-6. no remote host in its DISTCC_HOSTS line -> exec the real compiler;
-7. native flags without a recorded expansion -> exec the real compiler;
+6. its DISTCC_HOSTS line not in the daemon's grammar -> warn once, exec the real
+   compiler; no remote host in it -> exec the real compiler;
+7. native flags without a recorded expansion, or with one holding anything but `-m`
+   options and cache-size `--param`s -> exec the real compiler, native flags as given;
 8. distcc, the remote name resolving to this very compiler on PATH without link
    directories, and DISTCC_DIR (created: without it distcc silently compiles locally)
    -> exec `distcc <remote name> args…` with DISTCC_HOSTS set and PATH without link
    directories (distcc's own masquerade trimming stops at the first directory holding
    *its* name, so local preprocessing would come back to us).
 
-Nothing else changes: arguments (but native flags), environment (but DISTCC_HOSTS and,
-for distcc, PATH) and exit status (exec) are the compiler's own.  The real compiler runs
-as its full path: gcc finds its own parts relative to argv[0], looked up on PATH when it
-has no slash, and would find our link (and no `cc1` next to it).
+Nothing else changes: arguments (but native flags), environment (but DISTCC_HOSTS,
+rebuilt from the checked line, and, for distcc, PATH) and exit status (exec) are the
+compiler's own.  The real compiler runs as its full path: gcc finds its own parts
+relative to argv[0], looked up on PATH when it has no slash, and would find our link
+(and no `cc1` next to it).
 
 Every millisecond here is paid on every compiler call.  `posix`, `sys` and `time` are
 loaded by the interpreter before any import; `os` is not under `-I -S` (~2 ms), so this
@@ -211,7 +216,7 @@ def read_table(
 ) -> Table:
     """The state file's view of the compiler at `real` (found on PATH as `name`), with
     the expansion of the native flags of `native_key` (`native.native_key`), if any."""
-    state, problem = _read_state(
+    state, path, problem = _read_state(
         settings.state_files_for(env), settings.state_max_age, native_key=native_key
     )
     if state is None:
@@ -227,7 +232,17 @@ def read_table(
         )
     table = Table()
     table.fingerprint, table.remote_name = identity
-    table.jobs, table.hosts = hosts.get(table.fingerprint, (0, ""))
+    table.jobs, line = hosts.get(table.fingerprint, (0, ""))
+    if line:
+        from p2pcc.statefile import parse_hosts_line  # loaded already: the file came from it
+
+        rebuilt = parse_hosts_line(line)
+        if rebuilt is None:
+            return Table(
+                f"the hosts line for {name} in {path} is not one the p2pcc daemon writes "
+                f"({line[:60]!r})"
+            )
+        table.hosts = rebuilt
     if native_key is not None:
         table.expansion = expansions.get(table.fingerprint, {}).get(native_key)
     return table
@@ -235,24 +250,30 @@ def read_table(
 
 def _read_state(
     candidates: tuple[str, ...], max_age: float, *, native_key: str | None
-) -> "tuple[statefile.Parsed | None, str]":
-    """The first state file that exists, parsed and fresh; else None and why not."""
+) -> "tuple[statefile.Parsed | None, str, str]":
+    """The first state file that exists, trusted, parsed and fresh, and its path; else
+    None and why not."""
     from p2pcc import statefile
 
     for path in candidates:
-        state = statefile.read(path, native_key=native_key)
+        state, problem = statefile.read_trusted(path, trusted_uids(), native_key=native_key)
         if state is None:
-            if lookup.exists(path):
-                return None, f"{path} is not a p2pcc state file (corrupt, or another version)"
+            if problem:
+                return None, path, problem
             continue
         age = time.time() - state[0]
         if abs(age) > max_age:
-            return None, (
-                f"the p2pcc daemon has not updated {path} for {age:.0f} s "
-                f"(limit {max_age:g} s): it is stuck or gone"
-            )
-        return state, ""
-    return None, f"the p2pcc daemon is not running (no state file {' or '.join(candidates)})"
+            stale = f"the p2pcc daemon has not updated {path} for {age:.0f} s"
+            return None, path, f"{stale} (limit {max_age:g} s): it is stuck or gone"
+        return state, path, ""
+    why = f"the p2pcc daemon is not running (no state file {' or '.join(candidates)})"
+    return None, "", why
+
+
+def trusted_uids() -> tuple[int, ...]:
+    """Whose state files steer our compiles: root's and the caller's (real uid), so a
+    build root runs trusts root's alone."""
+    return (0, posix.getuid())
 
 
 def _distcc_plan(
@@ -317,6 +338,9 @@ def _expand_native(
         return native.rewrite(args, ()), ""
     if expansion is None:
         return args, f"no expansion of {key} known for this compiler"
+    refused = native.refused_flag(expansion)
+    if refused is not None:
+        return args, f"the recorded expansion of {key} holds {refused[:40]!r}: not used"
     return native.rewrite(args, expansion), ""
 
 
