@@ -10,6 +10,12 @@ alone kills distccd's children mid-job and orphans the compilers.  Without `mana
 it only checks every few seconds that something listens on the distccd port.
 Readiness comes from the kernel's table of listening sockets, not from a connection:
 a connection that sends no job costs a bogus "OTHER" job line in distccd's log.
+
+distccd's directory belongs to distccd's user, who may have put a FIFO or a link in
+place of the log or the pid file (see `system.py`).  Every file operation there runs in
+a worker thread of its own limiter, bounded by `SupervisorTiming.file_timeout`: a
+blocked one costs that file's contents (a log line's detail), never the event loop,
+and never a restart or a prompt exit.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
@@ -41,6 +49,7 @@ from p2pcc.core.procfs import connections_served, listeners, session_members
 from p2pcc.daemon.distccd.processes import read_processes
 from p2pcc.daemon.distccd.system import (
     check_whitelist,
+    clear_for_start,
     cmdline,
     cpu_count,
     distccd_user,
@@ -50,9 +59,9 @@ from p2pcc.daemon.distccd.system import (
     listening_on,
     log_tail,
     parse_listen,
+    pid_file_session,
     prepare_log_dir,
     read_whitelist,
-    rotate_log,
     server_env,
     tcp_sockets,
 )
@@ -69,6 +78,8 @@ __all__ = [
 
 log = logging.getLogger("p2pcc.daemon.distccd")
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class SupervisorTiming:
@@ -82,6 +93,7 @@ class SupervisorTiming:
     term_timeout: float = 3.0  # after SIGTERM, before SIGKILL
     poll_interval: float = 0.1
     check_interval: float = 5.0  # manage = false: between checks of the port
+    file_timeout: float = 5.0  # a file operation in distccd's directory; it takes ms
 
 
 class DistccdState:
@@ -174,14 +186,18 @@ class _Supervisor:
     timing: SupervisorTiming
     state: DistccdState
     _announced: bool = field(default=False, init=False)
+    # One thread at a time: a hung one holds this limiter's token, not trio's default
+    # limiter's, which the state writer and the stores use.
+    _files: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
 
     @property
     def pid_file(self) -> Path:
         return self.log_file.parent / "distccd.pid"
 
     async def run(self, task_status: trio.TaskStatus[DistccdState]) -> None:
-        prepare_log_dir(self.log_file, self.pid_file, self.user)
-        await _kill_leftover(self.pid_file, self.timing)
+        await self.in_directory(partial(prepare_log_dir, self.log_file, self.pid_file, self.user))
+        session = await self.in_directory(partial(pid_file_session, self.pid_file))
+        await _kill_leftover(session, self.pid_file, self.timing)
         timing = self.timing
         backoff = Backoff(timing.backoff_initial, timing.backoff_max, timing.reset_after)
         while True:
@@ -192,6 +208,18 @@ class _Supervisor:
             delay = backoff.failed(trio.current_time())
             log.warning("distccd %s; starting it again in %.1f s", why, delay)
             await trio.sleep(delay)
+
+    async def in_directory(self, work: Callable[[], T | None]) -> T | None:
+        """`work()`, a file operation in distccd's directory, in a worker thread; None
+        when it takes longer than `timing.file_timeout` (it is left to finish alone)."""
+        with trio.move_on_after(self.timing.file_timeout):
+            return await trio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=self._files)
+        log.warning(
+            "a file operation in distccd's directory %s did not end within %g s; going on",
+            self.log_file.parent,
+            self.timing.file_timeout,
+        )
+        return None
 
     def _announce(self, task_status: trio.TaskStatus[DistccdState]) -> None:
         if not self._announced:
@@ -208,7 +236,7 @@ class _Supervisor:
                 "distccd.allow from (set distccd.allow to allow networks explicitly)"
             )
         argv = self._argv(allow)
-        rotate_log(self.log_file)
+        await self.in_directory(partial(clear_for_start, self.log_file, self.pid_file))
         others = set(listening_on(self.config.port))
         process = await trio.lowlevel.open_process(
             argv,
@@ -220,13 +248,13 @@ class _Supervisor:
         self.state.pid = process.pid
         try:
             if not await self._wait_listening(process, others):
-                return self._ended(process, "did not start listening")
+                return await self._ended(process, "did not start listening")
             log.info("distccd (pid %d) serves on %s:%d", process.pid, self.listen, self.config.port)
             self.state.report(True)
             self._announce(task_status)
-            self._check_log_written()
+            await self._check_log_written()
             await process.wait()
-            return self._ended(process, "exited")
+            return await self._ended(process, "exited")
         finally:
             with trio.CancelScope(shield=True):
                 await _stop(process, self.state, self.timing)
@@ -270,15 +298,16 @@ class _Supervisor:
                 await trio.sleep(self.timing.poll_interval)
         return False
 
-    def _ended(self, process: trio.Process, what: str) -> str:
+    async def _ended(self, process: trio.Process, what: str) -> str:
         if process.returncode is None:
             return f"(pid {process.pid}) {what}"
-        detail = last_error(log_tail(self.log_file), process.pid)
+        tail = await self.in_directory(partial(log_tail, self.log_file))
+        detail = last_error(tail or "", process.pid)
         reason = explain_exit(process.returncode)
         return f"(pid {process.pid}) {what}, {reason}" + (f": {detail}" if detail else "")
 
-    def _check_log_written(self) -> None:
-        if not self.log_file.exists():
+    async def _check_log_written(self) -> None:
+        if await self.in_directory(partial(os.path.lexists, self.log_file)) is False:
             log.warning(
                 "distccd runs without a log: %s is not writable by user %s "
                 "(check the permissions of its parent directories)",
@@ -325,11 +354,10 @@ async def _session_gone(session: int, poll_interval: float) -> None:
         await trio.sleep(poll_interval)
 
 
-async def _kill_leftover(pid_file: Path, timing: SupervisorTiming) -> None:
-    """Kill a distccd an earlier run of ours left behind (the daemon was SIGKILLed)."""
-    try:
-        session = int(pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+async def _kill_leftover(session: int | None, pid_file: Path, timing: SupervisorTiming) -> None:
+    """Kill a distccd an earlier run of ours left behind (the daemon was SIGKILLed), which
+    wrote `session` to `pid_file`."""
+    if session is None:
         return
     members = session_members(read_processes(), session)
     if not any(str(pid_file) in cmdline(member.pid) for member in members):

@@ -3,9 +3,15 @@
 /proc (processes, sessions, TCP sockets), the compiler whitelist, the interface's
 addresses, distccd's binary, user, environment and directory.  Each function is a
 thin read or act; the decisions are in `p2pcc.core.distccd_args`, the /proc formats in
-`p2pcc.core.procfs`.  distccd's user may
-run hostile compile jobs, so nothing here follows a link that user could have planted
-in distccd's directory.
+`p2pcc.core.procfs`.
+
+distccd's user may run hostile compile jobs, and it owns distccd's directory, so
+whatever is in there may be a link, a FIFO or a hard link to someone else's file by
+the time we look.  Nothing here follows a link there or opens a file there but through
+`safe_files.open_regular` (non-blocking, regular files only); the directory itself is
+changed through a descriptor opened without following a link.  The supervisor runs
+these functions in a worker thread (see `_Supervisor.in_directory`), so even a file
+operation that hangs there does not stop the daemon.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from p2pcc.core.distccd_args import (
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.procfs import TCP_LISTEN, TcpSocket, parse_proc_net_tcp, session_members
 from p2pcc.daemon.distccd.processes import read_processes
+from p2pcc.daemon.runtime_dir import open_directory
 from p2pcc.netinfo import InterfaceError, gossip_interface
+from p2pcc.safe_files import is_regular, open_regular, read_regular_file, read_regular_tail
 
 log = logging.getLogger("p2pcc.daemon.distccd")
 
@@ -102,14 +110,19 @@ def cmdline(pid: int) -> str:
 
 
 def log_tail(log_file: Path, size: int = 8192) -> str:
-    """The last `size` bytes of distccd's log ("" when unreadable or a link)."""
+    """The last `size` bytes of distccd's log ("" unless it is a regular file)."""
+    data = read_regular_tail(str(log_file), size)
+    return "" if data is None else data.decode(errors="replace")
+
+
+def pid_file_session(pid_file: Path) -> int | None:
+    """The pid distccd wrote to `pid_file` (its session: it leads one of its own); None
+    when there is no such regular file or it holds no number."""
+    data = read_regular_file(str(pid_file), 64)
     try:
-        fd = os.open(log_file, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return ""
-    with os.fdopen(fd, "rb") as file:
-        file.seek(max(0, file.seek(0, os.SEEK_END) - size))
-        return file.read(size).decode(errors="replace")
+        return int(data.split()[0]) if data else None
+    except (ValueError, IndexError):
+        return None
 
 
 def parse_listen(listen: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -165,38 +178,65 @@ def _is_masquerade(directory: str) -> bool:
 
 def prepare_log_dir(log_file: Path, pid_file: Path, user: pwd.struct_passwd | None) -> None:
     """Create distccd's directory; as root, hand it to distccd's user, who opens the log
-    and the pid file only after dropping privileges."""
+    and the pid file only after dropping privileges.  P2pccError when that fails, or
+    when a link or a file is in the directory's place."""
     directory = log_file.parent
     try:
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        directory.mkdir(mode=0o755)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise P2pccError(f"cannot create distccd's directory {directory}: {error}") from None
+    fd = open_directory(directory, "distccd's directory")
+    try:
         if user is None:
             return
-        os.chown(directory, user.pw_uid, user.pw_gid, follow_symlinks=False)
-        directory.chmod(0o755)
+        # Through the descriptor: a chown or chmod by name would follow a link put in
+        # the directory's place between our check and the change.
+        os.fchown(fd, user.pw_uid, user.pw_gid)
+        os.fchmod(fd, 0o755)
         for path in (log_file, pid_file):
             _hand_over(path, user)
     except OSError as error:
         raise P2pccError(f"cannot prepare distccd's directory {directory}: {error}") from None
+    finally:
+        os.close(fd)
 
 
 def _hand_over(path: Path, user: pwd.struct_passwd) -> None:
-    """Give an existing file to `user`; remove it instead when it is a link, which root
-    must never chown (a planted link to /etc/shadow would hand that file over)."""
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return
-    if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
-        os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
-    else:
+    """Give an existing file to `user`, through a descriptor of that very file; remove
+    it instead when it is anything but a regular file with one link: root must never
+    chown through a planted link (one to /etc/shadow would hand that file over)."""
+    fd = open_regular(str(path))
+    if fd is not None:
+        try:
+            if os.fstat(fd).st_nlink == 1:
+                os.fchown(fd, user.pw_uid, user.pw_gid)
+                return
+        finally:
+            os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
 
 
-def rotate_log(log_file: Path) -> None:
-    """Keep one old log when the current one has grown past its cap."""
-    with contextlib.suppress(OSError):
-        if log_file.stat().st_size > limits.DISTCCD_LOG_ROTATE_BYTES:
-            log_file.replace(log_file.with_name(log_file.name + ".1"))
+def clear_for_start(log_file: Path, pid_file: Path) -> None:
+    """Make room for a new distccd's log and pid file: remove whatever is in their place
+    but a regular file (distccd, which opens them as its user, would block on a FIFO
+    and write through a link), and keep one old log when the current one has grown
+    past its cap."""
+    for path in (log_file, pid_file):
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if not is_regular(info.st_mode):
+            kind = stat.filemode(info.st_mode)
+            log.warning("removing %s (%s): distccd's user put it in place of a file", path, kind)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        elif path == log_file and info.st_size > limits.DISTCCD_LOG_ROTATE_BYTES:
+            with contextlib.suppress(OSError):
+                path.replace(path.with_name(path.name + ".1"))
 
 
 def cpu_count() -> int:
