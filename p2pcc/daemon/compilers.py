@@ -119,14 +119,25 @@ def native_expansions(
             return done.stderr.decode(errors="replace") if done.returncode == 0 else None
 
         found = native.expansions(probe, tempdir)
-    # A flag with a tab or newline could not be written into the state file.
     usable = tuple(
-        (key, flags)
-        for key, flags in sorted(found.items())
-        if not any("\t" in flag or "\n" in flag for flag in flags)
+        (key, flags) for key, flags in sorted(found.items()) if _writable(fingerprint, key, flags)
     )
     _native_by_id[fingerprint.id] = usable
     return usable
+
+
+def _writable(fingerprint: Fingerprint, key: str, flags: tuple[str, ...]) -> bool:
+    """Whether an expansion may go into the state file: only `-m` options and cache-size
+    `--param`s (`native.refused_flag`; the wrapper checks again), said once if not."""
+    refused = native.refused_flag(flags)
+    if refused is not None:
+        log.warning(
+            "not recording %s's expansion of %s: it holds %r, not an -m option",
+            fingerprint.command,
+            key,
+            refused[:80],
+        )
+    return refused is None
 
 
 async def serve_compiler_watch(

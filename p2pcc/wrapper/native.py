@@ -23,6 +23,12 @@ driver that fails) gets no record, and the wrapper compiles such commands locall
 `-flto` and `-frecord-gcc-switches` store the option text itself in the object, so with
 native flags they stay local too.
 
+An expansion is spliced into a command line, so it may hold only what gcc's driver
+puts there: `-m` options and the cache-size `--param`s (`refused_flag`).  The daemon
+checks that before it writes a record, and the wrapper again before it uses one: a
+record with anything else (`-wrapper`, `-B`, `-fplugin=`, `-specs=`, `@file`, a path)
+is not used, and the command compiles here with its own native flags.
+
 Pure functions and string work only: the wrapper imports this module, and the daemon
 hands `expansions` a function that runs the compiler.
 """
@@ -36,6 +42,14 @@ FAMILIES = ("-march=", "-mtune=", "-mcpu=")
 PROBE_ARGS = ("-###", "-c", "-x", "c", "/dev/null", "-o", "/dev/null")
 
 _ANY = "*"
+
+#: The `--param`s gcc's driver adds for this CPU's caches: with `-m` options, all an
+#: expansion may hold.  Their value must be a number.
+CACHE_PARAMS = ("--param=l1-cache-size=", "--param=l1-cache-line-size=", "--param=l2-cache-size=")
+
+#: What an `-m` option may be made of: names, numbers and `-march=x86-64-v3`,
+#: `-mcpu=neoverse-n1+crc`-style values.  No `/`: no path can come in.
+_OPTION_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,=+"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,6 +107,19 @@ def local_reason(args: list[str]) -> str:
         if arg.startswith("-flto") or arg == "-frecord-gcc-switches":
             return f"{arg} records the option text in the object"
     return ""
+
+
+def refused_flag(expansion: "tuple[str, ...] | list[str]") -> str | None:
+    """The first flag of `expansion` that is neither an `-m` option nor a cache-size
+    `--param` (`CACHE_PARAMS`), or None when it has none."""
+    for flag in expansion:
+        name, _, value = flag.rpartition("=")
+        if name + "=" in CACHE_PARAMS and value.isascii() and value.isdigit():
+            continue
+        if flag[:2] == "-m" and flag[2:3].isalnum() and not flag[2:].strip(_OPTION_CHARS):
+            continue
+        return flag
+    return None
 
 
 def rewrite(args: list[str], expansion: tuple[str, ...] | list[str]) -> list[str]:

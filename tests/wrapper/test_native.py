@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from p2pcc.compilers.probe import lookup
+from p2pcc.daemon import compilers
 from p2pcc.daemon.compilers import native_expansions
 from p2pcc.wrapper import native
 
@@ -110,6 +112,64 @@ def test_real_gcc_expansions_are_explicit_flags() -> None:
     assert not any(flag.endswith("=native") for flag in arch)
     assert "-mtune=" not in " ".join(expansions["-march=native,-mtune=*"])
     assert {"-march=native", "-mtune=native", "-march=native,-mtune=native"} <= set(expansions)
+    assert all(native.refused_flag(flags) is None for flags in expansions.values())
+
+
+#: What an expansion may never bring into a command line (each loads or runs something).
+HOSTILE_FLAGS = [
+    "-wrapper",
+    "/bin/sh,-c,touch /tmp/owned",
+    "-B/tmp/evil",
+    "-B",
+    "@/tmp/more-flags",
+    "-fplugin=/tmp/evil.so",
+    "-specs=/tmp/evil.specs",
+    "-march=../../tmp/x",
+    "-m",
+    "-m-wrapper",
+    "-mé",
+    "-march=znver3\t-wrapper",
+    "--param=max-inline-insns-single=1",
+    "--param=l1-cache-size=32k",
+    "--param=l1-cache-size==32",
+    "-Xassembler",
+    "-o/etc/passwd",
+    "",
+]
+
+
+@pytest.mark.parametrize("flag", HOSTILE_FLAGS)
+def test_an_expansion_holds_only_m_options_and_cache_params(flag: str) -> None:
+    good = ["-march=znver3", "-mno-avx512f", "--param=l2-cache-size=512", "-mcpu=neoverse-n1+crc"]
+    assert native.refused_flag(good) is None
+    assert native.refused_flag([*good, flag]) == flag
+    assert native.refused_flag([flag, *good]) == flag
+
+
+@needs_gcc
+def test_the_daemon_records_no_expansion_holding_anything_else(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    found = {
+        "-march=native": ("-march=znver3", "-wrapper", "/bin/sh,-c,id"),
+        "-mtune=native": ("-B/tmp/evil", "-mtune=znver3"),
+        "-mcpu=native": ("@/tmp/flags",),
+        "-march=native,-mtune=native": ("-march=znver3", "-mtune=znver3"),
+    }
+    monkeypatch.setattr(native, "expansions", lambda probe, tempdir: found)
+    monkeypatch.setattr(compilers, "_native_by_id", {})
+    gcc = lookup("gcc", os.environ)
+    with caplog.at_level(logging.WARNING, "p2pcc.compilers"):
+        kept = native_expansions(gcc, dict(os.environ))
+    assert kept == (("-march=native,-mtune=native", ("-march=znver3", "-mtune=znver3")),)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"not recording {gcc.command}'s expansion of -march=native: it holds '-wrapper', "
+        "not an -m option",
+        f"not recording {gcc.command}'s expansion of -mcpu=native: it holds '@/tmp/flags', "
+        "not an -m option",
+        f"not recording {gcc.command}'s expansion of -mtune=native: it holds '-B/tmp/evil', "
+        "not an -m option",
+    ]
 
 
 @needs_gcc
