@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from p2pcc.core import limits, wire
 from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import RejectedMessageError, WireFormatError
 from p2pcc.core.model import Message, MessageKind, NodeStatus
 from p2pcc.core.peers import Liveness, PeerEvent, PeerJoined, PeerTable, PeerTimings
+from p2pcc.core.same_id import Namesake, namesake
 
 Endpoint = tuple[str, int]
 
@@ -45,8 +46,9 @@ MAX_LOGGED_DROPS = 1024
 LOGGED_DROPS_PERIOD = 3600.0
 
 #: Drops that are normal operation, not worth a log line: our own multicast echo, and
-#: the same datagram arriving both by multicast and by unicast.
-QUIET_DROPS = frozenset({"own", "duplicate"})
+#: the same datagram arriving both by multicast and by unicast; and another node's
+#: datagram under our id, which the node reports (`Received.namesake`) and acts on.
+QUIET_DROPS = frozenset({"own", "duplicate", "same-id"})
 
 
 def _announced(address: str, status: NodeStatus | None) -> bool:
@@ -76,6 +78,7 @@ class Received:
     dropped: str | None = None  # reason token, None when accepted
     detail: str = ""
     log: bool = False  # first drop for this (sender, reason): worth one log line
+    namesake: Namesake | None = None  # another node sending under our id (core/same_id.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,8 @@ class GossipEngine:
             message = wire.decode(data, self.keyring)
         except WireFormatError as error:
             return self._drop(sender, error.reason, str(error), now)
+        if message.node_id == self.node_id:
+            return self._own(message, sender, now)
         known = self.table.get(message.node_id)
         if known is not None and known.order == message.order:
             # The same datagram by multicast and by unicast: the unicast copy still tells
@@ -206,6 +211,13 @@ class GossipEngine:
         if any(isinstance(event, PeerJoined) for event in events):
             self._send_soon(now)  # a newcomer learns of us at once, not an interval later
         return Received(events=tuple(events))
+
+    def _own(self, message: Message, sender: Endpoint, now: float) -> Received:
+        """A datagram carrying our id: our own echo, or another node's (same-id)."""
+        other = namesake(message, sender[0], self._status)
+        if other is None:
+            return self._drop(sender, "own", "", now)
+        return replace(self._drop(sender, "same-id", "", now), namesake=other)
 
     def _note_transport(
         self, message: Message, sender: Endpoint, transport: Transport, now: float

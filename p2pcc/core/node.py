@@ -15,6 +15,10 @@ computed at most once per change, whoever asks.
 
 Our advertised status is derived, never set: the measured status, then LEAVING
 (no slots), a pause (PAUSED with its reason), or distccd not serving (no slots).
+
+Another node heard under our node id (a machine cloned from the same disk image) is
+kept as `shared_id`; when we are the one of the two to take a new id (core/same_id.py),
+`wants_new_id` says so and the shell draws one for `renew_identity`.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from p2pcc.core.pause import Pause
 from p2pcc.core.peers import LivenessChanged, Peer, PeerEvent, PeerJoined, PeerUpdated
 from p2pcc.core.ranking import RankedPeer, RankingPolicy, rank_peers
 from p2pcc.core.reports import Reports
+from p2pcc.core.same_id import Namesake, SharedId, takes_new_id
 from p2pcc.core.status_document import status_document
 
 
@@ -56,6 +61,7 @@ class Change(enum.Flag):
     LIVENESS = enum.auto()  # a peer turned alive, suspect or dead (with PEERS)
     SEND = enum.auto()  # a gossip datagram fell due sooner than `next_send` said
     TIMER = enum.auto()  # `next_deadline` may have moved earlier
+    IDENTITY = enum.auto()  # another node uses our id (`shared_id`), or we took a new one
     RANKING = PEERS | STATUS | COMPILERS  # what hosts lines and the state file follow
 
 
@@ -96,6 +102,7 @@ class LocalNode:
         self._pause: Pause | None = None
         self._resumes_by_hand = 0
         self._ranking: Ranking | None = None
+        self._shared_id: SharedId | None = None
         self.reports = Reports()  # what only people read (p2pcc.core.reports)
         self._publish(now)
 
@@ -262,6 +269,8 @@ class LocalNode:
         due = self._engine.next_send
         received = self._engine.receive(data, sender, transport, now)
         change = _table_change(received.events)
+        if received.namesake is not None:
+            change |= self._heard_namesake(received.namesake, now)
         if self._engine.next_send < due:
             change |= Change.SEND
         self._changed(change)
@@ -282,6 +291,47 @@ class LocalNode:
     def remember(self, orders: Mapping[bytes, tuple[int, int]]) -> None:
         """Restore a replay memory kept across a restart."""
         self._engine.table.remember(orders)
+
+    # --- our id, shared with a cloned machine ---------------------------------------
+
+    @property
+    def shared_id(self) -> SharedId | None:
+        """The last node heard using our id, if any (kept after either of us renewed)."""
+        return self._shared_id
+
+    @property
+    def wants_new_id(self) -> bool:
+        """Whether another node uses our id and we are the one to take a new one."""
+        shared = self._shared_id
+        return shared is not None and shared.new_id_here and shared.node_id == self.node_id
+
+    def renew_identity(self, node_id: bytes, now: float) -> None:
+        """Go on as `node_id`, at once gossiped, with the same incarnation and the
+        replay memory kept; peers are heard anew (each within one interval)."""
+        old = self._engine
+        self._engine = GossipEngine(
+            node_id=node_id,
+            incarnation=old.incarnation,
+            keyring=old.keyring,
+            status=old.status,
+            interval=old.interval,
+            timings=old.table.timings,
+            now=now,
+        )
+        self._engine.table.remember(old.table.seen_orders())
+        self._changed(Change.IDENTITY | Change.PEERS | Change.SEND | Change.TIMER)
+
+    def _heard_namesake(self, namesake: Namesake, now: float) -> Change:
+        """Keep the first sign of `namesake` under our current id; decide who renews."""
+        known = self._shared_id
+        if known is not None and (known.node_id, known.namesake.address) == (
+            self.node_id,
+            namesake.address,
+        ):
+            return Change.NOTHING
+        here = takes_new_id(self.incarnation, self.status.addresses, namesake)
+        self._shared_id = SharedId(self.node_id, namesake, now, new_id_here=here)
+        return Change.IDENTITY
 
     # --- timers ---------------------------------------------------------------------
 

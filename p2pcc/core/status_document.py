@@ -25,7 +25,7 @@ def status_document(node: LocalNode, now: float, wall: float) -> dict[str, Any]:
         "schema": STATUS_SCHEMA,
         "version": __version__,
         "generated_at": wall,
-        "node": _own_document(node),
+        "node": _own_document(node, now, wall),
         "peers": _peer_documents(node, ranking, now),
         "stock_servers": [
             {
@@ -46,8 +46,8 @@ def status_document(node: LocalNode, now: float, wall: float) -> dict[str, Any]:
     }
 
 
-def _own_document(node: LocalNode) -> dict[str, Any]:
-    status, pause = node.status, node.pause
+def _own_document(node: LocalNode, now: float, wall: float) -> dict[str, Any]:
+    status, pause, shared = node.status, node.pause, node.shared_id
     return {
         "node_id": node.node_id.hex(),
         "incarnation": node.incarnation,
@@ -65,6 +65,7 @@ def _own_document(node: LocalNode) -> dict[str, Any]:
         "power": status.power,
         "compilers": [_compiler_document(compiler) for compiler in node.compilers],
         "cutoff_problem": node.reports.cutoff_problem,
+        "duplicate_id": None if shared is None else shared.document(node.peers(), now, wall),
     }
 
 

@@ -21,6 +21,7 @@ from p2pcc.core.peers import (
     PeerUpdated,
 )
 from p2pcc.core.ranking import rank_peers
+from tests.core.clones import SHARED, clone
 from tests.core.local_nodes import FP as LOCAL_FP
 from tests.core.local_nodes import WALL, make_node
 from tests.core.policies import default_policy, default_timings
@@ -286,3 +287,54 @@ def test_a_node_cut_off_leaves_the_others_lines_when_it_turns_suspect() -> None:
     # Suspect (out of every line) exactly suspect_after after it was last heard.
     assert cluster.now == pytest.approx(heard + suspect_after)
     assert beta.hosts(cluster.now)[LOCAL_FP].hosts.startswith("10.0.0.")  # beta still hears them
+
+
+def test_two_machines_cloned_from_one_image_become_two_peers_within_three_rounds() -> None:
+    # ws1 and ws2 share an id; ws3, the office, hears ws2 (the higher incarnation) only.
+    cluster = NodeCluster([clone(1, incarnation=5), clone(2, incarnation=7), make_node(3)])
+    low, high, office = cluster.nodes
+    office.set_serving(True, 0.0)
+    new_ids = iter([b"\xa0" * 16])
+    rounds = 0
+    while low.node_id == high.node_id or not everyone_sees_everyone(cluster.nodes):
+        assert rounds < 4, "no healing within three delivery rounds"
+        deliver_with_echoes(cluster)
+        for node in cluster.nodes:
+            if node.wants_new_id:  # what the daemon's identity task does
+                node.renew_identity(next(new_ids), cluster.now)
+        rounds += 1
+        cluster.now = round(cluster.now + 0.1, 6)
+    assert (low.node_id, high.node_id) == (b"\xa0" * 16, SHARED)
+    # Round 1 finds the shared id and ws1 renews; round 2 announces the new id; round 3,
+    # min_gap (a tenth of the 2 s interval) later, is everyone answering the newcomer.
+    assert rounds == 3
+    low_sees = low.snapshot(cluster.now, WALL)["node"]["duplicate_id"]
+    high_sees = high.snapshot(cluster.now, WALL)["node"]["duplicate_id"]
+    assert (low_sees["address"], low_sees["new_id_here"], low_sees["healed"]) == (
+        "10.0.0.2",
+        True,
+        True,
+    )
+    assert (high_sees["address"], high_sees["new_id_here"], high_sees["healed"]) == (
+        "10.0.0.1",
+        False,
+        True,
+    )
+    assert office.snapshot(cluster.now, WALL)["node"]["duplicate_id"] is None
+
+
+def deliver_with_echoes(cluster: NodeCluster) -> None:
+    """Each due datagram to every node, its sender too (multicast loops back)."""
+    for sender in cluster.nodes:
+        outgoing = sender.datagram_to_send(cluster.now, WALL + cluster.now)
+        if outgoing is not None:
+            address = (sender.status.addresses[0], 3634)
+            for receiver in cluster.nodes:
+                receiver.receive(outgoing.data, address, Transport.MULTICAST, cluster.now)
+
+
+def everyone_sees_everyone(nodes: list[LocalNode]) -> bool:
+    return all(
+        {peer.node_id for peer in node.peers()} == {o.node_id for o in nodes if o is not node}
+        for node in nodes
+    )

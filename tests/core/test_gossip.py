@@ -16,6 +16,7 @@ from p2pcc.core.gossip import (
 )
 from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
 from p2pcc.core.peers import Liveness, PeerJoined, PeerLeft, PeerTimings
+from p2pcc.core.same_id import Namesake
 
 TIMINGS = PeerTimings(suspect_after=5.0, dead_after=15.0, forget_after=600.0)
 OFFER = CompilerOffer("be03ec3c49bc7685", "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
@@ -126,6 +127,26 @@ def test_own_echo_and_duplicates_are_dropped_quietly() -> None:
     beta.receive(datagram, endpoint(alpha), Transport.MULTICAST, 0.0)
     again = beta.receive(datagram, endpoint(alpha), Transport.UNICAST, 0.0)
     assert (again.dropped, again.log) == ("duplicate", False)
+
+
+def test_another_node_under_our_id_is_dropped_and_reported_not_taken_for_our_echo() -> None:
+    alpha = make_engine(1, incarnation=5)
+    clone = GossipEngine(
+        node_id=alpha.node_id,
+        incarnation=7,
+        keyring=Keyring(),
+        status=make_status("ws2", "10.0.0.2"),
+        interval=2.0,
+        timings=TIMINGS,
+        now=0.0,
+    )
+    echo = alpha.receive(sent(alpha, 0.0).data, endpoint(alpha), Transport.MULTICAST, 0.0)
+    assert (echo.dropped, echo.namesake) == ("own", None)
+    theirs = alpha.receive(sent(clone, 0.0).data, endpoint(clone), Transport.MULTICAST, 0.1)
+    assert (theirs.dropped, theirs.log, theirs.events) == ("same-id", False, ())
+    assert theirs.namesake == Namesake("10.0.0.2", 7, ("10.0.0.2",))
+    assert alpha.statistics(0.1).drops == {"own": 1, "same-id": 1}
+    assert len(alpha.table) == 0
 
 
 def test_bad_datagrams_are_counted_and_logged_once_per_sender_and_reason() -> None:

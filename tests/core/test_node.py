@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from p2pcc.core import limits
+from p2pcc.core.gossip import Transport
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.metrics import GIB, LocalMetrics
 from p2pcc.core.model import NodeState
 from p2pcc.core.node import Change, LocalNode
 from p2pcc.core.zeroconf_names import StockServer
+from tests.core.clones import SHARED, clone
 from tests.core.local_nodes import FP, WALL, gossip, make_node, status
 
 IDLE = LocalMetrics(
@@ -282,3 +284,71 @@ def test_a_peer_falling_silent_is_a_liveness_change_and_a_ranking_change() -> No
     assert changes == []
     alpha.handle_timer(default_suspect_after())
     assert changes == [Change.PEERS | Change.LIVENESS]
+
+
+def test_another_node_under_our_id_is_one_identity_change_and_the_lower_wants_a_new_id() -> None:
+    low_changes: list[Change] = []
+    high_changes: list[Change] = []
+    low = clone(1, incarnation=5, on_change=low_changes.append)
+    high = clone(2, incarnation=7, on_change=high_changes.append)
+    low_changes.clear()
+    high_changes.clear()
+    outgoing = low.datagram_to_send(0.0, WALL)
+    assert outgoing is not None
+    low.receive(outgoing.data, ("10.0.0.1", 3634), Transport.MULTICAST, 0.0)  # our echo
+    assert (low.shared_id, low_changes) == (None, [])
+    high.receive(outgoing.data, ("10.0.0.1", 3634), Transport.MULTICAST, 0.0)
+    gossip(high, low, 0.0)
+    assert low_changes == [Change.IDENTITY]
+    assert high_changes == [Change.IDENTITY]
+    assert (low.wants_new_id, high.wants_new_id) == (True, False)
+    assert low.shared_id is not None
+    assert low.shared_id.namesake.address == "10.0.0.2"
+    gossip(high, low, 2.0)  # the same namesake again: nothing new
+    assert low_changes == [Change.IDENTITY]
+    assert low.peers() == high.peers() == ()
+
+
+def test_renewing_the_id_gossips_it_at_once_and_keeps_incarnation_and_replay_memory() -> None:
+    changes: list[Change] = []
+    low, high, third = (
+        clone(1, incarnation=5, on_change=changes.append),
+        clone(2, incarnation=7),
+        serving(3),
+    )
+    assert low.datagram_to_send(0.0, WALL) is not None
+    gossip(third, low, 0.0)
+    gossip(high, low, 0.0)
+    remembered = low.seen_orders()
+    changes.clear()
+    low.renew_identity(b"\xa0" * 16, 1.0)
+    assert changes == [Change.IDENTITY | Change.PEERS | Change.SEND | Change.TIMER]
+    assert (low.node_id, low.incarnation, low.wants_new_id) == (b"\xa0" * 16, 5, False)
+    assert low.peers() == ()  # heard anew, each within an interval
+    assert low.seen_orders() == remembered  # a replay of third is still refused
+    outgoing = low.datagram_to_send(1.0, WALL + 1.0)  # due at once
+    assert outgoing is not None
+    high.receive(outgoing.data, ("10.0.0.1", 3634), Transport.MULTICAST, 1.0)
+    assert [peer.node_id for peer in high.peers()] == [b"\xa0" * 16]
+    gossip(high, low, 1.1)  # the old id is high's alone now
+    assert [peer.node_id for peer in low.peers()] == [SHARED]
+
+
+def test_the_status_document_shows_the_shared_id_until_restart() -> None:
+    low, high = clone(1, incarnation=5), clone(2, incarnation=7)
+    assert low.snapshot(0.0, WALL)["node"]["duplicate_id"] is None
+    gossip(high, low, 1.0)
+    low.renew_identity(b"\xa0" * 16, 1.0)
+    assert low.snapshot(3.0, WALL)["node"]["duplicate_id"] == {
+        "address": "10.0.0.2",
+        "since": WALL - 2.0,
+        "shared_id": SHARED.hex(),
+        "new_id_here": True,
+        "healed": False,
+    }
+    gossip(high, low, 3.0)
+    document = low.snapshot(3.0, WALL)["node"]
+    assert (document["node_id"], document["duplicate_id"]["healed"]) == ("a0" * 16, True)
+    doc = (Path(__file__).parents[2] / "docs" / "status-json.md").read_text()
+    (row,) = [line for line in doc.splitlines() if line.startswith("| `duplicate_id`")]
+    assert set(re.findall(r'"([a-z_]+)": ', row)) == set(document["duplicate_id"])
