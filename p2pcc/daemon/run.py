@@ -37,6 +37,7 @@ from p2pcc.daemon.distccd.renice import serve_renice_while_paused
 from p2pcc.daemon.distccd.supervisor import DistccdState, distccd_log_file, serve_distccd
 from p2pcc.daemon.distccd.vanished import serve_vanished_peers
 from p2pcc.daemon.gossip import serve_gossip
+from p2pcc.daemon.identity_renewal import serve_identity_renewal
 from p2pcc.daemon.idle import make_source, serve_idle
 from p2pcc.daemon.mdns.announce import announce_distccd
 from p2pcc.daemon.mdns.discovery import Discovery, serve_discovery
@@ -130,6 +131,7 @@ async def _start_pool(nursery: trio.Nursery, daemon: Daemon) -> None:
     config, node, board = daemon.config, daemon.node, daemon.board
     seen_path = seen_file(config.node.id_file)
     kept_seen = restore_seen_orders(node, seen_path)
+    await nursery.start(serve_identity_renewal, node, board, config.node.id_file)
     await nursery.start(serve_gossip, node, daemon.facts.surroundings.endpoint, board)
     await nursery.start(serve_timers, node, board)
     await nursery.start(partial(serve_seen_store, seen_path, node.seen_orders, on_disk=kept_seen))

@@ -25,6 +25,7 @@ GOOD_ID = bytes(range(16))
 @pytest.fixture(autouse=True)
 def no_hang() -> Iterator[None]:
     """A read that blocks (a FIFO opened the ordinary way) fails the test instead."""
+
     def blocked(signum: int, frame: object) -> None:
         raise TimeoutError("a read blocked")
 

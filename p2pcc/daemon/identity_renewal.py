@@ -1,0 +1,78 @@
+"""Acting on another machine found gossiping under our node id: one log line, and a
+new id kept on disk.
+
+The node finds the other machine and decides which of the two takes a new id
+(`p2pcc.core.same_id`); this task is the shell around that: it logs each finding once,
+and when the new id is ours to take, draws it, hands it to the node (which gossips it
+at once) and keeps it in `node.id_file`, durably and in a worker thread (an fsync must
+not stall gossip), so that a restart keeps it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import trio
+
+from p2pcc.core import limits
+from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.same_id import SharedId
+from p2pcc.daemon.changes import ChangeBoard
+from p2pcc.daemon.stores.identity import IdentityError, store_node_id
+
+log = logging.getLogger("p2pcc.identity")
+
+Store = Callable[[Path, bytes], Awaitable[None]]
+
+
+async def store_in_thread(path: Path, node_id: bytes) -> None:
+    """`store_node_id` in a worker thread."""
+    await trio.to_thread.run_sync(store_node_id, path, node_id)
+
+
+async def serve_identity_renewal(
+    node: LocalNode,
+    board: ChangeBoard,
+    id_file: Path,
+    *,
+    store: Store = store_in_thread,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Log each machine found using our id; take a new id when the node wants one."""
+    with board.subscribe(Change.IDENTITY) as changes:
+        task_status.started()
+        logged: SharedId | None = None
+        while True:
+            shared = node.shared_id
+            if shared is None or shared == logged:
+                await changes.wait()
+                continue
+            logged = shared
+            if node.wants_new_id:
+                await _renew(node, shared, id_file, store)
+            else:
+                log.warning(
+                    "the machine at %s uses this node's id %s too (cloned from one disk "
+                    "image?); it takes a new id",
+                    shared.namesake.address,
+                    shared.node_id.hex(),
+                )
+
+
+async def _renew(node: LocalNode, shared: SharedId, id_file: Path, store: Store) -> None:
+    node_id = secrets.token_bytes(limits.NODE_ID_BYTES)
+    node.renew_identity(node_id, trio.current_time())
+    log.warning(
+        "the machine at %s uses this node's id %s too (cloned from one disk image?); "
+        "this node takes the new id %s",
+        shared.namesake.address,
+        shared.node_id.hex(),
+        node_id.hex(),
+    )
+    try:
+        await store(id_file, node_id)
+    except IdentityError as error:
+        log.error("%s; the new id lasts until the daemon stops", error)
