@@ -204,6 +204,37 @@ def check_cutoff(status: Mapping[str, Any] | None) -> Finding:
     )
 
 
+DUPLICATE_ID_FIX = (
+    "if it lasts, stop p2pcc on one of the two machines, delete its node.id_file "
+    "(/var/lib/p2pcc/node-id for the system service) and start it again; and delete node-id "
+    "and incarnation from the disk image machines are cloned from"
+)
+
+
+def check_duplicate_id(status: Mapping[str, Any] | None) -> Finding:
+    """No other machine gossips under this node's id (`node.duplicate_id`), or it did
+    and one of the two has taken a new id since."""
+    if status is None:
+        return warn("node id", "cannot tell: the daemon is not running", START_DAEMON)
+    shared = status.get("node", {}).get("duplicate_id")
+    if shared is None:
+        return ok("node id", "no other machine gossips under this node's id")
+    address, node_id = shared.get("address"), shared.get("shared_id")
+    renewer = "this node" if shared.get("new_id_here") else "that machine"
+    if shared.get("healed"):
+        return ok(
+            "node id",
+            f"the machine at {address} used this node's id {node_id} too (cloned from one "
+            f"disk image?); {renewer} took a new id and the two are peers now",
+        )
+    return warn(
+        "node id",
+        f"the machine at {address} uses this node's id {node_id} too (cloned from one disk "
+        f"image?), so the two cannot see each other until {renewer} takes a new id",
+        DUPLICATE_ID_FIX,
+    )
+
+
 # --- peers ------------------------------------------------------------------------------------
 
 PEERS_FIX = (

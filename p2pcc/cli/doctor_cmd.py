@@ -88,6 +88,7 @@ def run_checks(
     findings.append(doctor.check_own_packets(status, group, config.gossip.port))
     findings += doctor.check_peers(status, config.gossip.port)
     findings.append(doctor.check_cutoff(status))
+    findings.append(doctor.check_duplicate_id(status))
     findings.append(doctor.check_links(path))
     findings.append(_key_finding(config.gossip.key_file))
     return findings

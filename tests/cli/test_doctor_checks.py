@@ -150,6 +150,35 @@ def test_cutoff_says_whether_hanging_jobs_are_cut_loose() -> None:
     assert doctor.check_cutoff(None).level is Level.WARN
 
 
+def test_a_shared_node_id_is_reported_until_the_two_are_peers() -> None:
+    assert doctor.check_duplicate_id(status(duplicate_id=None)).line() == (
+        "ok    node id: no other machine gossips under this node's id"
+    )
+    shared = {
+        "address": "10.0.0.2",
+        "since": 1795438056.3,
+        "shared_id": "c1" * 16,
+        "new_id_here": False,
+        "healed": False,
+    }
+    stuck = doctor.check_duplicate_id(status(duplicate_id=shared))
+    assert stuck.level is Level.WARN
+    assert stuck.message == (
+        f"the machine at 10.0.0.2 uses this node's id {'c1' * 16} too (cloned from one disk "
+        "image?), so the two cannot see each other until that machine takes a new id"
+    )
+    assert "delete its node.id_file" in stuck.fix
+    assert "disk image" in stuck.fix
+    healed = doctor.check_duplicate_id(
+        status(duplicate_id={**shared, "new_id_here": True, "healed": True})
+    )
+    assert healed.line() == (
+        f"ok    node id: the machine at 10.0.0.2 used this node's id {'c1' * 16} too (cloned "
+        "from one disk image?); this node took a new id and the two are peers now"
+    )
+    assert doctor.check_duplicate_id(None).level is Level.WARN
+
+
 GCC = {
     "fingerprint": "be03ec3c49bc7685",
     "names": ["gcc", "cc"],
