@@ -2,9 +2,10 @@
 
 A pause stops new peer jobs (running ones finish) until it expires or someone resumes.
 `--for` takes human durations (`30m`, `1h30m`, `until 18:00`: core/durations.py), read
-in this machine's time zone with its daylight-saving rules.  Anyone local may pause;
-only root or the user who paused may resume (exit status 4 otherwise).  Exit status 3
-when the daemon is not running.
+in this machine's time zone with its daylight-saving rules.  Anyone local may pause
+while no one else's pause is in effect; only root or the user who paused may replace,
+shorten or end a pause (exit status 4 otherwise, with who paused and until when).
+Exit status 3 when the daemon is not running.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pwd
 import sys
 import time
 from collections.abc import Mapping
@@ -21,7 +23,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from p2pcc.control_client import DaemonNotRunningError, ask_daemon, exit_status
 from p2pcc.core import limits
-from p2pcc.core.control_protocol import PauseRequest, PermissionDeniedError, ResumeRequest
+from p2pcc.core.control_protocol import (
+    PauseRequest,
+    PermissionDeniedError,
+    ResumeRequest,
+    describe_foreign_pause,
+)
 from p2pcc.core.durations import DurationError, format_duration, parse_duration
 
 
@@ -91,11 +98,41 @@ def main(args: argparse.Namespace) -> int:
     request = ResumeRequest() if args.resume else PauseRequest(args.seconds, args.reason)
     try:
         result = ask_daemon(args.config, request)
-    except (DaemonNotRunningError, PermissionDeniedError) as error:
+    except DaemonNotRunningError as error:
         print(f"p2pcc: {error}", file=sys.stderr)
+        return exit_status(error)
+    except PermissionDeniedError as error:
+        doing = "resume" if args.resume else "replace or shorten"
+        line = describe_refusal(error, doing, time.time(), local_zone(os.environ))
+        print(f"p2pcc: {line}", file=sys.stderr)
         return exit_status(error)
     print(describe_pause_state(result, time.time(), local_zone(os.environ)))
     return 0
+
+
+def describe_refusal(error: PermissionDeniedError, doing: str, now: float, zone: tzinfo) -> str:
+    """One line for a pause or resume refused because someone else paused: who (by
+    name), until when (in `zone`) and why; the daemon's own words if it did not say."""
+    pause = error.pause
+    by_uid = None if pause is None else pause.get("by_uid")
+    if pause is None or not isinstance(by_uid, int) or isinstance(by_uid, bool):
+        return str(error)
+    name = user_name(by_uid)
+    who = f"uid {by_uid}" if name is None else f"{name} (uid {by_uid})"
+
+    def at(until: float) -> str:
+        left = f", in {format_duration(round(until - now))}" if until - now >= 1 else ""
+        return f"{_local_time(until, zone) or f'{until:g} (Unix time)'}{left}"
+
+    return describe_foreign_pause(pause, doing, who, at)
+
+
+def user_name(uid: int) -> str | None:
+    """The login name of `uid`, or None when it has none."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return None
 
 
 def describe_pause_state(result: Mapping[str, Any], now: float, zone: tzinfo) -> str:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from p2pcc.core import limits
@@ -48,10 +50,12 @@ class ControlError(P2pccError):
 
 
 class PermissionDeniedError(ControlError):
-    """The caller may not do this (resuming a pause made by another user)."""
+    """The caller may not do this (end or replace a pause made by another user); `pause`
+    is that pause's document (`Pause.as_document`), when there is one, sent along."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, pause: Mapping[str, Any] | None = None) -> None:
         super().__init__(PERMISSION_DENIED, message)
+        self.pause = pause
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,46 @@ def may_resume(caller_uid: int, paused_by_uid: int) -> bool:
     return caller_uid in (0, paused_by_uid)
 
 
+def may_replace_pause(caller_uid: int, paused_by_uid: int | None) -> bool:
+    """Whether `caller_uid` may pause while a pause made by `paused_by_uid` is in effect
+    (None: none is).  A new pause takes the old one's place and owner, so anyone else
+    could end another user's pause early (a pause of 0.01 s) or take it over and resume
+    it: as for resuming, only root or the same user may; an automatic pause is the
+    daemon's user's."""
+    return paused_by_uid is None or may_resume(caller_uid, paused_by_uid)
+
+
+def foreign_pause_error(pause: Mapping[str, Any], doing: str) -> PermissionDeniedError:
+    """The refusal to `doing` ("resume", "replace or shorten") a pause someone else made,
+    saying who made it and until when; `pause` is its document (`Pause.as_document`)."""
+    who = f"uid {pause.get('by_uid')}"
+    return PermissionDeniedError(describe_foreign_pause(pause, doing, who, _utc), pause)
+
+
+def describe_foreign_pause(
+    pause: Mapping[str, Any], doing: str, who: str, at: Callable[[float], str]
+) -> str:
+    """ "paused by `who` until `at(until)` (reason): only that user or root may `doing` it"
+    for a pause document; the daemon says when in UTC, the CLI in local time."""
+    until = pause.get("until")
+    if pause.get("automatic") is True:
+        when = "while the desktop is in use"
+    elif isinstance(until, int | float) and not isinstance(until, bool):
+        when = f"until {at(until)}"
+    else:
+        when = "until resumed"
+    reason = pause.get("reason")
+    why = f" ({reason})" if isinstance(reason, str) and reason else ""
+    return f"paused by {who} {when}{why}: only that user or root may {doing} it"
+
+
+def _utc(timestamp: float) -> str:
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"{timestamp:g} (Unix time)"
+
+
 def parse_request(line: bytes) -> Request:
     """The request on one line (newline optional); raises `ControlError` for anything else."""
     fields = _json_object(line, "request")
@@ -154,8 +198,11 @@ def encode_result(result: dict[str, Any]) -> bytes:
 
 
 def encode_error(error: ControlError) -> bytes:
-    """An error response line."""
-    return _line({"v": VERSION, "ok": False, "code": error.code, "error": str(error)})
+    """An error response line (with the pause a permission error is about, if any)."""
+    fields = {"v": VERSION, "ok": False, "code": error.code, "error": str(error)}
+    if isinstance(error, PermissionDeniedError) and error.pause is not None:
+        fields["pause"] = dict(error.pause)
+    return _line(fields)
 
 
 def decode_response(line: bytes) -> dict[str, Any]:
@@ -172,7 +219,8 @@ def decode_response(line: bytes) -> dict[str, Any]:
     code, message = fields.get("code"), fields.get("error")
     if fields.get("ok") is False and isinstance(code, str) and isinstance(message, str):
         if code == PERMISSION_DENIED:
-            raise PermissionDeniedError(message)
+            pause = fields.get("pause")
+            raise PermissionDeniedError(message, pause if isinstance(pause, dict) else None)
         raise ControlError(code, message)
     raise ControlError(BAD_RESPONSE, "the daemon's answer has neither a result nor an error")
 

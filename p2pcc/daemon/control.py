@@ -1,11 +1,20 @@
 """The control socket: a unix stream socket where local users ask the daemon things.
 
 Any local user may connect (socket mode 0666): status and pause are open to all, and the
-handler refuses a resume by anyone but root or the user who paused, identified by the
-kernel (SO_PEERCRED), never by what the client claims.  The protocol is JSON lines
-(`p2pcc.core.control_protocol`, docs/control.md).  The server knows nothing of the
-daemon: it calls a `ControlHandler`.  Every failure becomes an error response; a client
-is disconnected only for an over-long line, silence, or when too many are connected.
+handler refuses to end or replace a pause for anyone but root or the user who paused,
+identified by the kernel (SO_PEERCRED), never by what the client claims.  The protocol
+is JSON lines (`p2pcc.core.control_protocol`, docs/control.md).  The server knows
+nothing of the daemon: it calls a `ControlHandler`.  Every failure becomes an error
+response; a client is disconnected only for an over-long line, silence, or when too
+many are connected.
+
+Lanes, so that no local user can crowd out the others (numbers in
+`p2pcc.core.rate_limit` and `p2pcc.core.limits`): every uid but root may hold a few
+connections at once and spend a budget of requests, and of pauses and resumes, per
+second (`ControlBudget`); over it, a request is answered `busy`.  A connection must
+bring each request line whole within the idle timeout, or is closed.  Refusals
+(`busy`, `permission-denied`) are logged once per uid and kind a minute, so a flood
+costs a bounded number of log lines.
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ import logging
 import socket
 import stat
 import struct
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, assert_never
 
@@ -25,11 +36,13 @@ from p2pcc.core import control_protocol as proto
 from p2pcc.core import limits
 from p2pcc.core.control_protocol import ControlError, PermissionDeniedError
 from p2pcc.core.errors import P2pccError
+from p2pcc.core.rate_limit import MAX_CONNECTIONS_PER_UID, ControlBudget, Reports
 
 __all__ = [
     "ControlError",
     "ControlHandler",
     "ControlSocketError",
+    "Lanes",
     "PeerCredentials",
     "PermissionDeniedError",
     "SocketInUseError",
@@ -88,15 +101,55 @@ def peer_credentials(sock: trio.socket.SocketType) -> PeerCredentials:
     return PeerCredentials(pid, uid, gid)
 
 
-def answer(line: bytes, handler: ControlHandler, caller: PeerCredentials) -> bytes:
-    """The response line for one request line; never raises."""
+def stream_credentials(stream: trio.SocketStream) -> PeerCredentials:
+    """The SO_PEERCRED credentials of the client at the other end of `stream`."""
+    return peer_credentials(stream.socket)
+
+
+@dataclass
+class Lanes:
+    """What each uid may still ask (`ControlBudget`), and which refusals get a log line."""
+
+    budget: ControlBudget = field(default_factory=ControlBudget)
+    reports: Reports = field(default_factory=Reports)
+
+    def admit(self, uid: int, now: float, *, change: bool = False) -> None:
+        """Spend one request of `uid` (a pause or resume when `change`); BUSY if over."""
+        refusal = self.budget.change(uid, now) if change else self.budget.request(uid, now)
+        if refusal:
+            raise ControlError(proto.BUSY, refusal)
+
+    def refused(self, caller: PeerCredentials, error: ControlError, now: float) -> None:
+        """Log a refusal: bad requests at debug level only, `busy` and `permission-denied`
+        once per uid and kind a minute (any local user could otherwise flood the log)."""
+        if error.code not in (proto.BUSY, proto.PERMISSION_DENIED):
+            log.debug("control: pid %d uid %d: %s: %s", caller.pid, caller.uid, error.code, error)
+            return
+        unreported = self.reports.due((caller.uid, error.code), now)
+        if unreported is not None:
+            since = f" ({unreported} more since the last such line)" if unreported else ""
+            log.info(
+                "control: pid %d uid %d: %s: %s%s",
+                caller.pid,
+                caller.uid,
+                error.code,
+                error,
+                since,
+            )
+
+
+def answer(
+    line: bytes, handler: ControlHandler, caller: PeerCredentials, lanes: Lanes, now: float
+) -> bytes:
+    """The response line for one request line at `now` (monotonic); never raises."""
     try:
+        lanes.admit(caller.uid, now)
         request = proto.parse_request(line)
+        if isinstance(request, proto.PauseRequest | proto.ResumeRequest):
+            lanes.admit(caller.uid, now, change=True)
         return proto.encode_result(_dispatch(request, handler, caller))
     except ControlError as error:
-        # Debug only for bad requests: any local user could otherwise flood the journal.
-        level = logging.INFO if error.code == proto.PERMISSION_DENIED else logging.DEBUG
-        log.log(level, "control: pid %d uid %d: %s: %s", caller.pid, caller.uid, error.code, error)
+        lanes.refused(caller, error, now)
         return proto.encode_error(error)
     except P2pccError as error:
         log.warning("control: pid %d uid %d: failed: %s", caller.pid, caller.uid, error)
@@ -114,13 +167,8 @@ def _dispatch(
         case proto.StatusRequest():
             result = handler.status()
         case proto.PauseRequest(seconds=seconds, reason=reason):
-            how_long = "until resumed" if seconds is None else f"for {seconds:g} s"
-            log.info(
-                "control: uid %d (pid %d) pauses %s: %r", caller.uid, caller.pid, how_long, reason
-            )
-            result = handler.pause(seconds, reason, caller.uid)
+            result = handler.pause(seconds, reason, caller.uid)  # which logs what it did
         case proto.ResumeRequest():
-            log.info("control: uid %d (pid %d) resumes", caller.uid, caller.pid)
             result = handler.resume(caller.uid)
         case proto.HostsRequest(fingerprint=fingerprint):
             result = handler.hosts(fingerprint)
@@ -137,9 +185,12 @@ async def serve_control(
     *,
     idle_timeout: float = limits.CONTROL_IDLE_TIMEOUT,
     max_connections: int = limits.MAX_CONTROL_CONNECTIONS,
+    max_per_uid: int = MAX_CONNECTIONS_PER_UID,
+    credentials: Callable[[trio.SocketStream], PeerCredentials] = stream_credentials,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the control socket at `path` until cancelled, then remove it."""
+    """Serve the control socket at `path` until cancelled, then remove it; `credentials`
+    says who a client is (the kernel's answer; tests give their own)."""
     await _clear_stale_socket(path)
     try:
         _ensure_directory(path.parent)
@@ -148,7 +199,7 @@ async def serve_control(
         raise ControlSocketError(
             f"{path}: cannot create the control socket: {error.strerror or error}"
         ) from None
-    connections = _Connections(handler, idle_timeout, trio.Semaphore(max_connections))
+    connections = _Connections(handler, idle_timeout, max_connections, max_per_uid, credentials)
     log.info("control: listening on %s", path)
     try:
         async with listener:
@@ -224,26 +275,44 @@ class _Connections:
 
     handler: ControlHandler
     idle_timeout: float
-    slots: trio.Semaphore
+    max_connections: int
+    max_per_uid: int  # root excepted
+    credentials: Callable[[trio.SocketStream], PeerCredentials]
+    lanes: Lanes = field(default_factory=Lanes)
+    held: Counter[int] = field(default_factory=Counter)  # uid -> connections being served
 
     async def serve(self, stream: trio.SocketStream) -> None:
         """Serve one client until it leaves, errs or idles; answer "busy" when full."""
         # A client that went away (BrokenResourceError) has nothing more to be told.
         async with stream:
             with contextlib.suppress(trio.BrokenResourceError):
-                await self._serve_if_room(stream)
+                await self._serve_if_room(stream, self.credentials(stream))
 
-    async def _serve_if_room(self, stream: trio.SocketStream) -> None:
-        try:
-            self.slots.acquire_nowait()
-        except trio.WouldBlock:
-            busy = ControlError(proto.BUSY, "too many control connections; try again")
+    async def _serve_if_room(self, stream: trio.SocketStream, caller: PeerCredentials) -> None:
+        refusal = self._no_room_for(caller.uid)
+        if refusal:
+            busy = ControlError(proto.BUSY, refusal)
+            self.lanes.refused(caller, busy, trio.current_time())
             await self._send(stream, proto.encode_error(busy))
             return
+        self.held[caller.uid] += 1
         try:
-            await self._converse(stream, peer_credentials(stream.socket))
+            await self._converse(stream, caller)
         finally:
-            self.slots.release()
+            self.held[caller.uid] -= 1
+            if not self.held[caller.uid]:
+                del self.held[caller.uid]
+
+    def _no_room_for(self, uid: int) -> str:
+        """Why a new connection of `uid` cannot be served now, or ""."""
+        if self.held.total() >= self.max_connections:
+            return "too many control connections; try again"
+        if uid != 0 and self.held[uid] >= self.max_per_uid:
+            return (
+                f"uid {uid} has {self.held[uid]} control connections open already, the most "
+                "one user may; close one and try again"
+            )
+        return ""
 
     async def _converse(self, stream: trio.SocketStream, caller: PeerCredentials) -> None:
         lines = proto.LineBuffer()
@@ -257,7 +326,7 @@ class _Connections:
             if not batch:
                 return
             for line in batch:
-                response = answer(line, self.handler, caller)
+                response = answer(line, self.handler, caller, self.lanes, trio.current_time())
                 if not await self._send(stream, response):
                     return
 

@@ -12,9 +12,10 @@ import pytest
 import trio
 
 from p2pcc.cli import main
-from p2pcc.cli.pause_cmd import describe_pause_state, local_zone
+from p2pcc.cli.pause_cmd import describe_pause_state, describe_refusal, local_zone
+from p2pcc.core import control_protocol as proto
 from p2pcc.core import limits
-from p2pcc.core.control_protocol import PermissionDeniedError
+from p2pcc.core.control_protocol import ControlError, PermissionDeniedError, foreign_pause_error
 from p2pcc.core.durations import format_duration
 from tests.cli.control_fixtures import daemon, run_cli
 
@@ -22,23 +23,35 @@ UNTIL = 1_900_000_000.0
 
 
 class PauseHandler:
-    """Records pause/resume calls; `deny` makes every resume a permission error."""
+    """Records pause/resume calls; `deny` makes every resume a permission error, and
+    `paused_by_root` every pause and resume the daemon's refusal of them."""
 
-    def __init__(self, *, deny: bool = False, was_paused: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        deny: bool = False,
+        was_paused: bool = True,
+        paused_by_root: dict[str, Any] | None = None,
+    ) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.deny = deny
         self.was_paused = was_paused
+        self.paused_by_root = paused_by_root
 
     def status(self) -> dict[str, Any]:
         raise AssertionError("not expected")
 
     def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
         self.calls.append(("pause", seconds, reason, uid))
+        if self.paused_by_root is not None:
+            raise foreign_pause_error(self.paused_by_root, "replace or shorten")
         until = None if seconds is None else UNTIL
         return {"state": "paused", "pause": {"reason": reason, "by_uid": uid, "until": until}}
 
     def resume(self, uid: int) -> dict[str, Any]:
         self.calls.append(("resume", uid))
+        if self.paused_by_root is not None:
+            raise foreign_pause_error(self.paused_by_root, "resume")
         if self.deny:
             raise PermissionDeniedError("paused by uid 1000 (alice); only alice or root may resume")
         return {"state": "active", "was_paused": self.was_paused}
@@ -141,6 +154,43 @@ async def test_resume_denied_is_one_line_and_exit_4(
     assert capsys.readouterr() == (
         "",
         "p2pcc: paused by uid 1000 (alice); only alice or root may resume\n",
+    )
+
+
+@pytest.mark.parametrize("command", ["pause", "resume"])
+async def test_someone_elses_pause_is_refused_saying_who_and_until_when_in_local_time(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runtime_dir: Path,
+    config_file: str,
+    command: str,
+) -> None:
+    doing = "replace or shorten" if command == "pause" else "resume"
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    maintenance = {"reason": "maintenance", "by_uid": 0, "until": UNTIL, "automatic": False}
+    with trio.fail_after(10):
+        async with daemon(runtime_dir, PauseHandler(paused_by_root=maintenance)):
+            args = [command, "--for", "1m"] if command == "pause" else [command]
+            status = await run_cli(*args, "--config", config_file)
+    out, err = capsys.readouterr()
+    assert (status, out) == (4, "")
+    assert err.startswith("p2pcc: paused by root (uid 0) until 2030-03-17 18:46:40 CET, in ")
+    assert err.endswith(f" (maintenance): only that user or root may {doing} it\n")
+
+
+async def test_a_rate_limited_request_says_when_to_try_again(
+    capsys: pytest.CaptureFixture[str], runtime_dir: Path, config_file: str
+) -> None:
+    class Busy(PauseHandler):
+        def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
+            raise ControlError(proto.BUSY, "too many pauses and resumes from uid 1001 (…)")
+
+    with trio.fail_after(10):
+        async with daemon(runtime_dir, Busy()):
+            status = await run_cli("pause", "--config", config_file)
+    assert (status, capsys.readouterr().err) == (
+        1,
+        "p2pcc: too many pauses and resumes from uid 1001 (…)\n",
     )
 
 
@@ -258,3 +308,34 @@ def test_local_zone_falls_back_to_the_current_offset_for_a_posix_rule() -> None:
     zone = local_zone({"TZ": "XYZ-3"})
     assert isinstance(zone, timezone)
     assert datetime.now(zone).utcoffset() == datetime.now().astimezone().utcoffset()
+
+
+@pytest.mark.parametrize(
+    ("pause", "line"),
+    [
+        (
+            {"reason": "", "by_uid": 0, "until": NOW + 90, "automatic": False},
+            "paused by root (uid 0) until 2026-06-04 14:31:30 UTC, in 1m30s: only that user "
+            "or root may resume it",
+        ),
+        (
+            {"reason": "x", "by_uid": 0, "until": NOW, "automatic": False},
+            "paused by root (uid 0) until 2026-06-04 14:30:00 UTC (x): only that user or root "
+            "may resume it",
+        ),
+        (
+            {"reason": "desktop in use", "by_uid": 0, "until": None, "automatic": True},
+            "paused by root (uid 0) while the desktop is in use (desktop in use): only that "
+            "user or root may resume it",
+        ),
+        (
+            {"reason": "", "by_uid": 4_000_000_000, "until": None, "automatic": False},
+            "paused by uid 4000000000 until resumed: only that user or root may resume it",
+        ),
+        (None, "the daemon's own words"),
+        ({"by_uid": "zero"}, "the daemon's own words"),
+    ],
+)
+def test_describe_refusal(pause: dict[str, Any] | None, line: str) -> None:
+    error = PermissionDeniedError("the daemon's own words", pause)
+    assert describe_refusal(error, "resume", NOW, UTC) == line

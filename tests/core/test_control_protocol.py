@@ -23,6 +23,8 @@ from p2pcc.core.control_protocol import (
     encode_error,
     encode_request,
     encode_result,
+    foreign_pause_error,
+    may_replace_pause,
     may_resume,
     parse_request,
 )
@@ -263,6 +265,20 @@ def test_permission_denied_is_raised_as_its_own_class() -> None:
     with pytest.raises(PermissionDeniedError) as raised:
         decode_response(encode_error(PermissionDeniedError("paused by uid 1000")))
     assert raised.value.code == proto.PERMISSION_DENIED
+    assert raised.value.pause is None
+
+
+def test_permission_denied_carries_the_pause_it_is_about() -> None:
+    pause = {"reason": "maintenance", "by_uid": 0, "until": 1767225600.0, "automatic": False}
+    line = encode_error(PermissionDeniedError("paused by uid 0", pause))
+    assert json.loads(line)["pause"] == pause
+    with pytest.raises(PermissionDeniedError) as raised:
+        decode_response(line)
+    assert raised.value.pause == pause
+    odd = line.replace(b'"pause":{', b'"pause":[{').replace(b"false}", b"false}]")
+    with pytest.raises(PermissionDeniedError) as raised:
+        decode_response(odd)  # a pause that is no object is left out, the error kept
+    assert raised.value.pause is None
 
 
 @pytest.mark.parametrize("result", [{"when": {1, 2}}, {"load": float("nan")}, {"x": object()}])
@@ -302,6 +318,57 @@ def test_only_root_or_the_pausing_user_may_resume(
     caller: int, paused_by: int, allowed: bool
 ) -> None:
     assert may_resume(caller, paused_by) is allowed
+
+
+@pytest.mark.parametrize(
+    ("caller", "paused_by", "allowed"),
+    [
+        (1000, None, True),  # no pause: anyone may pause
+        (0, None, True),
+        (1000, 1000, True),  # their own pause: lengthen, shorten, reword
+        (0, 1000, True),  # root may replace anyone's
+        (1000, 0, False),  # root's pause (or the daemon's automatic one, as root)
+        (1001, 1000, False),
+    ],
+)
+def test_only_root_or_the_pausing_user_may_replace_a_pause(
+    caller: int, paused_by: int | None, allowed: bool
+) -> None:
+    assert may_replace_pause(caller, paused_by) is allowed
+
+
+@pytest.mark.parametrize(
+    ("pause", "doing", "message"),
+    [
+        (
+            {"reason": "maintenance", "by_uid": 0, "until": 1767225600.0, "automatic": False},
+            "replace or shorten",
+            "paused by uid 0 until 2026-01-01 00:00:00 UTC (maintenance): only that user or "
+            "root may replace or shorten it",
+        ),
+        (
+            {"reason": "", "by_uid": 1000, "until": None, "automatic": False},
+            "resume",
+            "paused by uid 1000 until resumed: only that user or root may resume it",
+        ),
+        (
+            {"reason": "", "by_uid": 7, "until": 1e300, "automatic": False},
+            "resume",
+            "paused by uid 7 until 1e+300 (Unix time): only that user or root may resume it",
+        ),
+        (
+            {"reason": "desktop in use", "by_uid": 0, "until": None, "automatic": True},
+            "replace or shorten",
+            "paused by uid 0 while the desktop is in use (desktop in use): only that user or "
+            "root may replace or shorten it",
+        ),
+    ],
+)
+def test_a_refusal_names_who_paused_and_until_when(
+    pause: dict[str, object], doing: str, message: str
+) -> None:
+    error = foreign_pause_error(pause, doing)
+    assert (error.code, str(error), error.pause) == (proto.PERMISSION_DENIED, message, pause)
 
 
 # --- line framing -----------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -18,12 +20,13 @@ import pytest
 import trio
 import trio.testing
 
-from p2pcc.core import limits
+from p2pcc.core import limits, rate_limit
 from p2pcc.core.control_protocol import ControlError, PermissionDeniedError, may_resume
 from p2pcc.core.errors import P2pccError
 from p2pcc.daemon.control import (
     ControlHandler,
     ControlSocketError,
+    Lanes,
     PeerCredentials,
     SocketInUseError,
     answer,
@@ -412,14 +415,14 @@ def test_a_handler_result_that_is_not_a_json_object_is_an_internal_error(
     handler: FakeHandler, result: object
 ) -> None:
     handler.status_result = result
-    response = json.loads(answer(b'{"op": "status"}', _conforms(handler), CALLER))
+    response = json.loads(answer(b'{"op": "status"}', _conforms(handler), CALLER, Lanes(), 0.0))
     assert (response["ok"], response["code"]) == (False, "internal")
 
 
 def test_answer_passes_the_callers_uid_and_never_raises(handler: FakeHandler) -> None:
     handler.paused_by = 0
-    denied = json.loads(answer(b'{"op": "resume"}', _conforms(handler), CALLER))
-    garbage = json.loads(answer(b"\x00\xff", _conforms(handler), CALLER))
+    denied = json.loads(answer(b'{"op": "resume"}', _conforms(handler), CALLER, Lanes(), 0.0))
+    garbage = json.loads(answer(b"\x00\xff", _conforms(handler), CALLER, Lanes(), 0.0))
     assert denied["code"] == "permission-denied"
     assert "paused by uid 0" in denied["error"]
     assert garbage["code"] == "malformed"
@@ -447,3 +450,135 @@ async def test_a_path_too_long_for_a_unix_socket_is_a_clear_error(
     with trio.fail_after(5), pytest.raises(ControlSocketError, match="cannot create the control"):
         await serve_control(path, handler)
     assert not path.exists()
+
+
+# --- lanes: budgets and connections per uid, over real sockets on a virtual clock -------
+# Each test client binds its socket to an abstract name that says its uid (trio binds a
+# path, or a name given as str, in a worker thread, during which the virtual clock
+# would jump); the server's
+# `credentials` reads it back from the peer's address, so one process can be many users.
+
+
+def credentials_from_name(stream: trio.SocketStream) -> PeerCredentials:
+    name = stream.socket.getpeername()  # bytes: an abstract name
+    uid = int(name.split(b"-")[2])
+    return PeerCredentials(pid=4242, uid=uid, gid=uid)
+
+
+@asynccontextmanager
+async def connected_as(path: Path, uid: int) -> AsyncIterator[Client]:
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    await sock.bind(f"\0p2pcc-test-{uid}-{os.urandom(6).hex()}".encode())
+    await sock.connect(str(path))
+    async with trio.SocketStream(sock) as stream:
+        yield Client(stream)
+
+
+async def ask_many(client: Client, line: bytes, count: int) -> list[dict[str, Any]]:
+    await client.send(line * count)
+    return [await client.read_line() for _ in range(count)]
+
+
+async def test_a_uid_over_its_request_budget_is_told_busy_until_tokens_come_back(
+    path: Path, handler: FakeHandler, autojump_clock: trio.abc.Clock
+) -> None:
+    burst, rate = rate_limit.REQUEST_BURST, rate_limit.REQUEST_RATE
+    status = b'{"op": "status"}\n'
+    async with (
+        running(path, handler, credentials=credentials_from_name),
+        connected_as(path, 1000) as alice,
+        connected_as(path, 0) as root,
+    ):
+        answers = await ask_many(alice, status, burst + 5)
+        root_answers = await ask_many(root, status, 3 * burst)  # root is not limited
+        await trio.sleep(5 / rate)
+        later = await ask_many(alice, status, 6)
+    assert [a["ok"] for a in answers] == [True] * burst + [False] * 5
+    assert answers[-1]["code"] == "busy"
+    assert answers[-1]["error"] == (
+        f"too many requests from uid 1000 (at most {burst} at once, then {rate:g} a second); "
+        f"try again in {1 / rate:.1f} s"
+    )
+    assert all(a["ok"] for a in root_answers)
+    assert [a["ok"] for a in later] == [True] * 5 + [False]
+    assert len(handler.calls) == burst + 3 * burst + 5
+
+
+async def test_a_pause_flood_reaches_the_handler_at_the_change_rate_and_logs_little(
+    path: Path,
+    handler: FakeHandler,
+    autojump_clock: trio.abc.Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    burst, rate = rate_limit.CHANGE_BURST, rate_limit.CHANGE_RATE
+    pause = b'{"op": "pause", "seconds": 0.01}\n'
+    with caplog.at_level(logging.DEBUG, "p2pcc.daemon.control"):
+        async with running(path, handler, credentials=credentials_from_name):
+            async with connected_as(path, 1001) as mallory:
+                flood = []
+                for _ in range(20):  # 400 requests over 10 s of virtual time
+                    flood += await ask_many(mallory, pause, 20)
+                    await trio.sleep(0.5)
+                await trio.sleep(60)
+            async with connected_as(path, 1001) as mallory:  # the first one timed out
+                after_a_minute = await ask_many(mallory, pause, burst + 1)
+    passed = [a for a in flood if a["ok"]]
+    assert len(passed) == burst + int(rate * 9.5)
+    assert {a["code"] for a in flood if not a["ok"]} == {"busy"}
+    assert len(handler.calls) == len(passed) + burst
+    busy_lines = [r.getMessage() for r in caplog.records if ": busy: " in r.getMessage()]
+    assert len(busy_lines) == 2  # one at the first refusal, one a minute on
+    assert busy_lines[0].startswith("control: pid 4242 uid 1001: busy: too many pauses")
+    assert busy_lines[1].endswith(f"({len(flood) - len(passed) - 1} more since the last such line)")
+    assert [a["ok"] for a in after_a_minute] == [True] * burst + [False]
+
+
+async def test_held_connections_lock_out_no_one_else_and_only_until_the_timeout(
+    path: Path, handler: FakeHandler, autojump_clock: trio.abc.Clock
+) -> None:
+    status = b'{"op": "status"}\n'
+    async with running(path, handler, idle_timeout=5.0, credentials=credentials_from_name):
+        async with contextlib.AsyncExitStack() as held:
+            hogs = [
+                await held.enter_async_context(connected_as(path, 1001))
+                for _ in range(rate_limit.MAX_CONNECTIONS_PER_UID)
+            ]
+            for hog in hogs:  # served (so counted), then silent
+                assert (await hog.ask(status))["ok"] is True
+            async with connected_as(path, 1001) as one_more:
+                refused = await one_more.read_line()
+            start = trio.current_time()
+            async with connected_as(path, 1000) as alice:
+                served = await alice.ask(status)
+                served_after = trio.current_time() - start
+            async with connected_as(path, 0) as root:  # root is not capped per uid
+                root_served = await root.ask(status)
+            timed_out = [await hog.read_line() for hog in hogs]
+            closed_after = trio.current_time() - start
+        async with connected_as(path, 1001) as again:
+            served_again = await again.ask(status)
+    assert refused["code"] == "busy"
+    assert refused["error"] == (
+        f"uid 1001 has {rate_limit.MAX_CONNECTIONS_PER_UID} control connections open "
+        "already, the most one user may; close one and try again"
+    )
+    assert (served["ok"], served_after) == (True, 0.0)
+    assert root_served["ok"] is True
+    assert {hog["code"] for hog in timed_out} == {"timeout"}
+    assert closed_after == 5.0
+    assert served_again["ok"] is True
+
+
+async def test_the_cap_on_all_connections_still_holds(
+    path: Path, handler: FakeHandler, autojump_clock: trio.abc.Clock
+) -> None:
+    async with (
+        running(path, handler, max_connections=3, credentials=credentials_from_name),
+        contextlib.AsyncExitStack() as held,
+    ):
+        for uid in (1000, 1001, 0):
+            client = await held.enter_async_context(connected_as(path, uid))
+            assert (await client.ask(b'{"op": "status"}\n'))["ok"] is True
+        async with connected_as(path, 0) as root:
+            refused = await root.read_line()
+    assert refused["error"] == "too many control connections; try again"

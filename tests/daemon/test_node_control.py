@@ -1,0 +1,104 @@
+"""The control socket's view of a real node: who may pause over whom, and pauses that
+change nothing cost nothing."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+
+from p2pcc.core.control_protocol import PermissionDeniedError
+from p2pcc.core.node import Change
+from p2pcc.daemon.node_control import NodeControl
+from tests.core.local_nodes import make_node
+
+ROOT, ALICE, MALLORY = 0, 1000, 1001
+
+
+class Watched:
+    """A NodeControl on a fresh node, and every change the node announced."""
+
+    def __init__(self) -> None:
+        self.changes: list[Change] = []
+        self.node = make_node(1, self.changes.append)
+        self.control = NodeControl(self.node)
+
+    def pause_changes(self) -> int:
+        return sum(1 for change in self.changes if change & Change.PAUSE)
+
+
+@pytest.fixture
+def watched() -> Watched:
+    return Watched()
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [0.01, 3600.0, None],  # shorter (the issue's trick), longer, endless: all refused
+)
+async def test_another_user_cannot_replace_or_shorten_roots_pause(
+    watched: Watched, seconds: float | None
+) -> None:
+    watched.control.pause(600.0, "maintenance", ROOT)
+    before = watched.node.pause
+    with pytest.raises(PermissionDeniedError) as refused:
+        watched.control.pause(seconds, "mine now", MALLORY)
+    assert str(refused.value).startswith("paused by uid 0 until ")
+    assert str(refused.value).endswith(
+        " UTC (maintenance): only that user or root may replace or shorten it"
+    )
+    assert before is not None
+    assert refused.value.pause == before.as_document()
+    assert watched.node.pause == before
+    assert watched.pause_changes() == 1
+
+
+async def test_root_may_replace_anyones_pause_and_a_user_their_own(watched: Watched) -> None:
+    watched.control.pause(600.0, "alice's", ALICE)
+    watched.control.pause(60.0, "shorter", ALICE)
+    assert watched.node.pause is not None
+    assert (watched.node.pause.by_uid, watched.node.pause.reason) == (ALICE, "shorter")
+    watched.control.pause(None, "root's", ROOT)
+    assert watched.node.pause is not None
+    assert watched.node.pause.by_uid == ROOT
+    with pytest.raises(PermissionDeniedError):
+        watched.control.pause(None, "back to me", ALICE)
+    assert watched.pause_changes() == 3
+
+
+async def test_the_automatic_pause_belongs_to_the_daemons_user(watched: Watched) -> None:
+    assert watched.node.auto_pause(ROOT, trio.current_time())
+    with pytest.raises(PermissionDeniedError, match="while the desktop is in use"):
+        watched.control.pause(0.01, "", MALLORY)
+    with pytest.raises(PermissionDeniedError, match="may resume it"):
+        watched.control.resume(MALLORY)
+    result = watched.control.pause(60.0, "root's", ROOT)
+    assert result["pause"]["automatic"] is False
+
+
+async def test_the_same_endless_pause_again_changes_nothing(
+    watched: Watched, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, "p2pcc.daemon"):
+        first = watched.control.pause(None, "benchmarking", ALICE)
+        again = [watched.control.pause(None, "benchmarking", ALICE) for _ in range(100)]
+        reworded = watched.control.pause(None, "benchmarks", ALICE)
+    assert all(result == first for result in again)
+    assert reworded["pause"]["reason"] == "benchmarks"
+    assert watched.pause_changes() == 2  # nothing to write or gossip for the repeats
+    assert [record.getMessage() for record in caplog.records] == [
+        "paused by uid 1000 for ever: benchmarking",
+        "paused by uid 1000 for ever: benchmarks",
+    ]
+
+
+async def test_a_resume_while_not_paused_changes_nothing(watched: Watched) -> None:
+    assert watched.control.resume(MALLORY) == {"state": "active", "was_paused": False}
+    assert watched.pause_changes() == 0
+    watched.control.pause(30.0, "", ALICE)
+    with pytest.raises(PermissionDeniedError, match="paused by uid 1000 until "):
+        watched.control.resume(MALLORY)
+    assert watched.control.resume(ALICE) == {"state": "active", "was_paused": True}
+    assert watched.node.pause is None
+    assert watched.pause_changes() == 2
