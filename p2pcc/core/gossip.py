@@ -17,16 +17,22 @@ else must not turn our unicast towards the bouncer).  Both ends of a filtered pa
 unicast, and stay there while both are alive.
 
 Bad datagrams are dropped and counted by reason; each (sender, reason) pair is reported
-for logging once, with a bounded memory of which pairs were already reported.
+for logging once, with a bounded memory of which pairs were already reported
+(`LogOnce`).  Every address a node announces, by mDNS or in gossip, passes the pool's
+address rule (p2pcc.core.addresses) before anything uses it: a refused one is counted
+by reason, handed to `on_refused` once per (address, reason), and left out, so a node
+whose every address is refused is never dialled.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from p2pcc.core import limits, wire
+from p2pcc.core.addresses import AddressPool, screen_addresses
 from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import RejectedMessageError, WireFormatError
 from p2pcc.core.model import Message, MessageKind, NodeStatus
@@ -49,6 +55,29 @@ LOGGED_DROPS_PERIOD = 3600.0
 #: the same datagram arriving both by multicast and by unicast; and another node's
 #: datagram under our id, which the node reports (`Received.namesake`) and acts on.
 QUIET_DROPS = frozenset({"own", "duplicate", "same-id"})
+
+
+class LogOnce:
+    """Which (subject, reason) pairs deserve a log line: each once, at most `cap` pairs
+    remembered, the memory starting afresh every `period` seconds."""
+
+    def __init__(
+        self, now: float, cap: int = MAX_LOGGED_DROPS, period: float = LOGGED_DROPS_PERIOD
+    ) -> None:
+        self._cap = cap
+        self._period = period
+        self._seen: set[tuple[str, str]] = set()
+        self._since = now
+
+    def first(self, key: tuple[str, str], now: float) -> bool:
+        """Whether `key` is worth a line at `now`; it is not again within the period."""
+        if now >= self._since + self._period:
+            self._seen.clear()
+            self._since = now
+        if key in self._seen or len(self._seen) >= self._cap:
+            return False
+        self._seen.add(key)
+        return True
 
 
 def _announced(address: str, status: NodeStatus | None) -> bool:
@@ -82,6 +111,21 @@ class Received:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedAddress:
+    """An address a node announced that it will not be dialled at, the first time this
+    (address, reason) is refused: worth one log line."""
+
+    address: str
+    reason: str  # a p2pcc.core.addresses.Refusal value
+    node_id: bytes
+    via: str  # "mDNS", or the address the gossip datagram came from
+
+
+def _no_refusal_listener(refused: RefusedAddress) -> None:
+    """The default `on_refused`: nobody logs."""
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One datagram to send to the multicast group and to each unicast endpoint."""
 
@@ -99,6 +143,7 @@ class GossipStatistics:
     bytes_out: int
     drops: dict[str, int] = field(default_factory=dict)
     unicast_targets: int = 0
+    refused_addresses: dict[str, int] = field(default_factory=dict)
 
 
 class GossipEngine:
@@ -114,7 +159,11 @@ class GossipEngine:
         interval: float,
         timings: PeerTimings,
         now: float,
+        pool: AddressPool | None = None,
+        on_refused: Callable[[RefusedAddress], None] = _no_refusal_listener,
     ) -> None:
+        """`pool`: where peers may be dialled (None: no networks known, see
+        p2pcc.core.addresses); `on_refused` hears of each refused address once."""
         if len(node_id) != limits.NODE_ID_BYTES:
             raise ValueError(f"node id must be {limits.NODE_ID_BYTES} bytes, got {len(node_id)}")
         if not 0 < interval < timings.suspect_after:
@@ -132,9 +181,11 @@ class GossipEngine:
         self._next_send = now  # announce ourselves at once
         self._discovered: dict[bytes, Endpoint] = {}
         self._unicast_from: dict[bytes, tuple[Endpoint, float]] = {}
-        self._logged: set[tuple[str, str]] = set()
-        self._logged_since = now
+        self.pool = pool
+        self.on_refused = on_refused
+        self._log_once = LogOnce(now)
         self._drops: Counter[str] = Counter()
+        self._refused: Counter[str] = Counter()
         self._packets_in = self._packets_out = self._bytes_in = self._bytes_out = 0
 
     # --- what we say --------------------------------------------------------------
@@ -197,6 +248,7 @@ class GossipEngine:
             return self._drop(sender, error.reason, str(error), now)
         if message.node_id == self.node_id:
             return self._own(message, sender, now)
+        message = self._screened(message, sender[0], now)
         known = self.table.get(message.node_id)
         if known is not None and known.order == message.order:
             # The same datagram by multicast and by unicast: the unicast copy still tells
@@ -230,25 +282,42 @@ class GossipEngine:
 
     def _drop(self, sender: Endpoint, reason: str, detail: str, now: float) -> Received:
         self._drops[reason] += 1
-        if now >= self._logged_since + LOGGED_DROPS_PERIOD:
-            self._logged.clear()
-            self._logged_since = now
-        key = (sender[0], reason)
-        log = reason not in QUIET_DROPS and key not in self._logged
-        if log and len(self._logged) < MAX_LOGGED_DROPS:
-            self._logged.add(key)
-        else:
-            log = False
+        log = reason not in QUIET_DROPS and self._log_once.first((sender[0], reason), now)
         return Received(dropped=reason, detail=detail, log=log)
+
+    def _screened(self, message: Message, via: str, now: float) -> Message:
+        """`message` with only the addresses its node may be dialled at."""
+        status = message.body
+        if status is None:
+            return message
+        accepted = self._screen(status.addresses, message.node_id, via, now)
+        if accepted == status.addresses:
+            return message
+        return replace(message, body=replace(status, addresses=accepted))
+
+    def _screen(
+        self, addresses: Sequence[str], node_id: bytes, via: str, now: float
+    ) -> tuple[str, ...]:
+        """The addresses that pass the pool's rule; the others counted and reported."""
+        screened = screen_addresses(addresses, self.pool)
+        for address, refusal in screened.refused:
+            self._refused[refusal.value] += 1
+            if self._log_once.first((address, refusal.value), now):
+                self.on_refused(RefusedAddress(address, refusal.value, node_id, via))
+        return screened.accepted
 
     # --- whom we tell -------------------------------------------------------------
 
-    def discovered(self, node_id: bytes, endpoint: Endpoint) -> None:
-        """A p2pcc node announced by mDNS at `endpoint` (its unicast gossip address)."""
+    def discovered(self, node_id: bytes, addresses: Sequence[str], port: int, now: float) -> None:
+        """A p2pcc node announced by mDNS at `addresses` with its gossip `port`: unicast
+        goes to the first address the pool's rule accepts (none: the node is not dialled)."""
         if node_id == self.node_id:
             return
-        if node_id in self._discovered or len(self._discovered) < limits.MAX_PEERS:
-            self._discovered[node_id] = endpoint
+        accepted = self._screen(addresses, node_id, "mDNS", now)
+        if not accepted:
+            self._discovered.pop(node_id, None)
+        elif node_id in self._discovered or len(self._discovered) < limits.MAX_PEERS:
+            self._discovered[node_id] = (accepted[0], port)
 
     def undiscovered(self, node_id: bytes) -> None:
         """mDNS says the node's service is gone."""
@@ -285,7 +354,8 @@ class GossipEngine:
         return self.table.tick(now)
 
     def statistics(self, now: float) -> GossipStatistics:
-        """Counters for `status`: packets and bytes each way, drops by reason."""
+        """Counters for `status`: packets and bytes each way, drops and refused addresses
+        by reason."""
         return GossipStatistics(
             packets_in=self._packets_in,
             packets_out=self._packets_out,
@@ -293,4 +363,5 @@ class GossipEngine:
             bytes_out=self._bytes_out,
             drops=dict(sorted(self._drops.items())),
             unicast_targets=len(self.unicast_targets(now)),
+            refused_addresses=dict(sorted(self._refused.items())),
         )

@@ -276,9 +276,10 @@ class LocalNode:
         self._changed(change)
         return received
 
-    def discovered(self, node_id: bytes, endpoint: Endpoint) -> None:
-        """mDNS found a p2pcc node at `endpoint`: unicast to it while multicast does not."""
-        self._engine.discovered(node_id, endpoint)
+    def discovered(self, node_id: bytes, addresses: Sequence[str], port: int, now: float) -> None:
+        """mDNS found a p2pcc node at `addresses` (those the address rule accepts) and
+        gossip `port`: unicast to it while multicast does not."""
+        self._engine.discovered(node_id, addresses, port, now)
 
     def undiscovered(self, node_id: bytes) -> None:
         """mDNS says the node's service is gone."""
@@ -317,6 +318,8 @@ class LocalNode:
             interval=old.interval,
             timings=old.table.timings,
             now=now,
+            pool=old.pool,
+            on_refused=old.on_refused,
         )
         self._engine.table.remember(old.table.seen_orders())
         self._changed(Change.IDENTITY | Change.PEERS | Change.SEND | Change.TIMER)

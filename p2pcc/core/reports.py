@@ -1,6 +1,7 @@
 """What the daemon's tasks tell the node that only people read: the stock distccd
-servers mDNS lists, the mDNS records it ignored, the distcc connections it cut loose from
-vanished peers, and why it cannot do that here if it cannot.
+servers mDNS lists, the mDNS records it ignored, the gossip sends and receives that
+failed, the distcc connections it cut loose from vanished peers, and why it cannot do
+that here if it cannot.
 
 None of it changes what we gossip or rank, so none of it is announced as a change;
 `p2pcc status` and `p2pcc doctor` read it from the status document.
@@ -20,6 +21,8 @@ class Reports:
     def __init__(self) -> None:
         self._stock_servers: dict[str, StockServer] = {}
         self._mdns_drops: Counter[str] = Counter()
+        self._send_errors: Counter[str] = Counter()
+        self._receive_errors: Counter[str] = Counter()
         self._aborted_connections = 0
         self._cutoff_problem: str | None = "not checked yet"
 
@@ -41,6 +44,20 @@ class Reports:
 
     def mdns_drops(self) -> dict[str, int]:
         return dict(self._mdns_drops)
+
+    def count_send_error(self, reason: str) -> None:
+        """Sending a gossip datagram to one destination failed for `reason`."""
+        self._send_errors[reason] += 1
+
+    def send_errors(self) -> dict[str, int]:
+        return dict(sorted(self._send_errors.items()))
+
+    def count_receive_error(self, reason: str) -> None:
+        """Reading from a gossip socket failed for `reason`."""
+        self._receive_errors[reason] += 1
+
+    def receive_errors(self) -> dict[str, int]:
+        return dict(sorted(self._receive_errors.items()))
 
     def count_aborted(self, connections: int) -> None:
         """Distcc connections with a vanished peer were cut loose."""

@@ -87,7 +87,10 @@ def _counters(node: LocalNode, now: float) -> dict[str, Any]:
         "bytes_out": stats.bytes_out,
         "drops": stats.drops,
         "unicast_targets": stats.unicast_targets,
+        "refused_addresses": stats.refused_addresses,
         "mdns_drops": node.reports.mdns_drops(),
+        "send_errors": node.reports.send_errors(),
+        "receive_errors": node.reports.receive_errors(),
         "aborted_connections": node.reports.aborted_connections,
     }
 

@@ -7,6 +7,12 @@ gossip port as its source, so a peer can answer a unicast sender at the address 
 from.  The interface is always named explicitly (IP_MULTICAST_IF, the membership's
 interface index): on a multi-homed machine or in a namespace with no default route,
 letting the kernel choose would send multicast nowhere.
+
+Nothing a destination or the network does ends the task: a send that fails for one
+destination (a vanished route, an address the kernel refuses) is counted by reason,
+logged once per destination and reason, and skipped, and the other destinations still
+get the datagram; a failed receive is counted, logged once per socket and reason, and
+followed by a short pause, so a persistent error cannot spin the CPU.
 """
 
 from __future__ import annotations
@@ -18,16 +24,17 @@ import math
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import trio
 
 from p2pcc.core import limits
-from p2pcc.core.gossip import Endpoint, Outgoing, Transport
+from p2pcc.core.gossip import Endpoint, LogOnce, Outgoing, RefusedAddress, Transport
 from p2pcc.core.node import Change, LocalNode
 from p2pcc.core.peers import PeerJoined, PeerLeft
+from p2pcc.core.reports import Reports
 from p2pcc.daemon.changes import ChangeBoard, Subscription
 
 log = logging.getLogger("p2pcc.gossip")
@@ -44,6 +51,38 @@ LEAVE_COPIES = 2
 #: and summed up in one line: in an unkeyed pool anyone can make up thousands of nodes,
 #: and each would otherwise cost a line in the journal.
 MEMBERSHIP_LINES_PER_MINUTE = 30
+
+#: Seconds a receive loop waits after a failed receive: a socket that fails at once,
+#: every time, must not spin the CPU, and one that recovers loses little.
+RECEIVE_ERROR_PAUSE = 0.1
+
+#: What `sendto` raises for one destination: the kernel's refusals (any OSError, the
+#: resolver's gaierror included) and a malformed address tuple's.
+SEND_ERRORS = (OSError, ValueError, TypeError, OverflowError)
+
+_RESOLVER_ERRORS = {getattr(socket, name): name for name in dir(socket) if name.startswith("EAI_")}
+
+
+def error_reason(error: BaseException) -> str:
+    """A short, stable token for a socket error: `EACCES`, `EAI_NONAME`, `ValueError`."""
+    code = error.errno if isinstance(error, OSError) else None
+    if isinstance(error, socket.gaierror):
+        return _RESOLVER_ERRORS.get(code, "gaierror")
+    if code is not None and code in errno.errorcode:
+        return errno.errorcode[code]
+    return type(error).__name__
+
+
+def log_refused_address(refused: RefusedAddress) -> None:
+    """One line for an address the node refused (the engine calls this once per
+    address and reason)."""
+    log.warning(
+        "refused address %s of node %s (via %s): %s",
+        refused.address,
+        refused.node_id.hex(),
+        refused.via,
+        refused.reason,
+    )
 
 
 class MembershipLog:
@@ -102,6 +141,31 @@ class GossipEndpoint:
 class GossipSockets:
     multicast: trio.socket.SocketType
     unicast: trio.socket.SocketType
+
+
+class SocketTrouble:
+    """Failed sends and receives: counted by reason in the node's reports, each
+    (destination or socket, reason) logged once, in a bounded memory like the engine's."""
+
+    def __init__(self, reports: Reports, now: float) -> None:
+        self._reports = reports
+        self._log_once = LogOnce(now)
+
+    def send_failed(self, destination: str, error: Exception, now: float) -> None:
+        reason = error_reason(error)
+        self._reports.count_send_error(reason)
+        if self._log_once.first((destination, reason), now):
+            log.warning(
+                "cannot send gossip to %s (%s: %s); skipping it", destination, reason, error
+            )
+
+    def receive_failed(self, transport: Transport, error: OSError, now: float) -> None:
+        reason = error_reason(error)
+        self._reports.count_receive_error(reason)
+        if self._log_once.first((f"{transport.value} socket", reason), now):
+            log.warning(
+                "receiving %s gossip failed (%s: %s); going on", transport.value, reason, error
+            )
 
 
 @asynccontextmanager
@@ -167,68 +231,80 @@ async def serve_gossip(
     endpoint: GossipEndpoint,
     board: ChangeBoard,
     *,
+    open_sockets: Callable[
+        [GossipEndpoint], AbstractAsyncContextManager[GossipSockets]
+    ] = open_gossip_sockets,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Send our state when the node says it is due, merge what arrives; LEAVE on the way
-    out."""
-    async with open_gossip_sockets(endpoint) as sockets, trio.open_nursery() as nursery:
+    out.  (`open_sockets` is for tests that wrap the sockets.)"""
+    async with open_sockets(endpoint) as sockets, trio.open_nursery() as nursery:
         membership = MembershipLog()
-        nursery.start_soon(_receive_loop, node, sockets.multicast, Transport.MULTICAST, membership)
-        nursery.start_soon(_receive_loop, node, sockets.unicast, Transport.UNICAST, membership)
+        trouble = SocketTrouble(node.reports, trio.current_time())
+        for sock, transport in (
+            (sockets.multicast, Transport.MULTICAST),
+            (sockets.unicast, Transport.UNICAST),
+        ):
+            nursery.start_soon(_receive_loop, node, sock, transport, membership, trouble)
+        sender = _Sender(sockets.unicast, endpoint, trouble)
         try:
             with board.subscribe(Change.SEND) as sooner:
                 task_status.started()
-                await _send_loop(node, sockets.unicast, endpoint, sooner)
+                await _send_loop(node, sender, sooner)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
-                await _send_leave(node, sockets.unicast, endpoint)
+                await _send_leave(node, sender)
             nursery.cancel_scope.cancel()
 
 
-async def _send_loop(
-    node: LocalNode, sock: trio.socket.SocketType, endpoint: GossipEndpoint, sooner: Subscription
-) -> None:
+async def _send_loop(node: LocalNode, sender: _Sender, sooner: Subscription) -> None:
     while True:
         outgoing = node.datagram_to_send(trio.current_time(), time.time())
         if outgoing is not None:
-            await _send(sock, outgoing, endpoint)
+            await sender.send(outgoing)
         await sooner.wait(node.next_send)
 
 
-async def _send_leave(
-    node: LocalNode, sock: trio.socket.SocketType, endpoint: GossipEndpoint
-) -> None:
+async def _send_leave(node: LocalNode, sender: _Sender) -> None:
     for _ in range(LEAVE_COPIES):
-        await _send(sock, node.leave_datagram(trio.current_time(), time.time()), endpoint)
+        await sender.send(node.leave_datagram(trio.current_time(), time.time()))
     log.info("sent leave to the pool")
 
 
-async def _send(sock: trio.socket.SocketType, outgoing: Outgoing, endpoint: GossipEndpoint) -> None:
-    destinations = [endpoint.group_address()]
-    destinations += [endpoint.unicast_address(target) for target in outgoing.unicast]
-    for destination in destinations:
-        try:
-            await sock.sendto(outgoing.data, destination)
-        except OSError as error:
-            # A down link or a vanished route must not stop gossip: the next interval
-            # tries again, and peers' liveness timers tell the real story.
-            if error.errno not in (
-                errno.ENETUNREACH,
-                errno.EHOSTUNREACH,
-                errno.ENETDOWN,
-                errno.EADDRNOTAVAIL,
-                errno.EPERM,
-                errno.ENOBUFS,
-            ):
-                raise
-            log.debug("sending to %s failed: %s", destination[0], error.strerror)
+@dataclass
+class _Sender:
+    """Sends a datagram to the group and each unicast target, whatever each one does."""
+
+    sock: trio.socket.SocketType
+    endpoint: GossipEndpoint
+    trouble: SocketTrouble
+
+    async def send(self, outgoing: Outgoing) -> None:
+        destinations = [self.endpoint.group_address()]
+        destinations += [self.endpoint.unicast_address(target) for target in outgoing.unicast]
+        for destination in destinations:
+            try:
+                await self.sock.sendto(outgoing.data, destination)
+            except SEND_ERRORS as error:
+                # The next interval tries again, and peers' liveness timers tell the
+                # real story; the other destinations must not wait for this one.
+                self.trouble.send_failed(destination[0], error, trio.current_time())
 
 
 async def _receive_loop(
-    node: LocalNode, sock: trio.socket.SocketType, transport: Transport, membership: MembershipLog
+    node: LocalNode,
+    sock: trio.socket.SocketType,
+    transport: Transport,
+    membership: MembershipLog,
+    trouble: SocketTrouble,
 ) -> None:
     while True:
-        data, address = await sock.recvfrom(RECEIVE_BUFFER)
+        try:
+            data, address = await sock.recvfrom(RECEIVE_BUFFER)
+        except OSError as error:
+            trouble.receive_failed(transport, error, trio.current_time())
+            await trio.sleep(RECEIVE_ERROR_PAUSE)
+            continue
         sender: Endpoint = (address[0], address[1])
         now = trio.current_time()
         received = node.receive(data, sender, transport, now)

@@ -18,6 +18,7 @@ import trio
 from p2pcc.config import Config
 from p2pcc.config.key_file import load_keyring
 from p2pcc.config.policies import peer_timings, ranking_policy
+from p2pcc.core.addresses import AddressPool
 from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.gossip import GossipEngine
@@ -26,7 +27,7 @@ from p2pcc.core.metrics import limited_cpus
 from p2pcc.core.model import NodeStatus
 from p2pcc.core.node import Change, LocalNode
 from p2pcc.daemon.compilers import local_compilers
-from p2pcc.daemon.gossip import GossipEndpoint
+from p2pcc.daemon.gossip import GossipEndpoint, log_refused_address
 from p2pcc.daemon.metrics.sampler import available_cpus, read_cpu_limit
 from p2pcc.daemon.stores.identity import incarnation_file, load_node_id, next_incarnation
 from p2pcc.netinfo import InterfaceInfo, IPInterface, gossip_interface
@@ -41,6 +42,11 @@ class Surroundings:
     interface: InterfaceInfo
     endpoint: GossipEndpoint
     addresses: tuple[str, ...]
+
+    def address_pool(self) -> AddressPool:
+        """Where peers may be dialled: the gossip group's family, the interface's networks."""
+        networks = tuple(address.network for address in self.interface.addresses)
+        return AddressPool(self.endpoint.group.version, networks)
 
 
 def discover_surroundings(config: Config) -> Surroundings:
@@ -112,6 +118,8 @@ def open_node(
         interval=config.gossip.interval,
         timings=peer_timings(config),
         now=now,
+        pool=facts.surroundings.address_pool(),
+        on_refused=log_refused_address,
     )
     return LocalNode(
         engine=engine,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 
 import pytest
 
+from p2pcc.core.addresses import AddressPool
 from p2pcc.core.auth import Keyring
 from p2pcc.core.gossip import (
     LOGGED_DROPS_PERIOD,
     MAX_LOGGED_DROPS,
     GossipEngine,
     Outgoing,
+    RefusedAddress,
     Transport,
 )
 from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
@@ -21,6 +24,7 @@ from p2pcc.core.same_id import Namesake
 TIMINGS = PeerTimings(suspect_after=5.0, dead_after=15.0, forget_after=600.0)
 OFFER = CompilerOffer("be03ec3c49bc7685", "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
 WALL = 1_800_000_000.0
+POOL = AddressPool(4, (ipaddress.ip_network("10.0.0.0/24"),))
 
 
 def make_status(name: str, address: str, **changes: object) -> NodeStatus:
@@ -40,8 +44,14 @@ def make_status(name: str, address: str, **changes: object) -> NodeStatus:
 
 
 def make_engine(
-    index: int, now: float = 0.0, keyring: Keyring | None = None, incarnation: int = 1
+    index: int,
+    now: float = 0.0,
+    keyring: Keyring | None = None,
+    incarnation: int = 1,
+    refused: list[RefusedAddress] | None = None,
 ) -> GossipEngine:
+    """Workstation `ws<index>` at 10.0.0.<index>; with `refused`, in a pool on 10.0.0.0/24
+    that reports refused addresses there."""
     return GossipEngine(
         node_id=bytes([index]) * 16,
         incarnation=incarnation,
@@ -50,11 +60,18 @@ def make_engine(
         interval=2.0,
         timings=TIMINGS,
         now=now,
+        pool=None if refused is None else POOL,
+        on_refused=(lambda _: None) if refused is None else refused.append,
     )
 
 
 def endpoint(engine: GossipEngine) -> tuple[str, int]:
     return (engine.status.addresses[0], 3634)
+
+
+def discover(engine: GossipEngine, other: GossipEngine, now: float = 0.0) -> None:
+    """mDNS tells `engine` of `other`, at the addresses it announces."""
+    engine.discovered(other.node_id, other.status.addresses, 3634, now)
 
 
 def sent(engine: GossipEngine, now: float) -> Outgoing:
@@ -211,8 +228,8 @@ def test_restarted_peer_with_new_incarnation_is_accepted() -> None:
 
 def test_discovered_node_gets_unicast_until_heard() -> None:
     alpha, beta = make_engine(1), make_engine(2)
-    alpha.discovered(beta.node_id, endpoint(beta))
-    alpha.discovered(alpha.node_id, endpoint(alpha))  # our own service: ignored
+    discover(alpha, beta)
+    discover(alpha, alpha)  # our own service: ignored
     assert sent(alpha, 0.0).unicast == (endpoint(beta),)
     alpha.receive(sent(beta, 0.0).data, endpoint(beta), Transport.MULTICAST, 0.1)
     assert sent(alpha, 2.0).unicast == ()
@@ -261,8 +278,8 @@ def test_next_deadline_includes_peer_liveness() -> None:
 def test_filtered_multicast_still_forms_a_stable_pool(beta_multicast_reaches_alpha: bool) -> None:
     """Alpha's multicast never reaches beta (maybe neither way); mDNS told each of the other."""
     alpha, beta = make_engine(1), make_engine(2)
-    alpha.discovered(beta.node_id, endpoint(beta))
-    beta.discovered(alpha.node_id, endpoint(alpha))
+    discover(alpha, beta)
+    discover(beta, alpha)
     engines = {alpha.node_id: alpha, beta.node_id: beta}
     now = 0.0
     while now < 120.0:
@@ -304,3 +321,51 @@ def test_engine_refuses_bad_construction() -> None:
             timings=TIMINGS,
             now=0.0,
         )
+
+
+def test_announced_addresses_are_screened_before_anything_uses_them() -> None:
+    refused: list[RefusedAddress] = []
+    alpha, ghost = make_engine(1, refused=refused), make_engine(9)
+    ghost.set_status(replace(ghost.status, addresses=("10.0.0.0", "127.0.0.1", "2001:db8::9")), 0.0)
+    loopback = ("127.0.0.1", 3634)  # a local process claiming to be a peer
+    for now in (0.0, 2.0):
+        accepted = alpha.receive(sent(ghost, now).data, loopback, Transport.UNICAST, now)
+        assert accepted.dropped is None  # the peer stays in the table: it is never dialled
+    peer = alpha.table.get(ghost.node_id)
+    assert peer is not None
+    assert peer.status.addresses == ()
+    assert alpha.unicast_targets(2.0) == ()  # it sent from an address it announced: refused
+    counted = {"address-broadcast": 2, "address-family": 2, "address-loopback": 2}
+    assert alpha.statistics(2.0).refused_addresses == counted
+    assert refused == [  # once per (address, reason)
+        RefusedAddress("10.0.0.0", "address-broadcast", ghost.node_id, "127.0.0.1"),
+        RefusedAddress("127.0.0.1", "address-loopback", ghost.node_id, "127.0.0.1"),
+        RefusedAddress("2001:db8::9", "address-family", ghost.node_id, "127.0.0.1"),
+    ]
+
+
+def test_a_dual_stack_peer_is_dialled_at_its_pool_address_and_nothing_is_refused() -> None:
+    refused: list[RefusedAddress] = []
+    alpha, beta = make_engine(1, refused=refused), make_engine(2)
+    beta.set_status(replace(beta.status, addresses=("2001:db8::2", "10.0.0.2")), 0.0)
+    alpha.receive(sent(beta, 0.0).data, endpoint(alpha), Transport.MULTICAST, 0.0)
+    peer = alpha.table.get(beta.node_id)
+    assert peer is not None
+    assert peer.status.addresses == ("10.0.0.2",)
+    assert (refused, alpha.statistics(0.0).refused_addresses) == ([], {})
+
+
+def test_mdns_addresses_are_screened_and_the_first_usable_one_gets_unicast() -> None:
+    refused: list[RefusedAddress] = []
+    alpha = make_engine(1, refused=refused)
+    dual, forged = b"\x07" * 16, b"\x08" * 16
+    alpha.discovered(dual, ("2001:db8::7", "10.0.0.7"), 3634, 0.0)
+    alpha.discovered(forged, ("255.255.255.255",), 3634, 0.0)
+    assert alpha.unicast_targets(0.0) == (("10.0.0.7", 3634),)
+    assert refused == [RefusedAddress("255.255.255.255", "address-broadcast", forged, "mDNS")]
+    alpha.discovered(dual, ("192.0.2.7",), 3634, 1.0)  # re-announced elsewhere: forgotten
+    assert alpha.unicast_targets(1.0) == ()
+    assert alpha.statistics(1.0).refused_addresses == {
+        "address-broadcast": 1,
+        "address-outside": 1,
+    }

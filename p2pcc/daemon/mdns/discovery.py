@@ -8,7 +8,6 @@ interface) is logged and retried with back-off, and the rest of the daemon goes 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,18 +43,6 @@ class Discovery:
                 log.warning("cannot announce distccd over mDNS: %s", error)
 
 
-def dial_endpoint(found: DiscoveredNode) -> tuple[str, int] | None:
-    """Where to send unicast gossip to a node found by mDNS: its first IPv4, else IPv6."""
-    parsed = []
-    for text in found.addresses:
-        try:
-            parsed.append(ipaddress.ip_address(text))
-        except ValueError:
-            continue
-    parsed.sort(key=lambda address: address.version)
-    return (str(parsed[0]), found.port) if parsed else None
-
-
 async def serve_discovery(
     node: LocalNode,
     *,
@@ -86,9 +73,8 @@ async def _run_once(
     gossip_port: int,
 ) -> None:
     def on_node(found: DiscoveredNode) -> None:
-        endpoint = dial_endpoint(found)
-        if endpoint is not None:
-            node.discovered(found.node_id, endpoint)
+        # The node checks the addresses (p2pcc.core.addresses) before it uses any.
+        node.discovered(found.node_id, found.addresses, found.port, trio.current_time())
 
     def on_node_gone(found: DiscoveredNode) -> None:
         node.undiscovered(found.node_id)
