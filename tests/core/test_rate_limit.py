@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from p2pcc.core import rate_limit
@@ -91,3 +93,13 @@ def test_the_documented_budgets_hold_over_a_minute(burst: int, rate: float) -> N
     buckets = TokenBuckets(burst, rate)
     taken = sum(buckets.take(1000, step / 100) for step in range(6000))
     assert taken == burst + int(rate * 59.99)
+
+
+def test_the_documented_lanes_match_the_code() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "control.md").read_text()
+    assert f"(`MAX_CONNECTIONS_PER_UID`) | {rate_limit.MAX_CONNECTIONS_PER_UID} |" in text
+    for kind in ("REQUEST", "CHANGE"):
+        burst, rate = getattr(rate_limit, f"{kind}_BURST"), getattr(rate_limit, f"{kind}_RATE")
+        assert f"| {burst} at once, then {rate:g} a second |" in text
+    assert rate_limit.REFUSAL_REPORT_INTERVAL == 60.0
+    assert "| one per uid and kind a minute |" in text
