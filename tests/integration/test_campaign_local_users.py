@@ -41,6 +41,7 @@ from p2pcc import statefile
 from p2pcc.core import rate_limit
 from tests.integration.netbed import TestBed
 from tests.integration.pool import Daemon, start_pool, wait_until
+from tests.integration.test_bad_input_campaign import WrapperSetup
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
@@ -91,18 +92,11 @@ def test_a_state_file_planted_by_another_user_steers_nothing(
     (work / "Makefile").write_text(
         "all: one.o two.o\n%.o: %.c\n\tgcc -march=native -O2 -c $< -o $@\n"
     )
+    install = ["install-links", str(links), "--config", str(alpha.config_path)]
     alpha.ws.run(
-        [
-            sys.executable,
-            "-m",
-            "p2pcc",
-            "install-links",
-            str(links),
-            "--config",
-            str(alpha.config_path),
-        ],
-        env={**os.environ, "PATH": "/usr/bin:/bin"},
+        [sys.executable, "-m", "p2pcc", *install], env={**os.environ, "PATH": "/usr/bin:/bin"}
     )
+    setup = WrapperSetup(alpha, links, work)  # runs commands in `work` with a scenario's files
     payload = f"/bin/sh,-c,touch {marker}"
     # The payload works when gcc is given it: its absence later means it never came in.
     subprocess.run(["/usr/bin/gcc", "-wrapper", payload, "-c", "one.c"], cwd=work, check=False)
@@ -112,130 +106,60 @@ def test_a_state_file_planted_by_another_user_steers_nothing(
         stem = name.removesuffix(".c")
         flags = ["-march=native", "-O2", "-c", name, "-o", f"{stem}.local"]
         subprocess.run(["/usr/bin/gcc", *flags], cwd=work, check=True)
-
-    def compile_with(state_dir: Path) -> subprocess.CompletedProcess[str]:
-        (work / "one.o").unlink(missing_ok=True)
-        env = build_env(links, state_dir)
-        return alpha.ws.run(
-            [
-                "sh",
-                "-c",
-                'cd "$0" && exec "$@"',
-                str(work),
-                "gcc",
-                "-march=native",
-                "-O2",
-                "-c",
-                "one.c",
-                "-o",
-                "one.o",
-            ],
-            env=env,
-            check=False,
-            timeout=60,
-        )
-
+    compile_one = ("gcc", "-march=native", "-O2", "-c", "one.c", "-o", "one.o")
     junk_hosts = "10.99.99.99:3632/4 --randomize nobody@10.99.99.99/4 localhost/2"
     evil = planted_state(alpha, junk_hosts, ("-march=x86-64", "-wrapper", payload))
 
-    # Nobody's own directory, nobody's own file: root's build does not believe it.
-    planted = shared_tmp / "nobody-run"
-    planted.mkdir()
-    os.chown(planted, NOBODY, NOBODY)
-    write_as_nobody(planted / statefile.FILE_NAME, evil())
-    started = time.monotonic()
-    done = compile_with(planted)
-    took = time.monotonic() - started
-    warnings = [line for line in done.stderr.splitlines() if line.startswith("p2pcc: ")]
-    print(
-        f"\n{FIGURE}nobody's state file: gcc -march=native -c exit {done.returncode} in "
-        f"{took:.2f} s, payload ran: {marker.exists()}, warnings {warnings}"
-    )
-    assert done.returncode == 0, done.stderr
-    assert same_object(work, "one")
-    assert not marker.exists()
-    assert warnings == [
-        f"p2pcc: not trusting the state file {planted / statefile.FILE_NAME}: it belongs to "
-        f"uid {NOBODY}, not to root; compiling locally (this warning is shown once per build)"
+    # Nobody's own directory (what P2PCC_RUNTIME_DIR names), nobody's own file: root's
+    # build does not believe it.  A scenario each for one compile and for a make: each
+    # its own build, with its own warning.
+    for name in ("nobody", "nobody-make"):
+        (shared_tmp / name / "run").mkdir(parents=True)
+        os.chown(shared_tmp / name / "run", NOBODY, NOBODY)
+        write_as_nobody(shared_tmp / name / "run" / statefile.FILE_NAME, evil())
+    planted = shared_tmp / "nobody" / "run" / statefile.FILE_NAME
+
+    def compiles_here(scenario: str, what: str, *command: str) -> list[str]:
+        """`command` in `scenario`: it succeeds, every object it builds is the plain
+        local build's, the payload does not run; its `p2pcc:` lines."""
+        for stale in work.glob("*.o"):
+            stale.unlink()
+        started = time.monotonic()
+        done = setup.run(shared_tmp / scenario, *command)
+        took = time.monotonic() - started
+        lines = [line for line in done.stderr.splitlines() if line.startswith("p2pcc: ")]
+        print(
+            f"\n{FIGURE}{what}: exit {done.returncode} in {took:.2f} s, payload ran: "
+            f"{marker.exists()}, stderr {lines}"
+        )
+        assert done.returncode == 0, done.stderr
+        built = [path.stem for path in work.glob("*.o")]
+        assert built
+        assert all(same_object(work, stem) for stem in built)
+        assert not marker.exists()
+        return lines
+
+    assert compiles_here("nobody", "nobody's state file, gcc -march=native -c", *compile_one) == [
+        f"p2pcc: not trusting the state file {planted}: it belongs to uid {NOBODY}, not to "
+        "root; compiling locally (this warning is shown once per build)"
     ]
-    make = alpha.ws.run(
-        ["sh", "-c", 'cd "$0" && exec make -j2 --no-print-directory', str(work)],
-        env=build_env(links, planted),
-        check=False,
-        timeout=60,
-        start_new_session=True,  # a build of its own, not the single compile's
-    )
-    make_warnings = [line for line in make.stderr.splitlines() if line.startswith("p2pcc: ")]
-    print(
-        f"{FIGURE}make -j2 (two -march=native compiles) on nobody's state file: exit "
-        f"{make.returncode}, {len(make_warnings)} warning(s), payload ran: {marker.exists()}"
-    )
-    assert make.returncode == 0, make.stderr
-    assert len(make_warnings) == 1
-    assert same_object(work, "one")
-    assert same_object(work, "two")
-    assert not marker.exists()
+    make = ("make", "-j2", "--no-print-directory")
+    assert len(compiles_here("nobody-make", "make -j2, two such compiles", *make)) == 1
+    assert (work / "two.o").exists()
 
     # The same content in a file of root's own: the hosts line is refused...
-    own = shared_tmp / "root-run"
-    own.mkdir()
-    (own / statefile.FILE_NAME).write_text(evil())
-    done = compile_with(own)
-    print(
-        f"{FIGURE}root's own file with the junk hosts line: exit {done.returncode}, "
-        f"stderr {done.stderr.strip()!r}"
-    )
-    assert done.returncode == 0, done.stderr
-    assert same_object(work, "one")
-    assert not marker.exists()
-    [warning] = done.stderr.splitlines()
+    (shared_tmp / "root" / "run").mkdir(parents=True)
+    (shared_tmp / "root" / "run" / statefile.FILE_NAME).write_text(evil())
+    [warning] = compiles_here("root", "root's own file with the junk hosts line", *compile_one)
     assert "is not one the p2pcc daemon writes" in warning
 
     # ... and with a good hosts line the record is not used: gcc compiles with the
-    # user's own -march=native, here.
+    # user's own -march=native, here, without a warning.
     good = planted_state(alpha, "10.99.99.99:3632/4 localhost/2", ("-wrapper", payload))
-    (own / statefile.FILE_NAME).write_text(good())
-    done = alpha.ws.run(
-        [
-            "sh",
-            "-c",
-            'cd "$0" && exec "$@"',
-            str(work),
-            "gcc",
-            "-march=native",
-            "-O2",
-            "-c",
-            "one.c",
-            "-o",
-            "one.o",
-        ],
-        env={**build_env(links, own), "P2PCC_VERBOSE": "1"},
-        check=False,
-        timeout=60,
-    )
-    print(
-        f"{FIGURE}root's own file, good hosts line, -wrapper record: exit {done.returncode}, "
-        f"stderr {done.stderr.strip()!r}"
-    )
-    assert done.returncode == 0, done.stderr
-    assert same_object(work, "one")
-    assert not marker.exists()
-    assert "the recorded expansion of -march=native holds '-wrapper': not used" in done.stderr
-    assert "shown once per build" not in done.stderr
-
-
-def build_env(links: Path, state_dir: Path) -> dict[str, str]:
-    home = state_dir.parent / f"home-{state_dir.name}"
-    (home / "xdg").mkdir(parents=True, mode=0o700, exist_ok=True)
-    return {
-        "PATH": f"{links}:/usr/bin:/bin",
-        "HOME": str(home),
-        "LC_ALL": "C",
-        "XDG_RUNTIME_DIR": str(home / "xdg"),
-        "DISTCC_DIR": str(home / "distcc"),
-        "P2PCC_RUNTIME_DIR": str(state_dir),
-        "P2PCC_CACHE_DIR": str(home / "cache"),
-    }
+    (shared_tmp / "root" / "run" / statefile.FILE_NAME).write_text(good())
+    verbose = ("env", "P2PCC_VERBOSE=1", *compile_one)
+    [said] = compiles_here("root", "root's own file, good hosts line, -wrapper record", *verbose)
+    assert said.startswith("p2pcc: the recorded expansion of -march=native holds '-wrapper'")
 
 
 def planted_state(daemon: Daemon, hosts: str, native: tuple[str, ...]) -> Any:
