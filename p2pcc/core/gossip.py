@@ -269,6 +269,7 @@ class GossipEngine:
         other = namesake(message, sender[0], self._status)
         if other is None:
             return self._drop(sender, "own", "", now)
+        self._send_soon(now)  # it hears our id at once, so both of us learn it is shared
         return replace(self._drop(sender, "same-id", "", now), namesake=other)
 
     def _note_transport(

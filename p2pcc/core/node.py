@@ -17,8 +17,10 @@ Our advertised status is derived, never set: the measured status, then LEAVING
 (no slots), a pause (PAUSED with its reason), or distccd not serving (no slots).
 
 Another node heard under our node id (a machine cloned from the same disk image) is
-kept as `shared_id`; when we are the one of the two to take a new id (core/same_id.py),
-`wants_new_id` says so and the shell draws one for `renew_identity`.
+kept as `shared_id`.  When we are the one of the two to take a new id (core/same_id.py),
+we first answer it under the shared id (so that it learns of the duplicate even if it
+had not heard us before), then `wants_new_id` says so and the shell draws one for
+`renew_identity`.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class LocalNode:
         self._resumes_by_hand = 0
         self._ranking: Ranking | None = None
         self._shared_id: SharedId | None = None
+        self._namesake_told = False  # a datagram of ours went out since it was found
         self.reports = Reports()  # what only people read (p2pcc.core.reports)
         self._publish(now)
 
@@ -258,7 +261,12 @@ class LocalNode:
 
     def datagram_to_send(self, now: float, wall: float) -> Outgoing | None:
         """The state datagram to send now, or None when nothing is due yet."""
-        return self._engine.poll_send(now, wall)
+        outgoing = self._engine.poll_send(now, wall)
+        if outgoing is not None and self._shared_id is not None and not self._namesake_told:
+            self._namesake_told = True
+            if self.wants_new_id:
+                self._changed(Change.IDENTITY)
+        return outgoing
 
     def leave_datagram(self, now: float, wall: float) -> Outgoing:
         """The goodbye datagram: peers drop us at once instead of waiting for silence."""
@@ -302,9 +310,15 @@ class LocalNode:
 
     @property
     def wants_new_id(self) -> bool:
-        """Whether another node uses our id and we are the one to take a new one."""
+        """Whether another node uses our id, we are the one to take a new one, and a
+        datagram of ours has gone out under the shared id since it was found."""
         shared = self._shared_id
-        return shared is not None and shared.new_id_here and shared.node_id == self.node_id
+        return (
+            shared is not None
+            and shared.new_id_here
+            and shared.node_id == self.node_id
+            and self._namesake_told
+        )
 
     def renew_identity(self, node_id: bytes, now: float) -> None:
         """Go on as `node_id`, at once gossiped, with the same incarnation and the
@@ -334,6 +348,7 @@ class LocalNode:
             return Change.NOTHING
         here = takes_new_id(self.incarnation, self.status.addresses, namesake)
         self._shared_id = SharedId(self.node_id, namesake, now, new_id_here=here)
+        self._namesake_told = False
         return Change.IDENTITY
 
     # --- timers ---------------------------------------------------------------------

@@ -3,7 +3,8 @@ new id kept on disk.
 
 The node finds the other machine and decides which of the two takes a new id
 (`p2pcc.core.same_id`); this task is the shell around that: it logs each finding once,
-and when the new id is ours to take, draws it, hands it to the node (which gossips it
+and when the new id is ours to take (once the other machine has been answered under the
+shared id, so that it learns of it too), draws it, hands it to the node (which gossips it
 at once) and keeps it in `node.id_file`, durably and in a worker thread (an fsync must
 not stall gossip), so that a restart keeps it too.
 """
@@ -47,19 +48,19 @@ async def serve_identity_renewal(
         logged: SharedId | None = None
         while True:
             shared = node.shared_id
-            if shared is None or shared == logged:
-                await changes.wait()
-                continue
-            logged = shared
-            if node.wants_new_id:
-                await _renew(node, shared, id_file, store)
-            else:
-                log.warning(
-                    "the machine at %s uses this node's id %s too (cloned from one disk "
-                    "image?); it takes a new id",
-                    shared.namesake.address,
-                    shared.node_id.hex(),
-                )
+            if shared is not None and shared != logged:
+                if node.wants_new_id:
+                    logged = shared
+                    await _renew(node, shared, id_file, store)
+                elif not shared.new_id_here:
+                    logged = shared
+                    log.warning(
+                        "the machine at %s uses this node's id %s too (cloned from one "
+                        "disk image?); it takes a new id",
+                        shared.namesake.address,
+                        shared.node_id.hex(),
+                    )
+            await changes.wait()
 
 
 async def _renew(node: LocalNode, shared: SharedId, id_file: Path, store: Store) -> None:

@@ -162,6 +162,7 @@ def test_another_node_under_our_id_is_dropped_and_reported_not_taken_for_our_ech
     theirs = alpha.receive(sent(clone, 0.0).data, endpoint(clone), Transport.MULTICAST, 0.1)
     assert (theirs.dropped, theirs.log, theirs.events) == ("same-id", False, ())
     assert theirs.namesake == Namesake("10.0.0.2", 7, ("10.0.0.2",))
+    assert alpha.next_send == pytest.approx(0.2)  # answered at once (min_gap after 0.0)
     assert alpha.statistics(0.1).drops == {"own": 1, "same-id": 1}
     assert len(alpha.table) == 0
 

@@ -286,7 +286,7 @@ def test_a_peer_falling_silent_is_a_liveness_change_and_a_ranking_change() -> No
     assert changes == [Change.PEERS | Change.LIVENESS]
 
 
-def test_another_node_under_our_id_is_one_identity_change_and_the_lower_wants_a_new_id() -> None:
+def test_another_node_under_our_id_is_answered_at_once_then_the_lower_wants_a_new_id() -> None:
     low_changes: list[Change] = []
     high_changes: list[Change] = []
     low = clone(1, incarnation=5, on_change=low_changes.append)
@@ -298,14 +298,20 @@ def test_another_node_under_our_id_is_one_identity_change_and_the_lower_wants_a_
     low.receive(outgoing.data, ("10.0.0.1", 3634), Transport.MULTICAST, 0.0)  # our echo
     assert (low.shared_id, low_changes) == (None, [])
     high.receive(outgoing.data, ("10.0.0.1", 3634), Transport.MULTICAST, 0.0)
+    assert high_changes == [Change.IDENTITY]  # its first datagram was due already
     gossip(high, low, 0.0)
-    assert low_changes == [Change.IDENTITY]
-    assert high_changes == [Change.IDENTITY]
-    assert (low.wants_new_id, high.wants_new_id) == (True, False)
+    assert low_changes == [Change.IDENTITY | Change.SEND]
     assert low.shared_id is not None
     assert low.shared_id.namesake.address == "10.0.0.2"
-    gossip(high, low, 2.0)  # the same namesake again: nothing new
-    assert low_changes == [Change.IDENTITY]
+    # Low answers under the shared id first (min_gap after its last datagram), so that
+    # high learns of it even if it had not heard low before; then low wants a new id.
+    assert (low.wants_new_id, low.next_send) == (False, pytest.approx(0.2))
+    assert low.datagram_to_send(0.2, WALL) is not None
+    assert low_changes[-1] == Change.IDENTITY
+    assert (low.wants_new_id, high.wants_new_id) == (True, False)
+    low_changes.clear()
+    gossip(high, low, 2.0)  # the same namesake again: answered, but nothing new
+    assert low_changes == [Change.SEND]
     assert low.peers() == high.peers() == ()
 
 

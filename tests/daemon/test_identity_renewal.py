@@ -67,6 +67,9 @@ async def test_the_lower_node_takes_a_new_id_keeps_it_and_says_so_once(
     async with renewing(low, disk.store, tmp_path / "node-id") as node:
         gossip(other, node, 1.0)
         await trio.testing.wait_all_tasks_blocked()
+        assert (node.node_id, disk.written, identity_lines(caplog)) == (SHARED, [], [])
+        gossip(node, other, 1.0)  # the gossip task answers under the shared id first
+        await trio.testing.wait_all_tasks_blocked()
         new_id = node.node_id
         assert new_id != SHARED
         assert disk.written == [(tmp_path / "node-id", new_id)]
@@ -107,6 +110,7 @@ async def test_a_new_id_that_cannot_be_kept_is_an_error_and_used_anyway(
     other = high(ChangeBoard())
     async with renewing(low, Disk(broken=True).store, tmp_path / "node-id") as node:
         gossip(other, node, 1.0)
+        gossip(node, other, 1.0)
         await trio.testing.wait_all_tasks_blocked()
         assert node.node_id != SHARED
     assert identity_lines(caplog)[-1] == (
@@ -122,6 +126,7 @@ async def test_the_new_id_is_on_disk_for_the_next_start(tmp_path: Path) -> None:
     other = high(ChangeBoard())
     async with renewing(low, store_in_thread, id_file) as node:
         gossip(other, node, 1.0)
+        gossip(node, other, 1.0)
         with trio.fail_after(10):
             while load_node_id(id_file) == SHARED:
                 await trio.sleep(0.01)
