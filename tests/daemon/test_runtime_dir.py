@@ -19,6 +19,14 @@ def mode(path: Path) -> int:
     return path.lstat().st_mode & 0o7777
 
 
+def existing(tmp_path: Path, dir_mode: int) -> Path:
+    """A runtime directory that is there before the daemon starts, with `dir_mode`."""
+    path = tmp_path / "p2pcc"
+    path.mkdir()
+    path.chmod(dir_mode)
+    return path
+
+
 def test_a_missing_directory_is_made_0755_whatever_the_umask(tmp_path: Path) -> None:
     path = tmp_path / "parent" / "p2pcc"
     old_umask = os.umask(0o077)
@@ -34,9 +42,7 @@ def test_a_missing_directory_is_made_0755_whatever_the_umask(tmp_path: Path) -> 
 def test_an_own_directory_no_one_else_may_write_is_taken_as_it_is(
     tmp_path: Path, existing_mode: int
 ) -> None:
-    path = tmp_path / "p2pcc"
-    path.mkdir()
-    path.chmod(existing_mode)
+    path = existing(tmp_path, existing_mode)
     (path / "state").write_text("kept")
     prepare_runtime_dir(path)
     assert mode(path) == existing_mode
@@ -45,8 +51,7 @@ def test_an_own_directory_no_one_else_may_write_is_taken_as_it_is(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another uid needs root")
 def test_another_users_directory_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "p2pcc"
-    path.mkdir(mode=0o755)
+    path = existing(tmp_path, 0o755)
     os.chown(path, OTHER_UID, OTHER_UID)
     with pytest.raises(P2pccError) as refused:
         prepare_runtime_dir(path)
@@ -64,9 +69,7 @@ def test_another_users_directory_is_refused(tmp_path: Path) -> None:
 def test_a_directory_group_or_others_may_write_is_refused(
     tmp_path: Path, writable_mode: int
 ) -> None:
-    path = tmp_path / "p2pcc"
-    path.mkdir()
-    path.chmod(writable_mode)
+    path = existing(tmp_path, writable_mode)
     with pytest.raises(P2pccError) as refused:
         prepare_runtime_dir(path)
     assert str(refused.value) == (
