@@ -47,8 +47,14 @@ from p2pcc.daemon.node_control import NodeControl
 from p2pcc.daemon.runtime_dir import prepare_runtime_dir
 from p2pcc.daemon.startup import StartFacts, gather_start_facts, open_node
 from p2pcc.daemon.state_writer import serve_state_file
-from p2pcc.daemon.stores.pause import pause_file, restore_pause, serve_pause_store, stored_form
-from p2pcc.daemon.stores.seen import restore_seen_orders, seen_file, serve_seen_store
+from p2pcc.daemon.stores.pause import (
+    StoredPause,
+    pause_file,
+    restore_pause,
+    serve_pause_store,
+    stored_form,
+)
+from p2pcc.daemon.stores.seen import Orders, restore_seen_orders, seen_file, serve_seen_store
 from p2pcc.daemon.timers import serve_timers
 from p2pcc.paths import cache_dir
 from p2pcc.wrapper.lookup import is_link_dir, path_dirs
@@ -62,13 +68,16 @@ LEAVING_GRACE = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Daemon:
-    """What every task is started with: the node, its change board, and the facts."""
+    """What every task is started with: the node, its change board, the facts, and what
+    the files kept across restarts held at start."""
 
     config: Config
     facts: StartFacts
     node: LocalNode
     board: ChangeBoard
     env: dict[str, str]
+    kept_pause: StoredPause | None
+    kept_seen: Orders
 
 
 async def run_daemon(config: Config, env: dict[str, str]) -> None:
@@ -76,7 +85,13 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
     facts = await gather_start_facts(config, env)
     board = ChangeBoard()
     node = open_node(config, facts, board.notify, trio.current_time())
-    daemon = Daemon(config, facts, node, board, env)
+    # Restored before any task runs, so the first datagram already says "paused" and the
+    # first one heard is already checked against the replay memory.
+    kept_pause = restore_pause(
+        node, pause_file(config.node.id_file), trio.current_time(), time.time()
+    )
+    kept_seen = restore_seen_orders(node, seen_file(config.node.id_file))
+    daemon = Daemon(config, facts, node, board, env, kept_pause, kept_seen)
     prepare_runtime_dir(config.runtime_dir)
     log.info(
         "node %s (%s) incarnation %d on %s %s, gossip %s port %d%s",
@@ -129,12 +144,13 @@ async def _start_distccd(nursery: trio.Nursery, daemon: Daemon) -> DistccdState:
 async def _start_pool(nursery: trio.Nursery, daemon: Daemon) -> None:
     """Gossip, its timers and replay memory, and mDNS."""
     config, node, board = daemon.config, daemon.node, daemon.board
-    seen_path = seen_file(config.node.id_file)
-    kept_seen = restore_seen_orders(node, seen_path)
     await nursery.start(serve_identity_renewal, node, board, config.node.id_file)
     await nursery.start(serve_gossip, node, daemon.facts.surroundings.endpoint, board)
     await nursery.start(serve_timers, node, board)
-    await nursery.start(partial(serve_seen_store, seen_path, node.seen_orders, on_disk=kept_seen))
+    seen_path = seen_file(config.node.id_file)
+    await nursery.start(
+        partial(serve_seen_store, seen_path, node.seen_orders, on_disk=daemon.kept_seen)
+    )
     discovery: Discovery = await nursery.start(
         partial(
             serve_discovery,
@@ -158,15 +174,13 @@ async def _start_local(nursery: trio.Nursery, daemon: Daemon, distccd: DistccdSt
     await nursery.start(
         partial(serve_state_file, node, board, state_file, period=_state_period(config))
     )
-    pause_path = pause_file(config.node.id_file)
-    kept_pause = restore_pause(node, pause_path, trio.current_time(), time.time())
     await nursery.start(
         partial(
             serve_pause_store,
-            pause_path,
+            pause_file(config.node.id_file),
             lambda: stored_form(node.pause),
             board,
-            on_disk=kept_pause,
+            on_disk=daemon.kept_pause,
         )
     )
     await nursery.start(
