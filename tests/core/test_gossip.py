@@ -49,11 +49,14 @@ def make_engine(
     keyring: Keyring | None = None,
     incarnation: int = 1,
     refused: list[RefusedAddress] | None = None,
+    *,
+    node_id: bytes | None = None,
 ) -> GossipEngine:
-    """Workstation `ws<index>` at 10.0.0.<index>; with `refused`, in a pool on 10.0.0.0/24
-    that reports refused addresses there."""
+    """Workstation `ws<index>` at 10.0.0.<index> (its id `index` 16 times, unless
+    `node_id`); with `refused`, in a pool on 10.0.0.0/24 that reports refused addresses
+    there."""
     return GossipEngine(
-        node_id=bytes([index]) * 16,
+        node_id=bytes([index]) * 16 if node_id is None else node_id,
         incarnation=incarnation,
         keyring=keyring if keyring is not None else Keyring(),
         status=make_status(f"ws{index}", f"10.0.0.{index}"),
@@ -148,15 +151,7 @@ def test_own_echo_and_duplicates_are_dropped_quietly() -> None:
 
 def test_another_node_under_our_id_is_dropped_and_reported_not_taken_for_our_echo() -> None:
     alpha = make_engine(1, incarnation=5)
-    clone = GossipEngine(
-        node_id=alpha.node_id,
-        incarnation=7,
-        keyring=Keyring(),
-        status=make_status("ws2", "10.0.0.2"),
-        interval=2.0,
-        timings=TIMINGS,
-        now=0.0,
-    )
+    clone = make_engine(2, incarnation=7, node_id=alpha.node_id)
     echo = alpha.receive(sent(alpha, 0.0).data, endpoint(alpha), Transport.MULTICAST, 0.0)
     assert (echo.dropped, echo.namesake) == ("own", None)
     theirs = alpha.receive(sent(clone, 0.0).data, endpoint(clone), Transport.MULTICAST, 0.1)
