@@ -10,13 +10,13 @@ or `jobs` gets the values distcc's own zeroconf client assumes.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from p2pcc.core import limits
+from p2pcc.core.addresses import Refusal, check_address
 from p2pcc.core.errors import FingerprintError, P2pccError
 from p2pcc.core.fingerprint import loose_key, parse_triple, parse_version
 from p2pcc.core.zeroconf_names import (
@@ -143,11 +143,9 @@ def usable_addresses(addresses: Iterable[object]) -> tuple[str, ...]:
 
 
 def _unicast(text: str) -> bool:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return not (address.is_multicast or address.is_unspecified or address.is_loopback)
+    """Whether `text` could be dialled at all (the pool's own networks are checked where
+    the address is used: p2pcc.core.addresses)."""
+    return not isinstance(check_address(text, None), Refusal)
 
 
 def checked_port(port: object) -> int:

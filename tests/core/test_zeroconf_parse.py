@@ -42,9 +42,10 @@ def test_parse_p2pcc_service() -> None:
 
 
 def test_parse_stock_distccd_record() -> None:
-    server = parse_distcc_service(STOCK_NAME, STOCK_TXT, ["10.213.7.13", "fe80::1"], 3632)
+    addresses = ["10.213.7.13", "fe80::1%eth0", "fe80::1"]  # an unscoped link-local: no
+    server = parse_distcc_service(STOCK_NAME, STOCK_TXT, addresses, 3632)
     assert server == StockServer(
-        "distcc@gamma", ("10.213.7.13", "fe80::1"), 3632, "x86_64-linux-gnu--12", 2, 6
+        "distcc@gamma", ("10.213.7.13", "fe80::1%eth0"), 3632, "x86_64-linux-gnu--12", 2, 6
     )
 
 
