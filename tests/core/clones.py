@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from p2pcc.core.addresses import AddressPool
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip import GossipEngine, RefusedAddress
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.node import Change, LocalNode
 from tests.core.local_nodes import fingerprint, status
@@ -23,8 +24,12 @@ def clone(
     node_id: bytes = SHARED,
     incarnation: int = 1,
     on_change: Callable[[Change], None] = lambda change: None,
+    *,
+    pool: AddressPool | None = None,
+    on_refused: Callable[[RefusedAddress], None] = lambda refused: None,
 ) -> LocalNode:
-    """Workstation `ws<index>`, serving, known as `node_id` at `incarnation`."""
+    """Workstation `ws<index>`, serving, known as `node_id` at `incarnation`; `pool` and
+    `on_refused` as `GossipEngine` takes them."""
     engine = GossipEngine(
         node_id=node_id,
         incarnation=incarnation,
@@ -33,6 +38,8 @@ def clone(
         interval=2.0,
         timings=default_timings(),
         now=0.0,
+        pool=pool,
+        on_refused=on_refused,
     )
     node = LocalNode(
         engine=engine,

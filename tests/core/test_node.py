@@ -3,6 +3,7 @@ announces for each — without trio or a clock."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -10,11 +11,14 @@ from pathlib import Path
 import pytest
 
 from p2pcc.core import limits
-from p2pcc.core.gossip import Transport
+from p2pcc.core.addresses import AddressPool
+from p2pcc.core.auth import Keyring
+from p2pcc.core.gossip import RefusedAddress, Transport
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.metrics import GIB, LocalMetrics
-from p2pcc.core.model import NodeState
+from p2pcc.core.model import Message, MessageKind, NodeState
 from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.wire import encode
 from p2pcc.core.zeroconf_names import StockServer
 from tests.core.clones import SHARED, clone
 from tests.core.local_nodes import FP, WALL, gossip, make_node, status
@@ -338,6 +342,16 @@ def test_renewing_the_id_gossips_it_at_once_and_keeps_incarnation_and_replay_mem
     assert [peer.node_id for peer in high.peers()] == [b"\xa0" * 16]
     gossip(high, low, 1.1)  # the old id is high's alone now
     assert [peer.node_id for peer in low.peers()] == [SHARED]
+
+
+def test_a_renewed_node_keeps_judging_addresses_by_its_pool() -> None:
+    refused: list[RefusedAddress] = []
+    pool = AddressPool(4, (ipaddress.ip_network("10.0.0.0/24"),))
+    low = clone(1, incarnation=5, pool=pool, on_refused=refused.append)
+    low.renew_identity(b"\xa0" * 16, 1.0)
+    outside = Message(b"\x09" * 16, 1, 1, WALL, MessageKind.STATE, status("ws9", "192.0.2.9"))
+    low.receive(encode(outside, Keyring()), ("10.0.0.9", 3634), Transport.MULTICAST, 1.0)
+    assert [(r.address, r.reason) for r in refused] == [("192.0.2.9", "address-outside")]
 
 
 def test_the_status_document_shows_the_shared_id_until_restart() -> None:
