@@ -89,5 +89,6 @@ async def serve_seen_store(
 
 
 def save_seen_orders(path: Path, orders: Orders) -> None:
-    """Write `orders` atomically, readable by the daemon's user only; OSError if not."""
-    replace_file(path, encode_seen_orders(orders), mode=0o600)
+    """Write `orders` atomically and durably (a power cut must not leave the replay
+    memory empty), readable by the daemon's user only; OSError if not."""
+    replace_file(path, encode_seen_orders(orders), mode=0o600, durable=True)
