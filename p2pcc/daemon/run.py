@@ -155,6 +155,7 @@ async def _start_pool(nursery: trio.Nursery, daemon: Daemon) -> None:
         partial(
             serve_discovery,
             node,
+            board,
             addresses=daemon.facts.surroundings.addresses,
             hostname=socket.gethostname(),
             gossip_port=config.gossip.port,

@@ -16,8 +16,9 @@ from functools import partial
 import trio
 
 from p2pcc.core.errors import P2pccError
-from p2pcc.core.node import LocalNode
+from p2pcc.core.node import Change, LocalNode
 from p2pcc.core.zeroconf_names import DiscoveredNode, DistccdAnnouncement
+from p2pcc.daemon.changes import ChangeBoard, Subscription
 from p2pcc.daemon.mdns.service import MdnsService, serve_mdns
 
 log = logging.getLogger("p2pcc.discovery")
@@ -45,33 +46,52 @@ class Discovery:
 
 async def serve_discovery(
     node: LocalNode,
+    board: ChangeBoard,
     *,
     addresses: Sequence[str],
     hostname: str,
     gossip_port: int,
     task_status: trio.TaskStatus[Discovery] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run mDNS for the node until cancelled, restarting it after failures."""
+    """Run mDNS for the node until cancelled, restarting it after failures, and at once
+    under the new id when the node takes one (a cloned machine, p2pcc.core.same_id)."""
     discovery = Discovery()
     task_status.started(discovery)
     delay = RETRY_FIRST
-    while True:
-        try:
-            await _run_once(node, discovery, addresses, hostname, gossip_port)
-        except (P2pccError, OSError) as error:
-            log.warning("mDNS stopped (%s); retrying in %.0f s", error, delay)
-        discovery.service = None
-        await trio.sleep(delay)
-        delay = min(delay * 2, RETRY_MAX)
+    with board.subscribe(Change.IDENTITY) as identity_changes:
+        while True:
+            try:
+                await _run_once(
+                    node,
+                    discovery,
+                    identity_changes,
+                    addresses=addresses,
+                    hostname=hostname,
+                    gossip_port=gossip_port,
+                )
+            except (P2pccError, OSError) as error:
+                log.warning("mDNS stopped (%s); retrying in %.0f s", error, delay)
+            else:
+                log.info("publishing the new node id over mDNS")
+                delay = RETRY_FIRST
+                continue
+            finally:
+                discovery.service = None
+            await trio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
 
 
 async def _run_once(
     node: LocalNode,
     discovery: Discovery,
+    identity_changes: Subscription,
+    *,
     addresses: Sequence[str],
     hostname: str,
     gossip_port: int,
 ) -> None:
+    """mDNS under the node's id; returns when the node has taken another id."""
+
     def on_node(found: DiscoveredNode) -> None:
         # The node checks the addresses (p2pcc.core.addresses) before it uses any.
         node.discovered(found.node_id, found.addresses, found.port, trio.current_time())
@@ -98,3 +118,7 @@ async def _run_once(
         )
         discovery.service = service
         discovery.set_distccd(discovery.announcement)  # what changed while starting
+        published = node.node_id
+        while node.node_id == published:
+            await identity_changes.wait()
+        nursery.cancel_scope.cancel()
