@@ -70,7 +70,7 @@ def _quiet() -> list[tuple[int, int, str, int, int]]:
 
 def write_state(runtime: Path, hosts: str, env: dict[str, str]) -> None:
     """A state file for cc, gcc, c++ and g++ with `hosts`, as the daemon writes it."""
-    runtime.mkdir()
+    runtime.mkdir(mode=0o755)  # whatever the umask: the wrapper trusts no group-writable one
     compilers, lines = {}, {}
     for name in ("cc", "gcc", "c++", "g++"):
         fingerprint = lookup(name, env)
