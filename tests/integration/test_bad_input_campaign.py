@@ -19,7 +19,14 @@ Afterwards every daemon still runs, its resident memory grew by little, its peer
 holds the same peers with the same values, `status --json` counts every dropped
 datagram by reason (the decoder itself says which reason each payload must get), and
 its log gained at most one line per sender and reason.  Figures are printed with the
-prefix `BAD-INPUT-FIGURE: ` (run with -s); docs/security.md records them.  Unit-level
+prefix `BAD-INPUT-FIGURE: ` (run with -s); docs/security.md records them.
+
+The campaign goes on in four more files, one per front: `test_campaign_addresses.py`
+(forged mDNS and gossip addresses of every bad kind), `test_campaign_files.py` (the
+FIFO swap of distccd's log, runtime directories others control), `test_campaign_local_users.py`
+(a second local user's state file, native record, hosts line, pause tricks and flood,
+held connections) and `test_campaign_identity.py` (empty and damaged node ids, two
+daemons with one id).  Unit-level
 proofs live next to the code: tests/core/test_wire.py (every truncated prefix, every
 cap), test_peers.py (replay and table-full rules), tests/daemon/mdns/test_service.py,
 tests/wrapper/ and tests/config/.
