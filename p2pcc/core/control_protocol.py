@@ -112,16 +112,13 @@ def may_resume(caller_uid: int, paused_by_uid: int) -> bool:
     return caller_uid in (0, paused_by_uid)
 
 
-def may_replace_pause(
-    caller_uid: int, paused_by_uid: int | None, *, automatic: bool = False
-) -> bool:
+def may_replace_pause(caller_uid: int, paused_by_uid: int | None) -> bool:
     """Whether `caller_uid` may pause while a pause made by `paused_by_uid` is in effect
     (None: none is).  A new pause takes the old one's place and owner, so anyone else
     could end another user's pause early (a pause of 0.01 s) or take it over and resume
-    it: as for resuming, only root or the same user may.  An `automatic` pause is no
-    person's: anyone may turn it into a pause of their own (docs/idle.md rule 3); ended
-    early, it comes back within a look while the desktop is in use."""
-    return paused_by_uid is None or automatic or may_resume(caller_uid, paused_by_uid)
+    it: as for resuming, only root or the same user may; an automatic pause is the
+    daemon's user's."""
+    return paused_by_uid is None or may_resume(caller_uid, paused_by_uid)
 
 
 def foreign_pause_error(pause: Mapping[str, Any], doing: str) -> PermissionDeniedError:

@@ -34,9 +34,7 @@ class NodeControl:
 
     def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
         current = self.node.pause
-        if current is not None and not may_replace_pause(
-            uid, current.by_uid, automatic=current.automatic
-        ):
+        if current is not None and not may_replace_pause(uid, current.by_uid):
             raise foreign_pause_error(current.as_document(), "replace or shorten")
         if _same_endless_pause(current, seconds, reason, uid):
             return {"state": "paused", "pause": self._pause_doc()}

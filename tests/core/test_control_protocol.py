@@ -327,7 +327,7 @@ def test_only_root_or_the_pausing_user_may_resume(
         (0, None, True),
         (1000, 1000, True),  # their own pause: lengthen, shorten, reword
         (0, 1000, True),  # root may replace anyone's
-        (1000, 0, False),  # root's pause
+        (1000, 0, False),  # root's pause (or the daemon's automatic one, as root)
         (1001, 1000, False),
     ],
 )
@@ -335,11 +335,6 @@ def test_only_root_or_the_pausing_user_may_replace_a_pause(
     caller: int, paused_by: int | None, allowed: bool
 ) -> None:
     assert may_replace_pause(caller, paused_by) is allowed
-
-
-def test_anyone_may_turn_the_automatic_pause_into_a_pause_of_their_own() -> None:
-    assert may_replace_pause(1000, 0, automatic=True)  # the daemon's, made for the desk
-    assert not may_replace_pause(1000, 0, automatic=False)
 
 
 @pytest.mark.parametrize(
