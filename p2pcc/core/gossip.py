@@ -221,6 +221,24 @@ class GossipEngine:
         self._next_send = now + self.interval
         return self._outgoing(data, now)
 
+    def renamed(self, node_id: bytes, now: float) -> GossipEngine:
+        """A fresh engine for this node under `node_id` (a cloned machine's new id): the
+        same incarnation, key, status, timings and address rule, the replay memory
+        kept; peers are heard anew."""
+        engine = GossipEngine(
+            node_id=node_id,
+            incarnation=self.incarnation,
+            keyring=self.keyring,
+            status=self._status,
+            interval=self.interval,
+            timings=self.table.timings,
+            now=now,
+            pool=self.pool,
+            on_refused=self.on_refused,
+        )
+        engine.table.remember(self.table.seen_orders())
+        return engine
+
     def leave(self, now: float, wall: float) -> Outgoing:
         """The goodbye datagram: peers drop us at once instead of waiting for silence."""
         return self._outgoing(self._encode(MessageKind.LEAVE, None, wall), now)

@@ -11,7 +11,7 @@ whose best score it beats.  The line is never empty: at least `localhost/1`.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from p2pcc.core import limits
@@ -36,6 +36,14 @@ class HostsLine:
     hosts: str
     jobs: int  # sum of every entry's limit, localhost included
     entries: tuple[HostEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Every local compiler's ranked peers and hosts line, as of one change."""
+
+    ranked: Mapping[str, tuple[RankedPeer, ...]]
+    hosts: Mapping[str, HostsLine]
 
 
 def host_spec(address: str, port: int, limit: int, lzo: bool) -> str:

@@ -25,9 +25,8 @@ had not heard us before), then `wants_new_id` says so and the shell draws one fo
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from p2pcc.core.auth import Keyring
@@ -39,40 +38,18 @@ from p2pcc.core.gossip import (
     Received,
     Transport,
 )
-from p2pcc.core.hosts import HostsLine, render_hosts
+from p2pcc.core.hosts import HostsLine, Ranking, render_hosts
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.local_compilers import LocalCompiler, offers_of
 from p2pcc.core.metrics import LocalMetrics, PowerEstimate, limited_power, node_power
 from p2pcc.core.model import NodeState, NodeStatus
+from p2pcc.core.node_change import Change, table_change
 from p2pcc.core.pause import Pause
-from p2pcc.core.peers import LivenessChanged, Peer, PeerEvent, PeerJoined, PeerUpdated
+from p2pcc.core.peers import Peer
 from p2pcc.core.ranking import RankedPeer, RankingPolicy, rank_peers
 from p2pcc.core.reports import Reports
 from p2pcc.core.same_id import Namesake, SharedId, takes_new_id
 from p2pcc.core.status_document import status_document
-
-
-class Change(enum.Flag):
-    """What changed in the node; each task waits for the flags it acts on."""
-
-    NOTHING = 0
-    PEERS = enum.auto()  # the peer table changed in anything ranking reads
-    STATUS = enum.auto()  # our advertised status, or whether distccd serves
-    PAUSE = enum.auto()  # a pause began, ended or was replaced
-    COMPILERS = enum.auto()  # our compilers (names, stamps, native expansions)
-    LIVENESS = enum.auto()  # a peer turned alive, suspect or dead (with PEERS)
-    SEND = enum.auto()  # a gossip datagram fell due sooner than `next_send` said
-    TIMER = enum.auto()  # `next_deadline` may have moved earlier
-    IDENTITY = enum.auto()  # another node uses our id (`shared_id`), or we took a new one
-    RANKING = PEERS | STATUS | COMPILERS  # what hosts lines and the state file follow
-
-
-@dataclass(frozen=True, slots=True)
-class Ranking:
-    """Every local compiler's ranked peers and hosts line, as of one change."""
-
-    ranked: Mapping[str, tuple[RankedPeer, ...]]
-    hosts: Mapping[str, HostsLine]
 
 
 def _no_listener(change: Change) -> None:
@@ -276,7 +253,7 @@ class LocalNode:
         """Decode and merge one datagram; never raises for bad input."""
         due = self._engine.next_send
         received = self._engine.receive(data, sender, transport, now)
-        change = _table_change(received.events)
+        change = table_change(received.events)
         if received.namesake is not None:
             change |= self._heard_namesake(received.namesake, now)
         if self._engine.next_send < due:
@@ -323,19 +300,7 @@ class LocalNode:
     def renew_identity(self, node_id: bytes, now: float) -> None:
         """Go on as `node_id`, at once gossiped, with the same incarnation and the
         replay memory kept; peers are heard anew (each within one interval)."""
-        old = self._engine
-        self._engine = GossipEngine(
-            node_id=node_id,
-            incarnation=old.incarnation,
-            keyring=old.keyring,
-            status=old.status,
-            interval=old.interval,
-            timings=old.table.timings,
-            now=now,
-            pool=old.pool,
-            on_refused=old.on_refused,
-        )
-        self._engine.table.remember(old.table.seen_orders())
+        self._engine = self._engine.renamed(node_id, now)
         self._changed(Change.IDENTITY | Change.PEERS | Change.SEND | Change.TIMER)
 
     def _heard_namesake(self, namesake: Namesake, now: float) -> Change:
@@ -365,7 +330,7 @@ class LocalNode:
         """Expire a pause and apply liveness changes due by `now`."""
         if self._pause is not None and self._pause.expired(now):
             self._set_pause(None, now)
-        self._changed(_table_change(self._engine.handle_timer(now)))
+        self._changed(table_change(self._engine.handle_timer(now)))
 
     # --- what the wrapper and people read -------------------------------------------
 
@@ -430,18 +395,3 @@ class LocalNode:
             self._ranking = None
         if change:
             self._on_change(change)
-
-
-def _table_change(events: Sequence[PeerEvent]) -> Change:
-    """What table events change: ranking inputs, liveness, and the timer when a peer
-    joined."""
-    change = Change.NOTHING
-    for event in events:
-        if isinstance(event, PeerUpdated) and not event.changed:
-            continue
-        change |= Change.PEERS
-        if isinstance(event, PeerJoined):
-            change |= Change.TIMER
-        elif isinstance(event, LivenessChanged):
-            change |= Change.LIVENESS
-    return change

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from p2pcc import __version__
 
 if TYPE_CHECKING:
+    from p2pcc.core.hosts import Ranking
     from p2pcc.core.local_compilers import LocalCompiler
-    from p2pcc.core.node import LocalNode, Ranking
+    from p2pcc.core.node import LocalNode
 
 STATUS_SCHEMA = 1
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import trio
 
-from p2pcc.core.node import Change
+from p2pcc.core.node_change import Change
 
 
 class Subscription:

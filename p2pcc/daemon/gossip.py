@@ -32,7 +32,8 @@ import trio
 
 from p2pcc.core import limits
 from p2pcc.core.gossip import Endpoint, LogOnce, Outgoing, RefusedAddress, Transport
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from p2pcc.core.peers import PeerJoined, PeerLeft
 from p2pcc.core.reports import Reports
 from p2pcc.daemon.changes import ChangeBoard, Subscription

@@ -19,7 +19,8 @@ from pathlib import Path
 import trio
 
 from p2pcc.core import limits
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from p2pcc.core.same_id import SharedId
 from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.stores.identity import IdentityError, store_node_id

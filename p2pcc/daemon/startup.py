@@ -25,7 +25,8 @@ from p2pcc.core.gossip import GossipEngine
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.metrics import limited_cpus
 from p2pcc.core.model import NodeStatus
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from p2pcc.daemon.compilers import local_compilers
 from p2pcc.daemon.gossip import GossipEndpoint, log_refused_address
 from p2pcc.daemon.metrics.sampler import available_cpus, read_cpu_limit

@@ -21,7 +21,8 @@ import trio
 
 from p2pcc import statefile
 from p2pcc.core.local_compilers import compiler_records, native_records
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.safe_files import replace_file
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import trio
 
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from p2pcc.daemon.changes import ChangeBoard
 
 

@@ -25,6 +25,10 @@ import posix
 
 from p2pcc.safe_files import is_directory, is_regular
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 MARKER = ".p2pcc-links"
 ENTRY_NAME = "p2pcc-wrapper"
 
@@ -169,3 +173,18 @@ def make_dirs(directory: str) -> None:
             raise
         make_dirs(parent)
         make_dirs(directory)
+
+
+def ensure_distcc_dir(env: "Mapping[str, str]") -> str:
+    """Create DISTCC_DIR (default ~/.distcc) if missing; "" or why it cannot be."""
+    directory = env.get("DISTCC_DIR")
+    if not directory:
+        home = env.get("HOME")
+        if not home:
+            return "neither DISTCC_DIR nor HOME is set, so distcc has no state directory"
+        directory = join(home, ".distcc")
+    try:
+        make_dirs(directory)
+    except OSError as error:
+        return f"cannot create DISTCC_DIR {directory}: {error.strerror}"
+    return ""

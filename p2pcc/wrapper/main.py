@@ -180,7 +180,11 @@ def decide(name: str, args: list[str], env: "Mapping[str, str]", settings: Setti
         return _local(real, args, table.problem, warning=table.problem + "; compiling locally")
     if not lookup.remote_hosts(table.hosts):
         return _local(real, args, "no peer has this compiler now")
-    args, why = _expand_native(args, key, table.expansion)
+    why = ""
+    if key is not None:
+        from p2pcc.wrapper import native
+
+        args, why = native.expand(args, key, table.expansion)
     if why:
         return _local(real, args, why)
     return _distcc_plan(found, args, table, name=name, env=env, settings=settings, entries=entries)
@@ -298,7 +302,7 @@ def _distcc_plan(
             f"{table.remote_name}, the name peers run {name} under, is not {real} on this PATH"
         )
         return _local(real, args, problem, warning=problem + "; compiling locally")
-    problem = _ensure_distcc_dir(env)
+    problem = lookup.ensure_distcc_dir(env)
     if problem:
         return _local(real, args, problem, warning=problem + "; compiling locally")
     distcc_env = dict(env)
@@ -322,28 +326,6 @@ def _native_key(args: list[str]) -> str | None:
     return native.native_key(args)
 
 
-def _expand_native(
-    args: list[str], key: str | None, expansion: tuple[str, ...] | None
-) -> tuple[list[str], str]:
-    """`args` with the native flags of `key` replaced by their recorded `expansion`, or
-    why not."""
-    if key is None:
-        return args, ""
-    from p2pcc.wrapper import native
-
-    why = native.local_reason(args)
-    if why:
-        return args, why
-    if key == "":
-        return native.rewrite(args, ()), ""
-    if expansion is None:
-        return args, f"no expansion of {key} known for this compiler"
-    refused = native.refused_flag(expansion)
-    if refused is not None:
-        return args, f"the recorded expansion of {key} holds {refused[:40]!r}: not used"
-    return native.rewrite(args, expansion), ""
-
-
 def _find_program(program: str, entries: list[str]) -> str | None:
     if "/" in program:
         return program if posix.access(program, posix.X_OK) else None
@@ -353,21 +335,6 @@ def _find_program(program: str, entries: list[str]) -> str | None:
 
 def _same_file(one: posix.stat_result, other: posix.stat_result) -> bool:
     return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
-
-
-def _ensure_distcc_dir(env: "Mapping[str, str]") -> str:
-    """Create DISTCC_DIR (default ~/.distcc) if missing; "" or why it cannot be."""
-    directory = env.get("DISTCC_DIR")
-    if not directory:
-        home = env.get("HOME")
-        if not home:
-            return "neither DISTCC_DIR nor HOME is set, so distcc has no state directory"
-        directory = lookup.join(home, ".distcc")
-    try:
-        lookup.make_dirs(directory)
-    except OSError as error:
-        return f"cannot create DISTCC_DIR {directory}: {error.strerror}"
-    return ""
 
 
 def _undo_locale_coercion(env: dict[str, str]) -> None:

@@ -276,3 +276,19 @@ def split_command(line: str) -> list[str]:
     if in_word:
         words.append("".join(word))
     return words
+
+
+def expand(args: list[str], key: str, expansion: tuple[str, ...] | None) -> tuple[list[str], str]:
+    """`args` with the native flags of `key` replaced by their recorded `expansion`, or
+    why not."""
+    why = local_reason(args)
+    if why:
+        return args, why
+    if key == "":
+        return rewrite(args, ()), ""
+    if expansion is None:
+        return args, f"no expansion of {key} known for this compiler"
+    refused = refused_flag(expansion)
+    if refused is not None:
+        return args, f"the recorded expansion of {key} holds {refused[:40]!r}: not used"
+    return rewrite(args, expansion), ""

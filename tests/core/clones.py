@@ -12,7 +12,8 @@ from p2pcc.core.addresses import AddressPool
 from p2pcc.core.auth import Keyring
 from p2pcc.core.gossip import GossipEngine, RefusedAddress
 from p2pcc.core.local_compilers import LocalCompiler
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from tests.core.local_nodes import fingerprint, status
 from tests.core.policies import default_policy, default_timings
 

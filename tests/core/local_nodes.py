@@ -14,7 +14,8 @@ from p2pcc.core.fingerprint import Fingerprint
 from p2pcc.core.gossip import GossipEngine, Transport
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.model import CompilerOffer, NodeStatus
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from tests.core.policies import default_policy, default_timings
 
 FP = "be03ec3c49bc7685"

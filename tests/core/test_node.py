@@ -17,7 +17,8 @@ from p2pcc.core.gossip import RefusedAddress, Transport
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.metrics import GIB, LocalMetrics
 from p2pcc.core.model import Message, MessageKind, NodeState
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from p2pcc.core.wire import encode
 from p2pcc.core.zeroconf_names import StockServer
 from tests.core.clones import SHARED, clone

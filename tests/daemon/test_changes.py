@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from p2pcc.core.node import Change
+from p2pcc.core.node_change import Change
 from p2pcc.daemon.changes import ChangeBoard
 
 

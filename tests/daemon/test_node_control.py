@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from p2pcc.core.control_protocol import PermissionDeniedError
-from p2pcc.core.node import Change
+from p2pcc.core.node_change import Change
 from p2pcc.daemon.node_control import NodeControl
 from tests.core.local_nodes import make_node
 

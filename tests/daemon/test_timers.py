@@ -6,7 +6,7 @@ import trio
 import trio.testing
 
 from p2pcc.core.model import NodeState
-from p2pcc.core.node import Change
+from p2pcc.core.node_change import Change
 from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.timers import serve_timers
 from tests.core.local_nodes import WALL, gossip, make_node

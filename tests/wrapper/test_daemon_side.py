@@ -12,7 +12,7 @@ import trio
 
 from p2pcc import cli, statefile
 from p2pcc.core.local_compilers import native_records
-from p2pcc.core.node import Change
+from p2pcc.core.node_change import Change
 from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.compilers import find_compilers, serve_compiler_watch
 from p2pcc.daemon.state_writer import render_state, state_content

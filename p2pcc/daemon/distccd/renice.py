@@ -21,7 +21,7 @@ from pathlib import Path
 import trio
 
 from p2pcc.core.metrics import DISTCCD_COMM
-from p2pcc.core.node import Change
+from p2pcc.core.node_change import Change
 from p2pcc.core.procfs import ProcessEntry, session_members
 from p2pcc.daemon.changes import ChangeBoard, Subscription
 from p2pcc.daemon.distccd.processes import read_processes

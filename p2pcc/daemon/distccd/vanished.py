@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import trio
 
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from p2pcc.core.procfs import TcpSocket
 from p2pcc.core.vanished import VanishCheck, VanishWatch, connections_held
 from p2pcc.daemon.changes import ChangeBoard

@@ -7,7 +7,8 @@ import logging
 from dataclasses import replace
 
 from p2pcc.core.errors import P2pccError
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from p2pcc.core.zeroconf_names import DistccdAnnouncement
 from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.mdns.discovery import Discovery

@@ -16,7 +16,8 @@ from functools import partial
 import trio
 
 from p2pcc.core.errors import P2pccError
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from p2pcc.core.zeroconf_names import DiscoveredNode, DistccdAnnouncement
 from p2pcc.daemon.changes import ChangeBoard, Subscription
 from p2pcc.daemon.mdns.service import MdnsService, serve_mdns

@@ -23,7 +23,8 @@ from pathlib import Path
 import trio
 
 from p2pcc.core import limits
-from p2pcc.core.node import Change, LocalNode
+from p2pcc.core.node import LocalNode
+from p2pcc.core.node_change import Change
 from p2pcc.core.pause import Pause
 from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.stores.kept_file import KeptFile, Worker, in_worker_thread

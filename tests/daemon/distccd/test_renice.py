@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from p2pcc.core.node import Change
+from p2pcc.core.node_change import Change
 from p2pcc.core.procfs import ProcessEntry
 from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.distccd.processes import read_processes
