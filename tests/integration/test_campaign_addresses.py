@@ -83,6 +83,9 @@ WATCH = 8.0
 #: daemons are watched, so the forged nodes are alive (and would rank) meanwhile.
 ROUNDS = 24
 
+#: Rounds of forged gossip the count may miss per forged node (lost multicast).
+LOST_ROUNDS = 2
+
 
 @dataclass
 class Pool:
@@ -124,6 +127,13 @@ def publish_records(pool: Pool) -> subprocess.Popen[bytes]:
     return publisher
 
 
+def close_pipes(process: subprocess.Popen[bytes]) -> None:
+    """Close what the test holds of `process`, whatever happened (the bed kills it)."""
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            pipe.close()
+
+
 def forged_gossip(offers: tuple[CompilerOffer, ...], control: str) -> list[bytes]:
     """`ROUNDS` unkeyed STATE datagrams of one forged node per bad address, each node
     offering `offers` with plenty of free slots, so it would rank first if dialled; and
@@ -149,12 +159,19 @@ def forged_gossip(offers: tuple[CompilerOffer, ...], control: str) -> list[bytes
 
 
 def send_gossip(pool: Pool, payloads: list[bytes]) -> subprocess.Popen[bytes]:
-    """Start multicasting `payloads` from mallory, one round of forged nodes per interval."""
+    """Start multicasting `payloads` from mallory, one round of forged nodes per interval;
+    what the sender says goes to `sender_report(pool)` (a file, so no pipe is left open
+    if the test fails)."""
     path = pool.home / "ghosts.bin"
     write_payloads(path, payloads)
     rate = (len(BAD_ADDRESSES) + 1) / INTERVAL
     args = [sys.executable, str(HOSTILE), "send", pool.mallory.address, str(GOSSIP_PORT)]
-    return pool.mallory.start([*args, str(path), str(rate), GROUP], stdout=subprocess.PIPE)
+    with sender_report(pool).open("wb") as report:
+        return pool.mallory.start([*args, str(path), str(rate), GROUP], stdout=report)
+
+
+def sender_report(pool: Pool) -> Path:
+    return pool.home / "ghosts.out"
 
 
 def ranks_only_the_control(daemon: Daemon, control: str) -> bool:
@@ -216,7 +233,9 @@ def watch(pool: Pool, started: float) -> None:
         time.sleep(0.2)
 
 
-def test_forged_addresses_are_refused_and_gossip_goes_on(pool: Pool) -> None:
+def test_forged_addresses_are_refused_and_gossip_goes_on(
+    pool: Pool, request: pytest.FixtureRequest
+) -> None:
     status = pool.daemons[0].status()
     assert status is not None
     offers = tuple(
@@ -229,6 +248,7 @@ def test_forged_addresses_are_refused_and_gossip_goes_on(pool: Pool) -> None:
 
     started = time.monotonic()
     publisher = publish_records(pool)
+    request.addfinalizer(partial(close_pipes, publisher))
     published = time.monotonic() - started
     print(f"\n{FIGURE}{len(BAD_ADDRESSES)} forged mDNS records published in {published:.1f} s")
     sender = send_gossip(pool, forged_gossip(offers, pool.mallory.address))
@@ -249,12 +269,9 @@ def test_forged_addresses_are_refused_and_gossip_goes_on(pool: Pool) -> None:
         f"{FIGURE}all {len(pool.daemons)} daemons running {time.monotonic() - started:.1f} s "
         f"after publication ({WATCH / INTERVAL:.0f} gossip intervals watched)"
     )
-    assert sender.stdout is not None
     assert sender.wait(timeout=60) == 0
-    assert json.loads(sender.stdout.read().splitlines()[-1])["sent"] == (
-        (len(BAD_ADDRESSES) + 1) * ROUNDS
-    )
-    sender.stdout.close()
+    report = sender_report(pool).read_text().splitlines()
+    assert json.loads(report[-1])["sent"] == (len(BAD_ADDRESSES) + 1) * ROUNDS
 
     for daemon in pool.daemons:
         name = daemon.ws.name
@@ -266,11 +283,16 @@ def test_forged_addresses_are_refused_and_gossip_goes_on(pool: Pool) -> None:
         assert counters["unicast_targets"] == 0, counters
         refused = counters["refused_addresses"]
         # Each forged datagram counts once, each mDNS record the parser let through once.
+        # Multicast on a loaded two-core test bed may lose a datagram now and then: up to
+        # LOST_ROUNDS rounds of each forged node may be missing from the count (none may
+        # be accepted, which the hosts lines and the table show).
         wanted = Counter(BAD_ADDRESSES[a] for a in BAD_ADDRESSES if a not in PARSER_DROPS)
+        spared = Counter(BAD_ADDRESSES.values())
         for _ in range(ROUNDS):
             wanted.update(BAD_ADDRESSES.values())
         for reason, count in wanted.items():
-            assert refused.get(reason, 0) >= count, (name, reason, refused)
+            least = count - LOST_ROUNDS * spared[reason]
+            assert refused.get(reason, 0) >= least, (name, reason, refused)
         assert counters["mdns_drops"].get("no-address", 0) >= len(PARSER_DROPS), counters
         logged = refusal_log(daemon)
         assert len(logged) == len(set(logged)), f"{name}: a pair was logged twice: {logged}"

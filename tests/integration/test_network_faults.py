@@ -226,8 +226,16 @@ def test_a_peer_whose_link_is_cut_mid_build_leaves_the_list_and_returns(office: 
     assert_same_objects(build, tree, reference)
     figure(f"link cut: {job_times(office.jobs_since(marks))}")
 
-    jobs = office.build_again_using("peer12")
-    figure(f"link cut: a follow-up build gave peer12 {len(jobs)} job(s)")
+    # A follow-up build uses peer12 again.  Which hosts a short build reaches depends on
+    # the slots each reports free at that moment, which a loaded test machine moves
+    # about: one more build, once peer12 is listed again, is allowed.
+    jobs: list[JobRecord] = []
+    for attempt in (1, 2):
+        office.wait_listed("peer12", True, 60)
+        jobs = office.build_again_using("peer12")
+        figure(f"link cut: follow-up build {attempt} gave peer12 {len(jobs)} job(s)")
+        if jobs:
+            break
     assert jobs, "peer12 got no job after its link returned"
     assert all(job.ok for job in jobs)
 
