@@ -27,6 +27,11 @@ from p2pcc.daemon.stores.identity import IdentityError, store_node_id
 
 log = logging.getLogger("p2pcc.identity")
 
+#: Least seconds between two new ids.  Cloned machines need one each; a forger in an
+#: unkeyed pool who copies each new id could otherwise make this node renew (a durable
+#: write, a log line, its peers relearned) at every round of gossip.
+RENEWAL_GAP = 60.0
+
 Store = Callable[[Path, bytes], Awaitable[None]]
 
 
@@ -47,11 +52,16 @@ async def serve_identity_renewal(
     with board.subscribe(Change.IDENTITY) as changes:
         task_status.started()
         logged: SharedId | None = None
+        renewed_at = -RENEWAL_GAP
         while True:
             shared = node.shared_id
             if shared is not None and shared != logged:
                 if node.wants_new_id:
-                    logged = shared
+                    # At most one new id per RENEWAL_GAP: wait, then look again.
+                    await trio.sleep_until(renewed_at + RENEWAL_GAP)
+                    if node.shared_id != shared or not node.wants_new_id:
+                        continue
+                    logged, renewed_at = shared, trio.current_time()
                     await _renew(node, shared, id_file, store)
                 elif not shared.new_id_here:
                     logged = shared

@@ -15,7 +15,12 @@ import trio.testing
 
 from p2pcc.core.node import LocalNode
 from p2pcc.daemon.changes import ChangeBoard
-from p2pcc.daemon.identity_renewal import Store, serve_identity_renewal, store_in_thread
+from p2pcc.daemon.identity_renewal import (
+    RENEWAL_GAP,
+    Store,
+    serve_identity_renewal,
+    store_in_thread,
+)
 from p2pcc.daemon.stores.identity import IdentityError, load_node_id
 from tests.core.clones import SHARED, clone
 from tests.core.local_nodes import gossip
@@ -131,3 +136,41 @@ async def test_the_new_id_is_on_disk_for_the_next_start(tmp_path: Path) -> None:
             while load_node_id(id_file) == SHARED:
                 await trio.sleep(0.01)
         assert load_node_id(id_file) == node.node_id != SHARED
+
+
+async def test_a_second_new_id_waits_for_the_renewal_gap(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A forger who copies each new id (an unkeyed pool) gets one renewal a minute."""
+    renewed_at: list[float] = []
+
+    async def store(path: Path, node_id: bytes) -> None:
+        renewed_at.append(trio.current_time())
+
+    board = ChangeBoard()
+    node = low(board)
+    task = partial(serve_identity_renewal, node, board, tmp_path / "node-id", store=store)
+    with trio.fail_after(RENEWAL_GAP * 3):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(task)
+            await copied_twice(node, renewed_at)
+            nursery.cancel_scope.cancel()
+    assert renewed_at[1] - renewed_at[0] >= RENEWAL_GAP
+
+
+async def copied_twice(node: LocalNode, renewed_at: list[float]) -> None:
+    """The shared id found, then found again under the node's new id 10 s later."""
+    await trio.sleep(1.0)
+    other = high(ChangeBoard())
+    gossip(other, node, trio.current_time())
+    gossip(node, other, trio.current_time())
+    while len(renewed_at) < 1:
+        await trio.sleep(0.5)
+    first_id = node.node_id
+    await trio.sleep(10.0)
+    copier = clone(3, node_id=first_id, incarnation=9)  # it copied our new id
+    gossip(copier, node, trio.current_time())
+    gossip(node, copier, trio.current_time())
+    while len(renewed_at) < 2:
+        await trio.sleep(0.5)
+    assert node.node_id not in (SHARED, first_id)
