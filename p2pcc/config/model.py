@@ -31,6 +31,7 @@ class GossipConfig:
     ttl: int
     interval: float
     key_file: Path | None  # None: unauthenticated pool
+    insecure: bool  # an unauthenticated pool was asked for; without it the daemon refuses one
     suspect_after: float
     dead_after: float
     forget_after: float
@@ -43,6 +44,7 @@ class DistccdConfig:
     manage: bool
     port: int
     allow: tuple[IPNetwork, ...]  # empty: the subnets of the gossip interface
+    allow_stock_clients: tuple[IPNetwork, ...]  # let through the door though not members
     jobs: int  # 0: one per slot
     nice: int
     user: str

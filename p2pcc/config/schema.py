@@ -57,6 +57,7 @@ def schema(host: HostDefaults) -> dict[str, dict[str, Key]]:
             "ttl": Key(1, v.integer(1, 255)),
             "interval": Key(2.0, v.positive_seconds),
             "key_file": Key("", optional_path),
+            "insecure": Key(False, v.boolean),
             "suspect_after": Key(5.0, v.positive_seconds),
             "dead_after": Key(15.0, v.positive_seconds),
             "forget_after": Key(600.0, v.positive_seconds),
@@ -65,6 +66,7 @@ def schema(host: HostDefaults) -> dict[str, dict[str, Key]]:
             "manage": Key(host.distccd_found, v.boolean),
             "port": Key(DEFAULT_DISTCCD_PORT, v.integer(1, limits.MAX_PORT)),
             "allow": Key([], v.allowed_networks),
+            "allow_stock_clients": Key([], v.allowed_networks),
             "jobs": Key(0, _distccd_jobs),
             "nice": Key(10, v.integer(0, 19)),
             "user": Key("distccd", v.user_name),
@@ -308,6 +310,16 @@ def check_relations(config: Config, label: str) -> None:
                 "wrapper.state_max_age",
                 f"expected more than gossip.interval ({gossip.interval!r}), "
                 f"got {config.wrapper.state_max_age!r}",
+            )
+        )
+    if gossip.insecure and gossip.key_file is not None:
+        # Both at once would leave a reader unsure whether the pool is keyed.
+        errors.append(
+            ConfigError(
+                label,
+                "gossip.insecure",
+                "expected false when gossip.key_file is set (a keyed pool is not insecure), "
+                "got true",
             )
         )
     idle = config.idle

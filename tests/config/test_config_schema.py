@@ -58,11 +58,20 @@ def test_an_empty_document_gives_every_default() -> None:
             ttl=1,
             interval=2.0,
             key_file=None,
+            insecure=False,
             suspect_after=5.0,
             dead_after=15.0,
             forget_after=600.0,
         ),
-        distccd=DistccdConfig(manage=True, port=3632, allow=(), jobs=0, nice=10, user="distccd"),
+        distccd=DistccdConfig(
+            manage=True,
+            port=3632,
+            allow=(),
+            allow_stock_clients=(),
+            jobs=0,
+            nice=10,
+            user="distccd",
+        ),
         metrics=MetricsConfig(job_memory=2**30, refresh=1.5),
         ranking=RankingConfig(tier_ratio=0.8, local_weight=0.5, lzo=False, max_hosts=16),
         wrapper=WrapperConfig(state_max_age=10.0, distcc="distcc"),
@@ -134,6 +143,7 @@ def test_every_key_set_in_a_file_is_used() -> None:
         ttl=4,
         interval=1.0,
         key_file=Path("/etc/p2pcc/key"),
+        insecure=False,
         suspect_after=3.0,
         dead_after=9.5,
         forget_after=60.0,
@@ -142,6 +152,7 @@ def test_every_key_set_in_a_file_is_used() -> None:
         manage=False,
         port=3700,
         allow=(ipaddress.ip_network("192.168.1.0/24"), ipaddress.ip_network("fd00::/8")),
+        allow_stock_clients=(),
         jobs=12,
         nice=0,
         user="nobody",
@@ -355,7 +366,7 @@ UNKNOWN = [
     (
         "[gossip.tuning]\nfast = true",
         "gossip.tuning: unknown key ([gossip] has interface, group, "
-        "port, ttl, interval, key_file, suspect_after, dead_after, forget_after)",
+        "port, ttl, interval, key_file, insecure, suspect_after, dead_after, forget_after)",
     ),
     ("gossip = 5", "gossip: expected a table ([gossip]), got 5"),
 ]
@@ -457,3 +468,23 @@ def test_timeouts_may_move_together() -> None:
         "[wrapper]\nstate_max_age = 30"
     ).gossip
     assert (gossip.interval, gossip.forget_after) == (10.0, 3600.0)
+
+
+def test_an_insecure_pool_with_a_key_is_a_contradiction() -> None:
+    with pytest.raises(
+        ConfigError, match=r"gossip\.insecure.*expected false when gossip\.key_file"
+    ):
+        config_from_mapping(
+            {"gossip": {"insecure": True, "key_file": "/etc/p2pcc/key"}}, None, host=HOST
+        )
+
+
+def test_stock_clients_are_networks() -> None:
+    config = config_from_mapping(
+        {"distccd": {"allow_stock_clients": ["10.1.2.3", "fd00::/64"]}}, None, host=HOST
+    )
+    assert config.distccd.allow_stock_clients == (
+        ipaddress.ip_network("10.1.2.3/32"),
+        ipaddress.ip_network("fd00::/64"),
+    )
+    assert config_from_mapping({"gossip": {"insecure": True}}, None, host=HOST).gossip.insecure
