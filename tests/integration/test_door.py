@@ -1,0 +1,205 @@
+"""distccd's door on real daemons in namespace workstations, against a stranger with no daemon.
+
+The pool is keyed; `mallory` is a workstation on the same link that runs no p2pcc and
+holds no key, so distccd's own `--allow` (the link's /24) would let it in.  The door
+must answer it with a TCP reset before distccd sees it, count it, and let members in;
+a member that dies or leaves is shut out once it is declared dead or gone, while a job
+it already has running finishes on the same distccd.  Figures are printed (`pytest -s`);
+the bounds are waits, not timing assertions.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2pcc.daemon.door import COUNTER_PERIOD
+from tests.integration.distccd_log_lines import parse_distccd_job_line
+from tests.integration.netbed import TestBed, Workstation
+from tests.integration.pool import DEAD_AFTER, INTERVAL, Daemon, start_pool, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.netns]
+
+DISTCCD_PORT = 3632
+
+#: Tries one TCP connection and says how it went: "connected", "refused" (a reset) or
+#: "timeout" (a silent drop would look like this).
+PROBE = """
+import socket, sys
+s = socket.socket()
+s.settimeout(5)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+except ConnectionRefusedError:
+    print("refused")
+except OSError as error:
+    print(f"error {error}")
+else:
+    print("connected")
+"""
+
+#: A distcc client (protocol 1) that opens its connection and sends the command line, then
+#: waits for a line on stdin before sending the source: a job in flight across a
+#: membership change.  Prints the compiler's status and the object's size.
+SLOW_CLIENT = """
+import socket, sys
+def word(token, value):
+    return token.encode() + b"%08x" % value
+def item(token, data):
+    return word(token, len(data)) + data
+args = [b"x86_64-linux-gnu-gcc", b"-c", b"door.c", b"-o", b"door.o"]
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+s.sendall(word("DIST", 1) + word("ARGC", len(args)) + b"".join(item("ARGV", a) for a in args))
+print("connected", flush=True)
+sys.stdin.readline()
+s.sendall(item("DOTI", b"int door(void) { return 7; }\\n"))
+reply = b""
+while chunk := s.recv(65536):
+    reply += chunk
+def field(token):
+    at = reply.index(token.encode()) + 4
+    return int(reply[at:at + 8], 16)
+print("status", field("STAT"), "object", field("DOTO"), flush=True)
+"""
+
+
+@pytest.fixture
+def pool(bed: TestBed, shared_tmp: Path, key_file: Path) -> Iterator[list[Daemon]]:
+    yield from start_pool(bed, shared_tmp, ("alpha", "beta"), key_file, timeout=30)
+
+
+def door(daemon: Daemon) -> dict[str, Any]:
+    """The door part of the daemon's status ({} while it does not answer)."""
+    status = daemon.status()
+    return {} if status is None else dict(status["node"].get("door") or {})
+
+
+def probe(ws: Workstation, address: str) -> str:
+    return ws.run([sys.executable, "-c", PROBE, address, str(DISTCCD_PORT)]).stdout.strip()
+
+
+def distcc_compile(ws: Workstation, server: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """One real distcc job from `ws` to `server` only; a local fallback is a failure."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "distcc").mkdir(exist_ok=True)
+    source = workdir / "job.c"
+    source.write_text("int job(void) { return 42; }\n")
+    env = dict(os.environ, DISTCC_HOSTS=f"{server}/2", DISTCC_DIR=str(workdir / "distcc"))
+    env["DISTCC_FALLBACK"] = "0"
+    return ws.run(
+        ["distcc", "gcc", "-c", str(source), "-o", str(workdir / "job.o")],
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def distccd_log(daemon: Daemon) -> str:
+    path = daemon.runtime_dir / "distccd" / "distccd.log"
+    return path.read_text() if path.exists() else ""
+
+
+def distccd_pid(daemon: Daemon) -> int:
+    return int((daemon.runtime_dir / "distccd" / "distccd.pid").read_text().split()[0])
+
+
+def wait_for_members(daemon: Daemon, members: int) -> None:
+    wait_until(lambda: door(daemon).get("members") == members, 15, f"{members} member(s)")
+
+
+def test_a_stranger_is_reset_and_counted_while_a_member_builds(
+    pool: list[Daemon], bed: TestBed, shared_tmp: Path
+) -> None:
+    alpha, beta = pool
+    mallory = bed.add_workstation("mallory")
+    wait_for_members(alpha, 1)
+    assert door(alpha)["problem"] is None
+    assert door(alpha)["open_networks"] == []  # a keyed pool: members only
+
+    assert probe(mallory, alpha.ws.address) == "refused"
+    stranger = distcc_compile(mallory, alpha.ws.address, shared_tmp / "mallory")
+    assert stranger.returncode != 0, stranger.stderr  # DISTCC_FALLBACK=0: nowhere to go
+    refused = wait_until(
+        lambda: door(alpha).get("refused", 0) >= 2 and door(alpha)["refused"],
+        COUNTER_PERIOD + 10,
+        "the refusals counted",
+    )
+    print(f"\nrefused by alpha's door: {refused}")
+
+    member = distcc_compile(beta.ws, alpha.ws.address, shared_tmp / "beta")
+    assert member.returncode == 0, member.stderr
+    log = distccd_log(alpha)
+    jobs = [job for line in log.splitlines() if (job := parse_distccd_job_line(line))]
+    assert any(job.ok and job.client.startswith(f"{beta.ws.address}:") for job in jobs), log
+    assert mallory.address not in log  # distccd never saw the stranger
+    assert probe(alpha.ws, alpha.ws.address) == "connected"  # this machine itself
+
+
+def test_a_killed_member_is_shut_out_and_its_running_job_finishes(pool: list[Daemon]) -> None:
+    alpha, beta = pool
+    wait_for_members(alpha, 1)
+    pid = distccd_pid(alpha)
+    with beta.ws.start(
+        [sys.executable, "-c", SLOW_CLIENT, alpha.ws.address, str(DISTCCD_PORT)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as client:  # closing its stdin on the way out lets it finish whatever happened
+        assert client.stdin is not None
+        assert client.stdout is not None
+        assert client.stdout.readline().strip() == "connected"  # established before the change
+        shut_out_after_death(alpha, beta)
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        outcome = client.stdout.readline().split()
+        assert outcome[:3] == ["status", "0", "object"], outcome  # compiled, exit status 0
+        assert int(outcome[3]) > 0  # and an object came back
+        assert client.wait(timeout=30) == 0
+    assert distccd_pid(alpha) == pid  # never restarted for a membership change
+
+
+def shut_out_after_death(alpha: Daemon, beta: Daemon) -> None:
+    """Kill beta's daemon; wait until alpha declares it dead, then until it refuses beta."""
+    assert beta.process is not None
+    os.killpg(beta.process.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(
+        lambda: alpha.peers_by_name().get("beta", {}).get("liveness") in (None, "dead"),
+        DEAD_AFTER + 10,
+        "alpha to declare beta dead",
+    )
+    dead = time.monotonic()
+    wait_until(lambda: probe(beta.ws, alpha.ws.address) == "refused", 10, "beta shut out")
+    print(
+        f"\nkilled member: declared dead {dead - killed:.2f} s after the kill, "
+        f"refused {time.monotonic() - dead:.2f} s later (interval {INTERVAL} s, "
+        "probe start-up included)"
+    )
+    assert door(alpha)["members"] == 0
+
+
+def test_a_member_that_leaves_is_shut_out_and_one_that_joins_gets_in(
+    pool: list[Daemon], shared_tmp: Path
+) -> None:
+    alpha, beta = pool
+    wait_for_members(alpha, 1)
+    assert beta.process is not None
+    beta.process.send_signal(signal.SIGTERM)
+    beta.process.wait(timeout=30)
+    wait_until(lambda: "beta" not in alpha.peers_by_name(), 10, "beta's leave")
+    left = time.monotonic()
+    wait_until(lambda: probe(beta.ws, alpha.ws.address) == "refused", 10, "beta shut out")
+    print(f"\nleft member refused {time.monotonic() - left:.2f} s after alpha saw it leave")
+
+    beta.start()
+    wait_for_members(alpha, 1)
+    member = distcc_compile(beta.ws, alpha.ws.address, shared_tmp / "beta-again")
+    assert member.returncode == 0, member.stderr
