@@ -24,7 +24,14 @@ import pytest
 from p2pcc.daemon.door import COUNTER_PERIOD
 from tests.integration.distccd_log_lines import parse_distccd_job_line
 from tests.integration.netbed import TestBed, Workstation
-from tests.integration.pool import DEAD_AFTER, INTERVAL, Daemon, start_pool, wait_until
+from tests.integration.pool import (
+    DEAD_AFTER,
+    INTERVAL,
+    Daemon,
+    cli_env,
+    start_pool,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
@@ -203,3 +210,37 @@ def test_a_member_that_leaves_is_shut_out_and_one_that_joins_gets_in(
     wait_for_members(alpha, 1)
     member = distcc_compile(beta.ws, alpha.ws.address, shared_tmp / "beta-again")
     assert member.returncode == 0, member.stderr
+
+
+#: Runs a command as root without CAP_NET_ADMIN (the bounding and inheritable sets).
+WITHOUT_NET_ADMIN = ("setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin")
+
+
+def daemon_command(daemon: Daemon) -> list[str]:
+    return [sys.executable, "-m", "p2pcc", "daemon", "-v", "--config", str(daemon.config_path)]
+
+
+def test_without_cap_net_admin_there_is_no_door_and_no_distccd(
+    bed: TestBed, shared_tmp: Path, key_file: Path
+) -> None:
+    alpha = Daemon(bed.add_workstation("alpha"), shared_tmp / "alpha", key_file=key_file)
+    alpha.write_config()
+    log = alpha.home / "daemon-0.log"
+    alpha.log_files.append(log)
+    with log.open("w") as log_file:
+        alpha.process = alpha.ws.start(
+            [*WITHOUT_NET_ADMIN, *daemon_command(alpha)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=cli_env(alpha.home),
+        )
+    status = wait_until(alpha.status, 30, "alpha to answer")
+    node = status["node"]
+    assert "not permitted" in node["door"]["problem"].lower(), node["door"]
+    assert "CAP_NET_ADMIN" in node["door"]["problem"]
+    assert (node["serving"], node["slots"]) == (False, 0)
+    assert not (alpha.runtime_dir / "distccd" / "distccd.pid").exists()  # never started
+    assert probe(alpha.ws, alpha.ws.address) == "refused"  # nothing listens
+    assert "distccd will not serve" in alpha.log_text()
+    doctor = alpha.cli("doctor", check=False)
+    assert "FAIL  door: not up, so distccd does not serve" in doctor.stdout, doctor.stdout
