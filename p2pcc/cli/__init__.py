@@ -29,6 +29,7 @@ def _commands() -> list[_Command]:
         doctor_cmd,
         fingerprint_cmd,
         hosts_cmd,
+        join_cmd,
         keygen_cmd,
         links_cmd,
         pause_cmd,
@@ -46,6 +47,7 @@ def _commands() -> list[_Command]:
         fingerprint_cmd,
         config_cmd,
         keygen_cmd,
+        join_cmd,
     ]
 
 

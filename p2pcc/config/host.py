@@ -17,11 +17,14 @@ from p2pcc import paths
 from p2pcc.core import limits
 
 SYSTEM_STATE_DIR = Path("/var/lib/p2pcc")
+#: The cluster key's file name in the configuration directory (`gossip.key_file`'s default).
+KEY_FILE_NAME = "cluster.key"
 
 
 @dataclass(frozen=True)
 class HostDefaults:
-    """What the defaults of `runtime_dir`, `node.*` and `distccd.manage` come from."""
+    """What the defaults of `runtime_dir`, `node.*`, `gossip.key_file` and `distccd.manage`
+    come from."""
 
     hostname: str
     home: Path  # what a leading "~/" in a path means
@@ -29,6 +32,7 @@ class HostDefaults:
     runtime_dir: Path  # used when neither P2PCC_RUNTIME_DIR nor the file sets one
     runtime_dir_override: Path | None  # P2PCC_RUNTIME_DIR, which beats the file
     state_dir: Path  # where the persistent node id lives by default
+    config_dir: Path  # where the cluster key lives by default
 
 
 def fit_node_name(hostname: str) -> str:
@@ -46,8 +50,17 @@ def _state_dir() -> Path:
     return Path(platformdirs.user_state_dir("p2pcc", appauthor=False))
 
 
+def _config_dir() -> Path:
+    if os.geteuid() == 0:
+        return paths.SYSTEM_CONFIG.parent
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("p2pcc", appauthor=False))
+
+
 def discover_host_defaults(env: Mapping[str, str]) -> HostDefaults:
-    """Look at this machine: hostname, home, distccd on `env`'s PATH, runtime and state dirs."""
+    """Look at this machine: hostname, home, distccd on `env`'s PATH, runtime, state and
+    configuration dirs."""
     override = env.get("P2PCC_RUNTIME_DIR")
     without_override = {k: v for k, v in env.items() if k != "P2PCC_RUNTIME_DIR"}
     return HostDefaults(
@@ -57,4 +70,5 @@ def discover_host_defaults(env: Mapping[str, str]) -> HostDefaults:
         runtime_dir=paths.runtime_dir(without_override),
         runtime_dir_override=Path(override) if override else None,
         state_dir=_state_dir(),
+        config_dir=_config_dir(),
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from p2pcc.config import values as v
-from p2pcc.config.host import HostDefaults, discover_host_defaults
+from p2pcc.config.host import KEY_FILE_NAME, HostDefaults, discover_host_defaults
 from p2pcc.config.model import IDLE_SOURCES, SECTIONS, Config
 from p2pcc.core import limits
 from p2pcc.core.errors import ConfigError
@@ -56,7 +56,7 @@ def schema(host: HostDefaults) -> dict[str, dict[str, Key]]:
             "port": Key(DEFAULT_GOSSIP_PORT, v.integer(1, limits.MAX_PORT)),
             "ttl": Key(1, v.integer(1, 255)),
             "interval": Key(2.0, v.positive_seconds),
-            "key_file": Key("", optional_path),
+            "key_file": Key(str(host.config_dir / KEY_FILE_NAME), optional_path),
             "insecure": Key(False, v.boolean),
             "suspect_after": Key(5.0, v.positive_seconds),
             "dead_after": Key(15.0, v.positive_seconds),
@@ -185,6 +185,7 @@ def config_from_mapping(
         values = _parse_section(name, data.get(name, {}), section_keys, label, errors)
         sections[name] = values
     raise_all(errors)
+    _insecure_means_no_key(data, sections)
     source = None if path is None else Path(path)
     config = Config(
         runtime_dir=runtime_dir,
@@ -193,6 +194,14 @@ def config_from_mapping(
     )
     check_relations(config, label)
     return config
+
+
+def _insecure_means_no_key(data: Mapping[str, Any], sections: dict[str, dict[str, Any]]) -> None:
+    """`gossip.insecure = true` drops the default key file: an unkeyed pool was asked for.
+    A key file set explicitly stays, and `check_relations` refuses the contradiction."""
+    gossip = sections["gossip"]
+    if gossip["insecure"] and "key_file" not in data.get("gossip", {}):
+        gossip["key_file"] = None
 
 
 def _runtime_dir(data: Mapping[str, Any], host: HostDefaults, label: str) -> Path:
@@ -318,8 +327,8 @@ def check_relations(config: Config, label: str) -> None:
             ConfigError(
                 label,
                 "gossip.insecure",
-                "expected false when gossip.key_file is set (a keyed pool is not insecure), "
-                "got true",
+                "expected false when gossip.key_file is set (a keyed pool is not insecure; "
+                'set key_file = "" for an unkeyed pool), got true',
             )
         )
     idle = config.idle

@@ -144,6 +144,7 @@ class GossipStatistics:
     drops: dict[str, int] = field(default_factory=dict)
     unicast_targets: int = 0
     refused_addresses: dict[str, int] = field(default_factory=dict)
+    authenticated: bool = False  # a keyed pool (every datagram carries a MAC)
 
 
 class GossipEngine:
@@ -383,4 +384,5 @@ class GossipEngine:
             drops=dict(sorted(self._drops.items())),
             unicast_targets=len(self.unicast_targets(now)),
             refused_addresses=dict(sorted(self._refused.items())),
+            authenticated=bool(self.keyring),
         )

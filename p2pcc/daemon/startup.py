@@ -83,9 +83,10 @@ class StartFacts:
 
 
 async def gather_start_facts(config: Config, env: dict[str, str]) -> StartFacts:
-    """The slow, fallible look-ups, in the order their failures are most useful."""
-    surroundings = discover_surroundings(config)
+    """The slow, fallible look-ups, in the order their failures are most useful: the key
+    first, as no pool may run without one unless the configuration says so."""
     keyring = load_keyring(config)
+    surroundings = discover_surroundings(config)
     node_id = load_node_id(config.node.id_file)
     incarnation = next_incarnation(incarnation_file(config.node.id_file), time.time())
     names = (*config.compilers.offer, *config.compilers.extra)

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from p2pcc import paths
 from p2pcc.cli import main
 from p2pcc.config import discover_host_defaults, load_config, parse_config
+from p2pcc.config.key_file import no_key_remedy
 from p2pcc.config.model import SECTIONS
 from p2pcc.core.auth import format_key_line
 
@@ -66,7 +68,8 @@ def test_defaults_are_printed_with_every_key(capsys: pytest.CaptureFixture[str])
     document = tomllib.loads(out)
     assert document["gossip"]["group"] == "239.192.74.70"
     assert document["metrics"]["job_memory"] == "1GiB"
-    assert document["gossip"]["key_file"] == ""
+    # The key's default place is the configuration directory (here the test's /etc).
+    assert document["gossip"]["key_file"] == str(paths.SYSTEM_CONFIG.parent / "cluster.key")
     assert list(document) == ["runtime_dir", *SECTIONS]
     for name, cls in SECTIONS.items():
         assert list(document[name]) == [field.name for field in dataclasses.fields(cls)]
@@ -96,11 +99,19 @@ def test_check_says_ok_for_a_valid_file(capsys: pytest.CaptureFixture[str], tmp_
     source = tmp_path / "p2pcc.toml"
     key = tmp_path / "cluster.key"
     key.write_text(format_key_line(bytes(32)) + "\n")
+    key.chmod(0o600)
     source.write_text(FULL.replace('"/etc/p2pcc/key"', f'"{key}"'))
     assert run(capsys, "--check", "--config", str(source)) == (0, f"{source}: ok\n", "")
 
 
 def test_check_without_a_file_checks_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    key = paths.SYSTEM_CONFIG.parent / "cluster.key"  # the default key file, for root
+    code, out, err = run(capsys, "--check")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"p2pcc: {key}: gossip.key_file: no such file; make the pool's key")
+    key.parent.mkdir()
+    key.write_text(format_key_line(bytes(32)) + "\n")
+    key.chmod(0o600)
     assert run(capsys, "--check") == (0, "defaults: ok\n", "")
 
 
@@ -149,9 +160,10 @@ def test_check_reads_the_key_file_as_the_daemon_does(
     assert run(capsys, "--check", "--config", str(source)) == (
         1,
         "",
-        f"p2pcc: {key}: gossip.key_file: cannot read: No such file or directory\n",
+        f"p2pcc: {key}: gossip.key_file: no such file; {no_key_remedy()}\n",
     )
     key.write_text("not a key\n")
+    key.chmod(0o600)
     code, out, err = run(capsys, "--check", "--config", str(source))
     assert (code, out) == (1, "")
     assert err.startswith(f"p2pcc: {key}")

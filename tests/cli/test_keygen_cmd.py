@@ -1,4 +1,4 @@
-"""`p2pcc keygen`: a fresh key in the key-file format, printed or written privately."""
+"""`p2pcc keygen`: a fresh key written privately where the daemon looks, and its token."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from p2pcc import paths
 from p2pcc.cli import keygen_cmd, main
 from p2pcc.core.auth import GENERATED_KEY_BYTES, parse_key_file
 from p2pcc.core.errors import P2pccError
+from p2pcc.core.key_token import decode_token
 
 
 def run_keygen(*argv: str) -> int:
@@ -23,21 +25,58 @@ def run_keygen(*argv: str) -> int:
     return status
 
 
-def test_prints_a_key_file_with_one_new_key(capsys: pytest.CaptureFixture[str]) -> None:
+def default_key() -> Path:
+    """Where the key goes without --output or a configuration (the tests' /etc for root)."""
+    if os.geteuid() == 0:
+        return paths.SYSTEM_CONFIG.parent / "cluster.key"
+    return Path(os.environ["XDG_CONFIG_HOME"]) / "p2pcc" / "cluster.key"
+
+
+def test_writes_the_default_key_file_and_prints_its_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert run_keygen() == 0
-    text = capsys.readouterr().out
-    assert text.startswith("# ")
-    keyring = parse_key_file(text, "<stdout>")
-    assert len(keyring) == 1
+    out, err = capsys.readouterr()
+    key_file = default_key()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    keyring = parse_key_file(key_file.read_text(), str(key_file))
     assert len(keyring.keys[0]) == GENERATED_KEY_BYTES
+    assert out.count("\n") == 1  # the token alone: a script can capture it
+    assert decode_token(out) == keyring.keys[0]
+    assert str(key_file) in err
+    assert "p2pcc join" in err
 
 
-def test_every_run_makes_a_different_key(capsys: pytest.CaptureFixture[str]) -> None:
-    keys = set()
-    for _ in range(3):
-        run_keygen()
-        keys.add(parse_key_file(capsys.readouterr().out, "<stdout>").keys[0])
+def test_every_run_makes_a_different_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    keys = {
+        decode_token((run_keygen("-o", str(tmp_path / f"k{n}")), capsys.readouterr().out)[1])
+        for n in range(3)
+    }
     assert len(keys) == 3
+
+
+def test_the_configured_key_file_is_used(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "keys" / "pool.key"
+    target.parent.mkdir()
+    config = tmp_path / "p2pcc.toml"
+    config.write_text(f'[gossip]\nkey_file = "{target}"\n')
+    assert run_keygen("--config", str(config)) == 0
+    token = capsys.readouterr().out
+    assert decode_token(token) == parse_key_file(target.read_text(), "k").keys[0]
+    # --token shows the installed key's token again, for a machine that joins later.
+    assert run_keygen("--config", str(config), "--token") == 0
+    assert capsys.readouterr().out == token
+
+
+def test_an_insecure_configuration_needs_an_output(tmp_path: Path) -> None:
+    config = tmp_path / "p2pcc.toml"
+    config.write_text("[gossip]\ninsecure = true\n")
+    with pytest.raises(P2pccError, match=r"unkeyed pool .*--output"):
+        run_keygen("--config", str(config))
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o000, 0o277])
@@ -52,9 +91,9 @@ def test_output_file_is_created_with_mode_0600(
         os.umask(previous)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert len(parse_key_file(target.read_text(), str(target))) == 1
-    out = capsys.readouterr().out
-    assert str(target) in out
-    assert "p2pcc-key-v1:" not in out  # the key goes to the file only
+    out, err = capsys.readouterr()
+    assert str(target) in err
+    assert "p2pcc-key-v1:" not in out + err  # the key file's line goes to the file only
 
 
 def test_output_never_overwrites_an_existing_file(tmp_path: Path) -> None:
@@ -84,8 +123,10 @@ def test_the_dispatcher_reports_a_refusal_in_one_line(
 ) -> None:
     target = tmp_path / "cluster.key"
     assert main(["keygen", "--output", str(target)]) == 0
+    capsys.readouterr()
     assert main(["keygen", "--output", str(target)]) == 1
     err = capsys.readouterr().err
     assert err == f"p2pcc: {target}: already exists; refusing to overwrite a key " + (
-        "(remove it or choose another --output)\n"
+        "(`p2pcc keygen --token` prints its token; remove it or choose another --output "
+        "for a new key)\n"
     )

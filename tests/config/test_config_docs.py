@@ -18,6 +18,7 @@ ROOT_HOST = HostDefaults(
     runtime_dir=Path("/run/p2pcc"),
     runtime_dir_override=None,
     state_dir=Path("/var/lib/p2pcc"),
+    config_dir=Path("/etc/p2pcc"),
 )
 
 

@@ -19,6 +19,7 @@ HOST = HostDefaults(
     runtime_dir=Path("/run/p2pcc"),
     runtime_dir_override=None,
     state_dir=Path("/var/lib/p2pcc"),
+    config_dir=Path("/etc/p2pcc"),
 )
 
 names = st.text(st.characters(codec="utf-8", exclude_categories=("C", "Z")), min_size=1).filter(

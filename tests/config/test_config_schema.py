@@ -34,6 +34,7 @@ HOST = HostDefaults(
     runtime_dir=Path("/run/user/1000/p2pcc"),
     runtime_dir_override=None,
     state_dir=Path("/home/ann/.local/state/p2pcc"),
+    config_dir=Path("/home/ann/.config/p2pcc"),
 )
 
 
@@ -57,7 +58,7 @@ def test_an_empty_document_gives_every_default() -> None:
             port=3634,
             ttl=1,
             interval=2.0,
-            key_file=None,
+            key_file=Path("/home/ann/.config/p2pcc/cluster.key"),
             insecure=False,
             suspect_after=5.0,
             dead_after=15.0,
@@ -488,3 +489,22 @@ def test_stock_clients_are_networks() -> None:
         ipaddress.ip_network("fd00::/64"),
     )
     assert config_from_mapping({"gossip": {"insecure": True}}, None, host=HOST).gossip.insecure
+
+
+def test_the_key_file_defaults_to_the_configuration_directory() -> None:
+    gossip = config_from_mapping({}, None, host=HOST).gossip
+    assert gossip.key_file == HOST.config_dir / "cluster.key"
+    assert not gossip.insecure
+
+
+def test_an_insecure_pool_reads_no_default_key() -> None:
+    gossip = config_from_mapping({"gossip": {"insecure": True}}, None, host=HOST).gossip
+    assert (gossip.key_file, gossip.insecure) == (None, True)
+    explicit = {"gossip": {"insecure": True, "key_file": ""}}
+    assert config_from_mapping(explicit, None, host=HOST).gossip.key_file is None
+
+
+def test_an_empty_key_file_alone_is_valid_configuration() -> None:
+    # The daemon refuses it (load_keyring); the file itself says what it means.
+    gossip = config_from_mapping({"gossip": {"key_file": ""}}, None, host=HOST).gossip
+    assert (gossip.key_file, gossip.insecure) == (None, False)
