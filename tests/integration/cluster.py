@@ -15,7 +15,6 @@ with a key.  `open_cluster` tears everything down on exit, on failure and on Ctr
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 import threading
@@ -26,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from p2pcc import statefile
-from p2pcc.core.auth import format_key_line
 from tests.integration import project, workstation_compilers
 from tests.integration.distccd_jobs import jobs_since, kill_orphaned_distccd, log_marks
 from tests.integration.netbed import TestBed, Workstation
 from tests.integration.office import build_env, control_status
-from tests.integration.pool import Daemon, cli_env, wait_until
+from tests.integration.pool import Daemon, cli_env, share_key, wait_until
 from tests.integration.project import Tree
 
 NAMES = ("client", "fast", "slow", "old")
@@ -112,9 +110,6 @@ def open_cluster(
     """Bring the cluster up under `home` (which other users can enter), narrating each
     `step` and its `detail`s; every daemon calibrated, the links installed on the client."""
     project.fetch(project.BROTLI)  # before the bed: the workstations have no route out
-    key = home / "cluster.key"
-    key.write_text(format_key_line(os.urandom(32)) + "\n")
-    key.chmod(0o600)
     with TestBed() as bed:
         daemons: dict[str, Daemon] = {}
         try:
@@ -130,10 +125,17 @@ def open_cluster(
             detail(str(workstation_compilers.versions(stations["old"], ["gcc", "gcc-12"])))
             step(f"slow: limited to {SLOW_CPU_SHARE:.0%} of one CPU with a cgroup")
             stations["slow"].throttle(SLOW_CPU_SHARE)
+            daemons.update(
+                (name, Daemon(ws, home / name, own_cache=True)) for name, ws in stations.items()
+            )
+            step(
+                "sharing the pool's key: `p2pcc keygen` on client, its token piped into "
+                "`p2pcc join` on " + ", ".join(PEERS)
+            )
+            detail(share_key(list(daemons.values())).rstrip())
             step("starting p2pcc daemon on each (each starts its own distccd)")
-            for name, ws in stations.items():
-                daemons[name] = Daemon(ws, home / name, key_file=key, own_cache=True)
-                daemons[name].start()
+            for daemon in daemons.values():
+                daemon.start()
             cluster = Cluster(home, stations, daemons, home / "links")
             _wait_calibrated(cluster, step, detail)
             step(f"installing the compiler links on client into {cluster.links}")

@@ -37,9 +37,9 @@ def shared_tmp() -> Iterator[Path]:
 
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
-    """A cluster key file, mode 0600 as the daemon wants it."""
+    """A new cluster key file for one test's pool, mode 0600 as the daemon wants it."""
     path = tmp_path / "cluster.key"
-    path.write_text(format_key_line(b"integration-test-key-0123456789") + "\n")
+    path.write_text(format_key_line(os.urandom(32)) + "\n")
     path.chmod(0o600)
     return path
 

@@ -4,11 +4,18 @@ Each workstation gets its own configuration, runtime dir and node id under a tem
 directory; daemons are started through the bed, so the bed kills them whatever happens.
 Timings are shortened (interval 0.5 s, suspect 1.5 s, dead 3 s) so liveness tests take
 seconds; the defaults scale every figure by four.
+
+Pools are keyed, as the daemon insists: unless a daemon is given a key file of its own,
+it uses its bed's key (`bed_key`: one random key per test bed, so per test pool).  Only
+tests about unkeyed pools ask for `insecure=True` (`gossip.insecure = true`).
+`share_key` sets a pool's key up the way people do: `p2pcc keygen` on the first
+workstation, its token piped into `p2pcc join` on the others.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from p2pcc.core.auth import format_key_line
 from tests.integration.netbed import TestBed, Workstation
 
 INTERVAL = 0.5
@@ -32,7 +40,8 @@ class Daemon:
     ws: Workstation
     home: Path
     extra_config: str = ""
-    key_file: Path | None = None
+    key_file: Path | None = None  # None: the bed's key (`bed_key`)
+    insecure: bool = False  # an unkeyed pool (`gossip.insecure = true`), no key file
     own_cache: bool = False  # a cache of its own: calibrates its own speed (slow in tests)
     process: subprocess.Popen[Any] | None = None
     log_files: list[Path] = field(default_factory=list)
@@ -47,7 +56,11 @@ class Daemon:
 
     def write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        key = f'key_file = "{self.key_file}"\n' if self.key_file else ""
+        key = (
+            "insecure = true\n"
+            if self.insecure
+            else f'key_file = "{self.key_file or bed_key(self.ws.bed)}"\n'
+        )
         self.config_path.write_text(
             f'runtime_dir = "{self.runtime_dir}"\n'
             f'[node]\nid_file = "{self.home / "node-id"}"\n'
@@ -69,13 +82,16 @@ class Daemon:
                 env=cli_env(self.home, self.own_cache),
             )
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run `p2pcc ARGS --config ...` on this workstation."""
+    def cli(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `p2pcc ARGS --config ...` on this workstation (`input` on its stdin)."""
         return self.ws.run(
             [sys.executable, "-m", "p2pcc", *args, "--config", str(self.config_path)],
             check=check,
             timeout=30,
             env=cli_env(self.home),
+            input=input,
         )
 
     def status(self) -> dict[str, Any] | None:
@@ -92,6 +108,33 @@ class Daemon:
     def peers_by_name(self) -> dict[str, dict[str, Any]]:
         status = self.status()
         return {} if status is None else {peer["name"]: peer for peer in status["peers"]}
+
+
+def bed_key(bed: TestBed) -> Path:
+    """The key file of `bed`'s pool (made on first use, mode 0600): one key per test bed,
+    gone with the bed."""
+    path = bed.state_dir / "cluster.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(format_key_line(os.urandom(32)) + "\n")
+    return path
+
+
+def share_key(daemons: Sequence[Daemon]) -> str:
+    """Give `daemons` one new key as people do: `p2pcc keygen` on the first, its token
+    piped into `p2pcc join` on each other one (each into its own `home/cluster.key`,
+    named in its configuration).  Returns what join printed on the last one."""
+    for daemon in daemons:
+        daemon.key_file = daemon.home / "cluster.key"
+        daemon.insecure = False
+        daemon.write_config()
+    token = daemons[0].cli("keygen").stdout
+    assert token.startswith("p2pcc-key-1:"), token
+    joined = ""
+    for daemon in daemons[1:]:
+        joined = daemon.cli("join", input=token).stdout
+    return joined
 
 
 def cli_env(home: Path, own_cache: bool = False) -> dict[str, str]:
@@ -123,17 +166,25 @@ def start_pool(
     bed: TestBed,
     home: Path,
     names: Sequence[str],
-    key_file: Path | None,
+    key_file: Path | None = None,
     *,
+    insecure: bool = False,
     timeout: float = 30,
     extra_config: Mapping[str, str] | None = None,
 ) -> Iterator[list[Daemon]]:
     """A daemon on a new workstation per name (with `extra_config[name]` in its file), every
     one seeing all the others alive (for a fixture: `yield from`); their log tails are
-    printed afterwards, and on a slow start."""
+    printed afterwards, and on a slow start.  The pool's key is `key_file`, else the bed's;
+    `insecure` makes it an unkeyed pool instead."""
     extra = extra_config or {}
     daemons = [
-        Daemon(bed.add_workstation(name), home / name, extra.get(name, ""), key_file)
+        Daemon(
+            bed.add_workstation(name),
+            home / name,
+            extra.get(name, ""),
+            key_file,
+            insecure=insecure,
+        )
         for name in names
     ]
     started = time.monotonic()

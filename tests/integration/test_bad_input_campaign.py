@@ -52,6 +52,7 @@ import pytest
 
 from p2pcc import statefile
 from p2pcc.compilers import cache
+from p2pcc.config.key_file import no_key_remedy
 from p2pcc.core import limits
 from p2pcc.core.auth import Keyring, parse_key_file
 from p2pcc.core.errors import WireFormatError
@@ -120,7 +121,7 @@ def unkeyed_pool(bed: TestBed, shared_tmp: Path) -> Iterator[Pool]:
 
 def open_pool(bed: TestBed, home: Path, key_file: Path | None) -> Iterator[Pool]:
     """Start the three daemons, add mallory, and wait until every daemon sees the others."""
-    for daemons in start_pool(bed, home, NAMES, key_file):
+    for daemons in start_pool(bed, home, NAMES, key_file, insecure=key_file is None):
         mallory = bed.add_workstation("mallory")
         keyring = Keyring() if key_file is None else parse_key_file(key_file.read_text(), "key")
         yield Pool(daemons, mallory, keyring, home)
@@ -864,5 +865,5 @@ def test_bad_configurations_get_one_clear_line_per_error(bed: TestBed, shared_tm
         )
         assert done.returncode == 1
         assert done.stderr.splitlines() == [
-            f"p2pcc: {missing}: gossip.key_file: cannot read: No such file or directory"
+            f"p2pcc: {missing}: gossip.key_file: no such file; {no_key_remedy()}"
         ]

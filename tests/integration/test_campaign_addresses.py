@@ -96,7 +96,7 @@ class Pool:
 
 @pytest.fixture
 def pool(bed: TestBed, shared_tmp: Path) -> Iterator[Pool]:
-    for daemons in start_pool(bed, shared_tmp, NAMES, None):
+    for daemons in start_pool(bed, shared_tmp, NAMES, insecure=True):
         yield Pool(daemons, bed.add_workstation("mallory"), shared_tmp)
 
 
