@@ -49,6 +49,9 @@ def test_system_unit_settings() -> None:
     assert {key: service.get(key) for key in expected} == expected
     assert "User" not in service  # root, so that distccd can drop to its own user
     assert "ProtectProc" not in service  # would hide distccd's processes from the daemon
+    # bubblewrap sandboxes every job in these namespaces (docs/distccd.md).
+    assert set(service["RestrictNamespaces"].split()) >= {"user", "mnt", "pid", "net", "ipc"}
+    assert "SystemCallFilter" not in service
     capabilities = set(service["CapabilityBoundingSet"].split())
     assert {"CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL", "CAP_NET_ADMIN"} <= capabilities
 

@@ -4,7 +4,10 @@ With `distccd.manage`, `serve_distccd` starts `distccd --daemon --no-detach` in 
 session of its own, with an explicit allow list, and reports "serving" once distccd
 listens.  When distccd dies, every process of its session is killed (its preforked
 children and compilers outlive it otherwise), "not serving" is reported, and it is
-restarted after a back-off delay.  On cancellation it waits (bounded) for running
+restarted after a back-off delay.  Every job distccd runs goes through the job guard
+and its sandbox (`guard_files`), put in place before each start; where that cannot be
+done (no bwrap, no user namespaces), distccd is not started and the reason is kept in
+`GuardRefusals.problem`.  On cancellation it waits (bounded) for running
 compile jobs to finish, then SIGTERMs distccd, then SIGKILLs whatever is left: SIGTERM
 alone kills distccd's children mid-job and orphans the compilers.  Without `manage`,
 it only checks every few seconds that something listens on the distccd port.
@@ -45,7 +48,11 @@ from p2pcc.core.distccd_args import (
     last_error,
     resolve_jobs,
 )
-from p2pcc.core.procfs import connections_served, listeners, session_members
+from p2pcc.core.errors import P2pccError
+from p2pcc.core.guard_refusals import GuardRefusals
+from p2pcc.core.procfs import connections_served, session_members
+from p2pcc.daemon.distccd.guard_files import GuardPaths, prepare_guard
+from p2pcc.daemon.distccd.guard_watch import serve_guard_refusals
 from p2pcc.daemon.distccd.processes import read_processes
 from p2pcc.daemon.distccd.system import (
     check_whitelist,
@@ -65,6 +72,7 @@ from p2pcc.daemon.distccd.system import (
     server_env,
     tcp_sockets,
 )
+from p2pcc.daemon.distccd.system_watch import watch_system_distccd
 
 __all__ = [
     "DistccdState",
@@ -140,6 +148,7 @@ async def serve_distccd(
     binary: str = "distccd",
     env: Mapping[str, str] | None = None,
     exclude_path_dirs: Sequence[str] = (),
+    refusals: GuardRefusals | None = None,
     timing: SupervisorTiming = SupervisorTiming(),
     task_status: trio.TaskStatus[DistccdState] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -150,12 +159,15 @@ async def serve_distccd(
     `listen` is the address peers are told; `interface` gives the allow list when
     `distccd.allow` is empty ("" is the default route's); `slots` gives `--jobs` when
     `distccd.jobs` is 0 (default: the CPU count); `exclude_path_dirs` names p2pcc's
-    masquerade directory, which must not be on distccd's PATH.
+    masquerade directory, which must not be on distccd's PATH; `refusals` counts the
+    job guard's refusals.
     """
     address = parse_listen(listen)
     state = DistccdState(address, config.port, on_serving)
+    refusals = GuardRefusals() if refusals is None else refusals
     if not config.manage:
-        await _watch_system_distccd(address, config.port, state, timing, task_status)
+        refusals.set_problem("distccd.manage is false: p2pcc does not guard its jobs")
+        await watch_system_distccd(address, config.port, state, timing, task_status)
         return
     environment = dict(os.environ if env is None else env)
     supervisor = _Supervisor(
@@ -169,8 +181,12 @@ async def serve_distccd(
         slots=slots or cpu_count,
         timing=timing,
         state=state,
+        refusals=refusals,
     )
-    await supervisor.run(task_status)
+    report_file = GuardPaths.beside(log_file.parent).report_file
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_guard_refusals, report_file, log_file, refusals)
+        await supervisor.run(task_status)
 
 
 @dataclass
@@ -185,6 +201,7 @@ class _Supervisor:
     slots: Callable[[], int]
     timing: SupervisorTiming
     state: DistccdState
+    refusals: GuardRefusals
     _announced: bool = field(default=False, init=False)
     # One thread at a time: a hung one holds this limiter's token, not trio's default
     # limiter's, which the state writer and the stores use.
@@ -236,6 +253,14 @@ class _Supervisor:
                 "distccd.allow from (set distccd.allow to allow networks explicitly)"
             )
         argv = self._argv(allow)
+        try:
+            guard_env = await trio.to_thread.run_sync(
+                prepare_guard, self.log_file.parent, self.user, self.env
+            )
+        except P2pccError as error:
+            self.refusals.set_problem(str(error))
+            return f"not started: jobs cannot be guarded: {error}"
+        self.refusals.set_problem(None)
         await self.in_directory(partial(clear_for_start, self.log_file, self.pid_file))
         others = set(listening_on(self.config.port))
         process = await trio.lowlevel.open_process(
@@ -243,7 +268,7 @@ class _Supervisor:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # distccd signals its whole group on SIGTERM
-            env=self.env,
+            env={**self.env, **guard_env},
         )
         self.state.pid = process.pid
         try:
@@ -366,30 +391,3 @@ async def _kill_leftover(session: int | None, pid_file: Path, timing: Supervisor
     kill_session(session)
     with trio.move_on_after(timing.term_timeout):
         await _session_gone(session, timing.poll_interval)
-
-
-async def _watch_system_distccd(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
-    port: int,
-    state: DistccdState,
-    timing: SupervisorTiming,
-    task_status: trio.TaskStatus[DistccdState],
-) -> None:
-    announced = False
-    while True:
-        serving = bool(listeners(tcp_sockets(), address, port))
-        if serving != state.serving:
-            if serving:
-                log.info("a distccd listens on %s:%d: serving", address, port)
-            else:
-                log.warning(
-                    "nothing listens on %s:%d: not serving (distccd.manage is false, so "
-                    "distccd must be started outside p2pcc)",
-                    address,
-                    port,
-                )
-        state.report(serving)
-        if not announced:
-            announced = True
-            task_status.started(state)
-        await trio.sleep(timing.check_interval)

@@ -160,12 +160,19 @@ def distccd_user(name: str) -> pwd.struct_passwd | None:
     return user
 
 
+#: Variables of ours distccd must not inherit: the job guard sets the first two itself,
+#: and DISTCC_CMDLIST_NUMWORDS would change how distccd matches compiler names to it.
+_GUARD_VARIABLES = ("DISTCC_CMDLIST", "TMPDIR", "DISTCC_CMDLIST_NUMWORDS")
+
+
 def server_env(env: Mapping[str, str], exclude_path_dirs: Sequence[str]) -> dict[str, str]:
-    """Our environment, with masquerade directories taken out of PATH."""
+    """Our environment, with masquerade directories taken out of PATH and without the
+    job guard's variables (see `guard_files.prepare_guard`)."""
     path = env.get("PATH", os.defpath)
     excluded = {*exclude_path_dirs, WHITELIST_DIR, os.path.realpath(WHITELIST_DIR)}
     excluded |= {entry for entry in path.split(":") if _is_masquerade(entry)}
-    return {**env, "PATH": server_path(path, excluded)}
+    kept = {name: value for name, value in env.items() if name not in _GUARD_VARIABLES}
+    return {**kept, "PATH": server_path(path, excluded)}
 
 
 def _is_masquerade(directory: str) -> bool:

@@ -240,7 +240,9 @@ def fake_supervisor(tmp_path: Path, planted: str, **options: object) -> partial[
     fake.chmod(0o755)
     os.mkfifo(tmp_path / "elsewhere")
     allow = (ipaddress.ip_network("127.0.0.0/8"),)
-    config = DistccdConfig(manage=True, port=9, allow=allow, allow_stock_clients=(), jobs=1, nice=10, user="nobody")
+    config = DistccdConfig(
+        manage=True, port=9, allow=allow, allow_stock_clients=(), jobs=1, nice=10, user="nobody"
+    )
     return partial(
         serve_distccd,
         config,

@@ -88,7 +88,9 @@ def port() -> int:
 
 
 def config(port: int, *, manage: bool = True, user: str = "distccd") -> DistccdConfig:
-    return DistccdConfig(manage=manage, port=port, allow=(), allow_stock_clients=(), jobs=2, nice=10, user=user)
+    return DistccdConfig(
+        manage=manage, port=port, allow=(), allow_stock_clients=(), jobs=2, nice=10, user=user
+    )
 
 
 class ServingEvents:

@@ -1,0 +1,260 @@
+"""A pool member's jobs trying distcc's known tricks on another member's distccd, guarded.
+
+`beta`, a member of a keyed pool (so through `alpha`'s door), sends `alpha` real distcc
+jobs that would run a command as distccd's user (`-wrapper`, `-B` with a planted `as`,
+`@file` holding a `-wrapper`), load code (`-fplugin=`, `-specs=`) or read a file of
+alpha's into the object (`.incbin` of a file distccd's user can read in /etc, and of
+one in a home directory).  `DISTCC_FALLBACK=0`, so a job refused remotely fails instead
+of compiling locally.  Asserted: no command ran as distccd (a wrapper or the planted
+`as` would say who it ran as), no object came back holding a secret, every refusal is
+counted in alpha's status, and plain builds through the same pool still go remote and
+give the objects a local compile gives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2pcc.core.job_guard import REFUSED_STATUS
+from tests.integration.netbed import TestBed, Workstation
+from tests.integration.pool import Daemon, start_pool, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.netns]
+
+if not (shutil.which("distcc") and shutil.which("distccd") and shutil.which("bwrap")):
+    pytest.skip("needs distcc, distccd and bubblewrap", allow_module_level=True)
+
+#: Real C for the build that must still go remote: a few functions, some headers.
+SOURCES = {
+    "sum.c": "#include <stddef.h>\nlong sum(const int *v, size_t n) {\n"
+    "    long s = 0;\n    for (size_t i = 0; i < n; i++) s += v[i];\n    return s;\n}\n",
+    "text.c": "#include <string.h>\n#include <stdio.h>\n"
+    "int shout(char *out, size_t n, const char *s) {\n"
+    '    return snprintf(out, n, "%s!", s) + (int)strlen(s);\n}\n',
+    "table.c": "static const int squares[] = {0, 1, 4, 9, 16, 25};\n"
+    "int square(unsigned i) { return i < 6 ? squares[i] : -1; }\n",
+}
+
+
+#: A distcc client (protocol 1) that sends exactly the command line it is given, as an
+#: attacker's own client would: `python3 - HOST PORT SOURCE ARG...`; prints the
+#: compiler's status, its stderr and the object's size as one JSON line.
+RAW_CLIENT = """
+import json, socket, sys
+host, port, source, args = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+def word(token, value):
+    return token.encode() + b"%08x" % value
+def item(token, data):
+    return word(token, len(data)) + data
+request = word("DIST", 1) + word("ARGC", len(args))
+request += b"".join(item("ARGV", a.encode()) for a in args)
+request += item("DOTI", open(source, "rb").read())
+s = socket.create_connection((host, port), timeout=60)
+s.sendall(request)
+reply = b""
+try:
+    while chunk := s.recv(65536):
+        reply += chunk
+except ConnectionError:
+    pass  # distccd may drop a job it refuses itself
+fields, at = {}, 0
+while at + 12 <= len(reply):
+    token, size = reply[at:at + 4].decode(), int(reply[at + 4:at + 12], 16)
+    at += 12
+    if token in ("SERR", "SOUT", "DOTO"):
+        fields[token], at = reply[at:at + size].decode(errors="replace"), at + size
+    else:
+        fields[token] = size
+print(json.dumps(fields))
+"""
+
+
+@pytest.fixture
+def pool(bed: TestBed, shared_tmp: Path) -> Iterator[list[Daemon]]:
+    yield from start_pool(bed, shared_tmp, ("alpha", "beta"), timeout=30)
+
+
+@pytest.fixture
+def secrets_on_alpha() -> Iterator[dict[str, bytes]]:
+    """Two files distccd's user can read: one in /etc, one in a home directory."""
+    token = secrets.token_hex(8)
+    etc = Path(f"/etc/p2pcc-guard-secret-{token}")
+    home = Path(f"/home/p2pcc-guard-test-{token}")
+    created = {etc: f"ETC-SECRET-{token}".encode(), home / "notes": f"HOME-{token}".encode()}
+    try:
+        home.mkdir(mode=0o755, parents=True)
+        for path, data in created.items():
+            path.write_bytes(data)
+            path.chmod(0o644)
+        yield {str(path): data for path, data in created.items()}
+    finally:
+        etc.unlink(missing_ok=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def guard(daemon: Daemon) -> dict[str, Any]:
+    status = daemon.status()
+    return {} if status is None else dict(status["node"].get("job_guard") or {})
+
+
+def distcc(
+    ws: Workstation, server: str, workdir: Path, source: str, extra: list[str], *, fallback: bool
+) -> subprocess.CompletedProcess[str]:
+    """One `distcc gcc -c` of `source` to `server` only, with a DISTCC_DIR of its own (a
+    refusal benches the server for 60 s in that directory)."""
+    workdir.mkdir(parents=True)
+    (workdir / "distcc").mkdir()
+    (workdir / "job.c").write_text(source)
+    env = dict(os.environ, DISTCC_HOSTS=f"{server}/2", DISTCC_DIR=str(workdir / "distcc"))
+    env["DISTCC_FALLBACK"] = "1" if fallback else "0"
+    env["DISTCC_VERBOSE"] = "0"
+    return ws.run(
+        ["distcc", "gcc", "-c", str(workdir / "job.c"), "-o", str(workdir / "job.o"), *extra],
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def attacks(shared_tmp: Path, ran: Path) -> dict[str, list[str]]:
+    """Options that would run a command as distccd's user, each command writing to `ran`
+    who it ran as (beta's own preprocessing runs some of them, as root: that is fine)."""
+    record = f'id -un >> {ran}; exec "$0" "$@"'
+    evil = shared_tmp / "evil"
+    evil.mkdir()
+    for program in ("as", "x86_64-linux-gnu-gcc", "sh"):
+        planted = evil / program
+        planted.write_text(f"#!/bin/sh\nid -un >> {ran}\nexit 0\n")
+        planted.chmod(0o755)
+    options = shared_tmp / "options"
+    options.write_text(f"-wrapper '/bin/sh,-c,{record}'\n")
+    specs = shared_tmp / "evil.specs"
+    specs.write_text(f"*invoke_as:\n/bin/sh -c 'id -un >> {ran}'\n")
+    return {
+        "wrapper": ["-wrapper", f"/bin/sh,-c,{record}"],
+        "B": [f"-B{evil}/"],
+        "@file": [f"@{options}"],
+        "specs": [f"-specs={specs}"],
+        "plugin": ["-fplugin=/nonexistent/evil.so"],
+        "plugin by name": ["-fplugin=evil"],
+        "save-temps": ["-save-temps"],
+        "dump": ["-fdump-tree-all"],
+        "include": ["-include", "/etc/passwd"],
+    }
+
+
+#: Options distccd 3.4 refuses itself (`-fplugin=`, `-specs=`) before running anything.
+DISTCCD_REFUSES = ("specs", "plugin", "plugin by name")
+
+
+def raw_job(ws: Workstation, server: str, shared_tmp: Path, argv: list[str]) -> dict[str, Any]:
+    """One job sent as it is, with no local preprocessing (`RAW_CLIENT`)."""
+    source = shared_tmp / "raw.c"
+    source.write_text("int raw(void) { return 3; }\n")
+    result = ws.run(
+        [sys.executable, "-c", RAW_CLIENT, server, "3632", str(source), *argv], timeout=120
+    )
+    reply: dict[str, Any] = json.loads(result.stdout)
+    return reply
+
+
+def test_a_members_tricks_run_nothing_read_nothing_and_are_counted(
+    pool: list[Daemon], shared_tmp: Path, secrets_on_alpha: dict[str, bytes]
+) -> None:
+    alpha, beta = pool
+    wait_until(lambda: guard(alpha).get("problem", "") is None, 30, "alpha's guard in place")
+    ran = shared_tmp / "ran"
+    ran.touch()
+    ran.chmod(0o666)  # distccd's user could write it
+    refusals = 0
+    plain = "int job(void) { return 42; }\n"
+    compile_args = ["x86_64-linux-gnu-gcc", "-c", "job.c", "-o", "job.o"]
+    for name, extra in attacks(shared_tmp, ran).items():
+        client = distcc(beta.ws, alpha.ws.address, shared_tmp / name, plain, extra, fallback=False)
+        print(f"\n{name}, distcc: exit {client.returncode}: {client.stderr.strip()[-200:]}")
+        assert client.returncode != 0, client.stderr  # refused remotely, or by beta's own cpp
+        refusals += "p2pcc-guard: error" in client.stderr
+        raw = raw_job(beta.ws, alpha.ws.address, shared_tmp, [*compile_args, *extra])
+        print(f"{name}, raw: {raw}")
+        assert raw.get("DOTO", "") == "", raw
+        if name in DISTCCD_REFUSES:  # distccd 3.4 drops these jobs itself, unanswered
+            assert raw == {}, raw
+            continue
+        assert raw["STAT"] == REFUSED_STATUS << 8, raw
+        assert raw["SERR"].startswith("p2pcc-guard: error: "), raw
+        refusals += 1
+    incbin(alpha, beta, shared_tmp, secrets_on_alpha)
+    refusals += compiler_names(alpha, beta, shared_tmp)
+    assert "distccd" not in ran.read_text().split(), ran.read_text()  # 0 commands ran
+    counted = wait_until(
+        lambda: guard(alpha).get("refusals", 0) >= refusals and guard(alpha), 20, "counted"
+    )
+    print(f"\nalpha's job guard: {counted}")
+    assert counted["refusals"] == refusals
+    assert counted["by_client"] == {beta.ws.address: refusals}
+    assert alpha.log_text().count("refused a job from") == len(counted["by_reason"])
+
+
+def incbin(alpha: Daemon, beta: Daemon, shared_tmp: Path, files: dict[str, bytes]) -> None:
+    """`.incbin` of alpha's files: the sandbox has no /etc and no home to read them from."""
+    for number, (path, data) in enumerate(files.items()):
+        source = f'asm(".incbin \\"{path}\\"");\nint job(void) {{ return 1; }}\n'
+        for fallback in (False, True):
+            workdir = shared_tmp / f"incbin-{number}-{fallback}"
+            result = distcc(beta.ws, alpha.ws.address, workdir, source, [], fallback=fallback)
+            print(f"\nincbin {path}, fallback {fallback}: {result.stderr.strip()[-300:]}")
+            if fallback:  # beta's own retry read the file: beta may, it is beta's own
+                assert "retrying locally" in result.stderr, result.stderr
+                assert result.returncode == 0, result.stderr
+            else:
+                assert "file not found" in result.stderr, result.stderr  # alpha's assembler
+                assert result.returncode != 0, result.stderr
+                obj = workdir / "job.o"
+                assert not obj.exists() or data not in obj.read_bytes()
+
+
+def compiler_names(alpha: Daemon, beta: Daemon, shared_tmp: Path) -> int:
+    """Compiler names distccd's list does not have are refused by distccd; a listed name
+    with a path runs the guard; returns how many the guard refused."""
+    evil = shared_tmp / "evil"
+    for name in ("sh", "/bin/sh", "../../../../bin/sh", f"{evil}/sh", "gcc/"):
+        raw = raw_job(beta.ws, alpha.ws.address, shared_tmp, [name, "-c", "job.c", "-o", "job.o"])
+        print(f"compiler {name!r}: {raw}")
+        assert raw.get("DOTO", "") == "", raw
+        assert raw.get("STAT", 1) != 0, raw
+    # The last component names a listed compiler: the guard runs the real one, not this.
+    name = f"{evil}/x86_64-linux-gnu-gcc"
+    raw = raw_job(beta.ws, alpha.ws.address, shared_tmp, [name, "-c", "job.c", "-o", "job.o"])
+    assert (raw["STAT"], raw["SERR"]) == (0, ""), raw
+    assert len(raw["DOTO"]) > 0
+    raw = raw_job(beta.ws, alpha.ws.address, shared_tmp, [name, "-c", "job.c", "-o", "j.o", "-B/"])
+    assert raw["STAT"] == REFUSED_STATUS << 8, raw
+    return 1
+
+
+def test_plain_builds_still_go_remote_and_match_local_objects(
+    pool: list[Daemon], shared_tmp: Path
+) -> None:
+    alpha, beta = pool
+    wait_until(lambda: guard(alpha).get("problem", "") is None, 30, "alpha's guard in place")
+    for name, source in SOURCES.items():
+        for flags in (["-O2", "-g", "-fPIC", "-Wall"], ["-Os", "-std=gnu11"]):
+            workdir = shared_tmp / f"{name}{''.join(flags)}"
+            result = distcc(beta.ws, alpha.ws.address, workdir, source, flags, fallback=False)
+            assert result.returncode == 0, result.stderr
+            local = workdir / "local.o"
+            beta.ws.run(["gcc", "-c", str(workdir / "job.c"), "-o", str(local), *flags])
+            for obj in (workdir / "job.o", local):  # debug info names the directory
+                beta.ws.run(["objcopy", "--strip-debug", str(obj)])
+            assert (workdir / "job.o").read_bytes() == local.read_bytes(), (name, flags)
+    assert guard(alpha)["refusals"] == 0
