@@ -8,7 +8,9 @@ distccd), on a private bridge (tests/integration/cluster.py builds them):
   fast    gcc-12
   slow    gcc-12, held to 15 % of one CPU by a cgroup: genuinely slow
   old     every gcc name runs gcc-11 (even x86_64-linux-gnu-gcc-12): must get no job
-The build is Google's brotli (31 C files from its PyPI sdist).  Everything is torn down
+They share one cluster key as the README's install section does it: `p2pcc keygen` on
+client, its token piped into `p2pcc join` on each of the others.  The build is Google's
+brotli (31 C files from its PyPI sdist).  Everything is torn down
 at the end, on failure and on Ctrl-C.
 """
 
