@@ -6,6 +6,10 @@ run inside the workstation's own mount namespace, on tmpfs mounted over /run/dbu
 /run/avahi-daemon, so they never meet the machine's own.  The stock client's zeroconf
 helper detaches from its session, so every process left in a workstation's network
 namespace is killed by id before the bed goes.
+
+A whole p2pcc daemon keeps distccd behind its door (docs/distccd.md, "The door"): a
+stock client gets in only when the pool is unkeyed or `distccd.allow_stock_clients`
+lists it; the listing itself (mDNS) is the same either way.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pytest
 
 from tests.integration.mdns_driver import LineReader
 from tests.integration.netbed import TestBed, Workstation
-from tests.integration.pool import Daemon
+from tests.integration.pool import Daemon, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
@@ -306,19 +310,86 @@ def test_stock_distcc_client_uses_a_p2pcc_workstation(zc_bed: TestBed, tmp_path:
     assert a.stop()["threads"] == []
 
 
-def test_stock_distcc_client_lists_a_running_p2pcc_daemon(
-    zc_bed: TestBed, shared_tmp: Path
+def stock_compile(
+    ws: Workstation, workdir: Path, name: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """One job by a stock `distcc +zeroconf` client with a fresh DISTCC_DIR (a refused host
+    stays benched in the old one), that must go remote; the result and the DISTCC_DIR."""
+    distcc_dir = workdir / f"distcc-{name}"
+    distcc_dir.mkdir()
+    source = workdir / f"{name}.c"
+    source.write_text("int stock(void) { return 7; }\n")
+    env = dict(os.environ, DISTCC_HOSTS="+zeroconf", DISTCC_DIR=str(distcc_dir))
+    env["DISTCC_FALLBACK"] = "0"
+    command = ["distcc", "gcc", "-c", str(source), "-o", str(workdir / f"{name}.o")]
+    return ws.run(command, env=env, timeout=60, check=False), distcc_dir
+
+
+def distccd_log(daemon: Daemon) -> str:
+    path = daemon.runtime_dir / "distccd" / "distccd.log"
+    return path.read_text() if path.exists() else ""
+
+
+def test_a_keyed_daemon_lets_a_stock_client_in_only_when_configured(
+    zc_bed: TestBed, shared_tmp: Path, key_file: Path
 ) -> None:
-    """The done-when check with the whole daemon: its managed distccd, announced by mDNS."""
+    """The done-when check with the whole daemon, and its door: a keyed pool's distccd is
+    announced to stock clients, but admits one only from `distccd.allow_stock_clients`."""
     alpha, beta = zc_bed.add_workstation("alpha"), zc_bed.add_workstation("beta")
     start_avahi(beta)
-    daemon = Daemon(alpha, shared_tmp / "alpha")
+    daemon = Daemon(alpha, shared_tmp / "alpha", key_file=key_file)
     daemon.start()
-    distcc_dir = shared_tmp / "distcc"
-    distcc_dir.mkdir()
-    listed = poll_show_hosts(beta, distcc_dir, lambda out: alpha.address in out, timeout=30)
-    assert listed.startswith(f"{alpha.address}:3632/")
-    assert daemon.process is not None
-    daemon.process.send_signal(signal.SIGTERM)  # leaving: the announcement is withdrawn
-    daemon.process.wait(timeout=30)
+    refused, distcc_dir = _listed_then_compiled(daemon, beta, shared_tmp, "refused")
+    assert refused.returncode != 0, refused.stdout  # the door reset it: nowhere to go
+    assert beta.address not in distccd_log(daemon)  # distccd never saw it
+    wait_until(lambda: _door(daemon).get("refused", 0) >= 1, 15, "the refusal counted")
+
+    _stop(daemon)
+    daemon.extra_config = f'[distccd]\nallow_stock_clients = ["{beta.address}/32"]\n'
+    daemon.start()
+    compiled, distcc_dir = _listed_then_compiled(daemon, beta, shared_tmp, "let-in")
+    assert compiled.returncode == 0, compiled.stderr
+    assert f"client: {beta.address}:" in distccd_log(daemon)  # alpha's distccd compiled it
+    _stop(daemon)  # leaving: the announcement is withdrawn
     poll_show_hosts(beta, distcc_dir, lambda out: alpha.address not in out, timeout=30)
+
+
+def test_an_unkeyed_pool_lets_stock_clients_in(zc_bed: TestBed, shared_tmp: Path) -> None:
+    """`gossip.insecure = true`: membership proves nothing, so the door admits all of
+    distccd's `allow` networks, and a stock client on the link builds there."""
+    alpha, beta = zc_bed.add_workstation("alpha"), zc_bed.add_workstation("beta")
+    start_avahi(beta)
+    daemon = Daemon(alpha, shared_tmp / "alpha", insecure=True)
+    daemon.start()
+    compiled, _ = _listed_then_compiled(daemon, beta, shared_tmp, "unkeyed")
+    assert compiled.returncode == 0, compiled.stderr
+    status = daemon.status()
+    assert status is not None
+    assert f"{alpha.address.rpartition('.')[0]}.0/24" in status["node"]["door"]["open_networks"]
+
+
+def _listed_then_compiled(
+    daemon: Daemon, client: Workstation, workdir: Path, name: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Wait until `client`'s stock distcc lists the daemon's distccd, then compile there."""
+    listing_dir = workdir / f"listing-{name}"
+    listing_dir.mkdir()
+    address = daemon.ws.address
+    try:
+        listed = poll_show_hosts(client, listing_dir, lambda out: address in out, timeout=30)
+    except AssertionError:
+        print(f"--- {daemon.ws.name}'s log\n{daemon.log_text()[-3000:]}")
+        raise
+    assert listed.startswith(f"{address}:3632/")
+    return stock_compile(client, workdir, name)
+
+
+def _door(daemon: Daemon) -> dict[str, Any]:
+    status = daemon.status()
+    return {} if status is None else dict(status["node"]["door"] or {})
+
+
+def _stop(daemon: Daemon) -> None:
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGTERM)
+    daemon.process.wait(timeout=30)
