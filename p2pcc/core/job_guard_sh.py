@@ -38,6 +38,9 @@ from p2pcc.core.job_guard import (
     missing_value,
 )
 
+#: The devices a sandboxed compiler sees: gcc seeds its random numbers from urandom.
+DEVICES = ("/dev/null", "/dev/urandom")
+
 #: Words of the sandbox command that stand for the job's input and output file.
 INPUT_WORD = "$in"
 OUTPUT_WORD = "$out"
@@ -78,7 +81,10 @@ def sandbox_argv(
             argv += ["--symlink", directory.target, directory.path]
     for path in ("/etc/ld.so.cache", "/etc/alternatives"):
         argv += ["--ro-bind-try", path, path]
-    argv += ["--dev", "/dev", "--tmpfs", "/tmp"]  # noqa: S108 - the sandbox's own, empty
+    # Of /dev only what compilers open (a full `--dev /dev` costs ~3 ms more per job).
+    for device in DEVICES:
+        argv += ["--dev-bind", device, device]
+    argv += ["--tmpfs", "/tmp"]  # noqa: S108 - the sandbox's own, empty
     argv += ["--ro-bind", INPUT_WORD, INPUT_WORD, "--bind", OUTPUT_WORD, OUTPUT_WORD]
     return [*argv, "--chdir", job_dir, "--", compiler]
 
