@@ -57,7 +57,11 @@ ACCEPTED = [
         ["-fcf-protection=full", "-ftrivial-auto-var-init=zero", "-fzero-call-used-regs=used-gpr"],
         ["--param", "max-inline-insns-single=200", "--param=ssp-buffer-size=4"],
         ["-x", "c++", "--target=aarch64-linux-gnu", "-flto", "-flto=auto", "-ffunction-sections"],
-        ["-fmacro-prefix-map=/home/me/src=."], ["-fPIE", "-fno-plt", "-fexceptions"],
+        ["-fmacro-prefix-map=/home/me/src=."],
+        # What the p2pcc wrapper sends for -march=native (p2pcc.wrapper.native).
+        ["-march=znver3", "-mmmx", "-msse4.1", "-mno-avx512f", "--param=l1-cache-size=32",
+         "--param=l1-cache-line-size=64", "--param=l2-cache-size=512", "-mtune=znver3"],
+        ["-fPIE", "-fno-plt", "-fexceptions"],
     )
 ]  # fmt: skip
 
