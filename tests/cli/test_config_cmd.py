@@ -168,3 +168,29 @@ def test_check_reads_the_key_file_as_the_daemon_does(
     assert (code, out) == (1, "")
     assert err.startswith(f"p2pcc: {key}")
     assert err.count("\n") == 1
+
+
+def test_check_refuses_a_key_file_others_may_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "p2pcc.toml"
+    key = tmp_path / "cluster.key"
+    key.write_text(format_key_line(bytes(32)) + "\n")
+    key.chmod(0o644)
+    source.write_text(f'[gossip]\nkey_file = "{key}"\n')
+    assert run(capsys, "--check", "--config", str(source)) == (
+        1,
+        "",
+        f"p2pcc: {key}: gossip.key_file: has mode 0644: other users can read the cluster key "
+        f"and join the pool; run `chmod 600 {key}`\n",
+    )
+    key.chmod(0o600)
+    assert run(capsys, "--check", "--config", str(source)) == (0, f"{source}: ok\n", "")
+
+
+def test_check_accepts_an_insecure_pool_without_a_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "p2pcc.toml"
+    source.write_text("[gossip]\ninsecure = true\n")
+    assert run(capsys, "--check", "--config", str(source)) == (0, f"{source}: ok\n", "")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pcc.core.auth import parse_key_file
+from p2pcc.core.auth import format_key_line, parse_key_file
 from tests.integration.distccd_jobs import jobs_since, log_marks
 from tests.integration.netbed import TestBed
 from tests.integration.pool import INTERVAL, Daemon, sees_all, share_key, wait_until
@@ -119,3 +119,42 @@ def build_on_alpha_served_by_beta(alpha: Daemon, beta: Daemon, home: Path) -> No
     served = sorted(Path(job.source).name for job in jobs if job.status == "COMPILE_OK")
     print(f"{FIGURE}jobs beta served for alpha: {len(served)} of {len(SOURCES)} ({line!r})")
     assert len(served) == len(SOURCES), jobs
+
+
+def test_an_insecure_pool_says_so_and_a_loose_key_stops_the_daemon(
+    bed: TestBed, shared_tmp: Path
+) -> None:
+    """`insecure = true`: a WARNING in the log, the banner in `status`, a failing
+    `doctor`.  A key file others may read: the daemon exits 1 with the chmod to run."""
+    loose = Daemon(bed.add_workstation("loose"), shared_tmp / "loose")
+    key = shared_tmp / "loose.key"
+    key.write_text(format_key_line(os.urandom(32)) + "\n")
+    key.chmod(0o644)
+    loose.key_file = key
+    loose.start()
+    assert loose.process is not None
+    assert loose.process.wait(timeout=60) == 1
+    refusal = loose.log_text().strip()
+    print(f"\n{FIGURE}a 0644 key at start: exit 1, {refusal!r}")
+    assert refusal == (
+        f"p2pcc: {key}: gossip.key_file: has mode 0644: other users can read the cluster key "
+        f"and join the pool; run `chmod 600 {key}`"
+    )
+
+    open_ = Daemon(bed.add_workstation("open"), shared_tmp / "open", insecure=True)
+    open_.start()
+    try:
+        document = wait_until(open_.status, 30, "the insecure daemon to answer")
+        assert document["node"]["insecure"] is True
+        warnings = [line for line in open_.log_text().splitlines() if " WARNING " in line]
+        assert any("unauthenticated pool (gossip.insecure = true)" in w for w in warnings)
+        table = open_.cli("status").stdout
+        assert table.startswith("WARNING: unauthenticated pool (gossip.insecure = true).")
+        doctor = open_.cli("doctor", check=False)
+        assert doctor.returncode == 2
+        key_lines = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL  key:")]
+        print(f"{FIGURE}doctor on an insecure pool: {key_lines}")
+        assert key_lines
+        assert "p2pcc keygen" in key_lines[0]
+    finally:
+        stop([open_])
