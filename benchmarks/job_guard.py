@@ -85,6 +85,7 @@ def start(root: Path, variants: dict[str, dict[str, str]], user: pwd.struct_pass
         log_dir = root / name / "distccd"
         argv = ["distccd", "--daemon", "--listen", "127.0.0.1", "--port", str(BASE_PORT + index)]
         argv += ["--allow", "127.0.0.1/32", "--jobs", "2", "--log-file", str(log_dir / "log")]
+        argv += ["--log-level", "info"]
         argv += ["--pid-file", str(log_dir / "pid")]
         if user is not None:
             argv += ["--user", user.pw_name]
@@ -99,6 +100,17 @@ def stop(root: Path, variants: dict[str, dict[str, str]]) -> None:
         except (OSError, ValueError, IndexError):
             continue
         subprocess.run(["pkill", "--signal", "TERM", "--session", str(pid)], check=False)
+
+
+def check_routes(root: Path, variants: dict[str, dict[str, str]]) -> None:
+    """Each distccd ran its job through what it should: the guard's path in the job's
+    summary line exactly where a guard is configured."""
+    for name in variants:
+        text = (root / name / "distccd" / "log").read_text()
+        summaries = [line for line in text.splitlines() if "COMPILE_OK" in line]
+        guarded = any(str(root / name / "guard") in line for line in summaries)
+        if not summaries or guarded != (name != "plain"):
+            sys.exit(f"distccd {name} did not run its job as expected:\n{text[-2000:]}")
 
 
 def one_job(work: Path, port: int) -> float:
@@ -174,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         start(root, variants, user)
         for index in range(len(variants)):  # warm-up, and a check each one serves
             one_job(work, BASE_PORT + index)
+        check_routes(root, variants)
         for _ in range(args.rounds):
             for index, name in enumerate(variants):
                 times[name].append(one_job(work, BASE_PORT + index))
@@ -197,8 +210,14 @@ def report(
     for name, value in medians.items():
         print(f"  {name:<14} median {value:7.2f} ms")
     plain = medians["plain"]
-    print(f"  guard only        (b)-(a): {medians['guard'] - plain:+6.2f} ms")
-    print(f"  guard + sandbox   (c)-(a): {medians['guard+bwrap'] - plain:+6.2f} ms  (target <= 5)")
+    print("differences: of the medians, and the median of each round's difference (paired):")
+    for name, label in (
+        ("guard", "guard only      (b)-(a)"),
+        ("guard+bwrap", "guard + sandbox (c)-(a)"),
+    ):
+        paired = statistics.median(x - y for x, y in zip(times[name], times["plain"], strict=True))
+        print(f"  {label}: {medians[name] - plain:+6.2f} ms, paired {paired * 1000:+6.2f} ms")
+    print("  (target for (c)-(a): <= 5 ms)")
     print("the pieces alone (fork+exec from Python, median):")
     for name, values in part_times.items():
         print(f"  {name:<28} {statistics.median(values) * 1000:6.2f} ms")
