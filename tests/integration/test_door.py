@@ -118,6 +118,10 @@ def distccd_pid(daemon: Daemon) -> int:
     return int((daemon.runtime_dir / "distccd" / "distccd.pid").read_text().split()[0])
 
 
+def nft_tables(ws: Workstation) -> str:
+    return ws.run(["nft", "list", "tables"]).stdout
+
+
 def wait_for_members(daemon: Daemon, members: int) -> None:
     wait_until(lambda: door(daemon).get("members") == members, 15, f"{members} member(s)")
 
@@ -171,6 +175,11 @@ def test_a_killed_member_is_shut_out_and_its_running_job_finishes(pool: list[Dae
         assert int(outcome[3]) > 0  # and an object came back
         assert client.wait(timeout=30) == 0
     assert distccd_pid(alpha) == pid  # never restarted for a membership change
+    assert "p2pcc_door_3632" in nft_tables(beta.ws)  # a killed daemon leaves its table
+    beta.start()  # and the next start replaces it
+    wait_for_members(alpha, 1)
+    wait_until(lambda: door(beta).get("members") == 1, 15, "beta's door up again")
+    assert door(beta)["problem"] is None
 
 
 def shut_out_after_death(alpha: Daemon, beta: Daemon) -> None:
@@ -201,6 +210,7 @@ def test_a_member_that_leaves_is_shut_out_and_one_that_joins_gets_in(
     assert beta.process is not None
     beta.process.send_signal(signal.SIGTERM)
     beta.process.wait(timeout=30)
+    assert "p2pcc_door" not in nft_tables(beta.ws)  # removed on the way out
     wait_until(lambda: "beta" not in alpha.peers_by_name(), 10, "beta's leave")
     left = time.monotonic()
     wait_until(lambda: probe(beta.ws, alpha.ws.address) == "refused", 10, "beta shut out")
