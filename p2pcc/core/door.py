@@ -52,6 +52,7 @@ class DoorPolicy:
 
     port: int
     open_networks: tuple[IPNetwork, ...] = ()
+    keyed: bool = True  # False: the open networks include distccd's whole allow list
 
     @property
     def table(self) -> str:

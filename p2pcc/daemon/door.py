@@ -99,8 +99,9 @@ def door_policy(config: Config, facts: StartFacts) -> DoorPolicy:
     """The door this daemon keeps: distccd's port; the stock clients, and in an unkeyed
     pool every network distccd's `--allow` admits."""
     allow = config.distccd.allow or default_allow(facts.surroundings.interface.addresses)
-    networks = open_networks(config.distccd.allow_stock_clients, allow, keyed=bool(facts.keyring))
-    return DoorPolicy(config.distccd.port, networks)
+    keyed = bool(facts.keyring)
+    networks = open_networks(config.distccd.allow_stock_clients, allow, keyed=keyed)
+    return DoorPolicy(config.distccd.port, networks, keyed)
 
 
 class Door:
@@ -135,6 +136,11 @@ class Door:
                 self.policy.table,
                 "".join(f", {network}" for network in self.policy.open_networks),
             )
+            if not self.policy.keyed:
+                log.warning(
+                    "unkeyed pool: distccd's door is open to everyone in distccd's allow "
+                    "networks (without a key, anyone can announce itself a member)"
+                )
         self.report()
         return self.up
 

@@ -6,6 +6,7 @@ import ipaddress
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 import trio
@@ -83,6 +84,14 @@ async def test_a_door_that_cannot_be_set_up_says_why_and_is_still_removed(
     assert "CAP_NET_ADMIN" in reports[-1].problem
     assert nft.scripts() == ["table inet p2pcc_door_3632\ndelete table inet p2pcc_door_3632\n"]
     assert "distccd will not serve" in caplog.text
+
+
+async def test_an_unkeyed_pools_door_says_it_is_open(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_door(replace(POLICY, keyed=False), list[DoorReport]().append, FakeNft()):
+        pass
+    assert "unkeyed pool: distccd's door is open to everyone" in caplog.text
 
 
 async def test_members_are_admitted_at_once_and_dropped_when_declared_dead(
