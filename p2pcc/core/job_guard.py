@@ -64,7 +64,7 @@ _F_VALUES = (
     "input-charset", "wide-exec-charset", "excess-precision", "fp-contract", "fp-model",
     "permitted-flt-eval-methods", "trivial-auto-var-init", "strong-eval-order",
     "stack-check", "vect-cost-model", "simd-cost-model", "ira-algorithm", "ira-region",
-    "ms-compatibility-version", "debug-default-version", "lax-vector-conversions",
+    "ms-compatibility-version", "debug-default-version", "lax-vector-conversions", "use-ld",
 )  # fmt: skip
 _M_VALUES = (
     "arch", "tune", "cpu", "fpmath", "abi", "cmodel", "tls-dialect", "prefer-vector-width",
@@ -82,6 +82,13 @@ _FILE_OPTIONS = (
     "-fdiagnostics-format=*file*",
 )  # fmt: skip
 
+#: Link options the distcc client passes on; a compile (-c, -S) ignores them.
+_LINK_ONLY = (
+    "-rdynamic", "-static", "-shared", "-pie", "-no-pie", "-static-pie", "-static-libgcc",
+    "-static-libstdc++", "-nostdlib", "-nodefaultlibs", "-nostartfiles", "-nostdinc",
+    "-nostdinc++", "-s",
+)  # fmt: skip
+
 #: The rules for an argument that is not the job's input, `-o`, `-c`/`-S` or an
 #: option with a separate value (see `check_job`), in order.
 ARGUMENT_RULES: tuple[Rule, ...] = tuple(
@@ -93,6 +100,7 @@ ARGUMENT_RULES: tuple[Rule, ...] = tuple(
     + _accept("-O", "-O[0-3sgz]", "-Ofast")
     + _accept("-g*", "-std=*", "-ansi", "-pedantic", "-pedantic-errors", "-w", "-pthread")
     + _accept("-pipe", "-fsyntax-only", "--target=*", "--param=[a-z]*=[0-9]*")
+    + _accept(*_LINK_ONLY)
     + _accept("-Wa,--noexecstack", "-Wa,--compress-debug-sections*", "-Wa,-mrelax-relocations=*")
     + _refuse("passes options to another program", "-W[alp],*", "-X*")
     + _accept("-W[A-Za-z]*")

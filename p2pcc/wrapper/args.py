@@ -20,7 +20,9 @@ quietly builds something else:
   `-ftest-coverage`), sanitizer and XRay lists, modules and precompiled headers
   (`-fmodule*`, `-include-pch`, `-fpch-preprocess`), other compiler parts (`-B`,
   `-wrapper`), and what distccd refuses outright and would bench the peer for 60 s
-  over: `-fplugin=…`, `-specs=…` (also `-Xclang`, which can load plugins).
+  over: `-fplugin=…`, `-specs=…` (also `-Xclang`, which can load plugins), and what a
+  peer's job guard refuses although distcc passes it on (`--sysroot`, `-Xlinker`,
+  `-Xassembler`, `-Xpreprocessor`; docs/distccd.md, "The job guard and sandbox").
 
 An option whose argument is a separate word (`-o out.o`, `-I dir`, `-MF deps.d` …) must
 be listed in SEPARATE_ARGUMENT, or its argument would be taken for an input file; an
@@ -44,6 +46,8 @@ SEPARATE_ARGUMENT = frozenset(
     )
 )  # fmt: skip
 
+_GUARD_REFUSES = "a peer's job guard refuses it (the peer would be benched for 60 s)"
+
 #: Options that take the next word and force a local compile, with why.
 LOCAL_WITH_ARGUMENT = {
     "-x": "-x changes the language (distcc does not follow it)",
@@ -55,6 +59,11 @@ LOCAL_WITH_ARGUMENT = {
     "-Xclang": "-Xclang can load plugins and write files",
     "-MJ": "-MJ writes a compilation database entry",
     "-aux-info": "-aux-info writes a file besides the object",
+    # Refused by a peer's job guard (p2pcc.core.job_guard), which benches it for 60 s.
+    "--sysroot": _GUARD_REFUSES,
+    "-Xlinker": _GUARD_REFUSES,
+    "-Xassembler": _GUARD_REFUSES,
+    "-Xpreprocessor": _GUARD_REFUSES,
 }
 
 #: Queries: the compiler prints something and compiles nothing.
@@ -99,6 +108,7 @@ LOCAL_PREFIXES = (
     ("-fxray-never-instrument", "reads a file of this machine"),
     ("-frepo", "-frepo writes .rpo files besides the object"),
     ("-fsyntax-only", "no object to make"),
+    ("--sysroot=", _GUARD_REFUSES),
 )
 
 #: Assembler options (inside -Wa, or after -Xassembler) that write a listing or deps.
@@ -132,7 +142,7 @@ def classify(args: list[str]) -> tuple[bool, str]:
                 return False, f"{arg} without its argument"
             value = args[index]
             index += 1
-            why = LOCAL_WITH_ARGUMENT.get(arg) or _separate_problem(arg, value)
+            why = LOCAL_WITH_ARGUMENT.get(arg, "")
             if why:
                 return False, why
             if arg == "-o":
@@ -159,12 +169,6 @@ def _input_problem(arg: str, sources: list[str]) -> str:
     sources.append(arg)
     if len(sources) > 1:
         return "several sources in one command"
-    return ""
-
-
-def _separate_problem(option: str, value: str) -> str:
-    if option == "-Xassembler" and (value.startswith("-a") or value.startswith("--MD")):
-        return "an assembler listing or dependency file is written besides the object"
     return ""
 
 

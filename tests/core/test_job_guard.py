@@ -62,6 +62,8 @@ ACCEPTED = [
         ["-march=znver3", "-mmmx", "-msse4.1", "-mno-avx512f", "--param=l1-cache-size=32",
          "--param=l1-cache-line-size=64", "--param=l2-cache-size=512", "-mtune=znver3"],
         ["-fPIE", "-fno-plt", "-fexceptions"],
+        # Link options real builds put in CFLAGS, which the distcc client passes on.
+        ["-rdynamic", "-static", "-shared", "-no-pie", "-fuse-ld=lld", "-static-libgcc"],
     )
 ]  # fmt: skip
 
@@ -99,7 +101,7 @@ REFUSED = [
     (["-c", IN, "-o", OUT, "-imacros", "x"], "'-imacros' is not on"),
     (["-c", IN, "-o", OUT, "-Dx=1"], "'-Dx=1' is not on"),
     (["-c", IN, "-o", OUT, "-E"], "'-E' is not on"),
-    (["-c", IN, "-o", OUT, "-fuse-ld=bfd"], "'-fuse-ld=bfd' (an option with a value)"),
+    (["-c", IN, "-o", OUT, "-ffoo=bar"], "'-ffoo=bar' (an option with a value)"),
     (["-c", IN, "-o", OUT, "-mfoo=bar"], "'-mfoo=bar' (an option with a value)"),
     (["-c", IN, "-o", OUT, "-fdiagnostics-format=sarif-file"], "'-fdiagnostics-format="),
     (["-c", IN, "-o", OUT, ""], "'' has a character"),

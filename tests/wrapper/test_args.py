@@ -35,7 +35,7 @@ DISTRIBUTABLE = [
     "-D__KERNEL__ -fmacro-prefix-map=./= -std=gnu11 -fno-PIE -mcmodel=kernel "
     "-DKBUILD_MODFILE='\"fs/open\"' -DKBUILD_BASENAME='\"open\"' -c -o fs/open.o fs/open.c",
     # separate-word arguments that look like inputs
-    "-include config.h -MF deps.d -MT out.o -Xpreprocessor -DX --param max-inline-insns=9 -c x.c",
+    "-include config.h -MF deps.d -MT out.o --param max-inline-insns=9 -c x.c",
     "-S -o x.s x.c",
     "-c x.ii -o x.o",
     "-c x.C",
@@ -93,7 +93,12 @@ LOCAL = [
     ("-c x.c -fstack-usage", ".su"),
     ("-c x.c -Wa,-adhln=x.lst", "assembler listing"),
     ("-c x.c -Wa,--MD,x.d", "assembler listing"),
-    ("-c x.c -Xassembler -adhln=x.lst", "assembler listing"),
+    ("-c x.c -Xassembler -adhln=x.lst", "job guard"),
+    # distcc passes these on, and a peer's job guard refuses them (docs/distccd.md)
+    ("-c x.c --sysroot=/opt/sysroot", "job guard"),
+    ("-c x.c --sysroot /opt/sysroot", "job guard"),
+    ("-c x.c -Xlinker -z -Xlinker relro", "job guard"),
+    ("-c x.c -Xpreprocessor -DX", "job guard"),
     ("-c x.c -fopt-info-vec=vec.txt", "-fopt-info"),
     ("-c x.c -fsanitize-ignorelist=ignore.txt", "sanitizer list"),
     ("-c x.cc -fmodules-ts", "modules"),
