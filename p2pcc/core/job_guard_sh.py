@@ -64,14 +64,10 @@ def sandbox_argv(
     bwrap: str, system_dirs: Sequence[SystemDir], job_dir: str, compiler: str
 ) -> list[str]:
     """The bwrap command running `compiler` on the job's files (INPUT_WORD, OUTPUT_WORD)."""
-    argv = [
-        bwrap,
-        "--unshare-all",
-        "--unshare-user",
-        "--disable-userns",
-        "--die-with-parent",
-        "--new-session",
-    ]
+    # No --new-session: the compiler stays in distccd's session, where the daemon finds
+    # it to lower its priority during a pause and to kill it with distccd; distccd has no
+    # controlling terminal (it leads a session of its own), so there is none to abuse.
+    argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
     argv += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LC_ALL", "C"]
     argv += ["--ro-bind", "/usr", "/usr"]
     for directory in system_dirs:

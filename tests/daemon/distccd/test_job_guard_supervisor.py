@@ -13,7 +13,10 @@ import trio
 from p2pcc.core.guard_refusals import GuardRefusals
 from p2pcc.daemon.distccd.supervisor import distccd_log_file
 from tests.daemon.distccd.test_supervisor import (
+    SLOW_FLAGS,
+    SLOW_SOURCE,
     ServingEvents,
+    alive,
     compile_remotely,
     port,
     supervisor,
@@ -67,3 +70,20 @@ async def test_without_bwrap_distccd_is_not_started(workdir: Path, port: int) ->
             assert "apt install bubblewrap" in refusals.problem
             nursery.cancel_scope.cancel()
     assert events.seen == [False]
+
+
+async def test_a_sandboxed_compiler_stays_in_distccds_session(workdir: Path, port: int) -> None:
+    # The pause lowers, and the supervisor kills, the processes of distccd's session.
+    events = ServingEvents()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            state = await nursery.start(supervisor(port, workdir, events))
+            session = state.pid
+            assert session is not None
+            source = SLOW_SOURCE % 2_000_000_000
+            nursery.start_soon(compile_remotely, workdir, port, "slow", source, SLOW_FLAGS)
+            while not any(entry.comm == "cc1plus" for entry in alive(session)):
+                await trio.sleep(0.05)
+            assert any(entry.comm == "bwrap" for entry in alive(session))
+            nursery.cancel_scope.cancel()
+    assert alive(session) == []  # the sandboxed compiler died with distccd
