@@ -27,6 +27,12 @@ class JobRecord:
     source: str
 
     @property
+    def compiler_name(self) -> str:
+        """The name the client asked for: a distccd behind p2pcc's job guard logs the
+        guard script it ran instead (`runtime_dir/guard/NAME`, docs/distccd.md)."""
+        return self.compiler.rpartition("/")[2] if "/guard/" in self.compiler else self.compiler
+
+    @property
     def ok(self) -> bool:
         """The job compiled and its object went back to the client."""
         return self.status == "COMPILE_OK" and self.exit_code == 0 and self.ret == 0

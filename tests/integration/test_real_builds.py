@@ -63,7 +63,7 @@ def assert_jobs_went(
     those of `not_to` compiled none."""
     for name in to:
         assert jobs[name], f"no job on {name}"
-        assert {job.compiler for job in jobs[name]} == {remote_name}, name
+        assert {job.compiler_name for job in jobs[name]} == {remote_name}, name
         assert all(job.ok for job in jobs[name]), jobs[name]
     for name in not_to:
         assert jobs[name] == [], name
