@@ -6,7 +6,7 @@
 
 APT_PACKAGES=(
     distcc gcc-11 g++-11 gcc-12 g++-12 clang binutils
-    iproute2 iputils-ping nftables util-linux
+    iproute2 iputils-ping nftables util-linux bubblewrap dash
     python3-venv avahi-daemon dbus-daemon zsh
 )
 VENV=${P2PCC_VENV:-.venv}

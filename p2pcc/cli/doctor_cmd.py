@@ -17,6 +17,9 @@ from typing import Any
 
 from p2pcc.cli import doctor_checks as doctor
 from p2pcc.cli.doctor_checks import Finding
+from p2pcc.cli.doctor_guard import check_guard
+from p2pcc.cli.doctor_keys import check_pool_key
+from p2pcc.cli.door_report import check_door
 from p2pcc.config import Config, config_from_mapping, load_config
 from p2pcc.control_client import DaemonNotRunningError, control_socket_path, send_request
 from p2pcc.core.control_protocol import StatusRequest
@@ -88,9 +91,11 @@ def run_checks(
     findings.append(doctor.check_own_packets(status, group, config.gossip.port))
     findings += doctor.check_peers(status, config.gossip.port)
     findings.append(doctor.check_cutoff(status))
+    findings.append(check_door(status, shutil.which("nft", path=f"{path}:/usr/sbin:/sbin")))
+    findings.append(check_guard(status, config.distccd.user))
     findings.append(doctor.check_duplicate_id(status))
     findings.append(doctor.check_links(path))
-    findings.append(_key_finding(config.gossip.key_file))
+    findings.append(check_pool_key(config, status))
     return findings
 
 
@@ -150,22 +155,6 @@ def _remote_names(
 
     names = (*config.compilers.offer, *config.compilers.extra)
     return [c.fingerprint.remote_name for c in find_compilers(names, dict(env))]
-
-
-def _key_finding(key_file: Path | None) -> Finding:
-    if key_file is None:
-        return doctor.check_key(None)
-    from p2pcc.core.auth import parse_key_file
-
-    try:
-        parse_key_file(key_file.read_text(), str(key_file))
-    except PermissionError:
-        return doctor.check_key(key_file, readable=False)
-    except OSError as error:
-        return doctor.check_key(key_file, f"{key_file}: cannot read: {error.strerror}")
-    except P2pccError as error:
-        return doctor.check_key(key_file, str(error))
-    return doctor.check_key(key_file)
 
 
 def _read(path: str) -> str:

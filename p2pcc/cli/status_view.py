@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, TypeGuard
 
+from p2pcc.cli.doctor_guard import guard_line
+from p2pcc.cli.door_report import door_line
+from p2pcc.cli.status_banner import banner_lines
 from p2pcc.cli.text_table import (
     UNICODE_SYMBOLS,
     Cell,
@@ -80,7 +83,8 @@ def render_status(
     width = min(width, MAX_WIDTH)
     table = render_table(_columns(rows, compilers), width, colour, symbols)
     summary = _summary(document, peers, stock, default, width=width, ellipsis=symbols.ellipsis)
-    return "\n".join([*table, summary])
+    extra = [door_line(node), guard_line(node)]
+    return "\n".join([*banner_lines(node, width, colour), *table, summary, *filter(None, extra)])
 
 
 def local_compilers(document: Mapping[str, Any]) -> list[LocalCompiler]:

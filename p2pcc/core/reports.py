@@ -1,7 +1,7 @@
 """What the daemon's tasks tell the node that only people read: the stock distccd
 servers mDNS lists, the mDNS records it ignored, the gossip sends and receives that
 failed, the distcc connections it cut loose from vanished peers, and why it cannot do
-that here if it cannot.
+that here if it cannot; and distccd's door (p2pcc.core.door).
 
 None of it changes what we gossip or rank, so none of it is announced as a change;
 `p2pcc status` and `p2pcc doctor` read it from the status document.
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import Counter
 
 from p2pcc.core import limits
+from p2pcc.core.door import DoorReport
+from p2pcc.core.guard_refusals import GuardRefusals
 from p2pcc.core.zeroconf_names import StockServer
 
 
@@ -25,6 +27,9 @@ class Reports:
         self._receive_errors: Counter[str] = Counter()
         self._aborted_connections = 0
         self._cutoff_problem: str | None = "not checked yet"
+        self._door: DoorReport | None = None
+        #: The job guard: refusals of peers' jobs, or why it is not in place.
+        self.guard = GuardRefusals()
 
     def add_stock_server(self, server: StockServer) -> None:
         """mDNS found a stock distccd (at most MAX_PEERS are listed)."""
@@ -74,3 +79,11 @@ class Reports:
     @property
     def cutoff_problem(self) -> str | None:
         return self._cutoff_problem
+
+    def set_door(self, door: DoorReport) -> None:
+        """distccd's door as it is now (members admitted, refusals, or why it is not up)."""
+        self._door = door
+
+    @property
+    def door(self) -> DoorReport | None:
+        return self._door

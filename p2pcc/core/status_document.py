@@ -66,7 +66,11 @@ def _own_document(node: LocalNode, now: float, wall: float) -> dict[str, Any]:
         "power": status.power,
         "compilers": [_compiler_document(compiler) for compiler in node.compilers],
         "cutoff_problem": node.reports.cutoff_problem,
+        "door": None if node.reports.door is None else node.reports.door.as_document(),
+        "job_guard": node.reports.guard.as_document(),
         "duplicate_id": None if shared is None else shared.document(node.peers(), now, wall),
+        # Only `gossip.insecure = true` runs a pool without a key (docs/security.md, Keys).
+        "insecure": not node.statistics(now).authenticated,
     }
 
 

@@ -36,6 +36,7 @@ from p2pcc.daemon.control import serve_control
 from p2pcc.daemon.distccd.renice import serve_renice_while_paused
 from p2pcc.daemon.distccd.supervisor import DistccdState, distccd_log_file, serve_distccd
 from p2pcc.daemon.distccd.vanished import serve_vanished_peers
+from p2pcc.daemon.door import Door, door_policy, open_door, serve_door, serve_no_distccd
 from p2pcc.daemon.gossip import serve_gossip
 from p2pcc.daemon.identity_renewal import serve_identity_renewal
 from p2pcc.daemon.idle import make_source, serve_idle
@@ -44,6 +45,7 @@ from p2pcc.daemon.mdns.discovery import Discovery, serve_discovery
 from p2pcc.daemon.metrics.calibrate import calibrate_node
 from p2pcc.daemon.metrics.sampler import serve_metrics
 from p2pcc.daemon.node_control import NodeControl
+from p2pcc.daemon.pool_security import serve_insecure_warnings, warn_insecure
 from p2pcc.daemon.runtime_dir import prepare_runtime_dir
 from p2pcc.daemon.startup import StartFacts, gather_start_facts, open_node
 from p2pcc.daemon.state_writer import serve_state_file
@@ -104,20 +106,25 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         config.gossip.port,
         "" if facts.keyring else " (unauthenticated pool)",
     )
-    async with trio.open_nursery() as nursery:
-        distccd = await _start_distccd(nursery, daemon)
+    # The door is up before distccd starts and goes after it has stopped (p2pcc.daemon.door).
+    door_context = open_door(door_policy(config, facts), node.reports.set_door)
+    async with door_context as door, trio.open_nursery() as nursery:
+        distccd = await _start_distccd(nursery, daemon, door)
         await _start_pool(nursery, daemon)
         await _start_local(nursery, daemon, distccd)
         log.info("ready")
         await _serve_signals(node, config, nursery.cancel_scope)
 
 
-async def _start_distccd(nursery: trio.Nursery, daemon: Daemon) -> DistccdState:
-    """distccd and what measures this machine (metrics need distccd's pid)."""
+async def _start_distccd(nursery: trio.Nursery, daemon: Daemon, door: Door) -> DistccdState:
+    """distccd (only behind its door) and what measures this machine (metrics need
+    distccd's pid)."""
     config, node, cpus = daemon.config, daemon.node, daemon.facts.cpus
+    if door.up:
+        await nursery.start(serve_door, door, node, daemon.board)
     distccd: DistccdState = await nursery.start(
         partial(
-            serve_distccd,
+            serve_distccd if door.up else serve_no_distccd,
             config.distccd,
             listen=daemon.facts.surroundings.endpoint.interface_address,
             interface=daemon.facts.surroundings.interface.name,
@@ -126,6 +133,7 @@ async def _start_distccd(nursery: trio.Nursery, daemon: Daemon) -> DistccdState:
             slots=lambda: max(1, node.status.slots or cpus),
             env=daemon.env,
             exclude_path_dirs=link_dirs_on(daemon.env),
+            refusals=node.reports.guard,
         )
     )
     await nursery.start(
@@ -144,6 +152,7 @@ async def _start_distccd(nursery: trio.Nursery, daemon: Daemon) -> DistccdState:
 async def _start_pool(nursery: trio.Nursery, daemon: Daemon) -> None:
     """Gossip, its timers and replay memory, and mDNS."""
     config, node, board = daemon.config, daemon.node, daemon.board
+    await nursery.start(serve_insecure_warnings, node)
     await nursery.start(serve_identity_renewal, node, board, config.node.id_file)
     await nursery.start(serve_gossip, node, daemon.facts.surroundings.endpoint, board)
     await nursery.start(serve_timers, node, board)
@@ -226,6 +235,8 @@ def _reload(node: LocalNode, config: Config) -> Config:
         log.error("reload refused, keeping the running configuration: %s", error)
         return config
     node.set_keyring(keyring)
+    if not keyring:
+        warn_insecure()
     node.set_policy(policy)
     restart_needed = [
         section
