@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from p2pcc.daemon.door import COUNTER_PERIOD
+from tests.integration.attacks import DISTCCD_PORT, distcc_job, distccd_log, node_part, probe
 from tests.integration.distccd_log_lines import parse_distccd_job_line
 from tests.integration.netbed import TestBed, Workstation
 from tests.integration.pool import (
@@ -35,23 +36,8 @@ from tests.integration.pool import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
-DISTCCD_PORT = 3632
-
-#: Tries one TCP connection and says how it went: "connected", "refused" (a reset) or
-#: "timeout" (a silent drop would look like this).
-PROBE = """
-import socket, sys
-s = socket.socket()
-s.settimeout(5)
-try:
-    s.connect((sys.argv[1], int(sys.argv[2])))
-except ConnectionRefusedError:
-    print("refused")
-except OSError as error:
-    print(f"error {error}")
-else:
-    print("connected")
-"""
+#: A job that compiles anywhere.
+JOB = "int job(void) { return 42; }\n"
 
 #: A distcc client (protocol 1) that opens its connection and sends the command line, then
 #: waits for a line on stdin before sending the source: a job in flight across a
@@ -78,40 +64,14 @@ print("status", field("STAT"), "object", field("DOTO"), flush=True)
 """
 
 
+def door(daemon: Daemon) -> dict[str, Any]:
+    """The `door` part of the daemon's status."""
+    return node_part(daemon, "door")
+
+
 @pytest.fixture
 def pool(bed: TestBed, shared_tmp: Path, key_file: Path) -> Iterator[list[Daemon]]:
     yield from start_pool(bed, shared_tmp, ("alpha", "beta"), key_file, timeout=30)
-
-
-def door(daemon: Daemon) -> dict[str, Any]:
-    """The door part of the daemon's status ({} while it does not answer)."""
-    status = daemon.status()
-    return {} if status is None else dict(status["node"].get("door") or {})
-
-
-def probe(ws: Workstation, address: str) -> str:
-    return ws.run([sys.executable, "-c", PROBE, address, str(DISTCCD_PORT)]).stdout.strip()
-
-
-def distcc_compile(ws: Workstation, server: str, workdir: Path) -> subprocess.CompletedProcess[str]:
-    """One real distcc job from `ws` to `server` only; a local fallback is a failure."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "distcc").mkdir(exist_ok=True)
-    source = workdir / "job.c"
-    source.write_text("int job(void) { return 42; }\n")
-    env = dict(os.environ, DISTCC_HOSTS=f"{server}/2", DISTCC_DIR=str(workdir / "distcc"))
-    env["DISTCC_FALLBACK"] = "0"
-    return ws.run(
-        ["distcc", "gcc", "-c", str(source), "-o", str(workdir / "job.o")],
-        env=env,
-        timeout=60,
-        check=False,
-    )
-
-
-def distccd_log(daemon: Daemon) -> str:
-    path = daemon.runtime_dir / "distccd" / "distccd.log"
-    return path.read_text() if path.exists() else ""
 
 
 def distccd_pid(daemon: Daemon) -> int:
@@ -136,7 +96,9 @@ def test_a_stranger_is_reset_and_counted_while_a_member_builds(
     assert door(alpha)["open_networks"] == []  # a keyed pool: members only
 
     assert probe(mallory, alpha.ws.address) == "refused"
-    stranger = distcc_compile(mallory, alpha.ws.address, shared_tmp / "mallory")
+    stranger = distcc_job(
+        mallory, alpha.ws.address, shared_tmp / "mallory-job", JOB, [], fallback=False
+    )
     assert stranger.returncode != 0, stranger.stderr  # DISTCC_FALLBACK=0: nowhere to go
     refused = wait_until(
         lambda: door(alpha).get("refused", 0) >= 2 and door(alpha)["refused"],
@@ -145,7 +107,7 @@ def test_a_stranger_is_reset_and_counted_while_a_member_builds(
     )
     print(f"\nrefused by alpha's door: {refused}")
 
-    member = distcc_compile(beta.ws, alpha.ws.address, shared_tmp / "beta")
+    member = distcc_job(beta.ws, alpha.ws.address, shared_tmp / "beta-job", JOB, [], fallback=False)
     assert member.returncode == 0, member.stderr
     log = distccd_log(alpha)
     jobs = [job for line in log.splitlines() if (job := parse_distccd_job_line(line))]
@@ -218,7 +180,9 @@ def test_a_member_that_leaves_is_shut_out_and_one_that_joins_gets_in(
 
     beta.start()
     wait_for_members(alpha, 1)
-    member = distcc_compile(beta.ws, alpha.ws.address, shared_tmp / "beta-again")
+    member = distcc_job(
+        beta.ws, alpha.ws.address, shared_tmp / "beta-again-job", JOB, [], fallback=False
+    )
     assert member.returncode == 0, member.stderr
 
 

@@ -13,12 +13,8 @@ give the objects a local compile gives.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +22,14 @@ from typing import Any
 import pytest
 
 from p2pcc.core.job_guard import REFUSED_STATUS
-from tests.integration.netbed import TestBed, Workstation
+from tests.integration.attacks import (
+    DISTCCD_REFUSES,
+    distcc_job,
+    node_part,
+    raw_job,
+    tricks,
+)
+from tests.integration.netbed import TestBed
 from tests.integration.pool import Daemon, start_pool, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
@@ -49,34 +52,11 @@ SOURCES = {
 #: A distcc client (protocol 1) that sends exactly the command line it is given, as an
 #: attacker's own client would: `python3 - HOST PORT SOURCE ARG...`; prints the
 #: compiler's status, its stderr and the object's size as one JSON line.
-RAW_CLIENT = """
-import json, socket, sys
-host, port, source, args = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
-def word(token, value):
-    return token.encode() + b"%08x" % value
-def item(token, data):
-    return word(token, len(data)) + data
-request = word("DIST", 1) + word("ARGC", len(args))
-request += b"".join(item("ARGV", a.encode()) for a in args)
-request += item("DOTI", open(source, "rb").read())
-s = socket.create_connection((host, port), timeout=60)
-s.sendall(request)
-reply = b""
-try:
-    while chunk := s.recv(65536):
-        reply += chunk
-except ConnectionError:
-    pass  # distccd may drop a job it refuses itself
-fields, at = {}, 0
-while at + 12 <= len(reply):
-    token, size = reply[at:at + 4].decode(), int(reply[at + 4:at + 12], 16)
-    at += 12
-    if token in ("SERR", "SOUT", "DOTO"):
-        fields[token], at = reply[at:at + size].decode(errors="replace"), at + size
-    else:
-        fields[token] = size
-print(json.dumps(fields))
-"""
+
+
+def guard(daemon: Daemon) -> dict[str, Any]:
+    """The `job_guard` part of the daemon's status."""
+    return node_part(daemon, "job_guard")
 
 
 @pytest.fixture
@@ -102,85 +82,25 @@ def secrets_on_alpha() -> Iterator[dict[str, bytes]]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def guard(daemon: Daemon) -> dict[str, Any]:
-    status = daemon.status()
-    return {} if status is None else dict(status["node"].get("job_guard") or {})
-
-
-def distcc(
-    ws: Workstation, server: str, workdir: Path, source: str, extra: list[str], *, fallback: bool
-) -> subprocess.CompletedProcess[str]:
-    """One `distcc gcc -c` of `source` to `server` only, with a DISTCC_DIR of its own (a
-    refusal benches the server for 60 s in that directory)."""
-    workdir.mkdir(parents=True)
-    (workdir / "distcc").mkdir()
-    (workdir / "job.c").write_text(source)
-    env = dict(os.environ, DISTCC_HOSTS=f"{server}/2", DISTCC_DIR=str(workdir / "distcc"))
-    env["DISTCC_FALLBACK"] = "1" if fallback else "0"
-    env["DISTCC_VERBOSE"] = "0"
-    return ws.run(
-        ["distcc", "gcc", "-c", str(workdir / "job.c"), "-o", str(workdir / "job.o"), *extra],
-        env=env,
-        timeout=120,
-        check=False,
-    )
-
-
-def attacks(shared_tmp: Path, ran: Path) -> dict[str, list[str]]:
-    """Options that would run a command as distccd's user, each command writing to `ran`
-    who it ran as (beta's own preprocessing runs some of them, as root: that is fine)."""
-    record = f'id -un >> {ran}; exec "$0" "$@"'
-    evil = shared_tmp / "evil"
-    evil.mkdir()
-    for program in ("as", "x86_64-linux-gnu-gcc", "sh"):
-        planted = evil / program
-        planted.write_text(f"#!/bin/sh\nid -un >> {ran}\nexit 0\n")
-        planted.chmod(0o755)
-    options = shared_tmp / "options"
-    options.write_text(f"-wrapper '/bin/sh,-c,{record}'\n")
-    specs = shared_tmp / "evil.specs"
-    specs.write_text(f"*invoke_as:\n/bin/sh -c 'id -un >> {ran}'\n")
-    return {
-        "wrapper": ["-wrapper", f"/bin/sh,-c,{record}"],
-        "B": [f"-B{evil}/"],
-        "@file": [f"@{options}"],
-        "specs": [f"-specs={specs}"],
-        "plugin": ["-fplugin=/nonexistent/evil.so"],
-        "plugin by name": ["-fplugin=evil"],
-        "save-temps": ["-save-temps"],
-        "dump": ["-fdump-tree-all"],
-        "include": ["-include", "/etc/passwd"],
-    }
-
-
-#: Options distccd 3.4 refuses itself (`-fplugin=`, `-specs=`) before running anything.
-DISTCCD_REFUSES = ("specs", "plugin", "plugin by name")
-
-
-def raw_job(ws: Workstation, server: str, shared_tmp: Path, argv: list[str]) -> dict[str, Any]:
-    """One job sent as it is, with no local preprocessing (`RAW_CLIENT`)."""
-    source = shared_tmp / "raw.c"
-    source.write_text("int raw(void) { return 3; }\n")
-    result = ws.run(
-        [sys.executable, "-c", RAW_CLIENT, server, "3632", str(source), *argv], timeout=120
-    )
-    reply: dict[str, Any] = json.loads(result.stdout)
-    return reply
-
-
 def test_a_members_tricks_run_nothing_read_nothing_and_are_counted(
     pool: list[Daemon], shared_tmp: Path, secrets_on_alpha: dict[str, bytes]
 ) -> None:
     alpha, beta = pool
-    wait_until(lambda: guard(alpha).get("problem", "") is None, 30, "alpha's guard in place")
+    wait_until(
+        lambda: guard(alpha).get("problem", "") is None,
+        30,
+        "alpha's guard in place",
+    )
     ran = shared_tmp / "ran"
     ran.touch()
     ran.chmod(0o666)  # distccd's user could write it
     refusals = 0
     plain = "int job(void) { return 42; }\n"
     compile_args = ["x86_64-linux-gnu-gcc", "-c", "job.c", "-o", "job.o"]
-    for name, extra in attacks(shared_tmp, ran).items():
-        client = distcc(beta.ws, alpha.ws.address, shared_tmp / name, plain, extra, fallback=False)
+    for name, extra in tricks(shared_tmp, ran).items():
+        client = distcc_job(
+            beta.ws, alpha.ws.address, shared_tmp / name, plain, extra, fallback=False
+        )
         print(f"\n{name}, distcc: exit {client.returncode}: {client.stderr.strip()[-200:]}")
         assert client.returncode != 0, client.stderr  # refused remotely, or by beta's own cpp
         refusals += "p2pcc-guard: error" in client.stderr
@@ -197,7 +117,9 @@ def test_a_members_tricks_run_nothing_read_nothing_and_are_counted(
     refusals += compiler_names(alpha, beta, shared_tmp)
     assert "distccd" not in ran.read_text().split(), ran.read_text()  # 0 commands ran
     counted = wait_until(
-        lambda: guard(alpha).get("refusals", 0) >= refusals and guard(alpha), 20, "counted"
+        lambda: guard(alpha).get("refusals", 0) >= refusals and guard(alpha),
+        20,
+        "counted",
     )
     print(f"\nalpha's job guard: {counted}")
     assert counted["refusals"] == refusals
@@ -211,7 +133,7 @@ def incbin(alpha: Daemon, beta: Daemon, shared_tmp: Path, files: dict[str, bytes
         source = f'asm(".incbin \\"{path}\\"");\nint job(void) {{ return 1; }}\n'
         for fallback in (False, True):
             workdir = shared_tmp / f"incbin-{number}-{fallback}"
-            result = distcc(beta.ws, alpha.ws.address, workdir, source, [], fallback=fallback)
+            result = distcc_job(beta.ws, alpha.ws.address, workdir, source, [], fallback=fallback)
             print(f"\nincbin {path}, fallback {fallback}: {result.stderr.strip()[-300:]}")
             if fallback:  # beta's own retry read the file: beta may, it is beta's own
                 assert "retrying locally" in result.stderr, result.stderr
@@ -246,11 +168,15 @@ def test_plain_builds_still_go_remote_and_match_local_objects(
     pool: list[Daemon], shared_tmp: Path
 ) -> None:
     alpha, beta = pool
-    wait_until(lambda: guard(alpha).get("problem", "") is None, 30, "alpha's guard in place")
+    wait_until(
+        lambda: guard(alpha).get("problem", "") is None,
+        30,
+        "alpha's guard in place",
+    )
     for name, source in SOURCES.items():
         for flags in (["-O2", "-g", "-fPIC", "-Wall"], ["-Os", "-std=gnu11"]):
             workdir = shared_tmp / f"{name}{''.join(flags)}"
-            result = distcc(beta.ws, alpha.ws.address, workdir, source, flags, fallback=False)
+            result = distcc_job(beta.ws, alpha.ws.address, workdir, source, flags, fallback=False)
             assert result.returncode == 0, result.stderr
             local = workdir / "local.o"
             beta.ws.run(["gcc", "-c", str(workdir / "job.c"), "-o", str(local), *flags])
