@@ -180,7 +180,6 @@ def _guard(tmp_path: Path) -> tuple[Path, Path]:
     return script, report
 
 
-@pytest.mark.skipif(DASH is None, reason="dash is not installed")
 def test_sh_guard_decides_as_the_classifier(tmp_path: Path) -> None:
     script, report = _guard(tmp_path)
     cases = REAL + ACCEPTED + [arguments for arguments, _ in REFUSED]

@@ -34,8 +34,6 @@ from tests.integration.pool import Daemon, start_pool, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
-if not (shutil.which("distcc") and shutil.which("distccd") and shutil.which("bwrap")):
-    pytest.skip("needs distcc, distccd and bubblewrap", allow_module_level=True)
 
 #: Real C for the build that must still go remote: a few functions, some headers.
 SOURCES = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -44,7 +43,6 @@ def test_install_writes_scripts_list_and_a_private_job_directory(tmp_path: Path)
     assert stat.S_IMODE(where.job_dir.stat().st_mode) == 0o700
 
 
-@pytest.mark.skipif(shutil.which("dash") is None, reason="dash is not installed")
 def test_an_installed_guard_refuses_and_reports(tmp_path: Path) -> None:
     where = paths(tmp_path)
     install_guard(where, {"gcc": "/usr/bin/gcc"}, "/usr/bin/bwrap", None)
@@ -100,7 +98,6 @@ def test_a_failing_bwrap_is_explained(tmp_path: Path) -> None:
     assert "user namespaces" in problem
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap is not installed")
 def test_real_bwrap_builds_the_sandbox() -> None:
     assert sandbox_problem(find_bwrap(dict(os.environ)), None) is None
 

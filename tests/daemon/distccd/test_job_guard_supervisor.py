@@ -26,9 +26,6 @@ from tests.daemon.distccd.test_supervisor import (
 pytestmark = [pytest.mark.integration]
 __all__ = ["port", "workdir"]  # fixtures
 
-if not shutil.which("bwrap"):
-    pytest.skip("bubblewrap is not installed", allow_module_level=True)
-
 
 async def test_jobs_run_guarded_and_refusals_are_counted(workdir: Path, port: int) -> None:
     events, refusals = ServingEvents(), GuardRefusals()
