@@ -1,0 +1,121 @@
+"""This machine's distcc jobs on peers, from successive readings of its TCP socket table.
+
+distcc holds one TCP connection to a peer's distccd per job, from sending the
+preprocessed source to receiving the object, and closes it then.  So an ESTABLISHED
+connection from this network namespace to a peer's announced address and distccd port
+is one of our jobs there, and its lifetime is the job's turnaround.  The daemon reads
+`/proc/net/tcp{,6}` every `POLL_PERIOD` and hands the table to `ConnectionWatch.poll`,
+which says which jobs ended since the last reading and how long each ran, first seen to
+gone, on the daemon's clock.
+
+The error of one figure is up to one poll period either way (first seen up to a period
+after the connect, gone seen up to a period after the close; on average the two
+cancel): a job shorter than a period is seen by chance and then counts as one period.
+That blurs fast jobs, but cannot hide a peer that is ten times slower than the others.
+
+Connections already open at the first reading are never counted (their start is
+unknown).  A connection is known by both ends and the socket's inode; it counts for the
+peer that held its address and port when it was first seen.  An address and port two
+live peers claim (a restart under a new id, a forgery in an unkeyed pool) belongs to
+neither.  At most `MAX_TRACKED` connections are followed at once; more (a flood) are
+left out, counted in `untracked`, and never grow memory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from p2pcc.core.peers import Liveness, Peer
+from p2pcc.core.procfs import TCP_ESTABLISHED, IPAddress, TcpSocket
+
+#: Seconds between readings of the socket table: a compile takes a second or more, so a
+#: quarter second resolves it, and one read of /proc/net/tcp{,6} four times a second
+#: costs a daemon next to nothing.
+POLL_PERIOD = 0.25
+
+#: Connections followed at once.  A client running `make -j64` against sixteen peers
+#: holds 64; the cap only bounds what a flood of connections can make us remember.
+MAX_TRACKED = 4096
+
+Endpoint = tuple[IPAddress, int]
+ConnectionKey = tuple[IPAddress, int, IPAddress, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedJob:
+    """A connection of ours to a peer's distccd that closed: whose, and how long it was
+    open."""
+
+    node_id: bytes
+    seconds: float
+
+
+def job_targets(peers: Iterable[Peer]) -> dict[Endpoint, bytes]:
+    """Each peer's distccd endpoints (announced address, distccd port) -> its node id,
+    for the peers that are not dead; an endpoint two of them claim is left out."""
+    owners: dict[Endpoint, set[bytes]] = {}
+    for peer in peers:
+        if peer.liveness is Liveness.DEAD or not 0 < peer.status.distccd_port < 65536:
+            continue
+        for text in peer.status.addresses:
+            try:
+                address = plain(ipaddress.ip_address(text))
+            except ValueError:
+                continue
+            owners.setdefault((address, peer.status.distccd_port), set()).add(peer.node_id)
+    return {endpoint: next(iter(ids)) for endpoint, ids in owners.items() if len(ids) == 1}
+
+
+class ConnectionWatch:
+    """Follows our connections to peers' distccd across readings; see the module
+    docstring."""
+
+    def __init__(self, max_tracked: int = MAX_TRACKED) -> None:
+        self._max_tracked = max_tracked
+        #: key -> (node id, first seen); node id None: open at the first reading.
+        self._open: dict[ConnectionKey, tuple[bytes | None, float]] = {}
+        self._primed = False
+        self.untracked = 0  # at the last reading: connections not followed (the cap)
+
+    @property
+    def tracked(self) -> int:
+        """Connections followed now."""
+        return len(self._open)
+
+    def poll(
+        self, sockets: Iterable[TcpSocket], targets: dict[Endpoint, bytes], now: float
+    ) -> list[FinishedJob]:
+        """Take the socket table read at `now`; the jobs that ended since the last one."""
+        current: dict[ConnectionKey, bytes] = {}
+        for sock in sockets:
+            if sock.state != TCP_ESTABLISHED or sock.remote_address is None:
+                continue
+            remote = plain(sock.remote_address)
+            node_id = targets.get((remote, sock.remote_port))
+            if node_id is not None:
+                current[(plain(sock.address), sock.port, remote, sock.remote_port, sock.inode)] = (
+                    node_id
+                )
+        finished = []
+        self.untracked = 0
+        for key in [key for key in self._open if key not in current]:
+            node_id, since = self._open.pop(key)
+            if node_id is not None:
+                finished.append(FinishedJob(node_id, max(0.0, now - since)))
+        for key, node_id in current.items():
+            if key in self._open:
+                continue
+            if len(self._open) >= self._max_tracked:
+                self.untracked += 1
+                continue
+            self._open[key] = (node_id if self._primed else None, now)
+        self._primed = True
+        return finished
+
+
+def plain(address: IPAddress) -> IPAddress:
+    """An IPv4 address seen through a dual-stack socket (`::ffff:a.b.c.d`) as itself."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped if mapped is not None else address

@@ -1,0 +1,173 @@
+"""How long peers really take: the turnaround of this machine's own distcc jobs, per peer.
+
+A peer announces its power and free slots; what a job there costs our build is another
+matter when the peer is slow for a reason its daemon cannot read (a CPU quota outside
+its view, thermal throttling, a noisy VM neighbour).  The daemon watches this machine's
+distcc connections to each peer's distccd (`p2pcc.core.job_connections`) and hands the
+book each one's lifetime, connection open to close: the job's turnaround as our build
+felt it (sending the source, waiting for a slot, compiling, receiving the object).
+
+Per peer the book keeps the newest `WINDOW_JOBS` turnarounds no older than
+`WINDOW_SECONDS`, and says how many, their median and mean, and a *relative* figure:
+the peer's median over the median of every other peer's turnarounds in the same window
+(1.0: like the others; 10: ten times slower).  Why these choices:
+
+- Medians, not means: source files differ (a header-only unit against a template-heavy
+  one), and one odd job must not brand a peer; the median of a handful moves only when
+  most of the handful moved.
+- The reference counts turnarounds, not peers, and leaves the peer itself out: a slow
+  peer completes few jobs while fast ones complete many, so the pooled median is what a
+  typical job takes elsewhere; leaving the peer out keeps a straggler from pulling its
+  own yardstick up (with two peers it is compared with the other one alone).
+- A small window (`WINDOW_JOBS`, odd so the median is one job) makes both verdicts
+  quick: a peer slowed ten-fold shows after `MIN_JOBS` jobs (a few of its slow jobs, so
+  within about 30 s of work), and one that recovers is forgiven after as many fast
+  ones.  `WINDOW_SECONDS` forgets a peer that gets no jobs, whatever it did before.
+- Below `MIN_JOBS` of its own, or of the others, the relative figure is None
+  ("unknown"): two jobs are anecdotes.
+
+Nothing here reads a clock: every call takes `now`.  Memory is bounded: at most
+`max_peers` peers (the one heard from least recently goes first) of `WINDOW_JOBS` each,
+and peers the table forgot are dropped (`keep_only`).  Ranking does not read the book
+yet (issue 13); `p2pcc status` shows it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from p2pcc.core import limits
+
+#: Turnarounds kept per peer: the newest nine, so the median is the fifth.
+WINDOW_JOBS = 9
+
+#: Seconds a turnaround counts for: a build's worth, so a peer that gets no jobs for
+#: two minutes starts anew (and a recovered straggler is not held to its past).
+WINDOW_SECONDS = 120.0
+
+#: Turnarounds a peer, and the other peers together, need before a relative figure.
+MIN_JOBS = 5
+
+#: The longest turnaround taken as it is: an hour, beyond any compile; longer ones (a
+#: connection left hanging) count as this.
+MAX_TURNAROUND = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Turnaround:
+    """One peer's figures at a moment: jobs in the window, their median and mean
+    seconds (None without jobs) and the relative figure (None: unknown)."""
+
+    jobs: int
+    median: float | None = None
+    mean: float | None = None
+    relative: float | None = None
+
+    def as_document(self) -> dict[str, object]:
+        """The `turnaround` object of a peer in the status document."""
+        return {
+            "jobs": self.jobs,
+            "median": self.median,
+            "mean": self.mean,
+            "relative": self.relative,
+        }
+
+
+UNKNOWN = Turnaround(0)
+
+
+class TurnaroundBook:
+    """Observed turnarounds per peer; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        window_jobs: int = WINDOW_JOBS,
+        window_seconds: float = WINDOW_SECONDS,
+        min_jobs: int = MIN_JOBS,
+        max_peers: int = limits.MAX_PEERS,
+    ) -> None:
+        self._window_jobs = window_jobs
+        self._window_seconds = window_seconds
+        self._min_jobs = min_jobs
+        self._max_peers = max_peers
+        #: node id -> (when it ended, seconds), oldest first.
+        self._jobs: dict[bytes, deque[tuple[float, float]]] = {}
+
+    def observe(self, node_id: bytes, seconds: float, now: float) -> None:
+        """A job of ours on `node_id` took `seconds`, ending at `now`.  A negative or
+        non-finite figure is ignored."""
+        if not math.isfinite(seconds) or seconds < 0:
+            return
+        jobs = self._jobs.get(node_id)
+        if jobs is None:
+            if len(self._jobs) >= self._max_peers:
+                del self._jobs[min(self._jobs, key=lambda peer: self._jobs[peer][-1][0])]
+            jobs = self._jobs[node_id] = deque(maxlen=self._window_jobs)
+        jobs.append((now, min(seconds, MAX_TURNAROUND)))
+
+    def keep_only(self, node_ids: Iterable[bytes]) -> None:
+        """Drop every peer but `node_ids` (those the peer table still holds)."""
+        keep = set(node_ids)
+        for node_id in [peer for peer in self._jobs if peer not in keep]:
+            del self._jobs[node_id]
+
+    def peers(self) -> int:
+        """Peers with turnarounds kept (some may be older than the window)."""
+        return len(self._jobs)
+
+    def figure(self, node_id: bytes, now: float) -> Turnaround:
+        """`node_id`'s figures at `now` (`UNKNOWN` when it has no turnaround in the
+        window)."""
+        return self.figures(now).get(node_id, UNKNOWN)
+
+    def figures(self, now: float) -> dict[bytes, Turnaround]:
+        """Every peer with a turnaround in the window at `now`, with its figures."""
+        recent = {
+            node_id: sorted(seconds for at, seconds in jobs if at > now - self._window_seconds)
+            for node_id, jobs in self._jobs.items()
+        }
+        recent = {node_id: own for node_id, own in recent.items() if own}
+        pooled = sorted(seconds for own in recent.values() for seconds in own)
+        return {node_id: self._figure(own, pooled) for node_id, own in recent.items()}
+
+    def _figure(self, own: list[float], pooled: list[float]) -> Turnaround:
+        median = _median(own)
+        relative = None
+        if len(own) >= self._min_jobs and len(pooled) - len(own) >= self._min_jobs:
+            reference = _median_without(pooled, own)
+            relative = median / reference if reference > 0 else None
+        return Turnaround(len(own), median, sum(own) / len(own), relative)
+
+
+def _median(values: list[float]) -> float:
+    """The median of sorted, non-empty `values`."""
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def _median_without(pooled: list[float], own: list[float]) -> float:
+    """The median of sorted `pooled` less the sorted sub-multiset `own`, without copying
+    `pooled` (every peer's reference comes from the one pooled list)."""
+    size = len(pooled) - len(own)
+    low, high = _kth_without(pooled, own, (size - 1) // 2), _kth_without(pooled, own, size // 2)
+    return (low + high) / 2
+
+
+def _kth_without(pooled: list[float], own: list[float], rank: int) -> float:
+    """The `rank`-th smallest (from 0) of `pooled` less `own`: the first value of
+    `pooled` with more than `rank` values of the difference at or below it."""
+    lo, hi = 0, len(pooled) - 1
+    while lo < hi:
+        middle = (lo + hi) // 2
+        value = pooled[middle]
+        at_or_below = bisect.bisect_right(pooled, value) - bisect.bisect_right(own, value)
+        if at_or_below > rank:
+            hi = middle
+        else:
+            lo = middle + 1
+    return pooled[lo]

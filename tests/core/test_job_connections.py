@@ -1,0 +1,113 @@
+"""Our jobs on peers from successive socket tables: which connections count, for whom, and
+how long; what is never counted; the cap on what is followed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from ipaddress import ip_address as ip
+
+import pytest
+
+from p2pcc.core.job_connections import ConnectionWatch, FinishedJob, job_targets
+from p2pcc.core.peers import Liveness
+from p2pcc.core.procfs import TCP_ESTABLISHED, TCP_LISTEN, TcpSocket
+from tests.core.roomy_peers import node, peer
+
+HERE = ip("10.0.0.1")
+TIME_WAIT = 0x06
+
+
+def job(
+    local_port: int, to: int = 2, port: int = 3632, inode: int = 100, **fields: object
+) -> TcpSocket:
+    """A connection of ours from `local_port` to peer `to`'s distccd."""
+    sock = TcpSocket(HERE, local_port, TCP_ESTABLISHED, inode, ip(f"10.0.0.{to}"), port)
+    return replace(sock, **fields)  # type: ignore[arg-type]
+
+
+TARGETS = job_targets([peer(2), peer(3)])
+
+
+def run(tables: list[list[TcpSocket]], period: float = 0.25) -> list[FinishedJob]:
+    """Poll `tables` one period apart from 0.0 (the first reading primes the watch)."""
+    watch = ConnectionWatch()
+    finished = []
+    for index, table in enumerate(tables):
+        finished += watch.poll(table, TARGETS, index * period)
+    return finished
+
+
+@pytest.mark.parametrize(
+    ("tables", "expected"),
+    [
+        # Open at the first reading: its start is unknown, never counted.
+        ([[job(40000)], []], []),
+        # Seen at 0.25, 0.5, 0.75, gone at 1.0: 0.75 s, for peer 2.
+        ([[], [job(40000)], [job(40000)], [job(40000)], []], [FinishedJob(node(2), 0.75)]),
+        # Two jobs at once on two peers, ending apart.
+        (
+            [[], [job(40000), job(40001, to=3, inode=101)], [job(40001, to=3, inode=101)], []],
+            [FinishedJob(node(2), 0.25), FinishedJob(node(3), 0.5)],
+        ),
+        # The same ends with another inode: a new connection (the old one ended).
+        ([[], [job(40000)], [job(40000, inode=200)], []], [FinishedJob(node(2), 0.25)] * 2),
+        # Leaving ESTABLISHED (FIN_WAIT, TIME_WAIT) is the end.
+        ([[], [job(40000)], [job(40000, state=TIME_WAIT, inode=0)]], [FinishedJob(node(2), 0.25)]),
+        # Not ours to a peer's distccd: another port, an unknown address, a listener,
+        # a peer's job on our distccd (its ephemeral port is no distccd port).
+        (
+            [
+                [],
+                [
+                    job(40000, port=22),
+                    job(40001, to=9),
+                    replace(job(3632), state=TCP_LISTEN, remote_address=None),
+                    replace(job(3632), remote_port=51000),
+                ],
+                [],
+            ],
+            [],
+        ),
+        # An IPv4 peer seen through a dual-stack socket.
+        (
+            [
+                [],
+                [job(40000, address=ip("::ffff:10.0.0.1"), remote_address=ip("::ffff:10.0.0.2"))],
+                [],
+            ],
+            [FinishedJob(node(2), 0.25)],
+        ),
+    ],
+)
+def test_jobs_from_successive_tables(
+    tables: list[list[TcpSocket]], expected: list[FinishedJob]
+) -> None:
+    assert run(tables) == expected
+
+
+def test_targets_are_live_peers_distccd_endpoints_and_shared_ones_belong_to_nobody() -> None:
+    peers = [
+        peer(2, distccd_port=4000),
+        peer(3, Liveness.SUSPECT),
+        peer(4, Liveness.DEAD),
+        peer(5, addresses=("10.0.0.5", "fe80::1", "not-an-address")),
+        peer(6, addresses=("10.0.0.7",)),
+        peer(7),  # claims 10.0.0.7:3632 too: neither gets it
+        peer(8, distccd_port=0),
+    ]
+    assert job_targets(peers) == {
+        (ip("10.0.0.2"), 4000): node(2),
+        (ip("10.0.0.3"), 3632): node(3),
+        (ip("10.0.0.5"), 3632): node(5),
+        (ip("fe80::1"), 3632): node(5),
+    }
+
+
+def test_a_flood_is_capped_and_counted_and_the_followed_ones_still_count() -> None:
+    watch = ConnectionWatch(max_tracked=3)
+    watch.poll([], TARGETS, 0.0)
+    flood = [job(40000 + i, inode=1000 + i) for i in range(10)]
+    assert watch.poll(flood, TARGETS, 1.0) == []
+    assert (watch.tracked, watch.untracked) == (3, 7)
+    assert watch.poll([], TARGETS, 2.0) == [FinishedJob(node(2), 1.0)] * 3
+    assert (watch.tracked, watch.untracked) == (0, 0)

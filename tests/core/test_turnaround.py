@@ -1,0 +1,173 @@
+"""The turnaround book: a straggler recognized within a handful of jobs, forgiven after as
+many, unknown with too few, bounded in peers and jobs — all on explicit times."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+
+from p2pcc.core.turnaround import (
+    MAX_TURNAROUND,
+    MIN_JOBS,
+    UNKNOWN,
+    WINDOW_JOBS,
+    WINDOW_SECONDS,
+    Turnaround,
+    TurnaroundBook,
+    _median_without,
+)
+
+FAST, OTHER, SLOW = b"f" * 16, b"o" * 16, b"s" * 16
+
+
+def feed(book: TurnaroundBook, jobs: list[tuple[bytes, float, float]]) -> None:
+    for node_id, seconds, at in jobs:
+        book.observe(node_id, seconds, at)
+
+
+def round_robin(start: float, **per_peer: list[float]) -> list[tuple[bytes, float, float]]:
+    """Jobs of each peer in turn, one every 0.5 s from `start`."""
+    ids = {"fast": FAST, "other": OTHER, "slow": SLOW}
+    interleaved = itertools.zip_longest(
+        *[[(ids[name], s) for s in times] for name, times in per_peer.items()]
+    )
+    flat = [job for group in interleaved for job in group if job is not None]
+    return [(node_id, s, start + 0.5 * i) for i, (node_id, s) in enumerate(flat)]
+
+
+@pytest.mark.parametrize(
+    ("fast", "slow", "expected_fast", "expected_slow"),
+    [
+        # A few slow jobs among fast ones: no verdict on anecdotes, either way.
+        ([1.0] * 8, [10.0] * (MIN_JOBS - 1), None, None),
+        # The MIN_JOBS-th slow job gives the verdict: ten times the other (which, the
+        # only other peer, is a tenth of it).
+        ([1.0] * 8, [10.0] * MIN_JOBS, 0.1, 10.0),
+        # Noisy fast jobs, a straggler among them: the medians carry it.
+        ([0.8, 1.2, 1.0, 3.0, 0.9, 1.1, 1.0], [9.0, 12.0, 10.0, 11.0, 2.0], 0.1, 10.0),
+        # Equals are 1.0 both ways.
+        ([2.0] * 6, [2.0] * 6, 1.0, 1.0),
+    ],
+)
+def test_relative_figures(
+    fast: list[float],
+    slow: list[float],
+    expected_fast: float | None,
+    expected_slow: float | None,
+) -> None:
+    book = TurnaroundBook()
+    feed(book, round_robin(0.0, fast=fast, slow=slow))
+    figures = book.figures(10.0)
+    for node_id, expected in ((FAST, expected_fast), (SLOW, expected_slow)):
+        relative = figures[node_id].relative
+        if expected is None:
+            assert relative is None
+        else:
+            assert relative == pytest.approx(expected, rel=0.15)
+
+
+def test_a_ten_fold_straggler_among_three_is_recognized_within_min_jobs_of_its_own() -> None:
+    book = TurnaroundBook()
+    jobs = round_robin(0.0, fast=[1.0] * 10, other=[1.2] * 10, slow=[10.0] * MIN_JOBS)
+    verdicts = []
+    for node_id, seconds, at in jobs:
+        book.observe(node_id, seconds, at)
+        verdicts.append(book.figure(SLOW, at).relative)
+    first = next(i for i, value in enumerate(verdicts) if value is not None)
+    # Within 30 s of jobs (one every 0.5 s here), and at the slow peer's MIN_JOBS-th.
+    assert jobs[first][2] <= 30.0
+    assert [job[0] for job in jobs[: first + 1]].count(SLOW) == MIN_JOBS
+    assert verdicts[first] is not None
+    assert verdicts[first] > 8.0
+    figures = book.figures(jobs[-1][2])
+    assert figures[FAST].relative is not None
+    assert figures[FAST].relative < 1.0
+    assert figures[OTHER].relative is not None
+    assert 1.0 < figures[OTHER].relative < 1.5
+
+
+def test_a_recovered_peer_is_forgiven_after_a_handful_of_fast_jobs() -> None:
+    book = TurnaroundBook()
+    feed(book, round_robin(0.0, fast=[1.0] * WINDOW_JOBS, slow=[10.0] * WINDOW_JOBS))
+    assert book.figure(SLOW, 9.0).relative == pytest.approx(10.0)
+    recovered = [(SLOW, 1.0, 10.0 + i) for i in range(WINDOW_JOBS // 2 + 1)]
+    feed(book, recovered)
+    assert book.figure(SLOW, 20.0).relative == pytest.approx(1.0)
+
+
+def test_old_turnarounds_fade_so_an_idle_straggler_starts_anew() -> None:
+    book = TurnaroundBook()
+    feed(book, round_robin(0.0, fast=[1.0] * 6, slow=[10.0] * 6))
+    first, last = 0.0, 5.5
+    assert book.figure(SLOW, first + WINDOW_SECONDS - 0.1).relative is not None
+    assert book.figure(SLOW, last + WINDOW_SECONDS) == UNKNOWN
+    assert book.figures(last + WINDOW_SECONDS) == {}
+
+
+def test_one_peer_alone_has_figures_but_no_relative_one() -> None:
+    book = TurnaroundBook()
+    feed(book, [(FAST, seconds, 1.0) for seconds in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)])
+    assert book.figure(FAST, 1.0) == Turnaround(6, 3.5, 3.5, None)
+    assert book.figure(SLOW, 1.0) == UNKNOWN
+    assert UNKNOWN.as_document() == {"jobs": 0, "median": None, "mean": None, "relative": None}
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf, -math.inf])
+def test_impossible_turnarounds_are_ignored(bad: float) -> None:
+    book = TurnaroundBook()
+    book.observe(FAST, bad, 1.0)
+    assert book.peers() == 0
+
+
+def test_a_hanging_connection_counts_as_the_cap() -> None:
+    book = TurnaroundBook()
+    book.observe(FAST, 10 * MAX_TURNAROUND, 1.0)
+    assert book.figure(FAST, 1.0).median == MAX_TURNAROUND
+
+
+def test_all_zero_turnarounds_give_no_relative_figure() -> None:
+    book = TurnaroundBook()
+    feed(book, round_robin(0.0, fast=[0.0] * 6, slow=[0.0] * 6))
+    assert book.figure(SLOW, 6.0) == Turnaround(6, 0.0, 0.0, None)
+
+
+def test_jobs_per_peer_are_bounded_by_the_window() -> None:
+    book = TurnaroundBook()
+    feed(book, [(FAST, float(i), i) for i in range(100)])
+    figure = book.figure(FAST, 100.0)
+    assert figure.jobs == WINDOW_JOBS
+    assert figure.median == 100 - 1 - WINDOW_JOBS // 2
+
+
+def test_peers_are_bounded_and_the_longest_unheard_goes_first() -> None:
+    book = TurnaroundBook(max_peers=3)
+    for index in range(5):
+        book.observe(bytes([index]) * 16, 1.0, float(index))
+    book.observe(bytes([2]) * 16, 1.0, 10.0)  # heard again: now the newest
+    book.observe(bytes([9]) * 16, 1.0, 11.0)
+    assert book.peers() == 3
+    assert set(book.figures(11.0)) == {bytes([2]) * 16, bytes([4]) * 16, bytes([9]) * 16}
+
+
+def test_forgotten_peers_are_dropped() -> None:
+    book = TurnaroundBook()
+    feed(book, [(FAST, 1.0, 0.0), (SLOW, 1.0, 0.0)])
+    book.keep_only([FAST, OTHER])
+    assert (book.peers(), set(book.figures(0.0))) == (1, {FAST})
+
+
+def test_the_reference_leaves_the_peer_out_exactly() -> None:
+    rng = random.Random(13)
+    for _ in range(200):
+        pooled = [float(rng.randint(0, 6)) for _ in range(rng.randint(2, 30))]
+        own = rng.sample(pooled, rng.randint(1, len(pooled) - 1))
+        rest = list(pooled)
+        for value in own:
+            rest.remove(value)
+        rest.sort()
+        middle = len(rest) // 2
+        expected = rest[middle] if len(rest) % 2 else (rest[middle - 1] + rest[middle]) / 2
+        assert _median_without(sorted(pooled), sorted(own)) == expected
