@@ -1,10 +1,12 @@
 """What the daemon's tasks tell the node that only people read: the stock distccd
 servers mDNS lists, the mDNS records it ignored, the gossip sends and receives that
 failed, the distcc connections it cut loose from vanished peers, and why it cannot do
-that here if it cannot; and distccd's door (p2pcc.core.door).
+that here if it cannot; distccd's door (p2pcc.core.door); and how long our jobs take on
+each peer (p2pcc.core.turnaround).
 
 None of it changes what we gossip or rank, so none of it is announced as a change;
-`p2pcc status` and `p2pcc doctor` read it from the status document.
+`p2pcc status` and `p2pcc doctor` read it from the status document.  (The turnaround
+book is kept here until ranking uses it, issue 13; then it moves to the node.)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections import Counter
 from p2pcc.core import limits
 from p2pcc.core.door import DoorReport
 from p2pcc.core.guard_refusals import GuardRefusals
+from p2pcc.core.turnaround import TurnaroundBook
 from p2pcc.core.zeroconf_names import StockServer
 
 
@@ -30,6 +33,8 @@ class Reports:
         self._door: DoorReport | None = None
         #: The job guard: refusals of peers' jobs, or why it is not in place.
         self.guard = GuardRefusals()
+        #: How long this machine's distcc jobs took on each peer.
+        self.turnaround = TurnaroundBook()
 
     def add_stock_server(self, server: StockServer) -> None:
         """mDNS found a stock distccd (at most MAX_PEERS are listed)."""

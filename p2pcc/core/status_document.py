@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from p2pcc import __version__
+from p2pcc.core.turnaround import UNKNOWN
 
 if TYPE_CHECKING:
     from p2pcc.core.hosts import Ranking
@@ -80,7 +81,15 @@ def _peer_documents(node: LocalNode, ranking: Ranking, now: float) -> list[dict[
     for fingerprint, ranked in ranking.ranked.items():
         for position, entry in enumerate(ranked, start=1):
             ranks.setdefault(entry.peer.node_id, {})[fingerprint] = position
-    return [{**peer.summary(now), "ranks": ranks.get(peer.node_id, {})} for peer in node.peers()]
+    turnarounds = node.reports.turnaround.figures(now)
+    return [
+        {
+            **peer.summary(now),
+            "ranks": ranks.get(peer.node_id, {}),
+            "turnaround": turnarounds.get(peer.node_id, UNKNOWN).as_document(),
+        }
+        for peer in node.peers()
+    ]
 
 
 def _counters(node: LocalNode, now: float) -> dict[str, Any]:

@@ -58,6 +58,7 @@ from p2pcc.daemon.stores.pause import (
 )
 from p2pcc.daemon.stores.seen import Orders, restore_seen_orders, seen_file, serve_seen_store
 from p2pcc.daemon.timers import serve_timers
+from p2pcc.daemon.turnaround import serve_turnaround
 from p2pcc.paths import cache_dir
 from p2pcc.wrapper.lookup import is_link_dir, path_dirs
 
@@ -174,6 +175,7 @@ async def _start_pool(nursery: trio.Nursery, daemon: Daemon) -> None:
         announce_distccd, node, board, discovery, config.distccd.port, daemon.facts.cpus
     )
     await nursery.start(serve_vanished_peers, node, board)
+    await nursery.start(serve_turnaround, node)
 
 
 async def _start_local(nursery: trio.Nursery, daemon: Daemon, distccd: DistccdState) -> None:

@@ -1,0 +1,106 @@
+"""The turnaround task on a virtual clock: socket tables in, the node's book filled; the
+table unread without peers; an error logged once, and the task going on."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+
+import pytest
+import trio
+
+from p2pcc.core.node import LocalNode
+from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket
+from p2pcc.daemon.turnaround import serve_turnaround
+from tests.core.local_nodes import WALL, gossip, make_node
+
+BETA = bytes([2]) * 16
+
+
+def job_with_beta(local_port: int = 40000) -> TcpSocket:
+    """An established connection of ours to beta's distccd."""
+    here, beta = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")
+    return TcpSocket(here, local_port, TCP_ESTABLISHED, local_port, beta, 3632)
+
+
+def alpha_hearing_beta() -> LocalNode:
+    alpha, beta = make_node(1), make_node(2)
+    beta.set_serving(True, 0.0)
+    gossip(beta, alpha, 0.0)
+    assert [peer.node_id for peer in alpha.peers()] == [BETA]
+    return alpha
+
+
+class Table:
+    """A socket table scripted on the virtual clock: `jobs` maps a local port to the
+    (start, end) its connection is open; counts the readings."""
+
+    def __init__(self, jobs: dict[int, tuple[float, float]]) -> None:
+        self.jobs = jobs
+        self.readings = 0
+
+    def __call__(self) -> list[TcpSocket]:
+        self.readings += 1
+        now = trio.current_time()
+        return [
+            job_with_beta(port) for port, (start, end) in self.jobs.items() if start <= now < end
+        ]
+
+
+async def run_for(node: LocalNode, sockets: Callable[[], list[TcpSocket]], seconds: float) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: serve_turnaround(node, sockets=sockets, task_status=task_status)
+        )
+        await trio.sleep(seconds)
+        nursery.cancel_scope.cancel()
+
+
+async def test_each_job_on_a_peer_lands_in_the_book_with_its_lifetime(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    alpha = alpha_hearing_beta()
+    start = trio.current_time()
+    table = Table({40000: (start + 1.0, start + 3.0), 40001: (start + 2.0, start + 2.5)})
+    await run_for(alpha, table, 5.0)
+    figure = alpha.reports.turnaround.figure(BETA, trio.current_time())
+    # Polled every 0.25 s on the virtual clock: first seen and gone exactly at the edges.
+    assert (figure.jobs, figure.median, figure.relative) == (2, 1.25, None)
+    peer = alpha.snapshot(trio.current_time(), WALL)["peers"][0]
+    assert peer["turnaround"] == {"jobs": 2, "median": 1.25, "mean": 1.25, "relative": None}
+
+
+async def test_without_peers_the_table_is_not_read(autojump_clock: trio.abc.Clock) -> None:
+    alpha = make_node(1)
+    table = Table({40000: (0.0, 1e9)})
+    await run_for(alpha, table, 5.0)
+    assert table.readings == 0
+
+
+async def test_a_peer_the_table_forgot_leaves_the_book(autojump_clock: trio.abc.Clock) -> None:
+    alpha = alpha_hearing_beta()
+    alpha.reports.turnaround.observe(bytes([9]) * 16, 1.0, trio.current_time())
+    start = trio.current_time()
+    await run_for(alpha, Table({40000: (start + 1.0, start + 2.0)}), 3.0)
+    assert alpha.reports.turnaround.peers() == 1
+    assert alpha.reports.turnaround.figure(BETA, trio.current_time()).jobs == 1
+
+
+async def test_an_error_is_logged_once_and_measuring_goes_on(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    alpha = alpha_hearing_beta()
+    calls = 0
+
+    def broken() -> list[TcpSocket]:
+        nonlocal calls
+        calls += 1
+        raise ValueError("not a socket table")
+
+    with caplog.at_level(logging.WARNING, logger="p2pcc.daemon.turnaround"):
+        await run_for(alpha, broken, 2.0)
+    assert calls >= 8
+    assert [record.getMessage() for record in caplog.records] == [
+        "measuring job turnaround failed (going on): ValueError('not a socket table')"
+    ]
