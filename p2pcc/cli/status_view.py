@@ -3,11 +3,13 @@
 Pure: a document, a width, colour or not, a time zone in; text out.  Rows are this
 machine, then the peers in the order of the default compiler's host list (its `ranks`),
 then the peers it cannot use (alive, suspect, dead, then by name), then stock distcc
-servers.  The default compiler is the local one named `cc` (else the first).  To fit
-the width (text_table.py), the gaps narrow to one space and names, addresses and pause
-reasons are cut with an ellipsis; only when that is not enough do the address, power
-and jobs columns go, in that order.  Text that came from peers has its control
-characters escaped, so a peer cannot drive the terminal.
+servers.  The default compiler is the local one named `cc` (else the first).  Once this
+machine has measured a job on any peer, a TURNAROUND column follows POWER: each peer's
+relative figure, median seconds and measured jobs (core/turnaround.py), a dash where
+unknown.  To fit the width (text_table.py), the gaps narrow to one space and names,
+addresses and pause reasons are cut with an ellipsis; only when that is not enough do
+the address, power (with turnaround) and jobs columns go, in that order.  Text that came
+from peers has its control characters escaped, so a peer cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -81,7 +83,11 @@ def render_status(
         *(_stock_row(server, compilers) for server in stock),
     ]
     width = min(width, MAX_WIDTH)
-    table = render_table(_columns(rows, compilers), width, colour, symbols)
+    measured = any(
+        _turnaround(_mapping(p.get("turnaround")), symbols) != symbols.dash for p in peers
+    )
+    columns = _columns(rows, compilers, measured=measured)
+    table = render_table(columns, width, colour, symbols)
     summary = _summary(document, peers, stock, default, width=width, ellipsis=symbols.ellipsis)
     extra = [door_line(node), guard_line(node)]
     return "\n".join([*banner_lines(node, width, colour), *table, summary, *filter(None, extra)])
@@ -143,6 +149,7 @@ class _Row:
     power: str
     matches: tuple[str, ...]
     heard: str
+    turnaround: str = "-"  # for rows that have none (this machine, stock servers)
 
 
 def _node_row(
@@ -208,6 +215,7 @@ def _peer_row(
         power=_decimal(peer.get("power")),
         matches=tuple(symbols.tick if c.fingerprint in offers else "" for c in compilers),
         heard="?" if silent is None else "now" if silent < 1 else format_duration(silent, parts=1),
+        turnaround=_turnaround(_mapping(peer.get("turnaround")), symbols),
     )
 
 
@@ -257,7 +265,9 @@ def _clock(timestamp: float, moment: float | None, tz: tzinfo | None) -> str:
 # --- layout -----------------------------------------------------------------------------
 
 
-def _columns(rows: Sequence[_Row], compilers: Sequence[LocalCompiler]) -> list[Column]:
+def _columns(
+    rows: Sequence[_Row], compilers: Sequence[LocalCompiler], *, measured: bool
+) -> list[Column]:
     def plain(values: list[str]) -> list[Cell]:
         return [Cell(value) for value in values]
 
@@ -270,6 +280,9 @@ def _columns(rows: Sequence[_Row], compilers: Sequence[LocalCompiler]) -> list[C
         Column("JOBS", plain([row.jobs for row in rows]), right=True, drop=3),
         Column("POWER", plain([row.power for row in rows]), right=True, drop=2),
     ]
+    if measured:
+        turnarounds = plain([row.turnaround for row in rows])
+        columns.append(Column("TURNAROUND", turnarounds, right=True, drop=2))
     for index, compiler in enumerate(compilers):
         matches = [
             Cell(row.matches[index], colour=_GREEN if row.matches[index] != "loose" else "")
@@ -343,6 +356,17 @@ def _load_per_cpu(entry: Mapping[str, Any]) -> str:
     if load is None or not _is_int(cpus) or cpus <= 0:
         return "?"
     return f"{max(0.0, load) / cpus:.2f}"
+
+
+def _turnaround(figures: Mapping[str, Any], symbols: Symbols) -> str:
+    """`9.8x 1.2s (7)` (with the symbols' times sign): relative figure, median seconds,
+    jobs; the symbols' dash for what is unknown."""
+    jobs, median = figures.get("jobs"), _number(figures.get("median"))
+    if not _is_int(jobs) or jobs <= 0 or median is None:
+        return symbols.dash
+    relative = _number(figures.get("relative"))
+    ratio = symbols.dash if relative is None else f"{relative:.1f}{symbols.times}"
+    return f"{ratio} {median:.1f}s ({jobs})"
 
 
 def _decimal(value: object) -> str:

@@ -25,10 +25,12 @@ class Symbols:
 
     tick: str = "✓"
     ellipsis: str = "…"
+    dash: str = "—"  # a figure that is not known yet
+    times: str = "×"  # a ratio, as in 9.8 times the others
 
 
 UNICODE_SYMBOLS = Symbols()
-ASCII_SYMBOLS = Symbols(tick="yes", ellipsis="...")
+ASCII_SYMBOLS = Symbols(tick="yes", ellipsis="...", dash="-", times="x")
 
 
 @dataclass(frozen=True, slots=True)

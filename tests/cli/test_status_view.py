@@ -50,7 +50,7 @@ def roomy(**changes: Any) -> dict[str, Any]:
     """The golden document cut down to what 100 columns show whole: cc and c++ only, no
     long peer name or IPv6 address, no stock server (the typical-office golden)."""
     node = {**DOCUMENT["node"], "compilers": DOCUMENT["node"]["compilers"][:2]}
-    peers = [p for p in DOCUMENT["peers"] if not p["name"].startswith("laptop")]
+    peers = [copy.deepcopy(p) for p in DOCUMENT["peers"] if not p["name"].startswith("laptop")]
     return document(**{"node": node, "peers": peers, "stock_servers": [], **changes})
 
 
@@ -78,6 +78,42 @@ def test_golden_typical_office() -> None:
     text = render(doc)
     assert_golden("status_typical_100.txt", text)
     assert "…" not in text
+
+
+def measured(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with turnarounds measured on two peers (a straggler and a fast one), too few
+    on a third, none on the rest."""
+    figures = {
+        "build-server": {"jobs": 9, "median": 1.2, "mean": 1.3, "relative": 0.1},
+        "ws3": {"jobs": 6, "median": 11.8, "mean": 12.4, "relative": 9.8},
+        "ws9": {"jobs": 2, "median": 0.9, "mean": 0.9, "relative": None},
+    }
+    for peer in doc["peers"]:
+        peer["turnaround"] = figures.get(peer["name"], {"jobs": 0, "median": None})
+    return doc
+
+
+@pytest.mark.parametrize(("width", "symbols"), [(100, None), (80, None), (100, ASCII_SYMBOLS)])
+def test_golden_with_measured_turnaround(width: int, symbols: Any) -> None:
+    options = {} if symbols is None else {"symbols": symbols}
+    name = f"status_turnaround_{width}{'_ascii' if symbols else ''}.txt"
+    assert_golden(name, render(measured(roomy()), width, **options))
+
+
+def test_turnaround_shows_jobs_median_and_relative_figure_or_a_dash() -> None:
+    lines = {line.split()[0]: line for line in render(measured(roomy())).splitlines()}
+    assert "TURNAROUND" in lines["NAME"]
+    assert "9.8× 11.8s (6)" in lines["ws3"]
+    assert "0.1× 1.2s (9)" in lines["build-server"]
+    assert "— 0.9s (2)" in lines["ws9"]
+    assert lines["ws4"].split()[7] == "—"  # measured nothing there
+
+
+def test_without_a_measured_job_there_is_no_turnaround_column() -> None:
+    doc = roomy()
+    for peer in doc["peers"]:
+        peer["turnaround"] = {"jobs": 0, "median": None, "mean": None, "relative": None}
+    assert "TURNAROUND" not in render(doc)
 
 
 def test_golden_with_colour_forced() -> None:
