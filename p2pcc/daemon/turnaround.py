@@ -2,8 +2,9 @@
 says what is kept and why, `core/job_connections.py` how a job is recognized).
 
 Every `POLL_PERIOD` this task reads the network namespace's TCP socket table (one read of
-/proc/net/tcp and /proc/net/tcp6, skipped while there is no peer to watch and nothing
-followed), hands it to the connection watch with the peers' distccd endpoints, and
+/proc/net/tcp or /proc/net/tcp6 or both, as the peers' addresses need; none while there
+is no peer to watch and nothing followed), hands it to the connection watch with the
+peers' distccd endpoints, and
 records each job that ended in the node's turnaround book.  It only measures: ranking
 does not read the book yet (issue 13).  An error is logged once and the task goes on; a
 measurement is never worth the daemon.
@@ -12,7 +13,7 @@ measurement is never worth the daemon.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import trio
 
@@ -27,12 +28,12 @@ log = logging.getLogger("p2pcc.daemon.turnaround")
 async def serve_turnaround(
     node: LocalNode,
     *,
-    sockets: Callable[[], list[TcpSocket]] = tcp_sockets,
+    sockets: Callable[[Collection[int]], list[TcpSocket]] = tcp_sockets,
     period: float = POLL_PERIOD,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Follow our connections to peers' distccd for as long as the daemon runs; `sockets`
-    reads the socket table."""
+    reads the socket tables of the IP versions it is given."""
     watch = ConnectionWatch()
     complained = False
     task_status.started()
@@ -47,13 +48,17 @@ async def serve_turnaround(
 
 
 def _poll(
-    node: LocalNode, watch: ConnectionWatch, sockets: Callable[[], list[TcpSocket]], now: float
+    node: LocalNode,
+    watch: ConnectionWatch,
+    sockets: Callable[[Collection[int]], list[TcpSocket]],
+    now: float,
 ) -> None:
     peers = node.peers()
     targets = job_targets(peers)
-    if not targets and not watch.tracked:
+    tables = watch.tables(targets)
+    if not tables:
         return
     book = node.reports.turnaround
-    for job in watch.poll(sockets(), targets, now):
+    for job in watch.poll(sockets(tables), targets, now):
         book.observe(job.node_id, job.seconds, now)
     book.keep_only(peer.node_id for peer in peers)

@@ -111,3 +111,24 @@ def test_a_flood_is_capped_and_counted_and_the_followed_ones_still_count() -> No
     assert (watch.tracked, watch.untracked) == (3, 7)
     assert watch.poll([], TARGETS, 2.0) == [FinishedJob(node(2), 1.0)] * 3
     assert (watch.tracked, watch.untracked) == (0, 0)
+
+
+def test_a_followed_job_runs_on_while_its_peer_leaves_the_targets() -> None:
+    watch = ConnectionWatch()
+    watch.poll([], TARGETS, 0.0)
+    watch.poll([job(40000)], TARGETS, 1.0)
+    assert watch.poll([job(40000)], {}, 2.0) == []  # peer 2 died: the job goes on
+    assert watch.poll([], {}, 3.0) == [FinishedJob(node(2), 2.0)]
+
+
+def test_only_the_tables_of_the_targets_and_the_followed_connections_are_read() -> None:
+    watch = ConnectionWatch()
+    assert watch.tables({}) == frozenset()
+    assert watch.tables(TARGETS) == {4}
+    six = job_targets([peer(2, addresses=("2001:db8::2",))])
+    assert watch.tables(six) == {6}
+    watch.poll([], TARGETS, 0.0)
+    mapped = job(40000, address=ip("::ffff:10.0.0.1"), remote_address=ip("::ffff:10.0.0.2"))
+    watch.poll([mapped], TARGETS, 1.0)
+    # Seen in tcp6 (a dual-stack socket): tcp6 is read while it is open.
+    assert watch.tables({}) == {6}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import pytest
 import trio
@@ -40,7 +40,8 @@ class Table:
         self.jobs = jobs
         self.readings = 0
 
-    def __call__(self) -> list[TcpSocket]:
+    def __call__(self, versions: Collection[int]) -> list[TcpSocket]:
+        assert set(versions) == {4}  # beta has an IPv4 address only
         self.readings += 1
         now = trio.current_time()
         return [
@@ -48,7 +49,9 @@ class Table:
         ]
 
 
-async def run_for(node: LocalNode, sockets: Callable[[], list[TcpSocket]], seconds: float) -> None:
+async def run_for(
+    node: LocalNode, sockets: Callable[[Collection[int]], list[TcpSocket]], seconds: float
+) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(
             lambda task_status: serve_turnaround(node, sockets=sockets, task_status=task_status)
@@ -93,7 +96,7 @@ async def test_an_error_is_logged_once_and_measuring_goes_on(
     alpha = alpha_hearing_beta()
     calls = 0
 
-    def broken() -> list[TcpSocket]:
+    def broken(versions: Collection[int]) -> list[TcpSocket]:
         nonlocal calls
         calls += 1
         raise ValueError("not a socket table")
