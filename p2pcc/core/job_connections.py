@@ -8,8 +8,8 @@ is one of our jobs there, and its lifetime is the job's turnaround.  Every
 them to `ConnectionWatch.poll`, which says which jobs ended since the last reading and
 how long each ran, first seen to gone, on the daemon's clock.  Only the tables of the
 peers' address families are read (distcc dials an IPv4 address over an IPv4 socket):
-the kernel walks its whole connection hash to read either file, about 4 ms of CPU each
-on the test machine however few sockets there are, so an IPv4 pool pays half.
+the kernel walks its whole connection hash to read either file (about 2 ms of CPU on
+the test machine however few sockets there are), so an IPv4 pool pays half.
 
 The error of one figure is up to one poll period either way (first seen up to a period
 after the connect, gone seen up to a period after the close; on average the two

@@ -3,8 +3,8 @@ says what is kept and why, `core/job_connections.py` how a job is recognized).
 
 Every `POLL_PERIOD` this task reads the network namespace's TCP socket table (one read of
 /proc/net/tcp or /proc/net/tcp6 or both, as the peers' addresses need; none while there
-is no peer to watch and nothing followed), hands it to the connection watch with the
-peers' distccd endpoints, and
+is no peer to watch and nothing followed: `read_tcp_tables`), hands it to the connection
+watch with the peers' distccd endpoints, and
 records each job that ended in the node's turnaround book.  It only measures: ranking
 does not read the book yet (issue 13).  An error is logged once and the task goes on; a
 measurement is never worth the daemon.
@@ -12,15 +12,16 @@ measurement is never worth the daemon.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Callable, Collection
 
 import trio
 
 from p2pcc.core.job_connections import POLL_PERIOD, ConnectionWatch, job_targets
 from p2pcc.core.node import LocalNode
-from p2pcc.core.procfs import TcpSocket
-from p2pcc.daemon.distccd.system import tcp_sockets
+from p2pcc.core.procfs import TcpSocket, parse_proc_net_tcp
 
 log = logging.getLogger("p2pcc.daemon.turnaround")
 
@@ -28,18 +29,19 @@ log = logging.getLogger("p2pcc.daemon.turnaround")
 async def serve_turnaround(
     node: LocalNode,
     *,
-    sockets: Callable[[Collection[int]], list[TcpSocket]] = tcp_sockets,
+    sockets: Callable[[Collection[int]], list[TcpSocket]] | None = None,
     period: float = POLL_PERIOD,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Follow our connections to peers' distccd for as long as the daemon runs; `sockets`
     reads the socket tables of the IP versions it is given."""
+    read = sockets or read_tcp_tables
     watch = ConnectionWatch()
     complained = False
     task_status.started()
     while True:
         try:
-            _poll(node, watch, sockets, trio.current_time())
+            _poll(node, watch, read, trio.current_time())
         except Exception as error:  # measuring must never stop the daemon
             if not complained:
                 complained = True
@@ -62,3 +64,40 @@ def _poll(
     for job in watch.poll(sockets(tables), targets, now):
         book.observe(job.node_id, job.seconds, now)
     book.keep_only(peer.node_id for peer in peers)
+
+
+#: The socket tables by IP version.
+TABLES = {4: "/proc/net/tcp", 6: "/proc/net/tcp6"}
+
+#: Bytes asked of each read(2); a chunk shorter than `_LAST_CHUNK` is the table's end.
+_READ_SIZE = 256 * 1024
+_LAST_CHUNK = 2048
+
+
+def read_tcp_tables(versions: Collection[int]) -> list[TcpSocket]:
+    """The TCP sockets of this network namespace of IP `versions`, each table read once.
+
+    Each read of a table walks the kernel's whole connection hash (about 2 ms of CPU on
+    the test machine, however few sockets), and reading to end of file takes one read
+    more than the lines need.  The kernel fills each read from a buffer of at least a
+    page and returns less than half a page only at the table's end (seq_file), so a
+    chunk that short is taken as the end: a table of a dozen sockets costs one walk.
+    """
+    sockets = []
+    for version in sorted(versions):
+        with contextlib.suppress(OSError):  # tcp6 is missing when IPv6 is disabled
+            sockets += parse_proc_net_tcp(_read_table(TABLES[version]))
+    return sockets
+
+
+def _read_table(path: str) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, _READ_SIZE)
+            chunks.append(chunk)
+            if len(chunk) < _LAST_CHUNK:
+                return b"".join(chunks).decode("ascii", errors="replace")
+    finally:
+        os.close(fd)

@@ -3,8 +3,10 @@ table unread without peers; an error logged once, and the task going on."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import socket
 from collections.abc import Callable, Collection
 
 import pytest
@@ -12,7 +14,7 @@ import trio
 
 from p2pcc.core.node import LocalNode
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket
-from p2pcc.daemon.turnaround import serve_turnaround
+from p2pcc.daemon.turnaround import read_tcp_tables, serve_turnaround
 from tests.core.local_nodes import WALL, gossip, make_node
 
 BETA = bytes([2]) * 16
@@ -107,3 +109,20 @@ async def test_an_error_is_logged_once_and_measuring_goes_on(
     assert [record.getMessage() for record in caplog.records] == [
         "measuring job turnaround failed (going on): ValueError('not a socket table')"
     ]
+
+
+@pytest.mark.parametrize("pairs", [1, 60])
+def test_reading_the_tables_in_chunks_finds_every_connection(pairs: int) -> None:
+    # 60 loopback pairs make the table many pages long: read in several chunks.
+    with socket.create_server(("127.0.0.1", 0)) as server, contextlib.ExitStack() as stack:
+        port = server.getsockname()[1]
+        clients = set()
+        for _ in range(pairs):
+            client = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+            stack.enter_context(server.accept()[0])
+            clients.add(client.getsockname()[1])
+        table = read_tcp_tables({4})
+    found = {(sock.port, sock.remote_port) for sock in table if sock.state == TCP_ESTABLISHED}
+    # Others may open and close sockets on this machine meanwhile: ours are all there.
+    assert {(port, c) for c in clients} | {(c, port) for c in clients} <= found
+    assert all(sock.address.version == 4 for sock in table)

@@ -24,7 +24,7 @@ import pwd
 import shutil
 import signal
 import stat
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from p2pcc.core import limits
@@ -85,12 +85,10 @@ def kill_session(session: int) -> None:
             os.kill(member.pid, signal.SIGKILL)
 
 
-def tcp_sockets(versions: Collection[int] = (4, 6)) -> list[TcpSocket]:
-    """The TCP sockets of this network namespace of IP `versions` (both by default)."""
+def tcp_sockets() -> list[TcpSocket]:
+    """The TCP sockets of this network namespace, IPv4 and IPv6."""
     sockets = []
-    for version, table in ((4, "/proc/net/tcp"), (6, "/proc/net/tcp6")):
-        if version not in versions:
-            continue
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):  # tcp6 is missing when IPv6 is disabled
             sockets += parse_proc_net_tcp(Path(table).read_text())
     return sockets
