@@ -124,14 +124,29 @@ class Workstation:
         self.processes.append(process)
         return process
 
-    def throttle(self, cpu_fraction: float) -> None:
+    def throttle(self, cpu_fraction: float | None) -> None:
         """Limit everything started in this workstation from now on to a share of one CPU
-        (cgroup v1 cpu controller), making it a genuinely slow machine."""
+        (cgroup v1 cpu controller), making it a genuinely slow machine; None: a cgroup of
+        its own with no limit (to count its tasks, tests/integration/own_load.py)."""
         cgroup = CGROUP_CPU / f"{PREFIX}{self.bed.run_id}-{self.name}"
         cgroup.mkdir(exist_ok=True)
         period = int((CGROUP_CPU / "cpu.cfs_period_us").read_text())
-        (cgroup / "cpu.cfs_quota_us").write_text(str(max(1000, int(period * cpu_fraction))))
+        quota = -1 if cpu_fraction is None else max(1000, int(period * cpu_fraction))
+        (cgroup / "cpu.cfs_quota_us").write_text(str(quota))
         self.cgroup = cgroup
+
+    def adopt_processes(self) -> None:
+        """Move every process already running in this workstation's network namespace
+        into its cgroup (`throttle` first), so they are limited and counted too."""
+        assert self.cgroup is not None
+        pids = subprocess.run(
+            ["ip", "netns", "pids", self.netns], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for pid in pids:
+            try:
+                (self.cgroup / "cgroup.procs").write_text(pid)
+            except OSError:  # it ended meanwhile
+                continue
 
     def throttled_periods(self) -> int:
         """How often the kernel has held this workstation back (`nr_throttled`)."""
