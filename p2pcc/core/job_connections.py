@@ -20,8 +20,8 @@ Connections already open at the first reading are never counted (their start is
 unknown).  A connection is known by both ends and the socket's inode; it counts for the
 peer that held its address and port when it was first seen.  An address and port two
 live peers claim (a restart under a new id, a forgery in an unkeyed pool) belongs to
-neither.  At most `MAX_TRACKED` connections are followed at once; more (a flood) are
-left out, counted in `untracked`, and never grow memory.
+neither.  At most `limits.MAX_JOB_CONNECTIONS` connections are followed at once; more
+(a flood) are left out, counted in `untracked`, and never grow memory.
 """
 
 from __future__ import annotations
@@ -30,17 +30,14 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from p2pcc.core import limits
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.procfs import TCP_ESTABLISHED, IPAddress, TcpSocket
 
 #: Seconds between readings of the socket table: a compile takes a second or more, so a
-#: quarter second resolves it, and one read of /proc/net/tcp{,6} four times a second
-#: costs a daemon next to nothing.
+#: quarter second resolves it; four reads a second cost a daemon about 0.8 % of a core
+#: (docs/ranking.md, "Measured turnaround").
 POLL_PERIOD = 0.25
-
-#: Connections followed at once.  A client running `make -j64` against sixteen peers
-#: holds 64; the cap only bounds what a flood of connections can make us remember.
-MAX_TRACKED = 4096
 
 Endpoint = tuple[IPAddress, int]
 ConnectionKey = tuple[IPAddress, int, IPAddress, int, int]
@@ -75,7 +72,7 @@ class ConnectionWatch:
     """Follows our connections to peers' distccd across readings; see the module
     docstring."""
 
-    def __init__(self, max_tracked: int = MAX_TRACKED) -> None:
+    def __init__(self, max_tracked: int = limits.MAX_JOB_CONNECTIONS) -> None:
         self._max_tracked = max_tracked
         #: key -> (node id, first seen); node id None: open at the first reading.
         self._open: dict[ConnectionKey, tuple[bytes | None, float]] = {}

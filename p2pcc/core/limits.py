@@ -88,6 +88,11 @@ MAX_PEERS = 512
 #: cap: every peer can leave and rejoin once before the oldest memory is dropped.
 MAX_TOMBSTONES = 2 * MAX_PEERS
 
+#: This machine's distcc connections to peers the turnaround measurement follows at once
+#: (core/job_connections.py).  A client running `make -j64` against sixteen peers holds
+#: 64; the cap only bounds what a flood of connections can make the daemon remember.
+MAX_JOB_CONNECTIONS = 4096
+
 #: Bytes read from each stream of one compiler probe (`--version`, `-dumpmachine`, ldd).
 #: Real answers are under 2 KiB; a broken "compiler" printing garbage is killed here.
 MAX_PROBE_OUTPUT = 64 * 1024
