@@ -4,9 +4,8 @@ Pure: a document, a width, colour or not, a time zone in; text out.  Rows are th
 machine, then the peers in the order of the default compiler's host list (its `ranks`),
 then the peers it cannot use (alive, suspect, dead, then by name), then stock distcc
 servers.  The default compiler is the local one named `cc` (else the first).  Once this
-machine has measured a job on any peer, a TURNAROUND column follows POWER: each peer's
-relative figure, median seconds and measured jobs (core/turnaround.py), a dash where
-unknown.  To fit the width (text_table.py), the gaps narrow to one space and names,
+machine has measured a job on any peer, a TURNAROUND column (turnaround_cell.py) follows
+POWER.  To fit the width (text_table.py), the gaps narrow to one space and names,
 addresses and pause reasons are cut with an ellipsis; only when that is not enough do
 the address, power (with turnaround) and jobs columns go, in that order.  Text that came
 from peers has its control characters escaped, so a peer cannot drive the terminal.
@@ -32,6 +31,7 @@ from p2pcc.cli.text_table import (
     render_table,
     truncate,
 )
+from p2pcc.cli.turnaround_cell import turnaround_cell
 from p2pcc.core.durations import format_duration
 
 #: The table never grows wider than this, however wide the terminal.
@@ -83,9 +83,7 @@ def render_status(
         *(_stock_row(server, compilers) for server in stock),
     ]
     width = min(width, MAX_WIDTH)
-    measured = any(
-        _turnaround(_mapping(p.get("turnaround")), symbols) != symbols.dash for p in peers
-    )
+    measured = any(row.turnaround not in ("-", symbols.dash) for row in rows)
     columns = _columns(rows, compilers, measured=measured)
     table = render_table(columns, width, colour, symbols)
     summary = _summary(document, peers, stock, default, width=width, ellipsis=symbols.ellipsis)
@@ -215,7 +213,7 @@ def _peer_row(
         power=_decimal(peer.get("power")),
         matches=tuple(symbols.tick if c.fingerprint in offers else "" for c in compilers),
         heard="?" if silent is None else "now" if silent < 1 else format_duration(silent, parts=1),
-        turnaround=_turnaround(_mapping(peer.get("turnaround")), symbols),
+        turnaround=turnaround_cell(_mapping(peer.get("turnaround")), symbols),
     )
 
 
@@ -356,17 +354,6 @@ def _load_per_cpu(entry: Mapping[str, Any]) -> str:
     if load is None or not _is_int(cpus) or cpus <= 0:
         return "?"
     return f"{max(0.0, load) / cpus:.2f}"
-
-
-def _turnaround(figures: Mapping[str, Any], symbols: Symbols) -> str:
-    """`9.8x 1.2s (7)` (with the symbols' times sign): relative figure, median seconds,
-    jobs; the symbols' dash for what is unknown."""
-    jobs, median = figures.get("jobs"), _number(figures.get("median"))
-    if not _is_int(jobs) or jobs <= 0 or median is None:
-        return symbols.dash
-    relative = _number(figures.get("relative"))
-    ratio = symbols.dash if relative is None else f"{relative:.1f}{symbols.times}"
-    return f"{ratio} {median:.1f}s ({jobs})"
 
 
 def _decimal(value: object) -> str:
