@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -52,3 +53,22 @@ def office() -> Iterator[Office]:
         pytest.skip("network-namespace workstations need root")
     with open_office() as opened:
         yield opened
+
+
+@pytest.fixture
+def readable_secrets() -> Iterator[dict[str, bytes]]:
+    """Two files distccd's user can read, by path: one in /etc, one in a home directory;
+    what `.incbin` in a served job would steal."""
+    token = secrets.token_hex(8)
+    etc = Path(f"/etc/p2pcc-test-secret-{token}")
+    home = Path(f"/home/p2pcc-test-{token}")
+    created = {etc: f"ETC-SECRET-{token}".encode(), home / "notes": f"HOME-{token}".encode()}
+    try:
+        home.mkdir(mode=0o755, parents=True)
+        for path, data in created.items():
+            path.write_bytes(data)
+            path.chmod(0o644)
+        yield {str(path): data for path, data in created.items()}
+    finally:
+        etc.unlink(missing_ok=True)
+        shutil.rmtree(home, ignore_errors=True)

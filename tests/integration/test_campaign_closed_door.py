@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -72,22 +71,8 @@ def pool(bed: TestBed, shared_tmp: Path) -> Iterator[list[Daemon]]:
     yield from start_pool(bed, shared_tmp, ("alpha", "beta"), timeout=30)
 
 
-@pytest.fixture
-def secret() -> Iterator[tuple[Path, bytes]]:
-    """A file distccd's user can read, outside any job: what `.incbin` would steal."""
-    token = secrets.token_hex(8)
-    path = Path(f"/etc/p2pcc-campaign-secret-{token}")
-    data = f"CAMPAIGN-SECRET-{token}".encode()
-    path.write_bytes(data)
-    path.chmod(0o644)
-    try:
-        yield path, data
-    finally:
-        path.unlink(missing_ok=True)
-
-
 def test_every_attack_is_refused_counted_and_the_pool_still_builds(
-    pool: list[Daemon], bed: TestBed, shared_tmp: Path, secret: tuple[Path, bytes]
+    pool: list[Daemon], bed: TestBed, shared_tmp: Path, readable_secrets: dict[str, bytes]
 ) -> None:
     alpha, beta = pool
     pretend_idle(alpha.ws, shared_tmp)  # the bed's builds load every workstation at once
@@ -97,7 +82,9 @@ def test_every_attack_is_refused_counted_and_the_pool_still_builds(
     ran = shared_tmp / "ran"
     ran.touch()
     ran.chmod(0o666)  # distccd's user could write it, were a command of its to run
-    secret_path, secret_data = secret
+    secret_path, secret_data = next(
+        (Path(p), d) for p, d in readable_secrets.items() if p.startswith("/etc/")
+    )
     table: list[tuple[str, str, int, int]] = []  # attacker, attack, attempted, refused
 
     # The stranger at the door: plain TCP, then real distcc jobs with every trick.

@@ -13,8 +13,6 @@ give the objects a local compile gives.
 
 from __future__ import annotations
 
-import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,26 +60,8 @@ def pool(bed: TestBed, shared_tmp: Path) -> Iterator[list[Daemon]]:
     yield from start_pool(bed, shared_tmp, ("alpha", "beta"), timeout=30)
 
 
-@pytest.fixture
-def secrets_on_alpha() -> Iterator[dict[str, bytes]]:
-    """Two files distccd's user can read: one in /etc, one in a home directory."""
-    token = secrets.token_hex(8)
-    etc = Path(f"/etc/p2pcc-guard-secret-{token}")
-    home = Path(f"/home/p2pcc-guard-test-{token}")
-    created = {etc: f"ETC-SECRET-{token}".encode(), home / "notes": f"HOME-{token}".encode()}
-    try:
-        home.mkdir(mode=0o755, parents=True)
-        for path, data in created.items():
-            path.write_bytes(data)
-            path.chmod(0o644)
-        yield {str(path): data for path, data in created.items()}
-    finally:
-        etc.unlink(missing_ok=True)
-        shutil.rmtree(home, ignore_errors=True)
-
-
 def test_a_members_tricks_run_nothing_read_nothing_and_are_counted(
-    pool: list[Daemon], shared_tmp: Path, secrets_on_alpha: dict[str, bytes]
+    pool: list[Daemon], shared_tmp: Path, readable_secrets: dict[str, bytes]
 ) -> None:
     alpha, beta = pool
     wait_until(
@@ -111,7 +91,7 @@ def test_a_members_tricks_run_nothing_read_nothing_and_are_counted(
         assert raw["STAT"] == REFUSED_STATUS << 8, raw
         assert raw["SERR"].startswith("p2pcc-guard: error: "), raw
         refusals += 1
-    incbin(alpha, beta, shared_tmp, secrets_on_alpha)
+    incbin(alpha, beta, shared_tmp, readable_secrets)
     refusals += compiler_names(alpha, beta, shared_tmp)
     assert "distccd" not in ran.read_text().split(), ran.read_text()  # 0 commands ran
     counted = wait_until(
