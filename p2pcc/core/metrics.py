@@ -5,7 +5,10 @@ or a clock.  Rules (reasons in docs/metrics.md):
 
 * Foreign load is the 1-minute load average minus the jobs our distccd runs for peers,
   averaged the way the kernel averages load, so serving never makes a machine look busy.
-* Slots = min(CPU slots, memory slots): CPUs minus foreign load rounded half up, and the
+  It is what we announce as `load`: served jobs compete with all of it.
+* The owner's load is the foreign load less our own builds' compiles, averaged alike
+  (`core.build_load`): a build is pool work, so it never withdraws slots.
+* Slots = min(CPU slots, memory slots): CPUs minus the owner's load rounded half up, and the
   jobs that fit in available memory plus those already running; never below 0 or above
   `limits.MAX_SLOTS`.  A cgroup CPU limit (`core.cgroup`) caps CPU slots at the limit
   rounded half up, so less than half a CPU offers no slot, like a CPU the owner mostly uses.
@@ -27,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from p2pcc.core import limits
+from p2pcc.core.build_load import owner_load
 from p2pcc.core.cgroup import effective_cpus
 from p2pcc.core.procfs import ProcessEntry
 
@@ -86,13 +90,14 @@ class LocalMetrics:
     cpus: int
     load_raw: float  # 1-minute load average as the kernel reports it
     served_load: float  # our served jobs averaged like the load average
-    foreign_load: float  # load_raw - served_load, never negative
+    foreign_load: float  # load_raw - served_load, never negative: the `load` we announce
     mem_available: int  # bytes
     jobs: int  # compile jobs our distccd runs right now
     slots: int  # slots offered to peers
     job_progress: JobProgress | None = None  # for PowerEstimate.observe
     cpu_limit: float | None = None  # the cgroup's CPU limit in CPUs; None = no limit
     slot_speed: float = 1.0  # the share of a CPU one slot gets under that limit
+    build_load: float = 0.0  # our own builds' compiles, averaged like the load average
 
 
 def parse_loadavg(text: str) -> float:
@@ -251,20 +256,20 @@ def slots_offered(
     cpus: int,
     mem_available: int,
     job_memory: int,
-    foreign_load: float,
+    owner_load: float,
     jobs: int = 0,
     *,
     cpu_limit: float | None = None,
 ) -> int:
-    """Slots this machine offers peers, running jobs included (ranking subtracts them).
+    """Slots this machine offers peers, running jobs included.
 
-    CPU slots: CPUs minus foreign load, rounded half up, so background noise below half a
+    CPU slots: CPUs minus the owner's load, rounded half up, so background noise below half a
     CPU costs nothing; with a cgroup CPU limit, at most the limit rounded half up (the
     owner's load runs outside our cgroup, so the two caps are separate).  Memory slots:
     jobs that fit in available memory (floor: a job that does not fit swaps) plus those
     already running, whose memory is no longer available.
     """
-    cpu_slots = round_half_up(cpus - foreign_load)
+    cpu_slots = round_half_up(cpus - owner_load)
     if cpu_limit is not None:
         cpu_slots = min(cpu_slots, round_half_up(cpu_limit))
     memory_slots = mem_available // job_memory + jobs
@@ -281,9 +286,11 @@ def compute(
     job_memory: int,
     job_progress: JobProgress | None = None,
     cpu_limit: float | None = None,
+    build_load: float = 0.0,
 ) -> LocalMetrics:
     """One LocalMetrics from raw readings; `cpus` is the affinity mask's count."""
     foreign = max(0.0, load_raw - served_load)
+    owner = owner_load(foreign, build_load)
     return LocalMetrics(
         cpus=limited_cpus(cpus, cpu_limit),
         load_raw=load_raw,
@@ -291,10 +298,11 @@ def compute(
         foreign_load=foreign,
         mem_available=mem_available,
         jobs=jobs,
-        slots=slots_offered(cpus, mem_available, job_memory, foreign, jobs, cpu_limit=cpu_limit),
+        slots=slots_offered(cpus, mem_available, job_memory, owner, jobs, cpu_limit=cpu_limit),
         job_progress=job_progress,
         cpu_limit=cpu_limit,
         slot_speed=slot_speed(cpus, cpu_limit),
+        build_load=build_load,
     )
 
 

@@ -19,7 +19,9 @@ import trio
 
 from p2pcc.config.model import MetricsConfig
 from p2pcc.core import cgroup, metrics
+from p2pcc.core.build_load import build_compiles
 from p2pcc.core.metrics import JobKey, LocalMetrics, ServedLoad
+from p2pcc.core.procfs import ProcessEntry
 from p2pcc.daemon.distccd.processes import read_processes
 
 log = logging.getLogger("p2pcc.daemon.metrics")
@@ -78,6 +80,7 @@ class MetricsSampler:
         self._limit_seen: float | None = None
         self._ticks_per_second = ticks_per_second
         self._served_load: ServedLoad | None = None
+        self._build_load: ServedLoad | None = None
         self._job_cpu: dict[JobKey, int] = {}
         self._sampled_at: float | None = None
 
@@ -89,10 +92,9 @@ class MetricsSampler:
         pids = list(self._distccd_pids())
         job_cpu = metrics.job_cpu_ticks(processes, pids)
         jobs = len(job_cpu)
-        if self._served_load is None:
-            self._served_load = ServedLoad.start(jobs, now)
-        else:
-            self._served_load = self._served_load.advance(jobs, now)
+        self._served_load = _averaged(self._served_load, jobs, now)
+        compiles = len(self._ours(build_compiles(processes, pids)))
+        self._build_load = _averaged(self._build_load, compiles, now)
         affinity, limit = self._cpus(), self._cpu_limit()
         if limit != self._limit_seen:
             self._limit_seen = limit
@@ -105,6 +107,7 @@ class MetricsSampler:
             jobs=jobs,
             job_memory=self._config.job_memory,
             cpu_limit=limit,
+            build_load=self._build_load.average,
         )
         progress = None
         if self._sampled_at is not None:
@@ -115,6 +118,30 @@ class MetricsSampler:
             )
         self._job_cpu, self._sampled_at = job_cpu, now
         return dataclasses.replace(sample, job_progress=progress)
+
+    def _ours(self, entries: list[ProcessEntry]) -> list[ProcessEntry]:
+        """The `entries` in our network namespace: one machine is one namespace, and in
+        a test bed of namespace workstations (one kernel, one pid space) a compile in
+        another workstation is not our build.  A process we may not look into (another
+        user's, under a daemon not run as root) is not counted: its load stays the
+        owner's, which errs toward giving the owner the machine."""
+        own = _network_namespace(self._proc_root / "self")
+        if own is None:
+            return entries
+        return [e for e in entries if _network_namespace(self._proc_root / str(e.pid)) == own]
+
+
+def _averaged(average: ServedLoad | None, count: int, now: float) -> ServedLoad:
+    """`average` advanced by `count` running now (started at `count` the first time)."""
+    return ServedLoad.start(count, now) if average is None else average.advance(count, now)
+
+
+def _network_namespace(process: Path) -> str | None:
+    """The network namespace of a /proc process directory (`net:[4026531840]`), or None."""
+    try:
+        return os.readlink(process / "ns" / "net")
+    except OSError:
+        return None
 
 
 async def serve_metrics(

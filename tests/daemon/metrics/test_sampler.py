@@ -308,3 +308,35 @@ async def test_a_real_distccd_job_is_counted_measured_and_logged(
     )
     assert job.seconds > 0
     assert (tmp_path / "slow.o").stat().st_size > 0
+
+
+async def test_own_build_compiles_are_announced_load_but_keep_the_slots(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A local compile (cc1 running, not under distccd) and a browser tab, both runnable,
+    # next to the served job: the load average is 3.26 on 2 CPUs.
+    proc = FakeProc(tmp_path)
+    proc.write_stat("20000 (cc1) R 19990 1 1 0 -1 0 0 0 0 0 300 20 0 0 20 0 1 0 900 0 0\n")
+    proc.write_stat("20010 (Web Content) R 1 1 1 0 -1 0 0 0 0 0 300 20 0 0 20 0 1 0 900 0 0\n")
+    proc.set_load(3.26)
+    samples: list[LocalMetrics] = []
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                lambda task_status: serve_metrics(
+                    CONFIG,
+                    samples.append,
+                    distccd_pids=lambda: [10056],
+                    proc_root=tmp_path,
+                    cpus=lambda: 2,
+                    ticks_per_second=100,
+                    task_status=task_status,
+                )
+            )
+            nursery.cancel_scope.cancel()
+    (sample,) = samples
+    # Announced: everything but the served job (peers' jobs compete with all of it).
+    assert sample.foreign_load == pytest.approx(2.26)
+    assert sample.build_load == 1.0  # the served job's cc1 is not counted twice
+    # The owner's load is the browser alone: round(2 - 1.26) = 1 slot, not round(2 - 2.26) = 0.
+    assert sample.slots == 1
