@@ -4,8 +4,8 @@ The distcc client fills slot 0 of every host in list order, then slot 1 of every
 and so on, so list order is the ranking and `/N` is how many jobs it may put there.
 Remote hosts are written `addr:port/N` (the port always, so nothing depends on
 distcc's default) or `[v6addr]:port/N`, with `,lzo` when the policy asks.  Localhost
-is scored by the same formula times `local_weight` and goes before the first tier
-whose best score it beats.  The line is never empty: at least `localhost/1`.
+is scored by the same formula (the speed of one job) times `local_weight` and goes
+before the first tier whose best score it beats.  The line is never empty: at least `localhost/1`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from p2pcc.core import limits
 from p2pcc.core.model import NodeStatus
-from p2pcc.core.ranking import RankedPeer, RankingPolicy, dial_address, throughput
+from p2pcc.core.ranking import RankedPeer, RankingPolicy, dial_address, job_speed
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def local_entry(local: NodeStatus, local_slots: int, policy: RankingPolicy) -> H
     """Localhost with `local_slots` slots, scored like a peer and weighted by `local_weight`."""
     # Local state is ignored on purpose: pausing stops serving peers, not our own builds.
     limit = min(max(1, local_slots), limits.MAX_SLOTS)
-    score = throughput(local, limit, policy) * policy.local_weight
+    score = job_speed(local, limit, policy) * policy.local_weight
     return HostEntry(f"localhost/{limit}", limit, score, None)
 
 

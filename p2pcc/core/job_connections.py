@@ -84,6 +84,15 @@ class ConnectionWatch:
         """Connections followed now."""
         return len(self._open)
 
+    def running(self, now: float) -> dict[bytes, list[float]]:
+        """How long each peer's jobs still open have run so far, at `now` (a lower
+        bound of their turnarounds: `TurnaroundBook.figures` counts them as such)."""
+        ages: dict[bytes, list[float]] = {}
+        for node_id, since in self._open.values():
+            if node_id is not None:
+                ages.setdefault(node_id, []).append(max(0.0, now - since))
+        return ages
+
     def tables(self, targets: dict[Endpoint, bytes]) -> frozenset[int]:
         """The IP versions whose socket table the next reading needs (4: /proc/net/tcp,
         6: /proc/net/tcp6): those of the targets, and of the connections followed."""

@@ -9,24 +9,19 @@ parameter: the shell reads its clocks once per wake-up and passes `now` (monoton
 and `wall` (Unix time, for people and the wire).
 
 Whatever changes is announced through `on_change` as a `Change` flag, so each task
-wakes only for what it acts on: the state writer for ranking inputs, the pause store
-for the pause, the gossip sender when a datagram fell due sooner.  Rankings are
-computed at most once per change, whoever asks.
-
-Our advertised status is derived, never set: the measured status, then LEAVING
-(no slots), a pause (PAUSED with its reason), or distccd not serving (no slots).
-
-Another node heard under our node id (a machine cloned from the same disk image) is
-kept as `shared_id`.  When we are the one of the two to take a new id (core/same_id.py),
-we first answer it under the shared id (so that it learns of the duplicate even if it
-had not heard us before), then `wants_new_id` says so and the shell draws one for
-`renew_identity`.
+wakes only for what it acts on (the state writer for ranking inputs, the pause store
+for the pause …).  Rankings are computed at most once per change, whoever asks; they
+read what our jobs measured peers to deliver (`set_delivered`).  Our advertised status
+is derived, never set: the measured status, then LEAVING (no slots), a pause (PAUSED
+with its reason), or distccd not serving (no slots).  Another node heard under our id
+(a cloned machine) is kept as `shared_id`; who renews is core/same_id.py's rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from p2pcc.core.auth import Keyring
@@ -46,7 +41,7 @@ from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.node_change import Change, table_change
 from p2pcc.core.pause import Pause
 from p2pcc.core.peers import Peer
-from p2pcc.core.ranking import RankedPeer, RankingPolicy, rank_peers
+from p2pcc.core.ranking import RankedPeer, RankingPolicy, inherent_speed, rank_peers
 from p2pcc.core.reports import Reports
 from p2pcc.core.same_id import Namesake, SharedId, takes_new_id
 from p2pcc.core.status_document import status_document
@@ -81,6 +76,7 @@ class LocalNode:
         self._pause: Pause | None = None
         self._resumes_by_hand = 0
         self._ranking: Ranking | None = None
+        self._delivered: dict[bytes, float] = {}  # turnaround.delivered_factors
         self._shared_id: SharedId | None = None
         self._namesake_told = False  # a datagram of ours went out since it was found
         self.reports = Reports()  # what only people read (p2pcc.core.reports)
@@ -355,9 +351,16 @@ class LocalNode:
             self._ranking = Ranking(ranked, hosts)
         return self._ranking
 
+    def set_delivered(self, factors: Mapping[bytes, float]) -> None:
+        """What our jobs measured peers to deliver (`turnaround.delivered_factors`)."""
+        if factors != self._delivered:
+            self._delivered = dict(factors)
+            self._changed(Change.PEERS)
+
     def _rank(self, fingerprint: str) -> tuple[RankedPeer, ...]:
-        peers = self._engine.table.peers()
-        return tuple(rank_peers(peers, fingerprint, self._policy, self.node_id))
+        local = inherent_speed(self.status, self.local_slots, self._policy)
+        rank = partial(rank_peers, delivered=self._delivered, local_speed=local)
+        return tuple(rank(self._engine.table.peers(), fingerprint, self._policy, self.node_id))
 
     def _render(self, fingerprint: str, ranked: Sequence[RankedPeer]) -> HostsLine:
         return render_hosts(ranked, self.status, self.local_slots, self._policy)

@@ -1,20 +1,28 @@
-"""Ranking: which peers may compile with our exact compiler, best first.
+"""Ranking: which peers may compile with our exact compiler, fastest job first.
 
 A peer is selected only if it offers the identical compiler fingerprint, is ALIVE and
-ACTIVE, has a free slot and an address distcc can dial.  Its score is the throughput
-we expect from it: power x free slots, discounted by the CPU share each job would get
-next to its owner's load and by memory pressure (the formula and its reasoning are in
-docs/ranking.md).  Peers within `tier_ratio` of a tier's best score form one tier and
-are ordered inside it by a keyed hash of their id, so concurrent clients with different
-seeds spread over equally good peers without ever preferring a worse tier.
+ACTIVE, offers slots and has an address distcc can dial.  Its score is the speed one
+job of ours gets there: power, discounted by the CPU share each job would get next to
+everything else it runs and by memory pressure, and by what our own jobs there showed
+it really delivers (`delivered`, from measured turnarounds: docs/ranking.md).  The
+order is by that per-job speed, not by a host's total capacity, because distcc fills
+the first free slot of the line: with fewer compiles than slots (the end of a build)
+only the fastest slots then work.  A peer whose jobs run at less than
+`STRAGGLER_RATIO` of a typical host's speed is left out altogether: its job would end
+later than one that waited for a typical slot to free up and ran there.  Peers within
+`tier_ratio` of a tier's best score form one tier and are ordered inside it by a keyed
+hash of their id, so concurrent clients with different seeds spread over equally good
+peers without ever preferring a worse tier.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import math
-from collections.abc import Iterable
+import statistics
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from p2pcc.core import limits
@@ -27,6 +35,12 @@ MAX_SEED_BYTES = 64
 #: The least memory factor, so a starved peer ranks low rather than at exactly 0, where
 #: every such peer would tie.  Part of the formula, not a knob: nothing configures it.
 MEMORY_FLOOR = 0.1
+
+#: A host slower per job than this fraction of the typical host (the median over the
+#: line's hosts, localhost included) is a straggler and gets no job: a job queued for a
+#: typical slot waits at most one typical job and then runs one, so it is done within
+#: two typical job times, which a host at half the typical speed needs for the job alone.
+STRAGGLER_RATIO = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +70,16 @@ class RankingPolicy:
 
 @dataclass(frozen=True, slots=True)
 class RankedPeer:
-    """A selected peer: the offer to use, its score, its tier and the slots we may use."""
+    """A selected peer: the offer to use, its score (the speed one job gets there now),
+    its tier, the slots we may use, and its speed whatever else it runs (`inherent`,
+    what the straggler rule compares)."""
 
     peer: Peer
     offer: CompilerOffer
     score: float
     tier: int  # 0 is the best tier
-    limit: int  # jobs this client may run there at once (free slots, 1..MAX_SLOTS)
+    limit: int  # jobs this client may run there at once (its slots, 1..MAX_SLOTS)
+    inherent: float
 
 
 def cpu_share(status: NodeStatus, jobs_added: int) -> float:
@@ -81,13 +98,23 @@ def memory_factor(status: NodeStatus, jobs_added: int, policy: RankingPolicy) ->
     return min(1.0, max(MEMORY_FLOOR, fit))
 
 
-def throughput(status: NodeStatus, jobs_added: int, policy: RankingPolicy) -> float:
-    """Expected compile throughput from running `jobs_added` more jobs on this node."""
+def inherent_speed(
+    status: NodeStatus, jobs_added: int, policy: RankingPolicy, delivered: float = 1.0
+) -> float:
+    """The speed of one job there whatever else runs: power x memory factor x
+    `delivered` (the share of its announced speed its jobs were measured to deliver)."""
     power = min(max(0.0, status.power), limits.MAX_POWER)
-    if jobs_added <= 0 or not math.isfinite(power):
+    if jobs_added <= 0 or not math.isfinite(power) or not math.isfinite(delivered):
         return 0.0
-    share = cpu_share(status, jobs_added)
-    return power * jobs_added * share * memory_factor(status, jobs_added, policy)
+    return power * memory_factor(status, jobs_added, policy) * min(1.0, max(0.0, delivered))
+
+
+def job_speed(
+    status: NodeStatus, jobs_added: int, policy: RankingPolicy, delivered: float = 1.0
+) -> float:
+    """The speed one job gets there once `jobs_added` more run: the inherent speed
+    times the share of a CPU each job then gets."""
+    return inherent_speed(status, jobs_added, policy, delivered) * cpu_share(status, jobs_added)
 
 
 def dial_address(status: NodeStatus) -> str | None:
@@ -111,7 +138,7 @@ def _selectable(peer: Peer, fingerprint: str) -> CompilerOffer | None:
     usable = (
         peer.liveness is Liveness.ALIVE
         and status.state is NodeState.ACTIVE
-        and status.free_slots > 0
+        and status.slots > 0
         and 0 < status.distccd_port <= limits.MAX_PORT
         and dial_address(status) is not None
     )
@@ -125,26 +152,56 @@ def _tier_key(node_id: bytes, seed: bytes) -> tuple[bytes, bytes]:
 
 
 def rank_peers(
-    peers: Iterable[Peer], fingerprint: str, policy: RankingPolicy, seed: bytes
+    peers: Iterable[Peer],
+    fingerprint: str,
+    policy: RankingPolicy,
+    seed: bytes,
+    *,
+    delivered: Mapping[bytes, float] | None = None,
+    local_speed: float | None = None,
 ) -> list[RankedPeer]:
-    """Peers able to run `fingerprint` now: best tier first, seeded order within a tier."""
+    """Peers able to run `fingerprint` now, stragglers left out: best tier first, seeded
+    order within a tier.  `delivered` holds what measurements say peers deliver (node
+    id -> share of their announced speed, 1 when absent); `local_speed` is this
+    machine's inherent speed, a host of the line the straggler rule counts too."""
     if len(seed) > MAX_SEED_BYTES:
         raise ValueError(f"ranking seed must be at most {MAX_SEED_BYTES} bytes, got {len(seed)}")
-    scored: list[tuple[float, Peer, CompilerOffer, int]] = []
+    measured = delivered or {}
+    selected: list[RankedPeer] = []
     for peer in peers:
         offer = _selectable(peer, fingerprint)
         if offer is None:
             continue
-        limit = min(peer.status.free_slots, limits.MAX_SLOTS)
-        score = throughput(peer.status, limit, policy)
+        limit = min(peer.status.slots, limits.MAX_SLOTS)
+        factor = measured.get(peer.node_id, 1.0)
+        score = job_speed(peer.status, limit, policy, factor)
         if score > 0:
-            scored.append((score, peer, offer, limit))
-    scored.sort(key=lambda item: (-item[0], item[1].node_id))
+            inherent = inherent_speed(peer.status, limit, policy, factor)
+            selected.append(RankedPeer(peer, offer, score, -1, limit, inherent))
+    selected = without_stragglers(selected, local_speed)
+    selected.sort(key=lambda entry: (-entry.score, entry.peer.node_id))
     ranked: list[RankedPeer] = []
     tier, tier_best = -1, 0.0
-    for score, peer, offer, limit in scored:
-        if tier < 0 or score < policy.tier_ratio * tier_best:
-            tier, tier_best = tier + 1, score
-        ranked.append(RankedPeer(peer, offer, score, tier, limit))
+    for entry in selected:
+        if tier < 0 or entry.score < policy.tier_ratio * tier_best:
+            tier, tier_best = tier + 1, entry.score
+        ranked.append(dataclasses.replace(entry, tier=tier))
     ranked.sort(key=lambda entry: (entry.tier, _tier_key(entry.peer.node_id, seed)))
     return ranked[: policy.max_hosts]
+
+
+def straggler_threshold(speeds: Iterable[float]) -> float:
+    """The inherent speed a host needs to get jobs: `STRAGGLER_RATIO` of the median of
+    the hosts' `speeds` (0 when there are none)."""
+    values = list(speeds)
+    return STRAGGLER_RATIO * statistics.median(values) if values else 0.0
+
+
+def without_stragglers(selected: list[RankedPeer], local_speed: float | None) -> list[RankedPeer]:
+    """`selected` less the peers below the straggler threshold of the hosts they and
+    localhost (when `local_speed` is given) make up."""
+    speeds = [entry.inherent for entry in selected]
+    if local_speed is not None:
+        speeds.append(local_speed)
+    threshold = straggler_threshold(speeds)
+    return [entry for entry in selected if entry.inherent >= threshold]

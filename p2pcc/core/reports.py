@@ -5,8 +5,10 @@ that here if it cannot; distccd's door (p2pcc.core.door); and how long our jobs 
 each peer (p2pcc.core.turnaround).
 
 None of it changes what we gossip or rank, so none of it is announced as a change;
-`p2pcc status` and `p2pcc doctor` read it from the status document.  (The turnaround
-book is kept here until ranking uses it, issue 13; then it moves to the node.)
+`p2pcc status` and `p2pcc doctor` read it from the status document.  Ranking does not
+read the turnaround book either: it reads the coarse delivered factors the turnaround
+task derives from it (`LocalNode.set_delivered`), so the book's every job does not
+re-rank.
 """
 
 from __future__ import annotations

@@ -25,11 +25,18 @@ the peer's median over the median of every other peer's turnarounds in the same 
   ones.  `WINDOW_SECONDS` forgets a peer that gets no jobs, whatever it did before.
 - Below `MIN_JOBS` of its own, or of the others, the relative figure is None
   ("unknown"): two jobs are anecdotes.
+- Jobs still running count too, each as the time it has run so far (`running`): a
+  lower bound of its turnaround, so it can only pull the peer's median down, never
+  brand it slow, yet a straggler's verdict does not wait for its slow jobs to end.
+  They join the peer's own figures only, never the others' reference.
+
+What ranking takes from the book is `delivered_factors`: the share of its announced
+speed each peer delivers, from its relative figure and the announced powers.
 
 Nothing here reads a clock: every call takes `now`.  Memory is bounded: at most
 `max_peers` peers (the one heard from least recently goes first) of `WINDOW_JOBS` each,
-and peers the table forgot are dropped (`keep_only`).  Ranking does not read the book
-yet (issue 13); `p2pcc status` shows it.
+and peers the table forgot are dropped (`keep_only`).  `p2pcc status` shows the
+figures, ranking the delivered factors.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from p2pcc.core import limits
@@ -125,22 +132,32 @@ class TurnaroundBook:
         window)."""
         return self.figures(now).get(node_id, UNKNOWN)
 
-    def figures(self, now: float) -> dict[bytes, Turnaround]:
-        """Every peer with a turnaround in the window at `now`, with its figures."""
+    def figures(
+        self, now: float, running: Mapping[bytes, Sequence[float]] | None = None
+    ) -> dict[bytes, Turnaround]:
+        """Every peer with a turnaround in the window at `now`, with its figures;
+        `running` holds how long each peer's jobs still running have run so far."""
         recent = {
             node_id: sorted(seconds for at, seconds in jobs if at > now - self._window_seconds)
             for node_id, jobs in self._jobs.items()
         }
         recent = {node_id: own for node_id, own in recent.items() if own}
         pooled = sorted(seconds for own in recent.values() for seconds in own)
-        return {node_id: self._figure(own, pooled) for node_id, own in recent.items()}
+        running = running or {}
+        return {
+            node_id: self._figure(own, pooled, running.get(node_id, ()))
+            for node_id, own in recent.items()
+        }
 
-    def _figure(self, own: list[float], pooled: list[float]) -> Turnaround:
+    def _figure(
+        self, own: list[float], pooled: list[float], running: Sequence[float]
+    ) -> Turnaround:
         median = _median(own)
         relative = None
-        if len(own) >= self._min_jobs and len(pooled) - len(own) >= self._min_jobs:
+        bounds = sorted([*own, *(min(max(0.0, age), MAX_TURNAROUND) for age in running)])
+        if len(bounds) >= self._min_jobs and len(pooled) - len(own) >= self._min_jobs:
             reference = _median_without(pooled, own)
-            relative = median / reference if reference > 0 else None
+            relative = _median(bounds) / reference if reference > 0 else None
         return Turnaround(len(own), median, sum(own) / len(own), relative)
 
 
@@ -171,3 +188,41 @@ def _kth_without(pooled: list[float], own: list[float], rank: int) -> float:
         else:
             lo = middle + 1
     return pooled[lo]
+
+
+#: Delivered factors are snapped to quarter powers of two (1, 0.84, 0.71, 0.59, 0.5 …),
+#: so a relative figure wandering by a few percent does not re-rank and rewrite the
+#: state file at every poll; above `DELIVERS_ALL` a peer counts as delivering what it
+#: announces (measurements are that noisy: a job has the error of a poll either way).
+FACTOR_STEPS_PER_DOUBLING = 4
+DELIVERS_ALL = 2**-0.5
+
+
+def delivered_factors(
+    figures: Mapping[bytes, Turnaround], powers: Mapping[bytes, float]
+) -> dict[bytes, float]:
+    """The share of its announced speed each measured peer delivers, for those below
+    `DELIVERS_ALL` (every other peer delivers all of it: factor 1, left out).
+
+    A peer's relative figure says how much longer its jobs take than the other peers'
+    jobs; its announced power against theirs (`powers`: node id -> power; their median
+    weighted by their jobs, as the relative figure pools their jobs) says how much
+    longer they should take.  The factor is expected / measured, at most 1: a peer that
+    announces half the others' power and takes twice as long delivers what it says
+    (ranking already put it lower), one that announces the same and takes ten times as
+    long delivers a tenth.  No floor: a peer is ranked by what it really delivers.
+    """
+    factors: dict[bytes, float] = {}
+    measured = {node_id: figure for node_id, figure in figures.items() if node_id in powers}
+    for node_id, figure in measured.items():
+        power = powers[node_id]
+        # The yardstick is the other peers' pooled jobs: weigh their powers alike.
+        others = [powers[o] for o, f in measured.items() if o != node_id for _ in range(f.jobs)]
+        if figure.relative is None or figure.relative <= 0 or power <= 0 or not others:
+            continue
+        expected = _median(sorted(others)) / power
+        factor = min(1.0, expected / figure.relative)
+        if factor < DELIVERS_ALL:
+            steps = math.floor(math.log2(factor) * FACTOR_STEPS_PER_DOUBLING)
+            factors[node_id] = 2.0 ** (steps / FACTOR_STEPS_PER_DOUBLING)
+    return factors

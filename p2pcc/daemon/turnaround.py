@@ -5,9 +5,11 @@ Every `POLL_PERIOD` this task reads the network namespace's TCP socket table (on
 /proc/net/tcp or /proc/net/tcp6 or both, as the peers' addresses need; none while there
 is no peer to watch and nothing followed: `read_tcp_tables`), hands it to the connection
 watch with the peers' distccd endpoints, and
-records each job that ended in the node's turnaround book.  It only measures: ranking
-does not read the book yet (issue 13).  An error is logged once and the task goes on; a
-measurement is never worth the daemon.
+records each job that ended in the node's turnaround book; then it hands the node what
+the book says each peer delivers (`delivered_factors`, with the jobs still running
+counted as far as they got), which ranking reads.  The factors are coarse steps, so the
+node re-ranks only when a peer's verdict really moves.  An error is logged once and the
+task goes on; a measurement is never worth the daemon.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import trio
 from p2pcc.core.job_connections import POLL_PERIOD, ConnectionWatch, job_targets
 from p2pcc.core.node import LocalNode
 from p2pcc.core.procfs import TcpSocket, parse_proc_net_tcp
+from p2pcc.core.turnaround import delivered_factors
 
 log = logging.getLogger("p2pcc.daemon.turnaround")
 
@@ -64,6 +67,8 @@ def _poll(
     for job in watch.poll(sockets(tables), targets, now):
         book.observe(job.node_id, job.seconds, now)
     book.keep_only(peer.node_id for peer in peers)
+    powers = {peer.node_id: peer.status.power for peer in peers}
+    node.set_delivered(delivered_factors(book.figures(now, watch.running(now)), powers))
 
 
 #: The socket tables by IP version.

@@ -77,7 +77,7 @@ class Cluster:
                 mem_available=16 * GIB,
                 slots=4,
                 jobs=0,
-                power=float(2**index),  # scores 4, 8, 16, 32, 64: one tier each
+                power=1.3**index,  # 1, 1.3, 1.69, 2.2, 2.86: one tier each, no straggler
                 compilers=(OFFER,),
             )
             table = PeerTable(bytes([index + 1]) * 16, TIMINGS)
@@ -198,9 +198,9 @@ def test_a_paused_node_leaves_every_ranking_in_the_same_round() -> None:
     line = render_hosts(
         rank_peers(paused.table.peers(), FP, POLICY, b"sim"), paused.status, 4, POLICY
     )
-    # Its own score, 4 jobs x power 8 x 0.5 = 16, ties ws2's tier, so it goes after ws2.
+    # Its own job speed, power 2.2 x 0.5 = 1.1, is above ws0's 1.0 and below ws1's 1.3.
     assert (
-        line.hosts == "10.0.0.5:3632/4 10.0.0.3:3632/4 localhost/4 10.0.0.2:3632/4 10.0.0.1:3632/4"
+        line.hosts == "10.0.0.5:3632/4 10.0.0.3:3632/4 10.0.0.2:3632/4 localhost/4 10.0.0.1:3632/4"
     )
 
 

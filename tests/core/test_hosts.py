@@ -14,7 +14,7 @@ from p2pcc.core.hosts import HostEntry, HostsLine, host_spec, render_hosts
 from p2pcc.core.metrics import GIB
 from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.peers import Liveness, Peer
-from p2pcc.core.ranking import RankingPolicy, rank_peers
+from p2pcc.core.ranking import RankingPolicy, inherent_speed, rank_peers
 from tests.core.policies import default_policy
 from tests.core.roomy_peers import BASE, FP, OFFER, node, peer
 
@@ -24,11 +24,14 @@ SEED = b"client-1"
 LOCAL = replace(BASE, name="here", addresses=("10.0.0.100",), cpus=8, slots=8)
 
 
-# The worked example of docs/ranking.md: scores 16, 3 and 2.
+# The worked example of docs/ranking.md (tests/core/test_ranking.py): per-job speeds
+# 2.0 (alpha), 0.667 (bravo, busy building) and 1.0 (charlie), which delivers a quarter
+# of that in the example.
 ALPHA = peer(1, name="alpha", cpus=16, load=2.0, mem_available=32 * GIB, slots=8, power=2.0)
 BRAVO = peer(2, name="bravo", cpus=8, load=10.0, jobs=2, mem_available=16 * GIB, slots=6, power=1.5)
-CHARLIE = peer(3, name="charlie", cpus=4, load=0.0, mem_available=2 * GIB, slots=4, power=1.0)
+CHARLIE = peer(3, name="charlie", cpus=4, load=0.0, mem_available=8 * GIB, slots=4, power=1.0)
 EXAMPLE = [ALPHA, BRAVO, CHARLIE]
+DELIVERED = {CHARLIE.node_id: 0.25}
 
 
 def line(
@@ -36,64 +39,71 @@ def line(
     local_slots: int,
     policy: RankingPolicy = POLICY,
     local: NodeStatus = LOCAL,
+    delivered: dict[bytes, float] | None = None,
 ) -> HostsLine:
-    return render_hosts(rank_peers(peers, FP, policy, SEED), local, local_slots, policy)
+    """The line the node renders: localhost counts among the hosts for stragglers."""
+    local_speed = inherent_speed(local, local_slots, policy)
+    ranked = rank_peers(peers, FP, policy, SEED, delivered=delivered, local_speed=local_speed)
+    return render_hosts(ranked, local, local_slots, policy)
 
 
-def test_the_worked_example_puts_localhost_between_bravo_and_charlie() -> None:
-    # localhost/5: 5 jobs x 1.0 x 0.5 = 2.5, below bravo's 3 and above charlie's 2.
-    result = line(EXAMPLE, 5)
-    assert result.hosts == "10.0.0.1:3632/8 10.0.0.2:3632/4 localhost/5 10.0.0.3:3632/4"
-    assert result.jobs == 21
-    assert result.entries == (
-        HostEntry("10.0.0.1:3632/8", 8, 16.0, node(1)),
-        HostEntry("10.0.0.2:3632/4", 4, 3.0, node(2)),
-        HostEntry("localhost/5", 5, 2.5, None),
-        HostEntry("10.0.0.3:3632/4", 4, 2.0, node(3)),
-    )
+def test_the_worked_example_leaves_the_straggler_out() -> None:
+    # localhost/5: a job at 1.0 x 0.5 = 0.5, below alpha's 2.0 and bravo's 0.667.
+    result = line(EXAMPLE, 5, delivered=DELIVERED)
+    assert result.hosts == "10.0.0.1:3632/8 10.0.0.2:3632/6 localhost/5"
+    assert result.jobs == 19
+    assert [(entry.spec, round(entry.score, 3)) for entry in result.entries] == [
+        ("10.0.0.1:3632/8", 2.0),
+        ("10.0.0.2:3632/6", 0.667),
+        ("localhost/5", 0.5),
+    ]
+    assert [entry.node_id for entry in result.entries] == [node(1), node(2), None]
 
 
 def test_the_documented_line_matches_the_code() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "ranking.md").read_text()
     documented = re.findall(r'^DISTCC_HOSTS="([^"]*)"$', doc, re.MULTILINE)
-    assert documented == [line(EXAMPLE, 5).hosts]
-    assert "8 + 4 + 5 + 4 = 21" in doc
+    assert documented == [line(EXAMPLE, 5, delivered=DELIVERED).hosts]
+    assert "8 + 6 + 5 = 19" in doc
 
 
 def test_a_stronger_localhost_moves_up() -> None:
-    # localhost/8 scores 4.0: ahead of bravo, still behind alpha.
-    result = line(EXAMPLE, 8)
-    assert result.hosts == "10.0.0.1:3632/8 localhost/8 10.0.0.2:3632/4 10.0.0.3:3632/4"
-    assert result.jobs == 24
+    # At power 2.0 a local job scores 1.0: ahead of bravo, still behind alpha.
+    result = line(EXAMPLE, 8, local=replace(LOCAL, power=2.0), delivered=DELIVERED)
+    assert result.hosts == "10.0.0.1:3632/8 localhost/8 10.0.0.2:3632/6"
+    assert result.jobs == 22
 
 
 def test_localhost_goes_first_when_the_peers_are_weak() -> None:
-    result = line([BRAVO, CHARLIE], 8)
-    assert result.hosts == "localhost/8 10.0.0.2:3632/4 10.0.0.3:3632/4"
-    assert result.jobs == 16
+    result = line([BRAVO], 8, local=replace(LOCAL, power=2.0))
+    assert result.hosts == "localhost/8 10.0.0.2:3632/6"
+    assert result.jobs == 14
 
 
 def test_localhost_goes_last_when_it_is_busy() -> None:
-    # 8 CPUs with load 24 and 8 own jobs: a quarter CPU each, 8 x 0.25 x 0.5 = 1.0.
+    # 8 CPUs with load 24 and 8 own jobs: a quarter CPU each, 1.0 x 0.25 x 0.5 = 0.125.
     result = line(EXAMPLE, 8, local=replace(LOCAL, load=24.0))
-    assert result.hosts == "10.0.0.1:3632/8 10.0.0.2:3632/4 10.0.0.3:3632/4 localhost/8"
-    assert result.entries[-1].score == 1.0
+    assert result.hosts == "10.0.0.1:3632/8 10.0.0.3:3632/4 10.0.0.2:3632/6 localhost/8"
+    assert result.entries[-1].score == 0.125
 
 
 def test_a_tie_with_a_tier_best_keeps_the_peers_first() -> None:
-    assert line(EXAMPLE, 6).hosts == "10.0.0.1:3632/8 10.0.0.2:3632/4 localhost/6 10.0.0.3:3632/4"
+    # localhost at 2.0 x 0.5 = 1.0, charlie's score and its tier's best.
+    result = line(EXAMPLE, 6, local=replace(LOCAL, power=2.0))
+    assert result.hosts == "10.0.0.1:3632/8 10.0.0.3:3632/4 localhost/6 10.0.0.2:3632/6"
 
 
 def test_local_weight_one_ranks_localhost_like_a_peer() -> None:
     result = line(EXAMPLE, 8, replace(POLICY, local_weight=1.0))
-    assert result.hosts == "10.0.0.1:3632/8 localhost/8 10.0.0.2:3632/4 10.0.0.3:3632/4"
-    assert result.entries[1].score == 8.0
+    assert result.hosts == "10.0.0.1:3632/8 10.0.0.3:3632/4 localhost/8 10.0.0.2:3632/6"
+    assert result.entries[2].score == 1.0
 
 
 def test_localhost_is_never_put_inside_a_tier() -> None:
-    # Tiers 10, 9, 8.5, 8 | 6, 5.5, 5 | 2; localhost/10 at power 1.1 scores 5.5.
-    tiered = [peer(n, power=power) for n, power in enumerate([10, 9, 8.5, 8, 6, 5.5, 5, 2], 1)]
-    result = line(tiered, 10, local=replace(LOCAL, cpus=64, power=1.1))
+    # Tiers 10, 9, 8.5, 8 | 6, 5.5, 5 | 4.6; localhost at power 11 scores 5.5.
+    powers = [10, 9, 8.5, 8, 6, 5.5, 5, 4.6]
+    tiered = [peer(n, power=power) for n, power in enumerate(powers, 1)]
+    result = line(tiered, 10, local=replace(LOCAL, cpus=64, power=11.0))
     assert result.hosts == (
         "10.0.0.3:3632/1 10.0.0.2:3632/1 10.0.0.4:3632/1 10.0.0.1:3632/1 "
         "10.0.0.7:3632/1 10.0.0.5:3632/1 10.0.0.6:3632/1 localhost/10 10.0.0.8:3632/1"
@@ -104,7 +114,7 @@ def test_localhost_is_never_put_inside_a_tier() -> None:
 def test_lzo_is_appended_to_remote_hosts_only() -> None:
     result = line(EXAMPLE, 5, replace(POLICY, lzo=True))
     assert result.hosts == (
-        "10.0.0.1:3632/8,lzo 10.0.0.2:3632/4,lzo localhost/5 10.0.0.3:3632/4,lzo"
+        "10.0.0.1:3632/8,lzo 10.0.0.3:3632/4,lzo 10.0.0.2:3632/6,lzo localhost/5"
     )
 
 
@@ -122,14 +132,14 @@ def test_excluded_peers_never_appear() -> None:
         peer(10, state=NodeState.PAUSED, **strong),
         peer(11, Liveness.SUSPECT, **strong),
         peer(12, Liveness.DEAD, **strong),
-        peer(13, jobs=8, **strong),
+        peer(13, slots=0, power=100.0),
         peer(14, compilers=(), **strong),
     ]
     assert line([*excluded, *EXAMPLE], 5).hosts == line(EXAMPLE, 5).hosts
 
 
 def test_no_matching_peer_leaves_localhost_alone() -> None:
-    assert line([], 8) == HostsLine("localhost/8", 8, (HostEntry("localhost/8", 8, 4.0, None),))
+    assert line([], 8) == HostsLine("localhost/8", 8, (HostEntry("localhost/8", 8, 0.5, None),))
     other = peer(1, compilers=(replace(OFFER, fingerprint="fedcba9876543210"),))
     assert line([other], 8).hosts == "localhost/8"
 
@@ -142,13 +152,13 @@ def test_the_local_slot_count_is_clamped() -> None:
 
 def test_a_paused_machine_still_compiles_its_own_jobs() -> None:
     paused = replace(LOCAL, state=NodeState.PAUSED, pause_reason="meeting", slots=0)
-    assert line([BRAVO], 4, local=paused).hosts == "10.0.0.2:3632/4 localhost/4"
+    assert line([BRAVO], 4, local=paused).hosts == "10.0.0.2:3632/6 localhost/4"
 
 
 def test_render_takes_a_ranking_as_is() -> None:
     ranked = rank_peers(EXAMPLE, FP, POLICY, SEED)
     assert render_hosts(ranked[1:], LOCAL, 2, POLICY).hosts == (
-        "10.0.0.2:3632/4 10.0.0.3:3632/4 localhost/2"
+        "10.0.0.3:3632/4 10.0.0.2:3632/6 localhost/2"
     )
 
 

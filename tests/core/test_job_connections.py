@@ -132,3 +132,14 @@ def test_only_the_tables_of_the_targets_and_the_followed_connections_are_read() 
     watch.poll([mapped], TARGETS, 1.0)
     # Seen in tcp6 (a dual-stack socket): tcp6 is read while it is open.
     assert watch.tables({}) == {6}
+
+
+def test_running_jobs_and_how_long_they_have_run() -> None:
+    watch = ConnectionWatch()
+    watch.poll([job(39999)], TARGETS, 0.0)  # open before we looked: age unknown, left out
+    watch.poll([job(39999), job(40000), job(40001, to=3, inode=101)], TARGETS, 1.0)
+    watch.poll([job(39999), job(40000), job(40001, to=3, inode=101)], TARGETS, 2.0)
+    watch.poll([job(40000), job(40001, to=3, inode=101), job(40002, inode=102)], TARGETS, 3.0)
+    assert watch.running(3.5) == {node(2): [2.5, 0.5], node(3): [2.5]}
+    watch.poll([], TARGETS, 4.0)
+    assert watch.running(4.0) == {}

@@ -373,3 +373,19 @@ def test_the_status_document_shows_the_shared_id_until_restart() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "status-json.md").read_text()
     (row,) = [line for line in doc.splitlines() if line.startswith("| `duplicate_id`")]
     assert set(re.findall(r'"([a-z_]+)": ', row)) == set(document["duplicate_id"])
+
+
+def test_a_peer_measured_as_a_straggler_leaves_the_line_and_comes_back() -> None:
+    changes: list[Change] = []
+    alpha, beta, gamma = serving(1, changes), serving(2), serving(3)
+    gossip(beta, alpha, 0.1)
+    gossip(gamma, alpha, 0.1)
+    assert alpha.hosts(0.2)[FP].hosts.count("/4") == 3  # both peers and localhost
+    changes.clear()
+    alpha.set_delivered({gamma.node_id: 0.1})
+    assert changes == [Change.PEERS]
+    assert alpha.hosts(0.3)[FP].hosts == "10.0.0.2:3632/4 localhost/4"
+    alpha.set_delivered({gamma.node_id: 0.1})  # the same verdict again: nothing to re-rank
+    assert changes == [Change.PEERS]
+    alpha.set_delivered({})
+    assert "10.0.0.3:3632/4" in alpha.hosts(0.4)[FP].hosts

@@ -1,4 +1,5 @@
-"""Ranking: who is selected, the score formula, tiers and the seeded order within a tier."""
+"""Ranking: who is selected, the per-job score, stragglers left out, measured delivery,
+tiers and the seeded order within a tier."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from p2pcc.core.model import NodeState
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.ranking import (
     MEMORY_FLOOR,
+    STRAGGLER_RATIO,
     RankedPeer,
     cpu_share,
     dial_address,
+    inherent_speed,
+    job_speed,
     memory_factor,
     rank_peers,
-    throughput,
+    straggler_threshold,
 )
 from tests.core.policies import default_policy
 from tests.core.roomy_peers import BASE, FP, OFFER, OTHER_OFFER, peer
@@ -28,48 +32,91 @@ POLICY = default_policy()
 SEED = b"client-1"
 
 
-# The worked example of docs/ranking.md.
+# The worked example of docs/ranking.md: alpha is idle, bravo is busy building (its own
+# compiles are in its load, not taken off its slots), charlie is as fast as the typical
+# host by what it announces, but our jobs there were measured to take four times as long.
 ALPHA = peer(1, name="alpha", cpus=16, load=2.0, mem_available=32 * GIB, slots=8, power=2.0)
 BRAVO = peer(2, name="bravo", cpus=8, load=10.0, jobs=2, mem_available=16 * GIB, slots=6, power=1.5)
-CHARLIE = peer(3, name="charlie", cpus=4, load=0.0, mem_available=2 * GIB, slots=4, power=1.0)
+CHARLIE = peer(3, name="charlie", cpus=4, load=0.0, mem_available=8 * GIB, slots=4, power=1.0)
+DELIVERED = {CHARLIE.node_id: 0.25}
 
 
 def summary(ranked: list[RankedPeer]) -> list[tuple[str, float, int, int]]:
-    return [(entry.peer.status.name, entry.score, entry.tier, entry.limit) for entry in ranked]
+    return [
+        (entry.peer.status.name, round(entry.score, 3), entry.tier, entry.limit) for entry in ranked
+    ]
 
 
 def test_the_worked_example_scores() -> None:
-    # alpha: 10 runnable jobs on 16 CPUs, memory for all 8 jobs: 2.0 x 8 = 16.
+    # alpha: 10 runnable jobs on 16 CPUs, memory for all 8 jobs: a job runs at 2.0.
     assert cpu_share(ALPHA.status, 8) == 1.0
     assert memory_factor(ALPHA.status, 8, POLICY) == 1.0
-    assert throughput(ALPHA.status, 8, POLICY) == 16.0
-    # bravo: load 10 + 2 running + 4 ours = 16 runnable on 8 CPUs: half a CPU per job.
-    assert cpu_share(BRAVO.status, 4) == 0.5
-    assert throughput(BRAVO.status, 4, POLICY) == 3.0
-    # charlie: 2 GiB for 4 jobs of 1 GiB: memory for half of them.
-    assert memory_factor(CHARLIE.status, 4, POLICY) == 0.5
-    assert throughput(CHARLIE.status, 4, POLICY) == 2.0
+    assert job_speed(ALPHA.status, 8, POLICY) == 2.0
+    # bravo: load 10 + 2 running + 6 ours = 18 runnable on 8 CPUs: 4/9 of a CPU per job.
+    assert cpu_share(BRAVO.status, 6) == pytest.approx(4 / 9)
+    assert job_speed(BRAVO.status, 6, POLICY) == pytest.approx(1.5 * 4 / 9)
+    assert inherent_speed(BRAVO.status, 6, POLICY) == 1.5
+    # charlie: idle and roomy, but delivering a quarter of what it announces.
+    assert job_speed(CHARLIE.status, 4, POLICY, DELIVERED[CHARLIE.node_id]) == 0.25
+    # the typical host: the median of 2.0, 1.5, 0.25 and localhost's 1.0 is 1.25.
+    assert straggler_threshold([2.0, 1.5, 0.25, 1.0]) == STRAGGLER_RATIO * 1.25 == 0.625
 
 
 def test_the_worked_example_ranking() -> None:
-    ranked = rank_peers([CHARLIE, ALPHA, BRAVO], FP, POLICY, SEED)
-    assert summary(ranked) == [
-        ("alpha", 16.0, 0, 8),
-        ("bravo", 3.0, 1, 4),
-        ("charlie", 2.0, 2, 4),
-    ]
-    assert [entry.offer for entry in ranked] == [OFFER] * 3
+    ranked = rank_peers(
+        [CHARLIE, ALPHA, BRAVO], FP, POLICY, SEED, delivered=DELIVERED, local_speed=1.0
+    )
+    assert summary(ranked) == [("alpha", 2.0, 0, 8), ("bravo", 0.667, 1, 6)]
+    assert [entry.offer for entry in ranked] == [OFFER] * 2
+    # Measured as it announces, charlie is a typical host and is ranked by its speed.
+    ranked = rank_peers([CHARLIE, ALPHA, BRAVO], FP, POLICY, SEED, local_speed=1.0)
+    assert summary(ranked) == [("alpha", 2.0, 0, 8), ("charlie", 1.0, 1, 4), ("bravo", 0.667, 2, 6)]
 
 
-def test_only_alive_active_peers_with_the_same_compiler_free_slots_and_an_address() -> None:
+def test_a_busy_peer_keeps_its_slots_in_the_line() -> None:
+    # Every slot taken by other clients' jobs: still listed with all its slots, ranked
+    # by the share a job of ours would get next to them (8 CPUs, 8 + 8 jobs: half).
+    busy = peer(1, cpus=8, slots=8, jobs=8)
+    (entry,) = rank_peers([busy], FP, POLICY, SEED)
+    assert (entry.limit, entry.score) == (8, 0.5)
+
+
+def test_a_straggler_gets_no_job() -> None:
+    typical = [peer(n, power=1.0) for n in (1, 2, 3)]
+    slow = peer(4, power=1.0)
+    ranked = rank_peers([*typical, slow], FP, POLICY, SEED, delivered={slow.node_id: 0.4})
+    assert sorted(entry.peer.node_id[0] for entry in ranked) == [1, 2, 3]
+    # At half the typical speed it is not a straggler yet: a job there ends as one that
+    # waited for a typical slot would.
+    ranked = rank_peers([*typical, slow], FP, POLICY, SEED, delivered={slow.node_id: 0.5})
+    assert sorted(entry.peer.node_id[0] for entry in ranked) == [1, 2, 3, 4]
+    assert ranked[-1].peer.node_id[0] == 4
+
+
+def test_localhost_counts_as_a_typical_host() -> None:
+    # Two peers, one slow: only localhost's speed tells which one is typical.
+    fast, slow = peer(1, power=2.0), peer(2, power=0.7)
+    assert len(rank_peers([fast, slow], FP, POLICY, SEED)) == 2  # median 1.35: 0.7 is in
+    ranked = rank_peers([fast, slow], FP, POLICY, SEED, local_speed=2.0)
+    assert [entry.peer.node_id[0] for entry in ranked] == [1]  # median 2.0: 0.7 is out
+
+
+def test_the_order_is_by_the_speed_of_one_job_not_by_capacity() -> None:
+    # Eight slow slots do not go before one fast slot: with fewer compiles than slots,
+    # distcc fills the first free slot of the line, and that must be the fastest.
+    wide, quick = peer(1, power=0.8, slots=8), peer(2, power=1.6, slots=1)
+    ranked = rank_peers([wide, quick], FP, POLICY, SEED)
+    assert [entry.peer.node_id[0] for entry in ranked] == [2, 1]
+
+
+def test_only_alive_active_peers_with_the_same_compiler_slots_and_an_address() -> None:
     strong = {"power": 100.0, "slots": 8}
     excluded = [
         peer(10, state=NodeState.PAUSED, **strong),
         peer(11, state=NodeState.LEAVING, **strong),
         peer(12, Liveness.SUSPECT, **strong),
         peer(13, Liveness.DEAD, **strong),
-        peer(14, jobs=8, **strong),  # every slot taken
-        peer(15, jobs=9, **strong),
+        peer(14, slots=0, power=100.0),  # its owner is busy, or it does not serve
         peer(16, compilers=(OTHER_OFFER,), **strong),
         peer(17, compilers=(), **strong),
         peer(18, addresses=(), **strong),
@@ -78,12 +125,13 @@ def test_only_alive_active_peers_with_the_same_compiler_free_slots_and_an_addres
         peer(21, power=0.0),
     ]
     ranked = rank_peers([*excluded, ALPHA, BRAVO, CHARLIE], FP, POLICY, SEED)
-    assert [entry.peer.status.name for entry in ranked] == ["alpha", "bravo", "charlie"]
+    assert [entry.peer.status.name for entry in ranked] == ["alpha", "charlie", "bravo"]
     assert rank_peers(excluded, FP, POLICY, SEED) == []
 
 
-# Scores 10, 9, 8.5, 8 | 6, 5.5, 5 | 2 with the default tier ratio 0.8.
-TIERED = [peer(n, power=power) for n, power in enumerate([10, 9, 8.5, 8, 6, 5.5, 5, 2], 1)]
+# Scores 10, 9, 8.5, 8 | 6, 5.5, 5 | 3.9 with the default tier ratio 0.8 (the median is
+# 7, so 3.9 is no straggler).
+TIERED = [peer(n, power=power) for n, power in enumerate([10, 9, 8.5, 8, 6, 5.5, 5, 3.9], 1)]
 
 
 def test_tiers_group_peers_within_the_ratio_of_the_tier_best() -> None:
@@ -119,14 +167,14 @@ def test_max_hosts_keeps_the_best_tiers() -> None:
 def test_memory_pressure_has_a_floor() -> None:
     starved = peer(1, slots=4, mem_available=0, power=2.0)
     assert memory_factor(starved.status, 4, POLICY) == MEMORY_FLOOR == 0.1
-    assert summary(rank_peers([starved], FP, POLICY, SEED)) == [("p1", 0.8, 0, 4)]
+    assert summary(rank_peers([starved], FP, POLICY, SEED)) == [("p1", 0.2, 0, 4)]
 
 
 def test_a_peer_claiming_huge_numbers_is_capped() -> None:
     greedy = peer(1, slots=10**6, cpus=10**6, mem_available=10**18, power=1e9)
     (entry,) = rank_peers([greedy], FP, POLICY, SEED)
     assert entry.limit == limits.MAX_SLOTS
-    assert entry.score == limits.MAX_POWER * limits.MAX_SLOTS
+    assert entry.score == limits.MAX_POWER
 
 
 def test_negative_load_counts_as_idle() -> None:
@@ -199,7 +247,7 @@ def test_seeds_only_reorder_within_tiers(
     best: dict[int, float] = {}
     for entry in first:
         best[entry.tier] = max(best.get(entry.tier, 0.0), entry.score)
-        assert 1 <= entry.limit <= entry.peer.status.free_slots
+        assert 1 <= entry.limit <= entry.peer.status.slots
     for entry in first:
         assert entry.score >= ratio * best[entry.tier]
         if entry.tier > 0:

@@ -18,6 +18,7 @@ from p2pcc.core.turnaround import (
     Turnaround,
     TurnaroundBook,
     _median_without,
+    delivered_factors,
 )
 
 FAST, OTHER, SLOW = b"f" * 16, b"o" * 16, b"s" * 16
@@ -171,3 +172,49 @@ def test_the_reference_leaves_the_peer_out_exactly() -> None:
         middle = len(rest) // 2
         expected = rest[middle] if len(rest) % 2 else (rest[middle - 1] + rest[middle]) / 2
         assert _median_without(sorted(pooled), sorted(own)) == expected
+
+
+def test_jobs_still_running_hasten_a_straggler_verdict_as_lower_bounds() -> None:
+    book = TurnaroundBook()
+    feed(book, round_robin(0.0, fast=[1.0] * 8, slow=[10.0] * (MIN_JOBS - 2)))
+    assert book.figure(SLOW, 10.0).relative is None  # three finished jobs: anecdotes
+    # Two more jobs running there for 9 and 12 s so far: five figures, median 10 s.
+    figures = book.figures(10.0, running={SLOW: [9.0, 12.0]})
+    assert figures[SLOW].relative == pytest.approx(10.0)
+    assert figures[SLOW].jobs == MIN_JOBS - 2  # only finished jobs are reported as such
+    # Jobs that have only just begun can pull the median down, never up.
+    figures = book.figures(10.0, running={SLOW: [0.1, 0.2, 0.3, 0.4]})
+    assert figures[SLOW].relative == pytest.approx(0.4)
+    # Running jobs never join another peer's reference: three finished jobs elsewhere
+    # are still too few to judge the fast peer by.
+    assert book.figures(10.0, running={SLOW: [50.0] * 5})[FAST].relative is None
+
+
+def test_delivered_factors_compare_measured_with_announced() -> None:
+    figures = {
+        FAST: Turnaround(9, 1.0, 1.0, 0.5),
+        OTHER: Turnaround(9, 2.0, 2.0, 1.0),
+        SLOW: Turnaround(5, 20.0, 20.0, 10.0),  # a straggler completes few jobs
+    }
+    # All announce the same power: the ten-fold straggler delivers about a tenth, the
+    # others all they announce (no factor: left out).
+    same = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
+    factors = delivered_factors(figures, same)
+    assert set(factors) == {SLOW}
+    assert 0.084 <= factors[SLOW] <= 0.1  # snapped down to a quarter power of two
+    # A peer announcing a tenth of the others' power delivers what it says.
+    assert delivered_factors(figures, {**same, SLOW: 0.1}) == {}
+    # Without a relative figure, or without others to compare, there is no verdict.
+    assert delivered_factors({SLOW: Turnaround(3, 20.0, 20.0, None), **figures}, {SLOW: 1.0}) == {}
+    assert delivered_factors({}, same) == {}
+
+
+def test_delivered_factors_have_no_floor_and_few_values() -> None:
+    others = {FAST: Turnaround(9, 1.0, 1.0, 1.0), OTHER: Turnaround(9, 1.0, 1.0, 1.0)}
+    powers = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
+    seen = set()
+    for tenths in range(10, 2000):
+        figures = {**others, SLOW: Turnaround(9, 1.0, 1.0, tenths / 10)}
+        seen.add(delivered_factors(figures, powers).get(SLOW, 1.0))
+    assert min(seen) < 0.006  # 200 times slower: far below a quarter
+    assert len(seen) < 40  # quarter powers of two: a few dozen steps, not 2,000
