@@ -110,8 +110,9 @@ class Presence:
 class PoolSampler:
     """Every SAMPLE_PERIOD, in a thread (the build blocks the test): whether the client's
     daemon holds each peer alive (its control socket), and whether its state file lists
-    the peer in a hosts line.  The two differ by design: a live peer with no free slot
-    (busy with our jobs) is left out of the line until it reports one free."""
+    the peer in a hosts line.  The two differ by design: a live peer that offers no slot
+    (its owner busy: on this shared machine, any load) is left out of the line until it
+    offers one again."""
 
     def __init__(self, office: Office, names: Sequence[str]) -> None:
         self.office = office
@@ -185,8 +186,7 @@ def test_a_peer_whose_link_is_cut_mid_build_leaves_the_list_and_returns(office: 
     DISTCC_IO_TIMEOUT, 300 s by default) until the cable is back and TCP retransmits.
     Those jobs stall for as long as the link is down plus a retransmission; the printed
     figures show it.  New compiles stop going to peer12 once the client's state file
-    drops it (at once if it is busy and reports no free slot, else when it turns
-    suspect), so the rest of the build carries on meanwhile."""
+    drops it (when it turns suspect), so the rest of the build carries on meanwhile."""
     office.ready()
     reference = office.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
     victim = office.daemons["peer12"]
@@ -208,13 +208,13 @@ def test_a_peer_whose_link_is_cut_mid_build_leaves_the_list_and_returns(office: 
     alive_again = wait_liveness(office, "peer12", True, SLACK * 5 * INTERVAL)
     wait_until(lambda: serving(victim.ws) == 0, 60, "peer12's jobs in flight to finish")
     stalled = time.monotonic() - restored_at
-    office.wait_listed("peer12", True, 60)  # once it reports a free slot again
+    office.wait_listed("peer12", True, 60)  # alive, and offering a slot
     listed_again = time.monotonic() - restored_at
     build = finish()
     figure(f"link cut: {in_flight} job(s) of the client in flight on peer12 at the cut")
     figure(f"link cut: peer12 no longer alive for the client {suspect:.2f} s after the cut")
     figure(
-        f"link cut: peer12 {'in' if listed_at_cut else 'out of (no free slot)'} the client's "
+        f"link cut: peer12 {'in' if listed_at_cut else 'out of (no slot offered)'} the client's "
         f"hosts lines at the cut, out {unlisted:.2f} s after it"
     )
     figure(f"link cut: link down {restored_at - cut_at:.2f} s, {still_open} job(s) then open")

@@ -76,7 +76,7 @@ def _own_pause(daemon: Daemon) -> dict[str, Any]:
 def test_a_pause_spreads_survives_a_restart_and_resume_lifts_it(pool: list[Daemon]) -> None:
     alpha, beta, gamma = pool
     others = (beta, gamma)
-    # On a loaded machine peers may offer no free slot (the workstations share one
+    # On a loaded machine peers may offer no slot (the workstations share one
     # kernel's load average); then no hosts line lists alpha even before the pause.
     try:
         wait_until(lambda: _listed(beta, alpha), 4, "beta to list alpha in its hosts lines")
