@@ -1,0 +1,263 @@
+"""The bed of `benchmarks/concurrent_clients.py`: four half-CPU workstations, one pool.
+
+`open_pool` brings it up: workstations `a`..`d` with a keyed p2pcc daemon each, then
+each one's processes moved into a cgroup holding half a CPU (`throttle`,
+`adopt_processes`: the daemon reads the quota, the bed's cgroup hierarchy being visible
+in its mount namespace), a load average of its own (`own_load`), a cpuacct group each
+(`cpu_account`), and the compiler links of each client; plus `sched`, unthrottled, for
+icecream's scheduler and the reference build.  `run_mode` runs the three clients' builds
+of one mode at the same moment and measures them (the benchmark's docstring says why
+each mode is set up as it is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.integration import bench_builds, icecream, project
+from tests.integration.cpu_account import CpuAccount
+from tests.integration.distccd_jobs import jobs_since, kill_orphaned_distccd, log_marks
+from tests.integration.netbed import TestBed, Workstation
+from tests.integration.office import build_env, control_status, install_links
+from tests.integration.own_load import OwnLoad, own_load
+from tests.integration.pool import Daemon, wait_until
+
+NAMES = ("a", "b", "c", "d")
+CLIENTS = ("a", "b", "c")
+CPU_SHARE = 0.5
+PROJECT = project.BORINGSSL
+HAND_JOBS = 4
+ICECREAM_JOBS = 4
+BUILD_TIMEOUT = 900.0
+#: A `p2pcc` build starts once every workstation's load average is below this...
+SETTLED_LOAD = 0.5
+#: ...or after this many seconds.
+SETTLE_TIMEOUT = 150.0
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Pool:
+    """The running bed: workstations, daemons, links, counters."""
+
+    home: Path
+    stations: dict[str, Workstation]
+    daemons: dict[str, Daemon]
+    sched: Workstation
+    account: CpuAccount
+    loads: OwnLoad
+
+    def links(self, name: str) -> Path:
+        return self.home / f"links-{name}"
+
+
+@dataclass
+class ModeResult:
+    """One mode's three builds, measured."""
+
+    mode: str
+    makespans: dict[str, float]
+    window: float
+    busy: float  # the four workstations' CPU over capacity x window
+    complete: bool
+    jobs_note: str  # the -j each client used
+    served: dict[str, int] = field(default_factory=dict)
+    local: dict[str, int] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def open_pool(home: Path, say: Say) -> Iterator[Pool]:
+    """The bed, ready, torn down on exit (on failure and Ctrl-C too)."""
+    with TestBed() as bed:
+        daemons: dict[str, Daemon] = {}
+        try:
+            stations = {name: bed.add_workstation(name) for name in NAMES}
+            sched = bed.add_workstation("sched")
+            daemons.update((name, Daemon(ws, home / name)) for name, ws in stations.items())
+            for daemon in daemons.values():
+                daemon.start()
+            wait_until(lambda: all(_sees_all(d, NAMES) for d in daemons.values()), 60, "tables")
+            for ws in stations.values():
+                ws.throttle(CPU_SHARE)
+                ws.adopt_processes()
+            with (
+                own_load(stations.values(), home) as loads,
+                CpuAccount([*stations.values(), sched]) as account,
+            ):
+                pool = Pool(home, stations, daemons, sched, account, loads)
+                for name in CLIENTS:
+                    install_links(daemons[name], pool.links(name), daemons[name].config_path)
+                _show_pool(pool, say)
+                yield pool
+        finally:
+            bed.close()
+            for daemon in daemons.values():
+                kill_orphaned_distccd(daemon)
+
+
+def _sees_all(daemon: Daemon, names: Sequence[str]) -> bool:
+    """Whether `daemon` holds every other workstation alive (from its control socket)."""
+    status = control_status(daemon)
+    if status is None:
+        return False
+    alive = {peer["name"] for peer in status["peers"] if peer["liveness"] == "alive"}
+    return {name for name in names if name != daemon.ws.name} <= alive
+
+
+def _show_pool(pool: Pool, say: Say) -> None:
+    """Wait until each daemon reads its quota (cpus 1), then say how `a` sees everyone."""
+
+    def node(name: str) -> dict[str, object]:
+        status = control_status(pool.daemons[name])
+        return {} if status is None else dict(status["node"])
+
+    wait_until(lambda: all(node(n).get("cpus") == 1 for n in NAMES), 60, "quotas read")
+    for name in NAMES:
+        seen = node(name)
+        say(
+            f"{name}: cpus {seen['cpus']} slots {seen['slots']} power {seen['power']:.2f}"
+            f" load {seen['load']:.2f} (as its daemon reports itself)"
+        )
+
+
+def reference_work(pool: Pool) -> float:
+    """CPU seconds of one local build of the project (`make -j2` in `sched`)."""
+    tree, _ = bench_builds.fresh(pool.home, "reference", PROJECT)
+    argv = project.make_command(tree, bench_builds.COMPILER, 2, BUILD_TIMEOUT)
+    before = pool.account.seconds(pool.sched)
+    result = pool.sched.run(pool.account.wrap(pool.sched, argv), timeout=BUILD_TIMEOUT + 30)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return pool.account.seconds(pool.sched) - before
+
+
+@contextlib.contextmanager
+def stopped_daemons(pool: Pool) -> Iterator[None]:
+    """The p2pcc daemons stopped (SIGSTOP; their distccd keeps serving), then resumed
+    and waited for until every one sees the others alive again."""
+    groups = [d.process.pid for d in pool.daemons.values() if d.process is not None]
+    for group in groups:
+        os.killpg(group, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for group in groups:
+            os.killpg(group, signal.SIGCONT)
+        wait_until(lambda: all(_sees_all(d, NAMES) for d in pool.daemons.values()), 60, "tables")
+
+
+def settle(pool: Pool, say: Say) -> None:
+    """Wait (bounded) until every workstation's own load average is below SETTLED_LOAD."""
+    started = time.monotonic()
+    deadline = started + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        if all(pool.loads.load(ws) < SETTLED_LOAD for ws in pool.stations.values()):
+            break
+        time.sleep(1)
+    loads = ", ".join(f"{n} {pool.loads.load(ws):.2f}" for n, ws in pool.stations.items())
+    say(f"loads settled after {time.monotonic() - started:.0f} s: {loads}")
+
+
+def run_mode(pool: Pool, mode: str, label: str, say: Say) -> ModeResult:
+    """The three clients' builds of `mode`, started together, measured."""
+    if mode == "p2pcc":
+        settle(pool, say)
+        return _measure(pool, mode, label)
+    with stopped_daemons(pool):
+        if mode == "hand":
+            return _measure(pool, mode, label)
+        stations = list(pool.stations.values())
+        with icecream.icecream(pool.sched, stations, pool.home / f"{label}-ice") as ice:
+            return _measure(pool, mode, label, ice)
+
+
+def _commands(
+    pool: Pool, mode: str, label: str, ice: icecream.Icecream | None
+) -> dict[str, tuple[project.Tree, list[str], dict[str, str], str]]:
+    """Per client: its fresh tree, the build's argv and environment, and its -j."""
+    commands = {}
+    for name in CLIENTS:
+        ws = pool.stations[name]
+        tree, distcc_dir = bench_builds.fresh(pool.home, f"{label}-{name}", PROJECT)
+        if mode == "p2pcc":
+            jobs = bench_builds.recommended_jobs(pool.daemons[name])
+            links = pool.links(name)
+            argv, env = bench_builds.p2pcc_build(
+                pool.daemons[name], links, tree, distcc_dir, BUILD_TIMEOUT
+            )
+        elif mode == "hand":
+            jobs = str(HAND_JOBS)
+            others = (f"{o.address}:3632/1" for n, o in pool.stations.items() if n != name)
+            hosts = " ".join(("localhost/1", *others))
+            argv, env = bench_builds.masquerade_build(
+                tree, distcc_dir, hosts, HAND_JOBS, BUILD_TIMEOUT
+            )
+        else:
+            assert ice is not None
+            jobs = str(ICECREAM_JOBS)
+            argv = project.make_command(tree, bench_builds.COMPILER, ICECREAM_JOBS, BUILD_TIMEOUT)
+            env = ice.client_env(ws, build_env(None, distcc_dir), _ice_log(pool, label, name))
+        commands[name] = (tree, pool.account.wrap(ws, argv), env, jobs)
+    return commands
+
+
+def _ice_log(pool: Pool, label: str, name: str) -> Path:
+    return pool.home / f"{label}-{name}-icecc.log"
+
+
+def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = None) -> ModeResult:
+    commands = _commands(pool, mode, label, ice)
+    pool.account.adopt()
+    marks = log_marks(pool.daemons)
+    before = {n: pool.account.seconds(ws) for n, ws in pool.stations.items()}
+    started = time.monotonic()
+    running = [
+        bench_builds.start(
+            n,
+            pool.stations[n],
+            tree=tree,
+            argv=argv,
+            env=env,
+            output=pool.home / f"{label}-{n}.out",
+        )
+        for n, (tree, argv, env, _) in commands.items()
+    ]
+    finished = [r.finish(BUILD_TIMEOUT + 60) for r in running]
+    window = time.monotonic() - started
+    used = sum(pool.account.seconds(ws) - before[n] for n, ws in pool.stations.items())
+    result = ModeResult(
+        mode,
+        {f.run.name: f.seconds for f in finished},
+        window,
+        used / (len(NAMES) * CPU_SHARE * window),
+        all(f.complete for f in finished),
+        " ".join(f"{n} -j{c[3]}" for n, c in commands.items()),
+    )
+    for f in finished:
+        if not f.complete:
+            print(f"--- {f.run.name} ({mode}) exit {f.returncode}\n{f.tail()}")
+    _count_jobs(pool, result, label, marks, {n: len(c[0].sources) for n, c in commands.items()})
+    return result
+
+
+def _count_jobs(
+    pool: Pool, result: ModeResult, label: str, marks: dict[str, int], sources: dict[str, int]
+) -> None:
+    """Jobs each workstation served and each client compiled at home."""
+    by_address = {ws.address: name for name, ws in pool.stations.items()}
+    for client in CLIENTS:
+        if result.mode == "icecream":
+            counts = icecream.jobs_by_host(_ice_log(pool, label, client))
+            remote = {by_address.get(a, a): n for a, n in counts.items() if a != "local"}
+        else:
+            records = jobs_since(pool.daemons, marks, pool.stations[client])
+            remote = {name: sum(1 for r in rs if r.ok) for name, rs in records.items()}
+        for name, count in remote.items():
+            result.served[name] = result.served.get(name, 0) + count
+        result.local[client] = sources[client] - sum(remote.values())
