@@ -15,7 +15,7 @@ import trio
 from p2pcc.core.node import LocalNode
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket
 from p2pcc.daemon.turnaround import read_tcp_tables, serve_turnaround
-from tests.core.local_nodes import WALL, gossip, make_node
+from tests.core.local_nodes import FP, WALL, gossip, make_node
 
 BETA = bytes([2]) * 16
 
@@ -126,3 +126,51 @@ def test_reading_the_tables_in_chunks_finds_every_connection(pairs: int) -> None
     # Others may open and close sockets on this machine meanwhile: ours are all there.
     assert {(port, c) for c in clients} | {(c, port) for c in clients} <= found
     assert all(sock.address.version == 4 for sock in table)
+
+
+async def test_a_peer_measured_ten_times_slower_leaves_the_hosts_line(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    alpha, beta, gamma = make_node(1), make_node(2), make_node(3)
+    here = ipaddress.ip_address("10.0.0.1")
+    start = trio.current_time()
+    # One job after another on beta, 1 s each; two at a time on gamma, 10 s each.
+    jobs = [(2, 40000 + n, start + 1.0 + n, start + 2.0 + n) for n in range(60)]
+    jobs += [
+        (3, 41000 + n, start + 1.0 + 10 * (n // 2), start + 11.0 + 10 * (n // 2)) for n in range(6)
+    ]
+
+    def table(versions: Collection[int]) -> list[TcpSocket]:
+        now = trio.current_time()
+        return [
+            TcpSocket(here, port, TCP_ESTABLISHED, port, ipaddress.ip_address(f"10.0.0.{n}"), 3632)
+            for n, port, begin, end in jobs
+            if begin <= now < end
+        ]
+
+    async def peers_speaking() -> None:
+        for peer in (beta, gamma):
+            peer.set_serving(True, trio.current_time())
+        while True:
+            for peer in (beta, gamma):
+                gossip(peer, alpha, trio.current_time())
+            await trio.sleep(1.0)
+
+    def listed() -> set[str]:
+        line = alpha.hosts(trio.current_time())[FP].hosts
+        return {word.split(":")[0] for word in line.split() if ":" in word}
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(peers_speaking)
+        await nursery.start(
+            lambda task_status: serve_turnaround(alpha, sockets=table, task_status=task_status)
+        )
+        await trio.sleep_until(start + 10.5)
+        assert listed() == {"10.0.0.2", "10.0.0.3"}  # nothing known about gamma yet
+        # At 21 s gamma has four finished jobs and two running for 10 s: five figures or
+        # more, ten times beta's; it delivers a tenth of what it announces.
+        await trio.sleep_until(start + 22.0)
+        assert listed() == {"10.0.0.2"}
+        figure = alpha.reports.turnaround.figure(gamma.node_id, trio.current_time())
+        assert figure.jobs == 4
+        nursery.cancel_scope.cancel()
