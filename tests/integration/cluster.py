@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from tests.integration.netbed import TestBed, Workstation
 from tests.integration.office import build_env, control_status
 from tests.integration.pool import Daemon, cli_env, share_key, wait_until
 from tests.integration.project import Tree
+from tests.integration.sampling import PeriodicSampler
 
 NAMES = ("client", "fast", "slow", "old")
 PEERS = NAMES[1:]
@@ -195,36 +195,26 @@ def static_hosts(cluster: Cluster, slots: int, mode: str = "static") -> str:
     return " ".join((f"localhost/{slots}", *peers))
 
 
-class _LineWatcher:
+class _LineWatcher(PeriodicSampler):
     """Polls the client's state file during a build: the most slots each workstation
     was given in any DISTCC_HOSTS line (the wrapper reads the same file per compile)."""
 
     def __init__(self, cluster: Cluster) -> None:
+        super().__init__(0.25)
         self._cluster = cluster
-        self._stop = threading.Event()
+        self._by_address = {ws.address: name for name, ws in cluster.stations.items()}
         self.slots: dict[str, int] = {}
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        by_address = {ws.address: name for name, ws in self._cluster.stations.items()}
-        while not self._stop.wait(0.25):
-            for line in self._cluster.hosts_lines(COMPILER):
-                for word in line.split():
-                    match = re.fullmatch(r"(localhost|[\d.]+:\d+)/(\d+).*", word)
-                    if match is None:
-                        continue
-                    host = match.group(1)
-                    name = "client" if host == "localhost" else by_address.get(host.split(":")[0])
-                    if name is not None:
-                        self.slots[name] = max(self.slots.get(name, 0), int(match.group(2)))
-
-    def __enter__(self) -> _LineWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    def sample(self) -> None:
+        for line in self._cluster.hosts_lines(COMPILER):
+            for word in line.split():
+                match = re.fullmatch(r"(localhost|[\d.]+:\d+)/(\d+).*", word)
+                if match is None:
+                    continue
+                host = match.group(1)
+                name = "client" if host == "localhost" else self._by_address.get(host.split(":")[0])
+                if name is not None:
+                    self.slots[name] = max(self.slots.get(name, 0), int(match.group(2)))
 
 
 def build(

@@ -15,7 +15,6 @@ the assertions bound them loosely, three times the documented limit, for a loade
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from tests.integration.pool import (
     SUSPECT_AFTER,
     wait_until,
 )
+from tests.integration.sampling import PeriodicSampler
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
@@ -107,7 +107,7 @@ class Presence:
         )
 
 
-class PoolSampler:
+class PoolSampler(PeriodicSampler):
     """Every SAMPLE_PERIOD, in a thread (the build blocks the test): whether the client's
     daemon holds each peer alive (its control socket), and whether its state file lists
     the peer in a hosts line.  The two differ by design: a live peer that offers no slot
@@ -115,31 +115,20 @@ class PoolSampler:
     offers one again."""
 
     def __init__(self, office: Office, names: Sequence[str]) -> None:
+        super().__init__(SAMPLE_PERIOD)
         self.office = office
         self.names = tuple(names)
         self.alive: dict[str, list[tuple[float, bool]]] = {name: [] for name in names}
         self.listed: dict[str, list[tuple[float, bool]]] = {name: [] for name in names}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> PoolSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            liveness = peer_liveness(self.office)
-            listed = {name: self.office.listed(name) for name in self.names}
-            at = time.monotonic()
-            if liveness is not None and None not in listed.values():  # else no sample
-                for name in self.names:
-                    self.alive[name].append((at, liveness.get(name) == "alive"))
-                    self.listed[name].append((at, bool(listed[name])))
-            self._stop.wait(SAMPLE_PERIOD)
+    def sample(self) -> None:
+        liveness = peer_liveness(self.office)
+        listed = {name: self.office.listed(name) for name in self.names}
+        at = time.monotonic()
+        if liveness is not None and None not in listed.values():  # else no sample
+            for name in self.names:
+                self.alive[name].append((at, liveness.get(name) == "alive"))
+                self.listed[name].append((at, bool(listed[name])))
 
     def describe(self, name: str) -> str:
         alive, listed = Presence.of(self.alive[name]), Presence.of(self.listed[name])
