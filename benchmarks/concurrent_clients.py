@@ -25,9 +25,10 @@ serving): an office using those has no p2pcc daemon eating its half CPUs.  Befor
 so the previous mode's load does not look like busy desktop owners.
 
 The ideal is the three builds' CPU work over the pool's capacity (4 x 0.5 CPU); the work
-is one local build's CPU seconds measured in the same run (`make -j2` in `sched`, its
-cgroup's cpuacct counter).  The pool's CPU busy % is the four workstations' cpuacct
-counters over capacity x window (the first start to the last end).  Jobs served per
+is the mean CPU seconds of one local build measured before and after the modes in the
+same run (`make -j2` in `sched`, its cgroup's cpuacct counter).  The pool's CPU busy %
+is the four workstations' cpuacct counters over capacity x window (the first start to
+the last end).  Jobs served per
 workstation come from the distccd logs (icecream: the clients' icecc logs).  Needs root;
 run under the shared lock:
 
@@ -66,16 +67,16 @@ def figure(text: str) -> None:
     print(PREFIX + text, flush=True)
 
 
-def report(result: ModeResult, ideal: float) -> None:
-    """One mode's figures: makespans, their spread, the ratio to the ideal, busy %."""
+def report(result: ModeResult) -> None:
+    """One mode's figures as it ends: makespans, their spread, busy %, jobs."""
     spans = result.makespans
-    mean = statistics.mean(spans.values())
-    spread = max(spans.values()) / min(spans.values())
     each = "  ".join(f"{name} {spans[name]:6.1f} s" for name in CLIENTS)
     figure(f"{result.mode:8} makespans {each}  ({result.jobs_note})")
+    last = "  ".join(f"{name} {result.last_object.get(name, 0):6.1f} s" for name in CLIENTS)
+    figure(f"{result.mode:8} last object  {last}  (written, after each build's start)")
     figure(
-        f"{result.mode:8} mean {mean:6.1f} s  max/min {spread:.2f}"
-        f"  mean/ideal {mean / ideal:.2f}  max/ideal {max(spans.values()) / ideal:.2f}"
+        f"{result.mode:8} mean {statistics.mean(spans.values()):6.1f} s"
+        f"  max/min {max(spans.values()) / min(spans.values()):.2f}"
         f"  pool CPU busy {result.busy:.0%} over {result.window:.1f} s"
     )
     served = "  ".join(f"{name} {result.served.get(name, 0):3}" for name in NAMES)
@@ -86,31 +87,44 @@ def report(result: ModeResult, ideal: float) -> None:
 
 
 def summarize(results: dict[str, list[ModeResult]], ideal: float) -> None:
-    """Each mode over the rounds: mean makespan, spread, ratio to the ideal, busy %."""
+    """Each mode over the rounds: mean makespan, spread, ratios to the ideal, busy %."""
     for mode, runs in results.items():
-        if not runs:
-            continue
-        means = [statistics.mean(r.makespans.values()) for r in runs]
-        spreads = [max(r.makespans.values()) / min(r.makespans.values()) for r in runs]
-        busy = [r.busy for r in runs]
-        figure(
-            f"summary {mode:8} mean makespan {statistics.mean(means):6.1f} s"
-            f" ({', '.join(f'{m:.1f}' for m in means)})"
-            f"  mean/ideal {statistics.mean(means) / ideal:.2f}"
-            f"  max/min {', '.join(f'{s:.2f}' for s in spreads)}"
-            f"  busy {', '.join(f'{b:.0%}' for b in busy)}"
-        )
+        for number, result in enumerate(runs, 1):
+            spans = result.makespans.values()
+            mean = statistics.mean(spans)
+            figure(
+                f"summary r{number} {mode:8} mean {mean:6.1f} s  mean/ideal {mean / ideal:.2f}"
+                f"  max/ideal {max(spans) / ideal:.2f}  max/min {max(spans) / min(spans):.2f}"
+                f"  busy {result.busy:.0%}"
+            )
+        if len(runs) > 1:
+            means = [statistics.mean(r.makespans.values()) for r in runs]
+            overall = statistics.mean(means)
+            figure(f"summary {mode:8} over the rounds: {overall:.1f} s, {overall / ideal:.2f}")
 
 
-def run(pool: Pool, rounds: int, modes: tuple[str, ...], ideal: float) -> None:
+def run(pool: Pool, rounds: int, modes: tuple[str, ...]) -> dict[str, list[ModeResult]]:
     results: dict[str, list[ModeResult]] = {mode: [] for mode in modes}
     for number in range(rounds):
         order = modes if number % 2 == 0 else modes[::-1]
         for mode in order:
             result = run_mode(pool, mode, f"r{number + 1}-{mode}", figure)
-            report(result, ideal)
+            report(result)
             results[mode].append(result)
-    summarize(results, ideal)
+    return results
+
+
+def ideal_of(works: list[float]) -> float:
+    """The ideal makespan of three builds from the local builds' CPU seconds (their
+    mean: CPU seconds of the same build vary by up to 20 % on this shared machine)."""
+    work = statistics.mean(works)
+    ideal = 3 * work / (len(NAMES) * CPU_SHARE)
+    figure(
+        f"local builds: {', '.join(f'{w:.1f}' for w in works)} CPU-s; ideal for three"
+        f" builds on {len(NAMES)} x {CPU_SHARE} CPU: 3 x {work:.1f} / {len(NAMES) * CPU_SHARE}"
+        f" = {ideal:.1f} s"
+    )
+    return ideal
 
 
 def main() -> None:
@@ -129,13 +143,11 @@ def main() -> None:
     home.chmod(0o755)
     try:
         with open_pool(home, figure) as pool:
-            work = reference_work(pool)
-            ideal = 3 * work / (len(NAMES) * CPU_SHARE)
-            figure(
-                f"one local build: {work:.1f} CPU-s; ideal for three builds on"
-                f" {len(NAMES)} x {CPU_SHARE} CPU: {ideal:.1f} s"
-            )
-            run(pool, options.rounds, modes, ideal)
+            works = [reference_work(pool, "reference-before")]
+            figure(f"local build before: {works[0]:.1f} CPU-s")
+            results = run(pool, options.rounds, modes)
+            works.append(reference_work(pool, "reference-after"))
+            summarize(results, ideal_of(works))
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

@@ -43,9 +43,7 @@ class Running:
 
     def finish(self, timeout: float) -> Finished:
         """Wait for the build to end (killed by its own `timeout` before `timeout`)."""
-        returncode = self.process.wait(timeout=timeout)
-        ended = time.monotonic()
-        return Finished(self, returncode, ended - self.started, time.time())
+        return finish_all([self], timeout)[0]
 
 
 @dataclass
@@ -65,6 +63,24 @@ class Finished:
 
     def tail(self) -> str:
         return self.run.output.read_text(errors="replace")[-3000:]
+
+
+def finish_all(runs: Sequence[Running], timeout: float) -> list[Finished]:
+    """Wait for every build to end, noting each one's end as it happens (polled every
+    50 ms: waiting for one after the other would date a build that ended first at the
+    end of the one waited for before it)."""
+    deadline = time.monotonic() + timeout
+    ended: dict[int, Finished] = {}
+    while len(ended) < len(runs):
+        for index, run in enumerate(runs):
+            returncode = run.process.poll()
+            if index not in ended and returncode is not None:
+                seconds = time.monotonic() - run.started
+                ended[index] = Finished(run, returncode, seconds, time.time())
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"builds still running after {timeout:.0f} s")
+        time.sleep(0.05)
+    return [ended[index] for index in range(len(runs))]
 
 
 def fresh(home: Path, label: str, tree_project: project.Project) -> tuple[Tree, Path]:

@@ -70,6 +70,8 @@ class ModeResult:
     jobs_note: str  # the -j each client used
     served: dict[str, int] = field(default_factory=dict)
     local: dict[str, int] = field(default_factory=dict)
+    #: Per client: its last object written, seconds after its build started.
+    last_object: dict[str, float] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -127,9 +129,9 @@ def _show_pool(pool: Pool, say: Say) -> None:
         )
 
 
-def reference_work(pool: Pool) -> float:
+def reference_work(pool: Pool, label: str) -> float:
     """CPU seconds of one local build of the project (`make -j2` in `sched`)."""
-    tree, _ = bench_builds.fresh(pool.home, "reference", PROJECT)
+    tree, _ = bench_builds.fresh(pool.home, label, PROJECT)
     argv = project.make_command(tree, bench_builds.COMPILER, 2, BUILD_TIMEOUT)
     before = pool.account.seconds(pool.sched)
     result = pool.sched.run(pool.account.wrap(pool.sched, argv), timeout=BUILD_TIMEOUT + 30)
@@ -228,7 +230,7 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
         )
         for n, (tree, argv, env, _) in commands.items()
     ]
-    finished = [r.finish(BUILD_TIMEOUT + 60) for r in running]
+    finished = bench_builds.finish_all(running, BUILD_TIMEOUT + 60)
     window = time.monotonic() - started
     used = sum(pool.account.seconds(ws) - before[n] for n, ws in pool.stations.items())
     result = ModeResult(
@@ -240,6 +242,8 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
         " ".join(f"{n} -j{c[3]}" for n, c in commands.items()),
     )
     for f in finished:
+        times = bench_builds.object_times(f.run.tree).values()
+        result.last_object[f.run.name] = max(times, default=f.run.wall_started) - f.run.wall_started
         if not f.complete:
             print(f"--- {f.run.name} ({mode}) exit {f.returncode}\n{f.tail()}")
     _count_jobs(pool, result, label, marks, {n: len(c[0].sources) for n, c in commands.items()})
