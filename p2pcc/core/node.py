@@ -47,10 +47,6 @@ from p2pcc.core.same_id import Namesake, SharedId, takes_new_id
 from p2pcc.core.status_document import status_document
 
 
-def _no_listener(change: Change) -> None:
-    """The default `on_change`: nobody is waiting."""
-
-
 class LocalNode:
     """This workstation; see the module docstring."""
 
@@ -61,7 +57,7 @@ class LocalNode:
         compilers: Sequence[LocalCompiler],
         policy: RankingPolicy,
         now: float,
-        on_change: Callable[[Change], None] = _no_listener,
+        on_change: Callable[[Change], None] = lambda change: None,
     ) -> None:
         """Take over a fresh `engine` (its status is our measured status to begin with)
         and offer `compilers`."""
@@ -337,9 +333,7 @@ class LocalNode:
     def hosts_for(self, fingerprint: str, now: float) -> HostsLine:
         """The line for any fingerprint, one of ours or not (`p2pcc hosts`)."""
         line = self.hosts(now).get(fingerprint)
-        if line is None:
-            line = self._render(fingerprint, self._rank(fingerprint))
-        return line
+        return line or self._render(fingerprint, self._rank(fingerprint))
 
     def ranking(self, now: float) -> Ranking:
         """Rankings as of `now`, computed once per change whoever asks."""
@@ -351,8 +345,13 @@ class LocalNode:
             self._ranking = Ranking(ranked, hosts)
         return self._ranking
 
+    @property
+    def delivered(self) -> Mapping[bytes, float]:
+        """What our jobs measured peers to deliver, where below 1 (`set_delivered`)."""
+        return self._delivered
+
     def set_delivered(self, factors: Mapping[bytes, float]) -> None:
-        """What our jobs measured peers to deliver (`turnaround.delivered_factors`)."""
+        """Adopt `turnaround.delivered_factors`; a changed one re-ranks."""
         if factors != self._delivered:
             self._delivered = dict(factors)
             self._changed(Change.PEERS)

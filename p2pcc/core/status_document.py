@@ -87,6 +87,7 @@ def _peer_documents(node: LocalNode, ranking: Ranking, now: float) -> list[dict[
             **peer.summary(now),
             "ranks": ranks.get(peer.node_id, {}),
             "turnaround": turnarounds.get(peer.node_id, UNKNOWN).as_document(),
+            "delivered": node.delivered.get(peer.node_id, 1.0),
         }
         for peer in node.peers()
     ]

@@ -68,11 +68,17 @@ def in_gcc_line(office: Office, name: str) -> bool | None:
 
 
 def straggler_view(office: Office) -> dict[str, Any]:
-    """How the client sees `mixed` (the straggler) now: liveness, slots, power, turnaround."""
+    """How the client sees `mixed` (the straggler) now: liveness, slots, power, turnaround;
+    and, for the record, every gcc-12 host's power (the client's own included)."""
     entry = peer_entry(office.client, "mixed")
     assert entry is not None
     keys = ("liveness", "state", "slots", "jobs", "power", "turnaround")
-    return {key: entry.get(key) for key in keys}
+    view = {key: entry.get(key) for key in keys}
+    status = control_status(office.client)
+    if status is not None:
+        powers = {peer["name"]: round(peer["power"], 3) for peer in status["peers"]}
+        view["powers"] = {**powers, "client": round(status["node"]["power"], 3)}
+    return view
 
 
 def test_a_straggler_its_daemon_cannot_see_is_measured_and_given_no_job(office: Office) -> None:
@@ -84,6 +90,7 @@ def test_a_straggler_its_daemon_cannot_see_is_measured_and_given_no_job(office: 
     for attempt in range(1, MAX_LEARNING_BUILDS + 1):
         jobs = _build_and_count(office, reference)
         print(f"\nlearning build {attempt}: {len(jobs['mixed'])} job(s) on the straggler")
+        print(f"the client's view of it: {straggler_view(office)}")
         try:
             wait_until(lambda: in_gcc_line(office, "mixed") is False, 15, "the straggler to go")
         except AssertionError:
