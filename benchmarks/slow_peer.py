@@ -163,7 +163,8 @@ def build(setup: Bed, mode: str, label: str) -> Result:
         argv, env = bench_builds.p2pcc_build(
             setup.client, setup.links, tree, distcc_dir, BUILD_TIMEOUT
         )
-        note = f"-j{bench_builds.recommended_jobs(setup.client)} " + " | ".join(setup.hosts_lines())
+        lines = " | ".join(sorted(set(setup.hosts_lines())))
+        note = f"-j{bench_builds.recommended_jobs(setup.client)} {lines}"
     else:
         peers = PEERS if mode == "hand" else PEERS[:2]
         hosts = " ".join(("localhost/2", *(f"{setup.address(p)}:3632/2" for p in peers)))
