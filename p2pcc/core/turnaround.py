@@ -226,3 +226,42 @@ def delivered_factors(
             steps = math.floor(math.log2(factor) * FACTOR_STEPS_PER_DOUBLING)
             factors[node_id] = 2.0 ** (steps / FACTOR_STEPS_PER_DOUBLING)
     return factors
+
+
+class Verdicts:
+    """Delivered factors that change only with new evidence about the peer itself.
+
+    A relative figure compares a peer's jobs with the other peers' jobs in the same
+    window.  Once a straggler is left out of the line it gets no jobs, its figures stop
+    changing, and the others' go on moving with the build (busier as it goes on, quieter
+    as it ends): recomputed against them, the straggler's old jobs would look better
+    and worse by turns, and it would flap in and out of the line, getting a job each
+    time it is in.  So a peer's factor is recomputed only when its own evidence changed
+    (a job of it finished, one is running, or an old one left the window) and is kept
+    as it was otherwise; it goes when the book has no job of the peer left.
+    """
+
+    def __init__(self) -> None:
+        #: node id -> (the evidence it was judged on, the factor; 1.0 when none).
+        self._judged: dict[bytes, tuple[tuple[int, float | None, bool], float]] = {}
+
+    def update(
+        self,
+        figures: Mapping[bytes, Turnaround],
+        running: Mapping[bytes, Sequence[float]],
+        powers: Mapping[bytes, float],
+    ) -> dict[bytes, float]:
+        """The factors now (those below 1), from the book's `figures`, the jobs still
+        `running` and the announced `powers`, as `delivered_factors` gives them for the
+        peers whose evidence changed."""
+        fresh = delivered_factors(figures, powers)
+        judged = {}
+        for node_id, figure in figures.items():
+            evidence = (figure.jobs, figure.median, bool(running.get(node_id)))
+            kept = self._judged.get(node_id)
+            if kept is not None and kept[0] == evidence:
+                judged[node_id] = kept
+            else:
+                judged[node_id] = (evidence, fresh.get(node_id, 1.0))
+        self._judged = judged
+        return {node_id: factor for node_id, (_, factor) in judged.items() if factor < 1.0}

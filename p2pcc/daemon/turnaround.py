@@ -7,7 +7,8 @@ is no peer to watch and nothing followed: `read_tcp_tables`), hands it to the co
 watch with the peers' distccd endpoints, and
 records each job that ended in the node's turnaround book; then it hands the node what
 the book says each peer delivers (`delivered_factors`, with the jobs still running
-counted as far as they got), which ranking reads.  The factors are coarse steps, so the
+counted as far as they got; a verdict changes only with new evidence about that peer:
+`Verdicts`), which ranking reads.  The factors are coarse steps, so the
 node re-ranks only when a peer's verdict really moves.  An error is logged once and the
 task goes on; a measurement is never worth the daemon.
 """
@@ -24,7 +25,7 @@ import trio
 from p2pcc.core.job_connections import POLL_PERIOD, ConnectionWatch, job_targets
 from p2pcc.core.node import LocalNode
 from p2pcc.core.procfs import TcpSocket, parse_proc_net_tcp
-from p2pcc.core.turnaround import delivered_factors
+from p2pcc.core.turnaround import Verdicts
 
 log = logging.getLogger("p2pcc.daemon.turnaround")
 
@@ -39,12 +40,12 @@ async def serve_turnaround(
     """Follow our connections to peers' distccd for as long as the daemon runs; `sockets`
     reads the socket tables of the IP versions it is given."""
     read = sockets or read_tcp_tables
-    watch = ConnectionWatch()
+    watch, verdicts = ConnectionWatch(), Verdicts()
     complained = False
     task_status.started()
     while True:
         try:
-            _poll(node, watch, read, trio.current_time())
+            _poll(node, watch, verdicts, read, trio.current_time())
         except Exception as error:  # measuring must never stop the daemon
             if not complained:
                 complained = True
@@ -55,6 +56,7 @@ async def serve_turnaround(
 def _poll(
     node: LocalNode,
     watch: ConnectionWatch,
+    verdicts: Verdicts,
     sockets: Callable[[Collection[int]], list[TcpSocket]],
     now: float,
 ) -> None:
@@ -68,7 +70,8 @@ def _poll(
         book.observe(job.node_id, job.seconds, now)
     book.keep_only(peer.node_id for peer in peers)
     powers = {peer.node_id: peer.status.power for peer in peers}
-    node.set_delivered(delivered_factors(book.figures(now, watch.running(now)), powers))
+    running = watch.running(now)
+    node.set_delivered(verdicts.update(book.figures(now, running), running, powers))
 
 
 #: The socket tables by IP version.

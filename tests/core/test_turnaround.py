@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -17,6 +18,7 @@ from p2pcc.core.turnaround import (
     WINDOW_SECONDS,
     Turnaround,
     TurnaroundBook,
+    Verdicts,
     _median_without,
     delivered_factors,
 )
@@ -218,3 +220,23 @@ def test_delivered_factors_have_no_floor_and_few_values() -> None:
         seen.add(delivered_factors(figures, powers).get(SLOW, 1.0))
     assert min(seen) < 0.006  # 200 times slower: far below a quarter
     assert len(seen) < 40  # quarter powers of two: a few dozen steps, not 2,000
+
+
+def test_a_verdict_changes_only_with_new_evidence_about_the_peer() -> None:
+    verdicts = Verdicts()
+    powers = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
+    slow = Turnaround(5, 10.0, 10.0, 10.0)
+    others = {FAST: Turnaround(9, 1.0, 1.0, 1.0), OTHER: Turnaround(9, 1.0, 1.0, 1.0)}
+    judged = verdicts.update({**others, SLOW: slow}, {}, powers)
+    assert set(judged) == {SLOW}
+    assert judged[SLOW] < 0.1
+    # Left out, it gets no job; the others slow down as the build goes on, and against
+    # them its old jobs would now look fine: the verdict stands.
+    busier = {FAST: Turnaround(9, 8.0, 8.0, 1.0), OTHER: Turnaround(9, 8.0, 8.0, 1.0)}
+    drifted = {**busier, SLOW: replace(slow, relative=1.25)}
+    assert verdicts.update(drifted, {}, powers) == judged
+    # New evidence about it (a job running there) is judged afresh.
+    assert verdicts.update(drifted, {SLOW: [0.5]}, powers) == {}
+    # Its jobs gone from the book: no verdict.
+    verdicts.update({**others, SLOW: slow}, {}, powers)
+    assert verdicts.update(others, {}, powers) == {}
