@@ -28,9 +28,8 @@ The ideal is the three builds' CPU work over the pool's capacity (4 x 0.5 CPU); 
 is the mean CPU seconds of one local build measured before and after the modes in the
 same run (`make -j2` in `sched`, its cgroup's cpuacct counter).  The pool's CPU busy %
 is the four workstations' cpuacct counters over capacity x window (the first start to
-the last end).  Jobs served per
-workstation come from the distccd logs (icecream: the clients' icecc logs).  Needs root;
-run under the shared lock:
+the last end).  Jobs served per workstation come from the distccd logs (icecream: the
+clients' icecc logs).  Needs root; run under the shared lock:
 
     flock /tmp/p2pcc-heavy.lock .venv/bin/python benchmarks/concurrent_clients.py
 """
