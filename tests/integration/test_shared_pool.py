@@ -49,8 +49,10 @@ STRAGGLER_CPU = 0.10
 MAX_LEARNING_BUILDS = 3
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def office() -> Iterator[Office]:
+    """The real-build office (tests/integration/office.py), for this test alone: a bed
+    of its own, gone before the next test makes another."""
     with open_office() as opened:
         yield opened
 
