@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.integration.netbed import Workstation
+from tests.integration.sampling import PeriodicSampler
 
 #: Seconds between two counts, as the kernel's own load average (it counts every 5 s).
 TICK = 1.0
@@ -64,10 +64,11 @@ def loadavg_text(loads: tuple[float, ...], tasks: int) -> str:
     return line.ljust(LINE_BYTES - 1) + "\n"
 
 
-class OwnLoad:
+class OwnLoad(PeriodicSampler):
     """The thread that keeps every given workstation's load average; see the module."""
 
     def __init__(self, stations: Iterable[Workstation], scratch: Path) -> None:
+        super().__init__(TICK)
         self._files: list[tuple[Workstation, Path]] = []
         self._loads: dict[str, tuple[float, ...]] = {}  # by workstation name
         for ws in stations:
@@ -80,35 +81,24 @@ class OwnLoad:
             ws.run(["mount", "--bind", str(fake), "/proc/loadavg"])
             self._files.append((ws, fake))
             self._loads[ws.name] = (0.0, 0.0, 0.0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="own-load", daemon=True)
 
     def load(self, ws: Workstation) -> float:
         """`ws`'s 1-minute load average as its daemon sees it now."""
         return self._loads[ws.name][0]
 
-    def _run(self) -> None:
-        while not self._stop.wait(TICK):
-            for ws, fake in self._files:
-                assert ws.cgroup is not None
-                try:
-                    tasks = runnable_tasks(ws.cgroup)
-                except OSError:  # the bed is being torn down
-                    continue
-                loads = self._loads[ws.name] = damped(self._loads[ws.name], tasks, TICK)
-                fd = os.open(fake, os.O_WRONLY)
-                try:
-                    os.pwrite(fd, loadavg_text(loads, tasks).encode(), 0)
-                finally:
-                    os.close(fd)
-
-    def __enter__(self) -> OwnLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    def sample(self) -> None:
+        for ws, fake in self._files:
+            assert ws.cgroup is not None
+            try:
+                tasks = runnable_tasks(ws.cgroup)
+            except OSError:  # the bed is being torn down
+                continue
+            loads = self._loads[ws.name] = damped(self._loads[ws.name], tasks, TICK)
+            fd = os.open(fake, os.O_WRONLY)
+            try:
+                os.pwrite(fd, loadavg_text(loads, tasks).encode(), 0)
+            finally:
+                os.close(fd)
 
 
 @contextmanager
