@@ -100,6 +100,7 @@ class Result:
     waited: float  # seconds the last object came after the last one from elsewhere
     tail: float  # build end after its last object
     note: str  # the hosts line or list, and the -j
+    slow_longest: float  # the slow peer's longest job (distccd's time), 0 without one
 
 
 @contextlib.contextmanager
@@ -204,12 +205,15 @@ def _result(
     elsewhere = [t for s, t in times.items() if hosts[s] != hosts.get(last)]
     waited = times[last] - max(elsewhere) if last and hosts[last] == "slow" and elsewhere else 0.0
     tail = done.wall_ended - times[last] if last else 0.0
-    return Result(mode, done.seconds, done.complete, jobs, hosts.get(last, "-"), waited, tail, note)
+    longest = max((r.seconds for r in records.get("slow", []) if r.ok), default=0.0)
+    holder = hosts.get(last, "-")
+    return Result(mode, done.seconds, done.complete, jobs, holder, waited, tail, note, longest)
 
 
 def report(result: Result, label: str) -> None:
     jobs = "  ".join(f"{name} {result.jobs[name]:3}" for name in NAMES)
-    figure(f"{label} {result.mode:13} {result.seconds:6.1f} s  jobs: {jobs}")
+    longest = f"  (slow's longest job {result.slow_longest:.1f} s)" if result.slow_longest else ""
+    figure(f"{label} {result.mode:13} {result.seconds:6.1f} s  jobs: {jobs}{longest}")
     figure(
         f"{label} {result.mode:13} last object compiled by {result.last_host}"
         f" (waited {result.waited:.1f} s after the last one elsewhere;"
