@@ -10,14 +10,25 @@ sends competes with them as an equal, and the ranking sees that through the load
 node announces (which still includes them) rather than through slots withdrawn.
 
 So the *owner's* load, which alone decides slots, is the load average less the jobs
-distccd serves (`metrics.ServedLoad`) and less the compiler processes counted here,
-each averaged the way the kernel averages load.  What an owner runs besides compiles
-(an IDE, a browser, a test run) still takes slots away, as before.  A compiler process
-is recognized by its command name: the compilers proper that gcc's driver runs
-(`cc1`, `cc1plus`, …, the assembler) and clang, which compiles in its own process.
-`clangd` (an IDE's language server) is not one of them.  Only runnable ones count (R,
-or D waiting on the disk), as in the load average; served jobs' compilers are left out
-(they are in the served load already).
+distccd serves (`metrics.ServedLoad`) and less the build processes counted here, each
+averaged the way the kernel averages load.  What an owner runs besides builds (an IDE,
+a browser, a test run) still takes slots away, as before.  A build process is known by
+its command name (`is_build_tool`):
+
+* the compilers proper that gcc's driver runs (`cc1`, `cc1plus`, …), clang (which
+  compiles in the driver's own process), the assembler and the linkers;
+* compiler drivers and the p2pcc links, which run under the compiler's name (`gcc`,
+  `g++-12`, `cc`, `c++`; `x86_64-linux-gnu-gcc-12` as the kernel's 15 characters keep
+  it, `x86_64-linux-gn`);
+* distcc, ccache and the build tools that run them (`make`, `ninja`).
+
+Counting drivers next to their `cc1` counts nothing twice: only runnable processes
+count (R, or D waiting on the disk), as in the load average, and a driver waiting for
+its `cc1` is asleep.  On a busy machine they all spend time runnable waiting for a CPU,
+which the load average counts too; measured on the test bed, three builds at once left
+a builder about one CPU of "owner" load with only the compilers proper counted.
+`clangd` (an IDE's language server) is not a build tool.  Served jobs' processes are
+left out (they are in the served load already).
 """
 
 from __future__ import annotations
@@ -27,34 +38,50 @@ from collections.abc import Iterable
 
 from p2pcc.core.procfs import ProcessEntry
 
-#: What gcc's driver runs to compile, by command name (the kernel keeps 15 characters).
-GCC_COMPILER_NAMES = frozenset(
-    {"cc1", "cc1plus", "cc1obj", "cc1objplus", "f951", "lto1", "gnat1", "d21", "go1", "as"}
+#: Build processes by exact command name: what gcc's driver runs (the compilers proper,
+#: the assembler, the linkers), and the tools that run compilers.
+BUILD_TOOL_NAMES = frozenset(
+    {
+        *("cc1", "cc1plus", "cc1obj", "cc1objplus", "f951", "lto1", "gnat1", "d21", "go1"),
+        *("as", "ld", "ld.bfd", "ld.gold", "ld.lld", "collect2", "lto-wrapper", "ar"),
+        *("distcc", "ccache", "make", "gmake", "ninja"),
+    }
 )
 
-#: clang, clang++, clang-14, clang++-16: clang compiles in the driver's own process.
-_CLANG = re.compile(r"clang(\+\+)?(-\d+(\.\d+)*)?")
+#: Compiler drivers (and p2pcc's links, which run under their names): gcc, g++, cc,
+#: c++, cpp, clang, clang++, each maybe versioned (`gcc-12`, `clang++-16`) or with a
+#: target prefix (`x86_64-linux-gnu-gcc-12`).
+_DRIVER = re.compile(r"([\w.]+-)*(gcc|g\+\+|cc|c\+\+|cpp|clang|clang\+\+)(-\d+(\.\d+)*)?")
+
+#: A GNU target-prefixed tool cut to the kernel's 15 characters: `x86_64-linux-gnu-gcc-12`,
+#: `-g++`, `-as` and `-ld` all read `x86_64-linux-gn`.
+_TRUNCATED_TARGET_TOOL = re.compile(r"[\w]+-linux-g(nu?)?")
+
+#: The kernel keeps the first 15 characters of a command name.
+COMM_LENGTH = 15
 
 #: States the load average counts: running or runnable, and uninterruptible sleep.
 LOAD_STATES = frozenset({"R", "D"})
 
 
-def is_compiler(comm: str) -> bool:
-    """Whether a process of this command name compiles (see the module docstring)."""
-    return comm in GCC_COMPILER_NAMES or _CLANG.fullmatch(comm) is not None
+def is_build_tool(comm: str) -> bool:
+    """Whether a process of this command name is part of a build (module docstring)."""
+    if comm in BUILD_TOOL_NAMES or _DRIVER.fullmatch(comm) is not None:
+        return True
+    return len(comm) == COMM_LENGTH and _TRUNCATED_TARGET_TOOL.fullmatch(comm) is not None
 
 
 def build_compiles(
     processes: Iterable[ProcessEntry], distccd_pids: Iterable[int]
 ) -> list[ProcessEntry]:
-    """The runnable compiler processes that are not distccd's (served jobs run under
+    """The runnable build processes that are not distccd's (served jobs run under
     `distccd_pids`, at any depth), by pid."""
     processes = list(processes)
     served = descendants(processes, distccd_pids)
     found = [
         entry
         for entry in processes
-        if entry.state in LOAD_STATES and entry.pid not in served and is_compiler(entry.comm)
+        if entry.state in LOAD_STATES and entry.pid not in served and is_build_tool(entry.comm)
     ]
     return sorted(found, key=lambda entry: entry.pid)
 

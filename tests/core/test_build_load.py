@@ -1,33 +1,46 @@
-"""Own builds' compiles: which processes count, and what is left for the owner."""
+"""Own builds' processes: which ones count, and what is left for the owner."""
 
 from __future__ import annotations
 
 import pytest
 
-from p2pcc.core.build_load import build_compiles, descendants, is_compiler, owner_load
+from p2pcc.core.build_load import build_compiles, descendants, is_build_tool, owner_load
 from p2pcc.core.procfs import ProcessEntry
 
 
 @pytest.mark.parametrize(
-    ("comm", "compiles"),
+    ("comm", "builds"),
     [
         ("cc1", True),
         ("cc1plus", True),
         ("lto1", True),
         ("as", True),
+        ("collect2", True),
+        ("ld.gold", True),
         ("clang", True),
         ("clang++", True),
         ("clang-14", True),
         ("clang++-16.0", True),
+        ("gcc", True),  # a driver, or a p2pcc link (it runs under the compiler's name)
+        ("g++-12", True),
+        ("cc", True),
+        ("c++", True),
+        ("x86_64-linux-gn", True),  # x86_64-linux-gnu-gcc-12 as the kernel keeps it
+        ("aarch64-linux-g", True),
+        ("distcc", True),
+        ("make", True),
+        ("ninja", True),
         ("clangd", False),  # an IDE's language server is the owner's
-        ("gcc", False),  # the driver waits for cc1; counting it would count a job twice
-        ("make", False),
+        ("gccgo-helper", False),
         ("cc1-wrapper", False),
+        ("x86_64-linux", False),
         ("firefox", False),
+        ("python3", False),  # a test run
+        ("code", False),
     ],
 )
-def test_compilers_are_known_by_name(comm: str, compiles: bool) -> None:
-    assert is_compiler(comm) is compiles
+def test_build_tools_are_known_by_name(comm: str, builds: bool) -> None:
+    assert is_build_tool(comm) is builds
 
 
 def process(pid: int, comm: str, ppid: int = 1, state: str = "R") -> ProcessEntry:
@@ -38,7 +51,7 @@ def test_build_compiles_leave_out_served_jobs_and_sleepers() -> None:
     processes = [
         process(100, "distccd"),
         process(101, "distccd", ppid=100),  # a pre-forked worker
-        process(102, "gcc", ppid=101, state="S"),
+        process(102, "gcc", ppid=101),
         process(103, "cc1", ppid=102),  # a served job: in the served load already
         process(200, "make", state="S"),
         process(201, "gcc", ppid=200, state="S"),
@@ -49,7 +62,7 @@ def test_build_compiles_leave_out_served_jobs_and_sleepers() -> None:
         process(300, "code", state="R"),  # the owner's editor
     ]
     assert [entry.pid for entry in build_compiles(processes, [100])] == [202, 203]
-    assert [entry.pid for entry in build_compiles(processes, [])] == [103, 202, 203]
+    assert [entry.pid for entry in build_compiles(processes, [])] == [102, 103, 202, 203]
 
 
 def test_descendants_survive_a_cycle() -> None:
