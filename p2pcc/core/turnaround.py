@@ -9,12 +9,18 @@ felt it (sending the source, waiting for a slot, compiling, receiving the object
 
 Per peer the book keeps the newest `WINDOW_JOBS` turnarounds no older than
 `WINDOW_SECONDS`, and says how many, their median and mean, and a *relative* figure:
-the peer's median over the median of every other peer's turnarounds in the same window
-(1.0: like the others; 10: ten times slower).  Why these choices:
+the peer's median over the median of every other peer's turnarounds in the same window,
+no higher than its mean over theirs (1.0: like the others; 10: ten times slower).  Why these choices:
 
-- Medians, not means: source files differ (a header-only unit against a template-heavy
-  one), and one odd job must not brand a peer; the median of a handful moves only when
-  most of the handful moved.
+- Medians, and means to confirm slowness: source files differ (a header-only unit
+  against a template-heavy one).  One odd job must not brand a peer, and the median of
+  a handful moves only when most of the handful moved; but a small project's handful
+  can be mostly big files on one peer and mostly small ones on another (fastText's 14
+  files gave one of two equal peers a median 2.7 times the other's, their means
+  equal).  So the figure is the medians' ratio, but above 1 only as far as the means'
+  ratio agrees: a peer is slower only when both its typical and its average job are
+  (a real straggler's are both ten times the others').  The mean of the others is not
+  used to make a peer look faster: a straggler among them inflates it.
 - The reference counts turnarounds, not peers, and leaves the peer itself out: a slow
   peer completes few jobs while fast ones complete many, so the pooled median is what a
   typical job takes elsewhere; leaving the peer out keeps a straggler from pulling its
@@ -143,22 +149,34 @@ class TurnaroundBook:
         }
         recent = {node_id: own for node_id, own in recent.items() if own}
         pooled = sorted(seconds for own in recent.values() for seconds in own)
+        total = sum(pooled)
         running = running or {}
         return {
-            node_id: self._figure(own, pooled, running.get(node_id, ()))
+            node_id: self._figure(own, pooled, total, running.get(node_id, ()))
             for node_id, own in recent.items()
         }
 
     def _figure(
-        self, own: list[float], pooled: list[float], running: Sequence[float]
+        self, own: list[float], pooled: list[float], total: float, running: Sequence[float]
     ) -> Turnaround:
-        median = _median(own)
+        median, mean = _median(own), sum(own) / len(own)
         relative = None
         bounds = sorted([*own, *(min(max(0.0, age), MAX_TURNAROUND) for age in running)])
-        if len(bounds) >= self._min_jobs and len(pooled) - len(own) >= self._min_jobs:
-            reference = _median_without(pooled, own)
-            relative = _median(bounds) / reference if reference > 0 else None
-        return Turnaround(len(own), median, sum(own) / len(own), relative)
+        others = len(pooled) - len(own)
+        if len(bounds) >= self._min_jobs and others >= self._min_jobs:
+            typical = _median_without(pooled, own)
+            average = (total - sum(own)) / others
+            if typical > 0 and average > 0:
+                by_median = _median(bounds) / typical
+                by_mean = (sum(bounds) / len(bounds)) / average
+                relative = _slower_only_if_both(by_median, by_mean)
+        return Turnaround(len(own), median, mean, relative)
+
+
+def _slower_only_if_both(by_median: float, by_mean: float) -> float:
+    """The relative figure: the medians' ratio, but slower than the others (above 1)
+    only as far as the means' ratio says so too."""
+    return by_median if by_median <= 1 else max(1.0, min(by_median, by_mean))
 
 
 def _median(values: list[float]) -> float:

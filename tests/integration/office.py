@@ -114,6 +114,11 @@ class Office:
         except AssertionError:
             for name, daemon in self.daemons.items():
                 print(f"--- {name}'s daemon log\n{daemon.log_text()[-3000:]}")
+            status = control_status(self.client)
+            for peer in [] if status is None else status["peers"]:
+                shown = ("liveness", "state", "slots", "jobs", "power", "delivered", "turnaround")
+                print(f"--- the client sees {peer['name']}: { {k: peer.get(k) for k in shown} }")
+            print(f"--- the client's hosts: {None if status is None else status['hosts']}")
             raise
         status = self.client.status()
         assert status is not None
