@@ -9,8 +9,9 @@ felt it (sending the source, waiting for a slot, compiling, receiving the object
 
 Per peer the book keeps the newest `WINDOW_JOBS` turnarounds no older than
 `WINDOW_SECONDS`, and says how many, their median and mean, and a *relative* figure:
-the peer's median over the median of every other peer's turnarounds in the same window,
-no higher than its mean over theirs (1.0: like the others; 10: ten times slower).  Why these choices:
+the peer's median over the median of the other peers' turnarounds of the same time,
+no higher than its mean over theirs (1.0: like the others; 10: ten times slower).
+Why these choices:
 
 - Medians, and means to confirm slowness: source files differ (a header-only unit
   against a template-heavy one).  One odd job must not brand a peer, and the median of
@@ -25,6 +26,11 @@ no higher than its mean over theirs (1.0: like the others; 10: ten times slower)
   peer completes few jobs while fast ones complete many, so the pooled median is what a
   typical job takes elsewhere; leaving the peer out keeps a straggler from pulling its
   own yardstick up (with two peers it is compared with the other one alone).
+- Only the other peers' jobs that ended while the peer's own jobs ran (from the start
+  of its first to the end of its last, or now while one runs) are its reference:
+  jobs of one build, the same project and compiler.  A pool used by two builds in
+  turn (a C project on two peers, then a C++ one on another) must not compare the
+  C++ jobs with the C ones — the test bed showed an equal peer 2.7 times "slower" so.
 - A small window (`WINDOW_JOBS`, odd so the median is one job) makes both verdicts
   quick: a peer slowed ten-fold shows after `MIN_JOBS` jobs (a few of its slow jobs, so
   within about 30 s of work), and one that recovers is forgiven after as many fast
@@ -143,29 +149,34 @@ class TurnaroundBook:
     ) -> dict[bytes, Turnaround]:
         """Every peer with a turnaround in the window at `now`, with its figures;
         `running` holds how long each peer's jobs still running have run so far."""
+        cutoff, running = now - self._window_seconds, running or {}
         recent = {
-            node_id: sorted(seconds for at, seconds in jobs if at > now - self._window_seconds)
+            node_id: [(at, seconds) for at, seconds in jobs if at > cutoff]
             for node_id, jobs in self._jobs.items()
         }
         recent = {node_id: own for node_id, own in recent.items() if own}
-        pooled = sorted(seconds for own in recent.values() for seconds in own)
-        total = sum(pooled)
-        running = running or {}
-        return {
-            node_id: self._figure(own, pooled, total, running.get(node_id, ()))
-            for node_id, own in recent.items()
-        }
+        timeline = sorted(
+            (at, seconds, node_id) for node_id, own in recent.items() for at, seconds in own
+        )
+        ends = [at for at, _, _ in timeline]
+        figures = {}
+        for node_id, own in recent.items():
+            ages = [min(max(0.0, age), MAX_TURNAROUND) for age in running.get(node_id, ())]
+            first = min([at - seconds for at, seconds in own] + [now - age for age in ages])
+            last = now if ages else max(at for at, _ in own)
+            span = timeline[bisect.bisect_left(ends, first) : bisect.bisect_right(ends, last)]
+            reference = sorted(seconds for _, seconds, other in span if other != node_id)
+            figures[node_id] = self._figure(sorted(s for _, s in own), reference, ages)
+        return figures
 
-    def _figure(
-        self, own: list[float], pooled: list[float], total: float, running: Sequence[float]
-    ) -> Turnaround:
+    def _figure(self, own: list[float], reference: list[float], ages: list[float]) -> Turnaround:
+        """A peer's figures from its own turnarounds, the other peers' that ended while
+        its jobs ran (`reference`, sorted) and the ages of its jobs still running."""
         median, mean = _median(own), sum(own) / len(own)
         relative = None
-        bounds = sorted([*own, *(min(max(0.0, age), MAX_TURNAROUND) for age in running)])
-        others = len(pooled) - len(own)
-        if len(bounds) >= self._min_jobs and others >= self._min_jobs:
-            typical = _median_without(pooled, own)
-            average = (total - sum(own)) / others
+        bounds = sorted(own + ages)
+        if len(bounds) >= self._min_jobs and len(reference) >= self._min_jobs:
+            typical, average = _median(reference), sum(reference) / len(reference)
             if typical > 0 and average > 0:
                 by_median = _median(bounds) / typical
                 by_mean = (sum(bounds) / len(bounds)) / average
@@ -183,29 +194,6 @@ def _median(values: list[float]) -> float:
     """The median of sorted, non-empty `values`."""
     middle = len(values) // 2
     return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
-
-
-def _median_without(pooled: list[float], own: list[float]) -> float:
-    """The median of sorted `pooled` less the sorted sub-multiset `own`, without copying
-    `pooled` (every peer's reference comes from the one pooled list)."""
-    size = len(pooled) - len(own)
-    low, high = _kth_without(pooled, own, (size - 1) // 2), _kth_without(pooled, own, size // 2)
-    return (low + high) / 2
-
-
-def _kth_without(pooled: list[float], own: list[float], rank: int) -> float:
-    """The `rank`-th smallest (from 0) of `pooled` less `own`: the first value of
-    `pooled` with more than `rank` values of the difference at or below it."""
-    lo, hi = 0, len(pooled) - 1
-    while lo < hi:
-        middle = (lo + hi) // 2
-        value = pooled[middle]
-        at_or_below = bisect.bisect_right(pooled, value) - bisect.bisect_right(own, value)
-        if at_or_below > rank:
-            hi = middle
-        else:
-            lo = middle + 1
-    return pooled[lo]
 
 
 #: Delivered factors are snapped to quarter powers of two (1, 0.84, 0.71, 0.59, 0.5 …),

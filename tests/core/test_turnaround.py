@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 from dataclasses import replace
 
 import pytest
@@ -19,7 +18,6 @@ from p2pcc.core.turnaround import (
     Turnaround,
     TurnaroundBook,
     Verdicts,
-    _median_without,
     delivered_factors,
 )
 
@@ -163,20 +161,6 @@ def test_forgotten_peers_are_dropped() -> None:
     assert (book.peers(), set(book.figures(0.0))) == (1, {FAST})
 
 
-def test_the_reference_leaves_the_peer_out_exactly() -> None:
-    rng = random.Random(13)
-    for _ in range(200):
-        pooled = [float(rng.randint(0, 6)) for _ in range(rng.randint(2, 30))]
-        own = rng.sample(pooled, rng.randint(1, len(pooled) - 1))
-        rest = list(pooled)
-        for value in own:
-            rest.remove(value)
-        rest.sort()
-        middle = len(rest) // 2
-        expected = rest[middle] if len(rest) % 2 else (rest[middle - 1] + rest[middle]) / 2
-        assert _median_without(sorted(pooled), sorted(own)) == expected
-
-
 def test_jobs_still_running_hasten_a_straggler_verdict_as_lower_bounds() -> None:
     book = TurnaroundBook()
     feed(book, round_robin(0.0, fast=[1.0] * 8, slow=[10.0] * (MIN_JOBS - 2)))
@@ -247,7 +231,21 @@ def test_a_peer_is_slower_only_when_its_mean_agrees_with_its_median() -> None:
     # Two equal peers of a small project: one got mostly big files, one mostly small
     # ones; their medians differ 3-fold, their means do not.
     book = TurnaroundBook()
-    feed(book, round_robin(0.0, fast=[1.0, 1.0, 1.0, 8.0, 8.0], slow=[3.0, 3.0, 3.0, 3.0, 3.0]))
+    feed(book, round_robin(0.0, fast=[1.0, 1.0, 1.0, 1.0, 8.0, 8.0], slow=[3.0] * 6))
     figures = book.figures(10.0)
     assert figures[FAST].relative == pytest.approx(1 / 3)  # faster: the medians say so
-    assert figures[SLOW].relative == pytest.approx(1.0)  # 3.0 against a mean of 3.8
+    assert figures[SLOW].relative == pytest.approx(1.0)  # 3.0 against a mean of 3.33
+
+
+def test_only_jobs_of_the_same_time_are_compared() -> None:
+    # A C build on FAST and OTHER, then, a minute later, a C++ build (jobs five times
+    # as long) on SLOW alone: nothing to compare SLOW's jobs with, so no verdict.
+    book = TurnaroundBook()
+    feed(book, round_robin(0.0, fast=[1.0] * 8, other=[1.0] * 8))
+    feed(book, [(SLOW, 5.0, 70.0 + 5 * n) for n in range(6)])
+    assert book.figures(100.0)[SLOW].relative is None
+    # The same jobs of SLOW while the others build too: ten times theirs.
+    book = TurnaroundBook()
+    feed(book, round_robin(70.0, fast=[0.5] * 20, other=[0.5] * 20))
+    feed(book, [(SLOW, 5.0, 70.0 + 5 * n) for n in range(6)])
+    assert book.figures(100.0)[SLOW].relative == pytest.approx(10.0)
