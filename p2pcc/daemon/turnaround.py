@@ -66,12 +66,15 @@ def _poll(
     if not tables:
         return
     book = node.reports.turnaround
-    for job in watch.poll(sockets(tables), targets, now):
+    finished = watch.poll(sockets(tables), targets, now)
+    for job in finished:
         book.observe(job.node_id, job.seconds, now)
     book.keep_only(peer.node_id for peer in peers)
-    powers = {peer.node_id: peer.status.power for peer in peers}
-    running = watch.running(now)
-    node.set_delivered(verdicts.update(book.figures(now, running), running, powers))
+    if verdicts.due(now, bool(finished)):
+        powers = {peer.node_id: peer.status.power for peer in peers}
+        running = watch.running(now)
+        figures = book.figures(now, running)
+        node.set_delivered(verdicts.update(figures, running, powers, now))
 
 
 #: The socket tables by IP version.

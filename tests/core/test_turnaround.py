@@ -212,19 +212,19 @@ def test_a_verdict_changes_only_with_new_evidence_about_the_peer() -> None:
     powers = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
     slow = Turnaround(5, 10.0, 10.0, 10.0)
     others = {FAST: Turnaround(9, 1.0, 1.0, 1.0), OTHER: Turnaround(9, 1.0, 1.0, 1.0)}
-    judged = verdicts.update({**others, SLOW: slow}, {}, powers)
+    judged = verdicts.update({**others, SLOW: slow}, {}, powers, 0.0)
     assert set(judged) == {SLOW}
     assert judged[SLOW] < 0.1
     # Left out, it gets no job; the others slow down as the build goes on, and against
     # them its old jobs would now look fine: the verdict stands.
     busier = {FAST: Turnaround(9, 8.0, 8.0, 1.0), OTHER: Turnaround(9, 8.0, 8.0, 1.0)}
     drifted = {**busier, SLOW: replace(slow, relative=1.25)}
-    assert verdicts.update(drifted, {}, powers) == judged
+    assert verdicts.update(drifted, {}, powers, 1.0) == judged
     # New evidence about it (a job running there) is judged afresh.
-    assert verdicts.update(drifted, {SLOW: [0.5]}, powers) == {}
+    assert verdicts.update(drifted, {SLOW: [0.5]}, powers, 2.0) == {}
     # Its jobs gone from the book: no verdict.
-    verdicts.update({**others, SLOW: slow}, {}, powers)
-    assert verdicts.update(others, {}, powers) == {}
+    verdicts.update({**others, SLOW: slow}, {}, powers, 0.0)
+    assert verdicts.update(others, {}, powers, 3.0) == {}
 
 
 def test_a_peer_is_slower_only_when_its_mean_agrees_with_its_median() -> None:
@@ -249,3 +249,12 @@ def test_only_jobs_of_the_same_time_are_compared() -> None:
     feed(book, round_robin(70.0, fast=[0.5] * 20, other=[0.5] * 20))
     feed(book, [(SLOW, 5.0, 70.0 + 5 * n) for n in range(6)])
     assert book.figures(100.0)[SLOW].relative == pytest.approx(10.0)
+
+
+def test_verdicts_fall_due_when_a_job_ends_or_once_a_second() -> None:
+    verdicts = Verdicts()
+    assert verdicts.due(0.0, finished=False)
+    verdicts.update({}, {}, {}, 10.0)
+    assert not verdicts.due(10.5, finished=False)
+    assert verdicts.due(10.5, finished=True)
+    assert verdicts.due(11.0, finished=False)
