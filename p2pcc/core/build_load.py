@@ -28,7 +28,11 @@ its `cc1` is asleep.  On a busy machine they all spend time runnable waiting for
 which the load average counts too; measured on the test bed, three builds at once left
 a builder about one CPU of "owner" load with only the compilers proper counted.
 `clangd` (an IDE's language server) is not a build tool.  Served jobs' processes are
-left out (they are in the served load already).
+left out (they are in the served load already), but distccd's own workers, receiving a
+job or sending an object back, are pool work too, and so are the daemon's own threads
+(the metrics task counts those: `p2pcc.daemon.metrics.sampler`).  On a machine held to a
+CPU quota every task waits its turn runnable, so the machinery of the pool would
+otherwise weigh as the owner's load.
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ _TRUNCATED_TARGET_TOOL = re.compile(r"[\w]+-linux-g(nu?)?")
 #: The kernel keeps the first 15 characters of a command name.
 COMM_LENGTH = 15
 
+#: distccd's own processes (the listener and its pre-forked workers).
+DISTCCD_COMM = "distccd"
+
 #: States the load average counts: running or runnable, and uninterruptible sleep.
 LOAD_STATES = frozenset({"R", "D"})
 
@@ -71,17 +78,22 @@ def is_build_tool(comm: str) -> bool:
     return len(comm) == COMM_LENGTH and _TRUNCATED_TARGET_TOOL.fullmatch(comm) is not None
 
 
-def build_compiles(
+def pool_processes(
     processes: Iterable[ProcessEntry], distccd_pids: Iterable[int]
 ) -> list[ProcessEntry]:
-    """The runnable build processes that are not distccd's (served jobs run under
-    `distccd_pids`, at any depth), by pid."""
+    """The runnable processes doing pool work besides served jobs, by pid: build tools
+    outside distccd, and distccd's own processes (`distccd_pids` and the workers below
+    them, receiving a job or sending its object back); served jobs' processes (below a
+    worker) are in the served load already."""
     processes = list(processes)
-    served = descendants(processes, distccd_pids)
+    under_distccd = descendants(processes, distccd_pids)
     found = [
         entry
         for entry in processes
-        if entry.state in LOAD_STATES and entry.pid not in served and is_build_tool(entry.comm)
+        if entry.state in LOAD_STATES
+        and (
+            entry.comm == DISTCCD_COMM if entry.pid in under_distccd else is_build_tool(entry.comm)
+        )
     ]
     return sorted(found, key=lambda entry: entry.pid)
 

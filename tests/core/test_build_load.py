@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2pcc.core.build_load import build_compiles, descendants, is_build_tool, owner_load
+from p2pcc.core.build_load import descendants, is_build_tool, owner_load, pool_processes
 from p2pcc.core.procfs import ProcessEntry
 
 
@@ -47,10 +47,10 @@ def process(pid: int, comm: str, ppid: int = 1, state: str = "R") -> ProcessEntr
     return ProcessEntry(pid=pid, comm=comm, state=state, ppid=ppid)
 
 
-def test_build_compiles_leave_out_served_jobs_and_sleepers() -> None:
+def test_pool_processes_leave_out_served_jobs_and_sleepers() -> None:
     processes = [
-        process(100, "distccd"),
-        process(101, "distccd", ppid=100),  # a pre-forked worker
+        process(100, "distccd", state="S"),
+        process(101, "distccd", ppid=100),  # a pre-forked worker, receiving a job
         process(102, "gcc", ppid=101),
         process(103, "cc1", ppid=102),  # a served job: in the served load already
         process(200, "make", state="S"),
@@ -61,8 +61,8 @@ def test_build_compiles_leave_out_served_jobs_and_sleepers() -> None:
         process(205, "cc1", ppid=200, state="Z"),
         process(300, "code", state="R"),  # the owner's editor
     ]
-    assert [entry.pid for entry in build_compiles(processes, [100])] == [202, 203]
-    assert [entry.pid for entry in build_compiles(processes, [])] == [102, 103, 202, 203]
+    assert [entry.pid for entry in pool_processes(processes, [100])] == [101, 202, 203]
+    assert [entry.pid for entry in pool_processes(processes, [])] == [102, 103, 202, 203]
 
 
 def test_descendants_survive_a_cycle() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -19,9 +20,9 @@ import trio
 
 from p2pcc.config.model import MetricsConfig
 from p2pcc.core import cgroup, metrics
-from p2pcc.core.build_load import build_compiles
+from p2pcc.core.build_load import LOAD_STATES, pool_processes
 from p2pcc.core.metrics import JobKey, LocalMetrics, ServedLoad
-from p2pcc.core.procfs import ProcessEntry
+from p2pcc.core.procfs import ProcessEntry, parse_proc_stat
 from p2pcc.daemon.distccd.processes import read_processes
 
 log = logging.getLogger("p2pcc.daemon.metrics")
@@ -93,8 +94,8 @@ class MetricsSampler:
         job_cpu = metrics.job_cpu_ticks(processes, pids)
         jobs = len(job_cpu)
         self._served_load = _averaged(self._served_load, jobs, now)
-        compiles = len(self._ours(build_compiles(processes, pids)))
-        self._build_load = _averaged(self._build_load, compiles, now)
+        pool_work = len(self._ours(pool_processes(processes, pids))) + self._own_threads()
+        self._build_load = _averaged(self._build_load, pool_work, now)
         affinity, limit = self._cpus(), self._cpu_limit()
         if limit != self._limit_seen:
             self._limit_seen = limit
@@ -118,6 +119,23 @@ class MetricsSampler:
             )
         self._job_cpu, self._sampled_at = job_cpu, now
         return dataclasses.replace(sample, job_progress=progress)
+
+    def _own_threads(self) -> int:
+        """The daemon's own threads that are runnable now, this one left out (it runs
+        the sample): pool machinery, not the owner's load."""
+        me, runnable = threading.get_native_id(), 0
+        try:
+            tasks = os.listdir(self._proc_root / "self" / "task")
+        except OSError:
+            return 0
+        for tid in tasks:
+            try:
+                stat = (self._proc_root / "self" / "task" / tid / "stat").read_text()
+                entry = parse_proc_stat(stat)
+            except (OSError, ValueError):
+                continue
+            runnable += entry.pid != me and entry.state in LOAD_STATES
+        return runnable
 
     def _ours(self, entries: list[ProcessEntry]) -> list[ProcessEntry]:
         """The `entries` in our network namespace: one machine is one namespace, and in
