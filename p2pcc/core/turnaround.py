@@ -196,23 +196,27 @@ def _median(values: list[float]) -> float:
     return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
-#: Delivered factors are snapped to quarter powers of two (0.25, 0.21, 0.18 …), so a
+#: A peer's jobs must take this many times the other peers' (its relative figure, by
+#: medians and means) before measurement overrides what it announces: turnarounds
+#: include queues and a handful of files of different sizes, and the real-build test
+#: bed (four workstations and several builds sharing two CPUs) showed equal peers 2.2
+#: and 2.7 times apart, which, taken as measured, left a good peer out of every line;
+#: a peer held to 10 % of a CPU there measured 3.9-5.3 times, and a ten-fold straggler
+#: on machines of its own measures 10.
+SLOWER_THAN_NOISE = 3.0
+
+#: Factors are snapped down to quarter powers of two (1, 0.84, 0.71, 0.59, 0.5 …), so a
 #: relative figure wandering by a few percent does not re-rank and rewrite the state
-#: file at every poll.  Above `DELIVERS_ALL` (four times slower than announced) a peer
-#: counts as delivering what it announces: turnarounds include queues and a handful of
-#: files of different sizes, and the real-build test bed showed equal peers 2.2 and 2.7
-#: times apart by both medians and means (several builds and tests sharing two CPUs).
-#: A peer slowed ten-fold is far beyond it; a moderately slower one is left to what it
-#: announces (its own daemon lowers its power when its served jobs get less CPU).
+#: file at every poll.
 FACTOR_STEPS_PER_DOUBLING = 4
-DELIVERS_ALL = 2**-2
 
 
 def delivered_factors(
     figures: Mapping[bytes, Turnaround], powers: Mapping[bytes, float]
 ) -> dict[bytes, float]:
-    """The share of its announced speed each measured peer delivers, for those below
-    or at `DELIVERS_ALL` (every other peer delivers all of it: factor 1, left out).
+    """The share of its announced speed each measured peer delivers, for those whose
+    jobs take `SLOWER_THAN_NOISE` times the others' or more and who deliver less than
+    they announce (every other peer delivers all of it: factor 1, left out).
 
     A peer's relative figure says how much longer its jobs take than the other peers'
     jobs; its announced power against theirs (`powers`: node id -> power; their median
@@ -228,11 +232,12 @@ def delivered_factors(
         power = powers[node_id]
         # The yardstick is the other peers' pooled jobs: weigh their powers alike.
         others = [powers[o] for o, f in measured.items() if o != node_id for _ in range(f.jobs)]
-        if figure.relative is None or figure.relative <= 0 or power <= 0 or not others:
+        relative = figure.relative
+        if relative is None or relative < SLOWER_THAN_NOISE or power <= 0 or not others:
             continue
         expected = _median(sorted(others)) / power
-        factor = min(1.0, expected / figure.relative)
-        if factor <= DELIVERS_ALL:
+        factor = expected / relative
+        if factor < 1.0:
             steps = math.floor(math.log2(factor) * FACTOR_STEPS_PER_DOUBLING)
             factors[node_id] = 2.0 ** (steps / FACTOR_STEPS_PER_DOUBLING)
     return factors

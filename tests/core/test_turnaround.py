@@ -258,3 +258,13 @@ def test_verdicts_fall_due_when_a_job_ends_or_once_a_second() -> None:
     assert not verdicts.due(10.5, finished=False)
     assert verdicts.due(10.5, finished=True)
     assert verdicts.due(11.0, finished=False)
+
+
+def test_a_peer_less_than_three_times_slower_is_left_to_what_it_announces() -> None:
+    powers = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
+    others = {FAST: Turnaround(9, 1.0, 1.0, 0.4), OTHER: Turnaround(9, 1.0, 1.0, 0.4)}
+    # 2.7 times: what equal peers of the shared test machine showed; no verdict.
+    assert delivered_factors({**others, SLOW: Turnaround(9, 2.7, 2.7, 2.7)}, powers) == {}
+    # 3 times and more: measured, and snapped down (a third is 0.297 after snapping).
+    factors = delivered_factors({**others, SLOW: Turnaround(9, 3.0, 3.0, 3.0)}, powers)
+    assert 0.29 < factors[SLOW] <= 1 / 3
