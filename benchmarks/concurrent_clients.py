@@ -36,8 +36,6 @@ clients' icecc logs).  Needs root; run under the shared lock:
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -46,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration import icecream, project
+from tests.integration import bench_builds, icecream, project
 from tests.integration.concurrent_pool import (
     CLIENTS,
     CPU_SHARE,
@@ -127,12 +125,7 @@ def ideal_of(works: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=1, help="rounds of every mode (default 1)")
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
-    options = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("needs root: it makes network namespaces and cgroups")
+    options = bench_builds.bench_options(__doc__ or "", MODES)
     modes = tuple(m for m in options.modes.split(",") if m)
     if "icecream" in modes and not icecream.installed():
         figure("icecream: icecc is not installed here; running the other modes only")

@@ -30,9 +30,7 @@ root; run under the shared lock:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import os
 import shutil
 import statistics
 import sys
@@ -263,12 +261,7 @@ def run(setup: Bed, rounds: int, modes: tuple[str, ...]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=1, help="rounds of every mode (default 1)")
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
-    options = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("needs root: it makes network namespaces and cgroups")
+    options = bench_builds.bench_options(__doc__ or "", MODES)
     project.fetch(PROJECT)  # before the bed: the workstations have no route out
     home = Path(tempfile.mkdtemp(prefix="p2pcc-slow-peer-"))
     home.chmod(0o755)

@@ -10,6 +10,8 @@ host compiled it, so the newest one is the build's last).
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
 import time
@@ -146,3 +148,15 @@ def recommended_jobs(daemon: Daemon) -> str:
     """`p2pcc jobs gcc` on the daemon's workstation now: the -j `p2pcc build` picks."""
     result = daemon.cli("jobs", COMPILER, check=False)
     return result.stdout.strip() or "?"
+
+
+def bench_options(doc: str, modes: Sequence[str]) -> argparse.Namespace:
+    """A benchmark's command line (`--rounds`, `--modes`), after checking it runs as
+    root (it makes network namespaces and cgroups)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of every mode (default 1)")
+    parser.add_argument("--modes", default=",".join(modes), help="comma-separated subset")
+    options = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("needs root: it makes network namespaces and cgroups")
+    return options

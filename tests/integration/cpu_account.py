@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tests.integration.netbed import PREFIX, Workstation
+from tests.integration.netbed import PREFIX, Workstation, pid_alive
 
 CGROUP_CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 _STALE = re.compile(rf"^{PREFIX}(\d+)-.*-acct$")
@@ -31,16 +31,6 @@ _STALE = re.compile(rf"^{PREFIX}(\d+)-.*-acct$")
 def available() -> bool:
     """Whether the cgroup v1 cpuacct controller is mounted where we look."""
     return (CGROUP_CPUACCT / "cpuacct.usage").exists()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove(group: Path) -> None:
@@ -62,7 +52,7 @@ def remove_stale() -> None:
     """Remove the groups of earlier runs whose process is gone."""
     for group in CGROUP_CPUACCT.glob(f"{PREFIX}*-acct"):
         match = _STALE.match(group.name)
-        if match and not _alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             _remove(group)
 
 

@@ -38,7 +38,8 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -58,16 +59,16 @@ def remove_stale_beds() -> None:
     for line in listed.stdout.splitlines():
         name = line.split()[0] if line.strip() else ""
         match = _STALE.match(name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
     if CGROUP_CPU.is_dir():
         for cgroup in CGROUP_CPU.glob(f"{PREFIX}*-*"):
             match = _STALE.match(cgroup.name)
-            if match and not _pid_alive(int(match.group(1))):
+            if match and not pid_alive(int(match.group(1))):
                 _remove_cgroup(cgroup)
     if STATE_ROOT.is_dir():
         for bed_dir in STATE_ROOT.iterdir():
-            if bed_dir.name.isdigit() and not _pid_alive(int(bed_dir.name)):
+            if bed_dir.name.isdigit() and not pid_alive(int(bed_dir.name)):
                 for ns_file in bed_dir.glob("*/*"):
                     _unmount(ns_file)
                 _unmount(bed_dir)
