@@ -117,17 +117,17 @@ def test_a_cpu_starved_peer_shows_a_higher_relative_turnaround(
     assert slow.ws.throttled_periods() > 0  # the quota really held slow's compiles back
 
     figures = wait_until(
-        lambda: (
-            (seen := turnarounds(client))
-            and all(seen[name]["relative"] is not None for name in ("fast", "slow"))
-            and seen
-        ),
+        lambda: (seen := turnarounds(client)) and seen["slow"]["relative"] is not None and seen,
         10,
-        "relative figures for both peers",
+        "a relative figure for the slow peer",
     )
     print(f"\nclient's turnaround figures: {figures}")
     print(client.cli("status").stdout)
-    assert figures["slow"]["relative"] > 1.0 > figures["fast"]["relative"]
+    # Each peer is compared with the other's jobs of the same time: `fast` finished its
+    # burst while `slow` was on its first jobs, so it may have too few to compare with
+    # (unknown); when it has them, it is the faster one.
+    assert figures["slow"]["relative"] > 1.0
+    assert figures["fast"]["relative"] is None or figures["fast"]["relative"] < 1.0
     # Clearly: 10 % of a CPU against what the busy test machine leaves `fast` (alone, a
     # whole CPU: 10; 3.8 was seen with the machine's load at 4 on 2 CPUs).
     assert figures["slow"]["relative"] > 2.0
