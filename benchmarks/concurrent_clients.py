@@ -79,6 +79,8 @@ def report(result: ModeResult) -> None:
     served = "  ".join(f"{name} {result.served.get(name, 0):3}" for name in NAMES)
     local = "  ".join(f"{name} {result.local.get(name, 0):3}" for name in CLIENTS)
     figure(f"{result.mode:8} jobs served by distccd/iceccd: {served};  compiled at home: {local}")
+    daemons = "  ".join(f"{name} {result.daemon_cpu.get(name, 0):5.1f}" for name in NAMES)
+    figure(f"{result.mode:8} p2pcc daemons' own CPU-s in the window: {daemons}")
     if not result.complete:
         figure(f"{result.mode:8} INCOMPLETE: a build failed or left objects missing")
 

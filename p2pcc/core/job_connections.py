@@ -4,16 +4,18 @@ distcc holds one TCP connection to a peer's distccd per job, from sending the
 preprocessed source to receiving the object, and closes it then.  So an ESTABLISHED
 connection from this network namespace to a peer's announced address and distccd port
 is one of our jobs there, and its lifetime is the job's turnaround.  Every
-`POLL_PERIOD` the daemon reads the socket tables `ConnectionWatch.tables` names and hands
+`POLL_PERIOD` (`IDLE_POLL_PERIOD` while nothing is followed) the daemon reads the
+established connections of the IP versions `ConnectionWatch.tables` names and hands
 them to `ConnectionWatch.poll`, which says which jobs ended since the last reading and
-how long each ran, first seen to gone, on the daemon's clock.  Only the tables of the
-peers' address families are read (distcc dials an IPv4 address over an IPv4 socket):
-the kernel walks its whole connection hash to read either file (about 2 ms of CPU on
-the test machine however few sockets there are), so an IPv4 pool pays half.
+how long each ran, first seen to gone, on the daemon's clock.  Only the peers' address
+families are read (distcc dials an IPv4 address over an IPv4 socket): the kernel walks
+its whole connection hash for either (about 1.4 ms of CPU on the test machine however
+few sockets there are), so an IPv4 pool pays half.
 
 The error of one figure is up to one poll period either way (first seen up to a period
 after the connect, gone seen up to a period after the close; on average the two
 cancel): a job shorter than a period is seen by chance and then counts as one period.
+A build's first jobs after a quiet spell are seen up to an idle period late.
 That blurs fast jobs, but cannot hide a peer that is ten times slower than the others.
 
 Connections already open at the first reading are never counted (their start is
@@ -34,10 +36,13 @@ from p2pcc.core import limits
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.procfs import TCP_ESTABLISHED, IPAddress, TcpSocket
 
-#: Seconds between readings of the socket table: a compile takes a second or more, so a
-#: quarter second resolves it; four reads a second cost a daemon about 0.8 % of a core
-#: (docs/ranking.md, "Measured turnaround").
+#: Seconds between readings of the socket table while a job is followed: a compile takes
+#: a second or more, so a quarter second resolves it (docs/ranking.md, "Measured
+#: turnaround").
 POLL_PERIOD = 0.25
+#: Seconds between readings while none is: a build's first jobs are seen up to this late
+#: (their figures that much short), and an idle daemon reads once a second, not four times.
+IDLE_POLL_PERIOD = 1.0
 
 Endpoint = tuple[IPAddress, int]
 ConnectionKey = tuple[IPAddress, int, IPAddress, int, int]

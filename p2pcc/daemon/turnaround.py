@@ -1,10 +1,12 @@
 """Measuring how long this machine's distcc jobs take on each peer (`core/turnaround.py`
 says what is kept and why, `core/job_connections.py` how a job is recognized).
 
-Every `POLL_PERIOD` this task reads the network namespace's TCP socket table (one read of
-/proc/net/tcp or /proc/net/tcp6 or both, as the peers' addresses need; none while there
-is no peer to watch and nothing followed: `read_tcp_tables`), hands it to the connection
-watch with the peers' distccd endpoints, and
+Every `POLL_PERIOD` while a job is followed, every `IDLE_POLL_PERIOD` otherwise, this task
+asks the kernel for the network namespace's established TCP connections (a sock_diag
+dump, `core/sock_diag.py` says why; /proc/net/tcp where the kernel refuses one: of the IP
+versions the peers' addresses need, none while there is no peer to watch and nothing
+followed: `EstablishedSockets`), hands them to the connection watch with the peers'
+distccd endpoints, and
 records each job that ended in the node's turnaround book; then it hands the node what
 the book says each peer delivers (`delivered_factors`, with the jobs still running
 counted as far as they got; a verdict changes only with new evidence about that peer:
@@ -18,13 +20,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Callable, Collection
 
 import trio
 
-from p2pcc.core.job_connections import POLL_PERIOD, ConnectionWatch, job_targets
+from p2pcc.core import sock_diag
+from p2pcc.core.job_connections import IDLE_POLL_PERIOD, POLL_PERIOD, ConnectionWatch, job_targets
 from p2pcc.core.node import LocalNode
-from p2pcc.core.procfs import TcpSocket, parse_proc_net_tcp
+from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket, parse_proc_net_tcp
 from p2pcc.core.turnaround import Verdicts
 
 log = logging.getLogger("p2pcc.daemon.turnaround")
@@ -35,11 +39,12 @@ async def serve_turnaround(
     *,
     sockets: Callable[[Collection[int]], list[TcpSocket]] | None = None,
     period: float = POLL_PERIOD,
+    idle_period: float = IDLE_POLL_PERIOD,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Follow our connections to peers' distccd for as long as the daemon runs; `sockets`
-    reads the socket tables of the IP versions it is given."""
-    read = sockets or read_tcp_tables
+    gives the established connections of the IP versions it is given."""
+    read = sockets or EstablishedSockets()
     watch, verdicts = ConnectionWatch(), Verdicts()
     complained = False
     task_status.started()
@@ -50,7 +55,7 @@ async def serve_turnaround(
             if not complained:
                 complained = True
                 log.warning("measuring job turnaround failed (going on): %r", error)
-        await trio.sleep(period)
+        await trio.sleep(period if watch.tracked else idle_period)
 
 
 def _poll(
@@ -75,6 +80,54 @@ def _poll(
         running = watch.running(now)
         figures = book.figures(now, running)
         node.set_delivered(verdicts.update(figures, running, powers, now))
+
+
+class EstablishedSockets:
+    """Our namespace's established TCP connections of some IP versions: by a sock_diag
+    dump, or from /proc/net/tcp{,6} once the kernel has refused a dump (no sock_diag in
+    the kernel, a seccomp filter): said once, then the files for good."""
+
+    def __init__(self) -> None:
+        self.dumps = True
+
+    def __call__(self, versions: Collection[int]) -> list[TcpSocket]:
+        if self.dumps:
+            try:
+                return dump_established(versions)
+            except (OSError, ValueError) as error:
+                self.dumps = False
+                log.info("no sock_diag dump (%s): reading /proc/net/tcp instead", error)
+        return read_tcp_tables(versions)
+
+
+#: Datagrams one dump may take before it is given up on (a dump of the connections a
+#: namespace can hold takes a handful; the bound only keeps a broken answer finite).
+_MAX_DUMP_DATAGRAMS = 1024
+_RECEIVE_SIZE = 64 * 1024
+
+
+def dump_established(versions: Collection[int]) -> list[TcpSocket]:
+    """The established TCP connections of IP `versions`, from the kernel's sock_diag.
+
+    The socket never blocks: the kernel queues a dump's first datagram while handling
+    the request and each next one while the previous is received, so an empty queue is
+    an error (OSError), never a wait in the event loop."""
+    states = sock_diag.states_mask(TCP_ESTABLISHED)
+    found: list[TcpSocket] = []
+    with socket.socket(
+        socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, sock_diag.NETLINK_SOCK_DIAG
+    ) as link:
+        link.setblocking(False)
+        for version in sorted(versions):
+            link.send(sock_diag.dump_request(version, states, sequence=version))
+            for _ in range(_MAX_DUMP_DATAGRAMS):
+                part = sock_diag.parse_dump(link.recv(_RECEIVE_SIZE))
+                found += part.sockets
+                if part.done:
+                    break
+            else:
+                raise ValueError(f"sock_diag: no end after {_MAX_DUMP_DATAGRAMS} datagrams")
+    return found
 
 
 #: The socket tables by IP version.

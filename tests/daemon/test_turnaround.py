@@ -1,10 +1,13 @@
 """The turnaround task on a virtual clock: socket tables in, the node's book filled; the
-table unread without peers; an error logged once, and the task going on."""
+table unread without peers, read once a second while no job is followed; an error logged
+once, and the task going on.  The two readers (sock_diag dumps, /proc/net/tcp) on real
+loopback connections."""
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import itertools
 import logging
 import socket
 from collections.abc import Callable, Collection
@@ -14,7 +17,13 @@ import trio
 
 from p2pcc.core.node import LocalNode
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket
-from p2pcc.daemon.turnaround import read_tcp_tables, serve_turnaround
+from p2pcc.daemon import turnaround
+from p2pcc.daemon.turnaround import (
+    EstablishedSockets,
+    dump_established,
+    read_tcp_tables,
+    serve_turnaround,
+)
 from tests.core.local_nodes import FP, WALL, gossip, make_node
 
 BETA = bytes([2]) * 16
@@ -41,11 +50,13 @@ class Table:
     def __init__(self, jobs: dict[int, tuple[float, float]]) -> None:
         self.jobs = jobs
         self.readings = 0
+        self.times: list[float] = []
 
     def __call__(self, versions: Collection[int]) -> list[TcpSocket]:
         assert set(versions) == {4}  # beta has an IPv4 address only
         self.readings += 1
         now = trio.current_time()
+        self.times.append(now)
         return [
             job_with_beta(port) for port, (start, end) in self.jobs.items() if start <= now < end
         ]
@@ -104,28 +115,105 @@ async def test_an_error_is_logged_once_and_measuring_goes_on(
         raise ValueError("not a socket table")
 
     with caplog.at_level(logging.WARNING, logger="p2pcc.daemon.turnaround"):
-        await run_for(alpha, broken, 2.0)
+        await run_for(alpha, broken, 8.0)
     assert calls >= 8
     assert [record.getMessage() for record in caplog.records] == [
         "measuring job turnaround failed (going on): ValueError('not a socket table')"
     ]
 
 
+async def test_while_no_job_is_followed_the_table_is_read_once_a_second(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    alpha = alpha_hearing_beta()
+    start = trio.current_time()
+    table = Table({40000: (start + 10.0, start + 15.0)})
+    await run_for(alpha, table, 19.5)
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(table.times)]
+    # Idle pace until the reading at 10 s finds the job, four a second while it is
+    # followed, idle again from the reading at 15 s that finds it gone.
+    assert gaps == [1.0] * 10 + [0.25] * 20 + [1.0] * 4
+    figure = alpha.reports.turnaround.figure(BETA, trio.current_time())
+    assert (figure.jobs, figure.median) == (1, 5.0)
+
+
+def loopback_pairs(
+    stack: contextlib.ExitStack, host: str, pairs: int
+) -> tuple[int, set[int], socket.socket]:
+    """`pairs` established loopback connections to a server on `host`: its port, the
+    clients' ports, and the server (to make TIME_WAIT sockets with)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server = stack.enter_context(socket.create_server((host, 0), family=family))
+    port = server.getsockname()[1]
+    clients = set()
+    for _ in range(pairs):
+        client = stack.enter_context(socket.create_connection((host, port)))
+        stack.enter_context(server.accept()[0])
+        clients.add(client.getsockname()[1])
+    return port, clients, server
+
+
+@pytest.mark.parametrize(
+    ("reader", "host", "version"),
+    [
+        (read_tcp_tables, "127.0.0.1", 4),
+        (dump_established, "127.0.0.1", 4),
+        (dump_established, "::1", 6),
+        (read_tcp_tables, "::1", 6),
+    ],
+)
 @pytest.mark.parametrize("pairs", [1, 60])
-def test_reading_the_tables_in_chunks_finds_every_connection(pairs: int) -> None:
-    # 60 loopback pairs make the table many pages long: read in several chunks.
-    with socket.create_server(("127.0.0.1", 0)) as server, contextlib.ExitStack() as stack:
-        port = server.getsockname()[1]
-        clients = set()
-        for _ in range(pairs):
-            client = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
-            stack.enter_context(server.accept()[0])
-            clients.add(client.getsockname()[1])
-        table = read_tcp_tables({4})
+def test_both_readers_find_every_established_connection(
+    reader: Callable[[Collection[int]], list[TcpSocket]], host: str, version: int, pairs: int
+) -> None:
+    # 60 loopback pairs make the table many pages long and the dump several datagrams.
+    with contextlib.ExitStack() as stack:
+        port, clients, server = loopback_pairs(stack, host, pairs)
+        for _ in range(5):  # closed first by the client: TIME_WAIT on the client's side
+            with socket.create_connection((host, port)), server.accept()[0]:
+                pass
+        table = reader({version})
     found = {(sock.port, sock.remote_port) for sock in table if sock.state == TCP_ESTABLISHED}
     # Others may open and close sockets on this machine meanwhile: ours are all there.
     assert {(port, c) for c in clients} | {(c, port) for c in clients} <= found
-    assert all(sock.address.version == 4 for sock in table)
+    assert all(sock.address.version == version for sock in table)
+    assert all(sock.inode > 0 for sock in table if sock.port in clients)
+    if reader is dump_established:
+        assert {sock.state for sock in table} == {TCP_ESTABLISHED}  # no TIME_WAIT, no LISTEN
+
+
+def test_the_dump_and_the_file_agree_on_each_connection() -> None:
+    with contextlib.ExitStack() as stack:
+        port, clients, _ = loopback_pairs(stack, "127.0.0.1", 3)
+        dumped, listed = dump_established({4}), read_tcp_tables({4})
+    ours = {port, *clients}
+    assert {s for s in dumped if s.port in ours} == {
+        s for s in listed if s.port in ours and s.state == TCP_ESTABLISHED
+    }
+
+
+def test_a_kernel_that_refuses_dumps_is_read_through_the_file_from_then_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts = 0
+
+    def refused(versions: Collection[int]) -> list[TcpSocket]:
+        nonlocal attempts
+        attempts += 1
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(turnaround, "dump_established", refused)
+    reader = EstablishedSockets()
+    with contextlib.ExitStack() as stack, caplog.at_level(logging.INFO, "p2pcc.daemon.turnaround"):
+        port, clients, _ = loopback_pairs(stack, "127.0.0.1", 1)
+        first, second = reader({4}), reader({4})
+    for table in (first, second):
+        assert {(s.port, s.remote_port) for s in table} >= {(port, c) for c in clients}
+    assert attempts == 1
+    assert not reader.dumps
+    assert [r.getMessage() for r in caplog.records] == [
+        "no sock_diag dump ([Errno 13] Permission denied): reading /proc/net/tcp instead"
+    ]
 
 
 async def test_a_peer_measured_ten_times_slower_leaves_the_hosts_line(
@@ -134,10 +222,11 @@ async def test_a_peer_measured_ten_times_slower_leaves_the_hosts_line(
     alpha, beta, gamma = make_node(1), make_node(2), make_node(3)
     here = ipaddress.ip_address("10.0.0.1")
     start = trio.current_time()
-    # One job after another on beta, 1 s each; two at a time on gamma, 10 s each.
-    jobs = [(2, 40000 + n, start + 1.0 + n, start + 2.0 + n) for n in range(60)]
+    # One job after another on beta, 1 s each; two at a time on gamma, 10 s each; from
+    # 1.5 s, after the task's first reading with peers (at 1 s: idle pace) saw none open.
+    jobs = [(2, 40000 + n, start + 1.5 + n, start + 2.5 + n) for n in range(60)]
     jobs += [
-        (3, 41000 + n, start + 1.0 + 10 * (n // 2), start + 11.0 + 10 * (n // 2)) for n in range(6)
+        (3, 41000 + n, start + 1.5 + 10 * (n // 2), start + 11.5 + 10 * (n // 2)) for n in range(6)
     ]
 
     def table(versions: Collection[int]) -> list[TcpSocket]:
@@ -165,11 +254,11 @@ async def test_a_peer_measured_ten_times_slower_leaves_the_hosts_line(
         await nursery.start(
             lambda task_status: serve_turnaround(alpha, sockets=table, task_status=task_status)
         )
-        await trio.sleep_until(start + 10.5)
+        await trio.sleep_until(start + 11.0)
         assert listed() == {"10.0.0.2", "10.0.0.3"}  # nothing known about gamma yet
-        # At 21 s gamma has four finished jobs and two running for 10 s: five figures or
+        # At 22.5 s gamma has four finished jobs and two running for a second: five figures or
         # more, ten times beta's; it delivers a tenth of what it announces.
-        await trio.sleep_until(start + 22.0)
+        await trio.sleep_until(start + 22.5)
         assert listed() == {"10.0.0.2"}
         figure = alpha.reports.turnaround.figure(gamma.node_id, trio.current_time())
         assert figure.jobs == 4

@@ -72,6 +72,9 @@ class ModeResult:
     local: dict[str, int] = field(default_factory=dict)
     #: Per client: its last object written, seconds after its build started.
     last_object: dict[str, float] = field(default_factory=dict)
+    #: Per workstation: CPU seconds its p2pcc daemon's own threads used in the window
+    #: (0 while stopped: the anchors run with the daemons stopped).
+    daemon_cpu: dict[str, float] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -218,6 +221,7 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
     pool.account.adopt()
     marks = log_marks(pool.daemons)
     before = {n: pool.account.seconds(ws) for n, ws in pool.stations.items()}
+    daemons_before = _daemon_seconds(pool)
     started = time.monotonic()
     running = [
         bench_builds.start(
@@ -232,6 +236,7 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
     ]
     finished = bench_builds.finish_all(running, BUILD_TIMEOUT + 60)
     window = time.monotonic() - started
+    daemons_after = _daemon_seconds(pool)
     used = sum(pool.account.seconds(ws) - before[n] for n, ws in pool.stations.items())
     result = ModeResult(
         mode,
@@ -241,6 +246,7 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
         all(f.complete for f in finished),
         " ".join(f"{n} -j{c[3]}" for n, c in commands.items()),
     )
+    result.daemon_cpu = {n: daemons_after[n] - daemons_before[n] for n in daemons_before}
     for f in finished:
         times = bench_builds.object_times(f.run.tree).values()
         result.last_object[f.run.name] = max(times, default=f.run.wall_started) - f.run.wall_started
@@ -248,6 +254,18 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
             print(f"--- {f.run.name} ({mode}) exit {f.returncode}\n{f.tail()}")
     _count_jobs(pool, result, label, marks, {n: len(c[0].sources) for n, c in commands.items()})
     return result
+
+
+def _daemon_seconds(pool: Pool) -> dict[str, float]:
+    """CPU seconds each daemon process has used itself (its threads, not its children:
+    distccd's compiles are in the workstation's counter, not here)."""
+    seconds = {}
+    for name, daemon in pool.daemons.items():
+        if daemon.process is None:
+            continue
+        fields = Path(f"/proc/{daemon.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        seconds[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
 
 
 def _count_jobs(
