@@ -24,9 +24,11 @@ serving): an office using those has no p2pcc daemon eating its half CPUs.  Befor
 `p2pcc` build every workstation's load average is let fall below 0.5 (at most 150 s),
 so the previous mode's load does not look like busy desktop owners.
 
-The ideal is the three builds' CPU work over the pool's capacity (4 x 0.5 CPU); the work
-is the mean CPU seconds of one local build measured before and after the modes in the
-same run (`make -j2` in `sched`, its cgroup's cpuacct counter).  The pool's CPU busy %
+The ideal is the three builds' work over the pool's capacity (4 x 0.5 CPU), the work
+measured two ways before and after the modes in the same run: the CPU seconds of one
+local build (`make -j2` in the unthrottled `sched`, its cgroup's cpuacct counter), and
+issue 13's "each alone": one local build's wall time alone on the half-CPU workstation
+`d` (daemons stopped) times its half CPU.  The pool's CPU busy %
 is the four workstations' cpuacct counters over capacity x window (the first start to
 the last end).  Jobs served per workstation come from the distccd logs (icecream: the
 clients' icecc logs).  Needs root; run under the shared lock:
@@ -51,6 +53,7 @@ from tests.integration.concurrent_pool import (
     NAMES,
     ModeResult,
     Pool,
+    Reference,
     open_pool,
     reference_work,
     run_mode,
@@ -85,21 +88,26 @@ def report(result: ModeResult) -> None:
         figure(f"{result.mode:8} INCOMPLETE: a build failed or left objects missing")
 
 
-def summarize(results: dict[str, list[ModeResult]], ideal: float) -> None:
-    """Each mode over the rounds: mean makespan, spread, ratios to the ideal, busy %."""
+def summarize(results: dict[str, list[ModeResult]], ideals: dict[str, float]) -> None:
+    """Each mode over the rounds: mean makespan, spread, ratios to both ideals, busy %."""
+    cpu, alone = ideals["cpu"], ideals["alone"]
     for mode, runs in results.items():
         for number, result in enumerate(runs, 1):
             spans = result.makespans.values()
             mean = statistics.mean(spans)
             figure(
-                f"summary r{number} {mode:8} mean {mean:6.1f} s  mean/ideal {mean / ideal:.2f}"
-                f"  max/ideal {max(spans) / ideal:.2f}  max/min {max(spans) / min(spans):.2f}"
+                f"summary r{number} {mode:8} mean {mean:6.1f} s  mean/ideal {mean / cpu:.2f}"
+                f" (alone {mean / alone:.2f})  max/ideal {max(spans) / cpu:.2f}"
+                f" (alone {max(spans) / alone:.2f})  max/min {max(spans) / min(spans):.2f}"
                 f"  busy {result.busy:.0%}"
             )
         if len(runs) > 1:
             means = [statistics.mean(r.makespans.values()) for r in runs]
             overall = statistics.mean(means)
-            figure(f"summary {mode:8} over the rounds: {overall:.1f} s, {overall / ideal:.2f}")
+            figure(
+                f"summary {mode:8} over the rounds: {overall:.1f} s, {overall / cpu:.2f}"
+                f" (alone {overall / alone:.2f})"
+            )
 
 
 def run(pool: Pool, rounds: int, modes: tuple[str, ...]) -> dict[str, list[ModeResult]]:
@@ -113,17 +121,30 @@ def run(pool: Pool, rounds: int, modes: tuple[str, ...]) -> dict[str, list[ModeR
     return results
 
 
-def ideal_of(works: list[float]) -> float:
-    """The ideal makespan of three builds from the local builds' CPU seconds (their
-    mean: CPU seconds of the same build vary by up to 20 % on this shared machine)."""
-    work = statistics.mean(works)
-    ideal = 3 * work / (len(NAMES) * CPU_SHARE)
+def ideals_of(references: list[Reference]) -> dict[str, float]:
+    """The ideal makespan of three builds, two ways (each from the mean of the run's
+    references: the same build's CPU seconds vary by up to 20 % on this shared machine).
+
+    * `cpu`: three local builds' CPU seconds (unthrottled) over the pool's capacity;
+    * `alone`: three times one build's wall time alone on a half-CPU workstation, times
+      its share, over the capacity: the issue's definition ("each alone"), which counts
+      what a build costs on such a workstation, make and throttling included.
+    """
+    capacity = len(NAMES) * CPU_SHARE
+    work = statistics.mean(r.cpu_seconds for r in references)
+    alone = statistics.mean(r.alone_seconds for r in references)
+    ideals = {"cpu": 3 * work / capacity, "alone": 3 * alone * CPU_SHARE / capacity}
     figure(
-        f"local builds: {', '.join(f'{w:.1f}' for w in works)} CPU-s; ideal for three"
-        f" builds on {len(NAMES)} x {CPU_SHARE} CPU: 3 x {work:.1f} / {len(NAMES) * CPU_SHARE}"
-        f" = {ideal:.1f} s"
+        f"local builds: {', '.join(f'{r.cpu_seconds:.1f}' for r in references)} CPU-s"
+        f" unthrottled; alone on a half-CPU workstation"
+        f" {', '.join(f'{r.alone_seconds:.1f}' for r in references)} s"
     )
-    return ideal
+    figure(
+        f"ideal for three builds on {len(NAMES)} x {CPU_SHARE} CPU: by CPU seconds"
+        f" 3 x {work:.1f} / {capacity} = {ideals['cpu']:.1f} s;"
+        f" by a build alone 3 x {alone:.1f} x {CPU_SHARE} / {capacity} = {ideals['alone']:.1f} s"
+    )
+    return ideals
 
 
 def main() -> None:
@@ -137,11 +158,15 @@ def main() -> None:
     home.chmod(0o755)
     try:
         with open_pool(home, figure) as pool:
-            works = [reference_work(pool, "reference-before")]
-            figure(f"local build before: {works[0]:.1f} CPU-s")
+            references = [reference_work(pool, "reference-before")]
+            first = references[0]
+            figure(
+                f"local build before: {first.cpu_seconds:.1f} CPU-s unthrottled,"
+                f" {first.alone_seconds:.1f} s alone on a half-CPU workstation"
+            )
             results = run(pool, options.rounds, modes)
-            works.append(reference_work(pool, "reference-after"))
-            summarize(results, ideal_of(works))
+            references.append(reference_work(pool, "reference-after"))
+            summarize(results, ideals_of(references))
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

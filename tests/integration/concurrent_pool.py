@@ -32,6 +32,8 @@ NAMES = ("a", "b", "c", "d")
 CLIENTS = ("a", "b", "c")
 CPU_SHARE = 0.5
 PROJECT = project.BORINGSSL
+#: The workstation the "build alone" reference runs on (not a client: no links there).
+REFERENCE_STATION = "d"
 HAND_JOBS = 4
 ICECREAM_JOBS = 4
 BUILD_TIMEOUT = 900.0
@@ -132,14 +134,33 @@ def _show_pool(pool: Pool, say: Say) -> None:
         )
 
 
-def reference_work(pool: Pool, label: str) -> float:
-    """CPU seconds of one local build of the project (`make -j2` in `sched`)."""
-    tree, _ = bench_builds.fresh(pool.home, label, PROJECT)
+@dataclass(frozen=True)
+class Reference:
+    """One local build of the project, measured two ways."""
+
+    cpu_seconds: float  # `make -j2` in the unthrottled `sched`: its cgroup's counter
+    alone_seconds: float  # `make -j2` alone on `d` (half a CPU, daemons stopped): wall
+
+
+def reference_work(pool: Pool, label: str) -> Reference:
+    """One local build's CPU seconds (unthrottled, in `sched`) and one local build's
+    wall time alone on a workstation of the pool (`d`: half a CPU, every daemon stopped,
+    no links), the issue's "each alone"."""
+    tree, _ = bench_builds.fresh(pool.home, f"{label}-cpu", PROJECT)
     argv = project.make_command(tree, bench_builds.COMPILER, 2, BUILD_TIMEOUT)
     before = pool.account.seconds(pool.sched)
     result = pool.sched.run(pool.account.wrap(pool.sched, argv), timeout=BUILD_TIMEOUT + 30)
     assert result.returncode == 0, result.stderr[-2000:]
-    return pool.account.seconds(pool.sched) - before
+    cpu_seconds = pool.account.seconds(pool.sched) - before
+    station = pool.stations[REFERENCE_STATION]
+    tree, _ = bench_builds.fresh(pool.home, f"{label}-alone", PROJECT)
+    argv = project.make_command(tree, bench_builds.COMPILER, 2, BUILD_TIMEOUT)
+    with stopped_daemons(pool):
+        started = time.monotonic()
+        result = station.run(pool.account.wrap(station, argv), timeout=BUILD_TIMEOUT + 30)
+        alone = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    return Reference(cpu_seconds, alone)
 
 
 @contextlib.contextmanager
