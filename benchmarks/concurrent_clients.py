@@ -84,6 +84,8 @@ def report(result: ModeResult) -> None:
     figure(f"{result.mode:8} jobs served by distccd/iceccd: {served};  compiled at home: {local}")
     daemons = "  ".join(f"{name} {result.daemon_cpu.get(name, 0):5.1f}" for name in NAMES)
     figure(f"{result.mode:8} p2pcc daemons' own CPU-s in the window: {daemons}")
+    if result.lines:
+        figure(f"{result.mode:8} gcc lines the wrappers read: {result.lines}")
     if not result.complete:
         figure(f"{result.mode:8} INCOMPLETE: a build failed or left objects missing")
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from tests.integration import bench_builds, icecream, project
 from tests.integration.cpu_account import CpuAccount
 from tests.integration.distccd_jobs import jobs_since, kill_orphaned_distccd, log_marks
+from tests.integration.line_watch import LineWatch
 from tests.integration.netbed import TestBed, Workstation
 from tests.integration.office import build_env, control_status, install_links
 from tests.integration.own_load import OwnLoad, own_load
@@ -77,6 +78,8 @@ class ModeResult:
     #: Per workstation: CPU seconds its p2pcc daemon's own threads used in the window
     #: (0 while stopped: the anchors run with the daemons stopped).
     daemon_cpu: dict[str, float] = field(default_factory=dict)
+    #: p2pcc only: the clients' gcc lines over the window (`LineWatch.summary`).
+    lines: str = ""
 
 
 @contextlib.contextmanager
@@ -116,6 +119,16 @@ def _sees_all(daemon: Daemon, names: Sequence[str]) -> bool:
         return False
     alive = {peer["name"] for peer in status["peers"] if peer["liveness"] == "alive"}
     return {name for name in names if name != daemon.ws.name} <= alive
+
+
+def _admits_all(daemon: Daemon, names: Sequence[str]) -> bool:
+    """Whether `daemon` holds every other workstation alive and its door admits them all:
+    a daemon stopped before its door caught up would refuse them for the whole mode."""
+    status = control_status(daemon)
+    if status is None or not _sees_all(daemon, names):
+        return False
+    door = status["node"].get("door") or {}
+    return int(door.get("members", 0)) >= len(names) - 1
 
 
 def _show_pool(pool: Pool, say: Say) -> None:
@@ -165,9 +178,11 @@ def reference_work(pool: Pool, label: str) -> Reference:
 
 @contextlib.contextmanager
 def stopped_daemons(pool: Pool) -> Iterator[None]:
-    """The p2pcc daemons stopped (SIGSTOP; their distccd keeps serving), then resumed
-    and waited for until every one sees the others alive again."""
+    """The p2pcc daemons stopped (SIGSTOP; their distccd keeps serving, behind a door
+    first seen to admit every other workstation), then resumed and waited for until every
+    one sees the others alive and admits them again."""
     groups = [d.process.pid for d in pool.daemons.values() if d.process is not None]
+    wait_until(lambda: all(_admits_all(d, NAMES) for d in pool.daemons.values()), 60, "doors")
     for group in groups:
         os.killpg(group, signal.SIGSTOP)
     try:
@@ -175,7 +190,7 @@ def stopped_daemons(pool: Pool) -> Iterator[None]:
     finally:
         for group in groups:
             os.killpg(group, signal.SIGCONT)
-        wait_until(lambda: all(_sees_all(d, NAMES) for d in pool.daemons.values()), 60, "tables")
+        wait_until(lambda: all(_admits_all(d, NAMES) for d in pool.daemons.values()), 60, "doors")
 
 
 def settle(pool: Pool, say: Say) -> None:
@@ -244,18 +259,11 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
     before = {n: pool.account.seconds(ws) for n, ws in pool.stations.items()}
     daemons_before = _daemon_seconds(pool)
     started = time.monotonic()
-    running = [
-        bench_builds.start(
-            n,
-            pool.stations[n],
-            tree=tree,
-            argv=argv,
-            env=env,
-            output=pool.home / f"{label}-{n}.out",
-        )
-        for n, (tree, argv, env, _) in commands.items()
-    ]
-    finished = bench_builds.finish_all(running, BUILD_TIMEOUT + 60)
+    watch = LineWatch({n: pool.daemons[n] for n in CLIENTS}, bench_builds.COMPILER)
+    with contextlib.ExitStack() as watching:
+        if mode == "p2pcc":
+            watching.enter_context(watch)
+        finished = _run_builds(pool, label, commands)
     window = time.monotonic() - started
     daemons_after = _daemon_seconds(pool)
     used = sum(pool.account.seconds(ws) - before[n] for n, ws in pool.stations.items())
@@ -268,6 +276,9 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
         " ".join(f"{n} -j{c[3]}" for n, c in commands.items()),
     )
     result.daemon_cpu = {n: daemons_after[n] - daemons_before[n] for n in daemons_before}
+    if mode == "p2pcc":
+        jobs = [int(c[3]) for c in commands.values() if c[3].isdigit()]
+        result.lines = watch.summary(max(jobs, default=HAND_JOBS))
     for f in finished:
         times = bench_builds.object_times(f.run.tree).values()
         result.last_object[f.run.name] = max(times, default=f.run.wall_started) - f.run.wall_started
@@ -275,6 +286,26 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
             print(f"--- {f.run.name} ({mode}) exit {f.returncode}\n{f.tail()}")
     _count_jobs(pool, result, label, marks, {n: len(c[0].sources) for n, c in commands.items()})
     return result
+
+
+def _run_builds(
+    pool: Pool,
+    label: str,
+    commands: dict[str, tuple[project.Tree, list[str], dict[str, str], str]],
+) -> list[bench_builds.Finished]:
+    """The clients' builds started together; each one's end."""
+    running = [
+        bench_builds.start(
+            n,
+            pool.stations[n],
+            tree=tree,
+            argv=argv,
+            env=env,
+            output=pool.home / f"{label}-{n}.out",
+        )
+        for n, (tree, argv, env, _) in commands.items()
+    ]
+    return bench_builds.finish_all(running, BUILD_TIMEOUT + 60)
 
 
 def _daemon_seconds(pool: Pool) -> dict[str, float]:
