@@ -78,6 +78,8 @@ class ModeResult:
     #: Per workstation: CPU seconds its p2pcc daemon's own threads used in the window
     #: (0 while stopped: the anchors run with the daemons stopped).
     daemon_cpu: dict[str, float] = field(default_factory=dict)
+    #: Per workstation: its CPU over its half CPU x the window.
+    busy_by_station: dict[str, float] = field(default_factory=dict)
     #: p2pcc only: the clients' gcc lines over the window (`LineWatch.summary`).
     lines: str = ""
 
@@ -266,7 +268,8 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
         finished = _run_builds(pool, label, commands)
     window = time.monotonic() - started
     daemons_after = _daemon_seconds(pool)
-    used = sum(pool.account.seconds(ws) - before[n] for n, ws in pool.stations.items())
+    spent = {n: pool.account.seconds(ws) - before[n] for n, ws in pool.stations.items()}
+    used = sum(spent.values())
     result = ModeResult(
         mode,
         {f.run.name: f.seconds for f in finished},
@@ -276,6 +279,7 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
         " ".join(f"{n} -j{c[3]}" for n, c in commands.items()),
     )
     result.daemon_cpu = {n: daemons_after[n] - daemons_before[n] for n in daemons_before}
+    result.busy_by_station = {n: seconds / (CPU_SHARE * window) for n, seconds in spent.items()}
     if mode == "p2pcc":
         jobs = [int(c[3]) for c in commands.values() if c[3].isdigit()]
         result.lines = watch.summary(max(jobs, default=HAND_JOBS))
