@@ -21,7 +21,7 @@ a fresh tree and DISTCC_DIR, three ways in one run (rounds alternate the order):
 
 During `hand` and `icecream` the p2pcc daemons are stopped (SIGSTOP; distccd keeps
 serving): an office using those has no p2pcc daemon eating its half CPUs.  Before a
-`p2pcc` build every workstation's load average is let fall below 0.5 (at most 150 s),
+`p2pcc` build every workstation's load average is let fall below 0.3 (at most 150 s),
 so the previous mode's load does not look like busy desktop owners.
 
 The ideal is the three builds' work over the pool's capacity (4 x 0.5 CPU), the work
