@@ -152,7 +152,7 @@ def ideals_of(references: list[Reference]) -> dict[str, float]:
 
 
 def main() -> None:
-    options = bench_builds.bench_options(__doc__ or "", MODES)
+    options = bench_builds.bench_options(__doc__ or "", MODES, local_weight=True)
     modes = tuple(m for m in options.modes.split(",") if m)
     if "icecream" in modes and not icecream.installed():
         figure("icecream: icecc is not installed here; running the other modes only")
@@ -161,7 +161,11 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="p2pcc-concurrent-"))
     home.chmod(0o755)
     try:
-        with open_pool(home, figure) as pool:
+        weight = options.local_weight
+        extra = "" if weight is None else f"[ranking]\nlocal_weight = {weight}\n"
+        if extra:
+            figure(f"every daemon with ranking.local_weight = {weight}")
+        with open_pool(home, figure, extra) as pool:
             references = [reference_work(pool, "reference-before")]
             first = references[0]
             figure(

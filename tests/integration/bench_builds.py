@@ -150,12 +150,22 @@ def recommended_jobs(daemon: Daemon) -> str:
     return result.stdout.strip() or "?"
 
 
-def bench_options(doc: str, modes: Sequence[str]) -> argparse.Namespace:
-    """A benchmark's command line (`--rounds`, `--modes`), after checking it runs as
-    root (it makes network namespaces and cgroups)."""
+def bench_options(
+    doc: str, modes: Sequence[str], *, local_weight: bool = False
+) -> argparse.Namespace:
+    """A benchmark's command line (`--rounds`, `--modes`, and `--local-weight` where the
+    benchmark asks), after checking it runs as root (it makes network namespaces and
+    cgroups)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every mode (default 1)")
     parser.add_argument("--modes", default=",".join(modes), help="comma-separated subset")
+    if local_weight:
+        parser.add_argument(
+            "--local-weight",
+            type=float,
+            metavar="W",
+            help="the daemons' ranking.local_weight (default: the configuration's default)",
+        )
     options = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root: it makes network namespaces and cgroups")

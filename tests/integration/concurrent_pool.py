@@ -86,14 +86,17 @@ class ModeResult:
 
 
 @contextlib.contextmanager
-def open_pool(home: Path, say: Say) -> Iterator[Pool]:
-    """The bed, ready, torn down on exit (on failure and Ctrl-C too)."""
+def open_pool(home: Path, say: Say, extra_config: str = "") -> Iterator[Pool]:
+    """The bed, ready, torn down on exit (on failure and Ctrl-C too); `extra_config` is
+    added to every daemon's configuration (TOML)."""
     with TestBed() as bed:
         daemons: dict[str, Daemon] = {}
         try:
             stations = {name: bed.add_workstation(name) for name in NAMES}
             sched = bed.add_workstation("sched")
-            daemons.update((name, Daemon(ws, home / name)) for name, ws in stations.items())
+            daemons.update(
+                (name, Daemon(ws, home / name, extra_config)) for name, ws in stations.items()
+            )
             for daemon in daemons.values():
                 daemon.start()
             wait_until(lambda: all(_sees_all(d, NAMES) for d in daemons.values()), 60, "tables")
