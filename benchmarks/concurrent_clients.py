@@ -83,7 +83,7 @@ def report(result: ModeResult) -> None:
     local = "  ".join(f"{name} {result.local.get(name, 0):3}" for name in CLIENTS)
     figure(f"{result.mode:8} jobs served by distccd/iceccd: {served};  compiled at home: {local}")
     daemons = "  ".join(f"{name} {result.daemon_cpu.get(name, 0):5.1f}" for name in NAMES)
-    figure(f"{result.mode:8} p2pcc daemons' own CPU-s in the window: {daemons}")
+    figure(f"{result.mode:8} daemons' CPU-s (helpers they ran included): {daemons}")
     busy = "  ".join(f"{name} {result.busy_by_station.get(name, 0):.0%}" for name in NAMES)
     figure(f"{result.mode:8} each workstation busy (to the end of the last build): {busy}")
     if result.lines:

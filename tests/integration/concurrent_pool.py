@@ -76,8 +76,8 @@ class ModeResult:
     local: dict[str, int] = field(default_factory=dict)
     #: Per client: its last object written, seconds after its build started.
     last_object: dict[str, float] = field(default_factory=dict)
-    #: Per workstation: CPU seconds its p2pcc daemon's own threads used in the window
-    #: (0 while stopped: the anchors run with the daemons stopped).
+    #: Per workstation: CPU seconds its p2pcc daemon and the helpers it ran used in the
+    #: window (0 while stopped: the anchors run with the daemons stopped).
     daemon_cpu: dict[str, float] = field(default_factory=dict)
     #: Per workstation: its CPU over its half CPU x the window.
     busy_by_station: dict[str, float] = field(default_factory=dict)
@@ -319,14 +319,16 @@ def _run_builds(
 
 
 def _daemon_seconds(pool: Pool) -> dict[str, float]:
-    """CPU seconds each daemon process has used itself (its threads, not its children:
-    distccd's compiles are in the workstation's counter, not here)."""
+    """CPU seconds each daemon has used: its threads, and the helpers it started and
+    reaped (`nft`, compiler probes).  distccd, its long-lived child, is reaped only when
+    it stops, so the compiles it serves are in the workstation's counter, not here."""
     seconds = {}
     for name, daemon in pool.daemons.items():
         if daemon.process is None:
             continue
         fields = Path(f"/proc/{daemon.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        seconds[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        seconds[name] = ticks / os.sysconf("SC_CLK_TCK")
     return seconds
 
 
