@@ -2,11 +2,11 @@
 
 Why not `/proc/net/tcp`: that file is text the kernel formats for every socket of the
 namespace, TIME_WAIT ones included, and a build leaves hundreds of those behind (one per
-distcc job, each kept for a minute).  Reading and parsing it four times a second cost a
-daemon on a half-CPU workstation a few percent of its CPU during builds.  A dump asks the
-kernel for the sockets in given states only and answers in fixed-size binary records, so
-only the connections that matter cross into Python (measured: about 1.4 ms of CPU per dump
-against 3.4 ms for the file with 600 TIME_WAIT sockets, before Python's parsing of it).
+distcc job, each kept for a minute), which the daemon then read and parsed four times a
+second.  A dump asks the kernel for the sockets in given states only and answers in
+fixed-size binary records, so only the connections that matter cross into Python
+(measured: about 1.4 ms of CPU per dump against 3.4 ms for the file with 600 TIME_WAIT
+sockets, before Python's parsing of it).
 
 This module builds the request and reads the answer; the daemon owns the socket
 (`daemon/turnaround.py`).  Records are read defensively (lengths checked, a short or odd
