@@ -86,6 +86,10 @@ def report(result: ModeResult) -> None:
     figure(f"{result.mode:8} daemons' CPU-s (helpers they ran included): {daemons}")
     busy = "  ".join(f"{name} {result.busy_by_station.get(name, 0):.0%}" for name in NAMES)
     figure(f"{result.mode:8} each workstation busy (to the end of the last build): {busy}")
+    if result.cpu_by_command:
+        top = sorted(result.cpu_by_command.items(), key=lambda item: -item[1])[:14]
+        split = "  ".join(f"{name} {seconds:.1f}" for name, seconds in top)
+        figure(f"{result.mode:8} CPU-s by command (exited processes, whole machine): {split}")
     if result.lines:
         figure(f"{result.mode:8} gcc lines the wrappers read: {result.lines}")
     if not result.complete:
@@ -152,7 +156,7 @@ def ideals_of(references: list[Reference]) -> dict[str, float]:
 
 
 def main() -> None:
-    options = bench_builds.bench_options(__doc__ or "", MODES, local_weight=True)
+    options = bench_builds.bench_options(__doc__ or "", MODES, pool_options=True)
     modes = tuple(m for m in options.modes.split(",") if m)
     if "icecream" in modes and not icecream.installed():
         figure("icecream: icecc is not installed here; running the other modes only")
@@ -166,6 +170,7 @@ def main() -> None:
         if extra:
             figure(f"every daemon with ranking.local_weight = {weight}")
         with open_pool(home, figure, extra) as pool:
+            pool.by_command = options.by_command
             references = [reference_work(pool, "reference-before")]
             first = references[0]
             figure(

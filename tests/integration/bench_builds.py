@@ -151,20 +151,25 @@ def recommended_jobs(daemon: Daemon) -> str:
 
 
 def bench_options(
-    doc: str, modes: Sequence[str], *, local_weight: bool = False
+    doc: str, modes: Sequence[str], *, pool_options: bool = False
 ) -> argparse.Namespace:
-    """A benchmark's command line (`--rounds`, `--modes`, and `--local-weight` where the
-    benchmark asks), after checking it runs as root (it makes network namespaces and
-    cgroups)."""
+    """A benchmark's command line (`--rounds`, `--modes`, and with `pool_options` the
+    concurrent pool's `--local-weight` and `--by-command`), after checking it runs as
+    root (it makes network namespaces and cgroups)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every mode (default 1)")
     parser.add_argument("--modes", default=",".join(modes), help="comma-separated subset")
-    if local_weight:
+    if pool_options:
         parser.add_argument(
             "--local-weight",
             type=float,
             metavar="W",
             help="the daemons' ranking.local_weight (default: the configuration's default)",
+        )
+        parser.add_argument(
+            "--by-command",
+            action="store_true",
+            help="also split each mode's CPU by command name (kernel process accounting)",
         )
     options = parser.parse_args()
     if os.geteuid() != 0:

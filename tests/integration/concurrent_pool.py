@@ -28,6 +28,7 @@ from tests.integration.netbed import TestBed, Workstation
 from tests.integration.office import build_env, control_status, install_links
 from tests.integration.own_load import OwnLoad, own_load
 from tests.integration.pool import Daemon, wait_until
+from tests.integration.process_accounting import accounting
 
 NAMES = ("a", "b", "c", "d")
 CLIENTS = ("a", "b", "c")
@@ -57,6 +58,8 @@ class Pool:
     sched: Workstation
     account: CpuAccount
     loads: OwnLoad
+    #: Whether each mode's window is also split by command name (process accounting).
+    by_command: bool = False
 
     def links(self, name: str) -> Path:
         return self.home / f"links-{name}"
@@ -81,6 +84,9 @@ class ModeResult:
     daemon_cpu: dict[str, float] = field(default_factory=dict)
     #: Per workstation: its CPU over its half CPU x the window.
     busy_by_station: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds by command name of the processes that exited in the window (the whole
+    #: machine's; empty unless `Pool.by_command`).
+    cpu_by_command: dict[str, float] = field(default_factory=dict)
     #: p2pcc only: the clients' gcc lines over the window (`LineWatch.summary`).
     lines: str = ""
 
@@ -271,6 +277,11 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
     with contextlib.ExitStack() as watching:
         if mode == "p2pcc":
             watching.enter_context(watch)
+        by_command = (
+            watching.enter_context(accounting(pool.home / f"{label}.pacct"))
+            if pool.by_command
+            else None
+        )
         finished = _run_builds(pool, label, commands)
     window = time.monotonic() - started
     daemons_after = _daemon_seconds(pool)
@@ -285,6 +296,7 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
         " ".join(f"{n} -j{c[3]}" for n, c in commands.items()),
     )
     result.daemon_cpu = {n: daemons_after[n] - daemons_before[n] for n in daemons_before}
+    result.cpu_by_command = dict(by_command or {})
     result.busy_by_station = {n: seconds / (CPU_SHARE * window) for n, seconds in spent.items()}
     if mode == "p2pcc":
         jobs = [int(c[3]) for c in commands.values() if c[3].isdigit()]
