@@ -19,7 +19,7 @@ A build's first jobs after a quiet spell are seen up to an idle period late.
 That blurs fast jobs, but cannot hide a peer that is ten times slower than the others.
 
 Connections already open at the first reading are never counted (their start is
-unknown).  A connection is known by both ends and the socket's inode; it counts for the
+unknown), nor those open while their peer was unreachable (`poll`'s `unreachable`).  A connection is known by both ends and the socket's inode; it counts for the
 peer that held its address and port when it was first seen.  An address and port two
 live peers claim (a restart under a new id, a forgery in an unkeyed pool) belongs to
 neither.  At most `limits.MAX_JOB_CONNECTIONS` connections are followed at once; more
@@ -29,7 +29,7 @@ neither.  At most `limits.MAX_JOB_CONNECTIONS` connections are followed at once;
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from p2pcc.core import limits
@@ -105,11 +105,22 @@ class ConnectionWatch:
         return frozenset(versions | {key[2].version for key in self._open})
 
     def poll(
-        self, sockets: Iterable[TcpSocket], targets: dict[Endpoint, bytes], now: float
+        self,
+        sockets: Iterable[TcpSocket],
+        targets: dict[Endpoint, bytes],
+        now: float,
+        unreachable: Collection[bytes] = (),
     ) -> list[FinishedJob]:
         """Take the socket table read at `now`; the jobs that ended since the last one.
         A connection followed stays open while it is ESTABLISHED, whatever became of its
-        peer; `targets` only say which new ones to follow."""
+        peer; `targets` only say which new ones to follow.  Connections to `unreachable`
+        peers (not heard lately: a cut link, a frozen machine) are followed but never
+        counted, now or when they end: such a job waits on the network, and its time
+        says nothing of the peer's speed once it is back."""
+        if unreachable:
+            for key, (node_id, since) in self._open.items():
+                if node_id in unreachable:
+                    self._open[key] = (None, since)
         established = {
             (sock.address, sock.port, sock.remote_address, sock.remote_port, sock.inode)
             for sock in sockets
@@ -128,7 +139,8 @@ class ConnectionWatch:
             if len(self._open) >= self._max_tracked:
                 self.untracked += 1
                 continue
-            self._open[key] = (node_id if self._primed else None, now)
+            counted = self._primed and node_id not in unreachable
+            self._open[key] = (node_id if counted else None, now)
         self._primed = True
         return finished
 

@@ -28,6 +28,7 @@ import trio
 from p2pcc.core import sock_diag
 from p2pcc.core.job_connections import IDLE_POLL_PERIOD, POLL_PERIOD, ConnectionWatch, job_targets
 from p2pcc.core.node import LocalNode
+from p2pcc.core.peers import Liveness
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket, parse_proc_net_tcp
 from p2pcc.core.turnaround import Verdicts
 
@@ -71,7 +72,8 @@ def _poll(
     if not tables:
         return
     book = node.reports.turnaround
-    finished = watch.poll(sockets(tables), targets, now)
+    unreachable = {peer.node_id for peer in peers if peer.liveness is not Liveness.ALIVE}
+    finished = watch.poll(sockets(tables), targets, now, unreachable)
     for job in finished:
         book.observe(job.node_id, job.seconds, now)
     book.keep_only(peer.node_id for peer in peers)

@@ -143,3 +143,28 @@ def test_running_jobs_and_how_long_they_have_run() -> None:
     assert watch.running(3.5) == {node(2): [2.5, 0.5], node(3): [2.5]}
     watch.poll([], TARGETS, 4.0)
     assert watch.running(4.0) == {}
+
+
+def test_a_job_that_outlives_its_peers_reachability_is_never_counted() -> None:
+    # Peer 2 goes silent (a cut link) at 0.5 with job 40000 open, and is back at 1.0;
+    # the job ends at 1.5 after the link's stall.  Job 40001 starts while 2 is unreachable.
+    # Job 40002 on peer 3 runs beside them and counts.
+    watch = ConnectionWatch()
+    other = job(40002, to=3, inode=102)
+    readings = [
+        ([], ()),
+        ([job(40000), other], ()),
+        ([job(40000), other], (node(2),)),
+        ([job(40000), job(40001, inode=101), other], (node(2),)),
+        ([job(40000), job(40001, inode=101), other], ()),
+        ([job(40000), job(40001, inode=101)], ()),
+        ([], ()),
+    ]
+    finished = []
+    for index, (table, unreachable) in enumerate(readings):
+        now = index * 0.25
+        finished += watch.poll(table, TARGETS, now, unreachable)
+        if index == 4:
+            assert watch.running(now) == {node(3): [0.75]}  # nothing of peer 2's
+    assert finished == [FinishedJob(node(3), 1.0)]
+    assert watch.tracked == 0
