@@ -19,8 +19,9 @@ A build's first jobs after a quiet spell are seen up to an idle period late.
 That blurs fast jobs, but cannot hide a peer that is ten times slower than the others.
 
 Connections already open at the first reading are never counted (their start is
-unknown), nor those open while their peer was unreachable (`poll`'s `unreachable`).  A connection is known by both ends and the socket's inode; it counts for the
-peer that held its address and port when it was first seen.  An address and port two
+unknown), nor those open while their peer was unreachable (`poll`'s `unreachable`).
+A connection is known by both ends and the socket's inode; it counts for the peer that
+held its address and port when it was first seen.  An address and port two
 live peers claim (a restart under a new id, a forgery in an unkeyed pool) belongs to
 neither.  At most `limits.MAX_JOB_CONNECTIONS` connections are followed at once; more
 (a flood) are left out, counted in `untracked`, and never grow memory.
