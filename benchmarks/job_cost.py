@@ -44,7 +44,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from p2pcc.daemon.distccd.guard_files import prepare_guard
-from tests.integration import bench_builds, project
+from tests.integration import bench_builds, cpu_account, project
+from tests.integration.cpu_account import CGROUP_CPUACCT
 from tests.integration.distccd_log_lines import JobRecord, parse_distccd_job_line
 from tests.integration.project import Tree
 
@@ -56,10 +57,8 @@ MODES = ("local", "distcc", "guarded")
 PORTS = {"distcc": 3640, "guarded": 3641}
 SERVER_USER = "nobody"
 ENV = {"PATH": "/usr/bin:/bin"}
-CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 COMPILE_TIMEOUT = 120.0
 SERVER_TIMEOUT = 10.0  # to start listening, to stop, to log a job's summary
-JOIN_GROUP = 'echo $$ > "$0" && exec "$@"'  # sh -c: join the cgroup $0, become the command
 
 
 def figure(text: str) -> None:
@@ -105,8 +104,8 @@ def options() -> argparse.Namespace:
     chosen = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root: it makes cgroups and runs distccd as user nobody")
-    if not (CPUACCT / "cpuacct.usage").exists():
-        raise SystemExit(f"needs the cgroup v1 cpuacct controller at {CPUACCT}")
+    if not cpu_account.available():
+        raise SystemExit(f"needs the cgroup v1 cpuacct controller at {CGROUP_CPUACCT}")
     return chosen
 
 
@@ -150,11 +149,12 @@ def running_server(home: Path, mode: str) -> Iterator[Server]:
     argv = ["distccd", "--no-detach", "--daemon", "--listen", "127.0.0.1", "--port", str(port)]
     argv += ["--allow", "127.0.0.1/32", "--jobs", "1", "--user", SERVER_USER]
     argv += ["--log-file", str(log), "--log-level", "info"]
-    group = CPUACCT / f"p2pcc-jobcost-{os.getpid()}-{mode}"
+    group = CGROUP_CPUACCT / f"p2pcc-jobcost-{os.getpid()}-{mode}"
     group.mkdir()
     try:
-        joined = ["sh", "-c", JOIN_GROUP, f"{group}/cgroup.procs", *argv]
-        with subprocess.Popen(joined, env=env, start_new_session=True) as process:
+        with subprocess.Popen(
+            cpu_account.joined(group, argv), env=env, start_new_session=True
+        ) as process:
             try:
                 server = Server(mode, port, process, group, log)
                 wait_listening(server)
@@ -163,23 +163,9 @@ def running_server(home: Path, mode: str) -> Iterator[Server]:
                 process.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(SERVER_TIMEOUT)
-                remove_group(group)  # SIGKILL to distccd too if it still runs
+                cpu_account.remove_group(group)  # SIGKILL to distccd too if it still runs
     finally:
-        remove_group(group)
-
-
-def remove_group(group: Path) -> None:
-    """SIGKILL to what is left in the group (distccd's children), then the group removed."""
-    for _ in range(50):
-        with contextlib.suppress(OSError):
-            for pid in (group / "cgroup.procs").read_text().split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-            group.rmdir()
-        if not group.exists():
-            return
-        time.sleep(0.1)
-    print(f"could not remove the cgroup {group}", file=sys.stderr)
+        cpu_account.remove_group(group)
 
 
 def client_env(run_dir: Path, server: Server | None) -> dict[str, str]:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.integration import bench_builds, icecream, project
 from tests.integration.cpu_account import CpuAccount
@@ -127,8 +128,10 @@ def open_pool(home: Path, say: Say, extra_config: str = "") -> Iterator[Pool]:
 def _sees_all(daemon: Daemon, names: Sequence[str]) -> bool:
     """Whether `daemon` holds every other workstation alive (from its control socket)."""
     status = control_status(daemon)
-    if status is None:
-        return False
+    return status is not None and _alive_all(status, daemon, names)
+
+
+def _alive_all(status: dict[str, Any], daemon: Daemon, names: Sequence[str]) -> bool:
     alive = {peer["name"] for peer in status["peers"] if peer["liveness"] == "alive"}
     return {name for name in names if name != daemon.ws.name} <= alive
 
@@ -137,7 +140,7 @@ def _admits_all(daemon: Daemon, names: Sequence[str]) -> bool:
     """Whether `daemon` holds every other workstation alive and its door admits them all:
     a daemon stopped before its door caught up would refuse them for the whole mode."""
     status = control_status(daemon)
-    if status is None or not _sees_all(daemon, names):
+    if status is None or not _alive_all(status, daemon, names):
         return False
     door = status["node"].get("door") or {}
     return int(door.get("members", 0)) >= len(names) - 1

@@ -33,7 +33,13 @@ def available() -> bool:
     return (CGROUP_CPUACCT / "cpuacct.usage").exists()
 
 
-def _remove(group: Path) -> None:
+def joined(group: Path, argv: Sequence[str]) -> list[str]:
+    """`argv` run by a shell that first joins the cpuacct `group` (so it and everything
+    it forks are counted there)."""
+    return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(group / "cgroup.procs"), *argv]
+
+
+def remove_group(group: Path) -> None:
     """Kill what is left in `group`, then remove it (bounded: 50 tries)."""
     with contextlib.suppress(OSError):
         for pid in (group / "cgroup.procs").read_text().split():
@@ -53,7 +59,7 @@ def remove_stale() -> None:
     for group in CGROUP_CPUACCT.glob(f"{PREFIX}*-acct"):
         match = _STALE.match(group.name)
         if match and not pid_alive(int(match.group(1))):
-            _remove(group)
+            remove_group(group)
 
 
 class CpuAccount:
@@ -86,8 +92,7 @@ class CpuAccount:
     def wrap(self, ws: Workstation, argv: Sequence[str]) -> list[str]:
         """`argv` run by a shell that first joins the workstation's group (so a command
         started through `ws.run`/`ws.start` after `adopt` is counted too)."""
-        join = 'echo $$ > "$0" && exec "$@"'
-        return ["sh", "-c", join, str(self._groups[ws.name] / "cgroup.procs"), *argv]
+        return joined(self._groups[ws.name], argv)
 
     def __enter__(self) -> CpuAccount:
         return self
@@ -100,4 +105,4 @@ class CpuAccount:
                 for pid in (group / "cgroup.procs").read_text().split():
                     with contextlib.suppress(OSError):
                         (CGROUP_CPUACCT / "cgroup.procs").write_text(pid)
-            _remove(group)
+            remove_group(group)
