@@ -37,10 +37,12 @@ from p2pcc.core import limits
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.procfs import TCP_ESTABLISHED, IPAddress, TcpSocket
 
-#: Seconds between readings of the socket table while a job is followed: a compile takes
-#: a second or more, so a quarter second resolves it (docs/ranking.md, "Measured
-#: turnaround").
-POLL_PERIOD = 0.25
+#: Seconds between readings of the socket table while a job is followed.  The bar is a
+#: peer three times slower than the others, which half a second resolves on jobs of a
+#: second or more; each reading walks the kernel's whole connection hash (about 2.5 ms of
+#: CPU here), and four a second were a quarter of a building daemon's CPU in a profile
+#: (docs/ranking.md, "Measured turnaround").
+POLL_PERIOD = 0.5
 #: Seconds between readings while none is: a build's first jobs are seen up to this late
 #: (their figures that much short), and an idle daemon reads once a second, not four times.
 IDLE_POLL_PERIOD = 1.0

@@ -81,7 +81,7 @@ async def test_each_job_on_a_peer_lands_in_the_book_with_its_lifetime(
     table = Table({40000: (start + 1.0, start + 3.0), 40001: (start + 2.0, start + 2.5)})
     await run_for(alpha, table, 5.0)
     figure = alpha.reports.turnaround.figure(BETA, trio.current_time())
-    # Polled every 0.25 s on the virtual clock: first seen and gone exactly at the edges.
+    # Polled every 0.5 s on the virtual clock: first seen and gone exactly at the edges.
     assert (figure.jobs, figure.median, figure.relative) == (2, 1.25, None)
     peer = alpha.snapshot(trio.current_time(), WALL)["peers"][0]
     assert peer["turnaround"] == {"jobs": 2, "median": 1.25, "mean": 1.25, "relative": None}
@@ -130,9 +130,9 @@ async def test_while_no_job_is_followed_the_table_is_read_once_a_second(
     table = Table({40000: (start + 10.0, start + 15.0)})
     await run_for(alpha, table, 19.5)
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(table.times)]
-    # Idle pace until the reading at 10 s finds the job, four a second while it is
+    # Idle pace until the reading at 10 s finds the job, two a second while it is
     # followed, idle again from the reading at 15 s that finds it gone.
-    assert gaps == [1.0] * 10 + [0.25] * 20 + [1.0] * 4
+    assert gaps == [1.0] * 10 + [0.5] * 10 + [1.0] * 4
     figure = alpha.reports.turnaround.figure(BETA, trio.current_time())
     assert (figure.jobs, figure.median) == (1, 5.0)
 
