@@ -171,6 +171,7 @@ def build(setup: Bed, mode: str, label: str) -> Result:
         argv, env = bench_builds.masquerade_build(tree, distcc_dir, hosts, jobs, BUILD_TIMEOUT)
         note = f"-j{jobs} {hosts}"
     marks = log_marks(setup.daemons)
+    taken_before = taken_back(setup)
     running = bench_builds.start(
         "client",
         setup.client.ws,
@@ -180,10 +181,19 @@ def build(setup: Bed, mode: str, label: str) -> Result:
         output=setup.home / f"{label}.out",
     )
     done = running.finish(BUILD_TIMEOUT + 60)
+    if mode.startswith("p2pcc"):
+        note += f"; jobs taken back from the slow peer: {taken_back(setup) - taken_before}"
     if not done.complete:
         print(f"--- {mode} exit {done.returncode}\n{done.tail()}")
     records = jobs_since(setup.daemons, marks, setup.client.ws)
     return _result(mode, done, records, note)
+
+
+def taken_back(setup: Bed) -> int:
+    """The client's count of jobs taken back from stragglers (aborted to compile at
+    home; the slow peer's distccd may still log them as compiled)."""
+    status = control_status(setup.client)
+    return 0 if status is None else int(status["counters"]["jobs_taken_back"])
 
 
 def _host_of(source: str, records: dict[str, list[JobRecord]]) -> str:

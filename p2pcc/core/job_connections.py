@@ -95,11 +95,22 @@ class ConnectionWatch:
     def running(self, now: float) -> dict[bytes, list[float]]:
         """How long each peer's jobs still open have run so far, at `now` (a lower
         bound of their turnarounds: `TurnaroundBook.figures` counts them as such)."""
-        ages: dict[bytes, list[float]] = {}
-        for node_id, since in self._open.values():
+        return {node_id: [age for _, age in jobs] for node_id, jobs in self.open_jobs(now).items()}
+
+    def open_jobs(self, now: float) -> dict[bytes, list[tuple[ConnectionKey, float]]]:
+        """Each peer's jobs still open that will count, with how long each has run."""
+        jobs: dict[bytes, list[tuple[ConnectionKey, float]]] = {}
+        for key, (node_id, since) in self._open.items():
             if node_id is not None:
-                ages.setdefault(node_id, []).append(max(0.0, now - since))
-        return ages
+                jobs.setdefault(node_id, []).append((key, max(0.0, now - since)))
+        return jobs
+
+    def disown(self, keys: Iterable[ConnectionKey]) -> None:
+        """Follow `keys` on but never count them: jobs taken back from a straggler end
+        when we cut them, which says nothing of how long they would have taken."""
+        for key in keys:
+            if key in self._open:
+                self._open[key] = (None, self._open[key][1])
 
     def tables(self, targets: dict[Endpoint, bytes]) -> frozenset[int]:
         """The IP versions whose socket table the next reading needs (4: /proc/net/tcp,

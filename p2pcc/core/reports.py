@@ -31,6 +31,7 @@ class Reports:
         self._send_errors: Counter[str] = Counter()
         self._receive_errors: Counter[str] = Counter()
         self._aborted_connections = 0
+        self._taken_back = 0
         self._cutoff_problem: str | None = "not checked yet"
         self._door: DoorReport | None = None
         #: The job guard: refusals of peers' jobs, or why it is not in place.
@@ -78,6 +79,14 @@ class Reports:
     @property
     def aborted_connections(self) -> int:
         return self._aborted_connections
+
+    def count_taken_back(self, jobs: int) -> None:
+        """Jobs of ours on a straggler were aborted, to compile here instead."""
+        self._taken_back += jobs
+
+    @property
+    def taken_back(self) -> int:
+        return self._taken_back
 
     def set_cutoff_problem(self, problem: str | None) -> None:
         """Why connections to vanished peers cannot be cut loose (None: they can)."""

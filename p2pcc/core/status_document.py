@@ -107,6 +107,7 @@ def _counters(node: LocalNode, now: float) -> dict[str, Any]:
         "send_errors": node.reports.send_errors(),
         "receive_errors": node.reports.receive_errors(),
         "aborted_connections": node.reports.aborted_connections,
+        "jobs_taken_back": node.reports.taken_back,
     }
 
 

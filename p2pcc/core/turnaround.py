@@ -79,12 +79,15 @@ MAX_TURNAROUND = 3600.0
 @dataclass(frozen=True, slots=True)
 class Turnaround:
     """One peer's figures at a moment: jobs in the window, their median and mean
-    seconds (None without jobs) and the relative figure (None: unknown)."""
+    seconds (None without jobs), the relative figure (None: unknown) and the typical
+    job it was measured against (the median of the other peers' jobs of the same time;
+    None with the relative figure)."""
 
     jobs: int
     median: float | None = None
     mean: float | None = None
     relative: float | None = None
+    typical: float | None = None
 
     def as_document(self) -> dict[str, object]:
         """The `turnaround` object of a peer in the status document."""
@@ -173,7 +176,6 @@ class TurnaroundBook:
         """A peer's figures from its own turnarounds, the other peers' that ended while
         its jobs ran (`reference`, sorted) and the ages of its jobs still running."""
         median, mean = _median(own), sum(own) / len(own)
-        relative = None
         bounds = sorted(own + ages)
         if len(bounds) >= self._min_jobs and len(reference) >= self._min_jobs:
             typical, average = _median(reference), sum(reference) / len(reference)
@@ -181,7 +183,8 @@ class TurnaroundBook:
                 by_median = _median(bounds) / typical
                 by_mean = (sum(bounds) / len(bounds)) / average
                 relative = _slower_only_if_both(by_median, by_mean)
-        return Turnaround(len(own), median, mean, relative)
+                return Turnaround(len(own), median, mean, relative, typical)
+        return Turnaround(len(own), median, mean)
 
 
 def _slower_only_if_both(by_median: float, by_mean: float) -> float:
@@ -293,3 +296,14 @@ class Verdicts:
                 judged[node_id] = (evidence, fresh.get(node_id, 1.0))
         self._judged = judged
         return {node_id: factor for node_id, (_, factor) in judged.items() if factor < 1.0}
+
+    def set_aside(
+        self, node_ids: Iterable[bytes], running: Mapping[bytes, Sequence[float]]
+    ) -> None:
+        """Jobs of `node_ids` were taken back (`core/take_back.py`): that says nothing
+        new about those peers, so their verdicts stand, though the jobs no longer run."""
+        for node_id in node_ids:
+            kept = self._judged.get(node_id)
+            if kept is not None:
+                (jobs, median, _), factor = kept
+                self._judged[node_id] = ((jobs, median, bool(running.get(node_id))), factor)

@@ -11,8 +11,12 @@ records each job that ended in the node's turnaround book; then it hands the nod
 the book says each peer delivers (`delivered_factors`, with the jobs still running
 counted as far as they got; a verdict changes only with new evidence about that peer:
 `Verdicts`), which ranking reads.  The factors are coarse steps, so the
-node re-ranks only when a peer's verdict really moves.  An error is logged once and the
-task goes on; a measurement is never worth the daemon.
+node re-ranks only when a peer's verdict really moves.  Jobs of ours still open on a
+peer that the verdict put out of every line are taken back when they would end sooner
+compiled here (`core/take_back.py`): their connections are aborted (`ss -K`, as for a
+vanished peer, and only where the start-up self-test showed it works), so distcc
+compiles those files at once, and they never count as turnarounds.  An error is logged
+once and the task goes on; a measurement is never worth the daemon.
 """
 
 from __future__ import annotations
@@ -21,42 +25,59 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 import trio
 
 from p2pcc.core import sock_diag
-from p2pcc.core.job_connections import IDLE_POLL_PERIOD, POLL_PERIOD, ConnectionWatch, job_targets
+from p2pcc.core.job_connections import (
+    IDLE_POLL_PERIOD,
+    POLL_PERIOD,
+    ConnectionKey,
+    ConnectionWatch,
+    job_targets,
+)
 from p2pcc.core.node import LocalNode
 from p2pcc.core.peers import Liveness
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket, parse_proc_net_tcp
+from p2pcc.core.take_back import jobs_to_take_back
 from p2pcc.core.turnaround import Verdicts
+from p2pcc.daemon.distccd.cutting import Aborted, abort_jobs
 
 log = logging.getLogger("p2pcc.daemon.turnaround")
+
+
+AbortJobs = Callable[[Sequence[ConnectionKey]], Awaitable[Aborted]]
 
 
 async def serve_turnaround(
     node: LocalNode,
     *,
     sockets: Callable[[Collection[int]], list[TcpSocket]] | None = None,
+    abort: AbortJobs = abort_jobs,
     period: float = POLL_PERIOD,
     idle_period: float = IDLE_POLL_PERIOD,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Follow our connections to peers' distccd for as long as the daemon runs; `sockets`
-    gives the established connections of the IP versions it is given."""
+    gives the established connections of the IP versions it is given, `abort` aborts
+    the jobs taken back from stragglers."""
     read = sockets or EstablishedSockets()
     watch, verdicts = ConnectionWatch(), Verdicts()
     complained = False
-    task_status.started()
-    while True:
-        try:
-            _poll(node, watch, verdicts, read, trio.current_time())
-        except Exception as error:  # measuring must never stop the daemon
-            if not complained:
-                complained = True
-                log.warning("measuring job turnaround failed (going on): %r", error)
-        await trio.sleep(period if watch.tracked else idle_period)
+    async with trio.open_nursery() as nursery:
+        task_status.started()
+        while True:
+            try:
+                taken = _poll(node, watch, verdicts, read, trio.current_time())
+            except Exception as error:  # measuring must never stop the daemon
+                taken = []
+                if not complained:
+                    complained = True
+                    log.warning("measuring job turnaround failed (going on): %r", error)
+            if taken:
+                nursery.start_soon(_take_back, node, abort, taken)
+            await trio.sleep(period if watch.tracked else idle_period)
 
 
 def _poll(
@@ -65,23 +86,50 @@ def _poll(
     verdicts: Verdicts,
     sockets: Callable[[Collection[int]], list[TcpSocket]],
     now: float,
-) -> None:
+) -> list[ConnectionKey]:
+    """One reading: jobs that ended go to the book, verdicts to the node; the jobs to
+    take back from stragglers are returned, no longer counted."""
     peers = node.peers()
     targets = job_targets(peers)
     tables = watch.tables(targets)
     if not tables:
-        return
+        return []
     book = node.reports.turnaround
     unreachable = {peer.node_id for peer in peers if peer.liveness is not Liveness.ALIVE}
     finished = watch.poll(sockets(tables), targets, now, unreachable)
     for job in finished:
         book.observe(job.node_id, job.seconds, now)
     book.keep_only(peer.node_id for peer in peers)
-    if verdicts.due(now, bool(finished)):
-        powers = {peer.node_id: peer.status.power for peer in peers}
-        running = watch.running(now)
-        figures = book.figures(now, running)
-        node.set_delivered(verdicts.update(figures, running, powers, now))
+    if not verdicts.due(now, bool(finished)):
+        return []
+    powers = {peer.node_id: peer.status.power for peer in peers}
+    running = watch.running(now)
+    figures = book.figures(now, running)
+    node.set_delivered(verdicts.update(figures, running, powers, now))
+    delivered, open_jobs = node.delivered, watch.open_jobs(now)
+    if node.reports.cutoff_problem is not None or not any(p in delivered for p in open_jobs):
+        return []
+    lines = node.hosts(now).values()
+    in_lines = {entry.node_id for line in lines for entry in line.entries if entry.node_id}
+    taken = jobs_to_take_back(open_jobs, figures, delivered, in_lines)
+    for keys in taken.values():
+        watch.disown(keys)
+    verdicts.set_aside(taken, watch.running(now))
+    return [key for keys in taken.values() for key in keys]
+
+
+async def _take_back(node: LocalNode, abort: AbortJobs, connections: list[ConnectionKey]) -> None:
+    result = await abort(connections)
+    node.reports.count_taken_back(result.connections)
+    where = ", ".join(sorted({f"{key[2]}:{key[3]}" for key in connections}))
+    log.info(
+        "took back %d of %d job(s) from straggler %s (measured slow, out of every line): "
+        "they compile here now%s",
+        result.connections,
+        len(connections),
+        where,
+        f"; ss: {result.complaint}" if result.complaint else "",
+    )
 
 
 class EstablishedSockets:

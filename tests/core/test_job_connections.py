@@ -168,3 +168,24 @@ def test_a_job_that_outlives_its_peers_reachability_is_never_counted() -> None:
             assert watch.running(now) == {node(3): [0.75]}  # nothing of peer 2's
     assert finished == [FinishedJob(node(3), 1.0)]
     assert watch.tracked == 0
+
+
+def test_open_jobs_by_peer_and_disowned_ones_never_count() -> None:
+    watch = ConnectionWatch()
+    watch.poll([], TARGETS, 0.0)
+    first, second, other = job(40000), job(40001, inode=101), job(40002, to=3, inode=102)
+    watch.poll([first, second, other], TARGETS, 1.0)
+    jobs = watch.open_jobs(2.0)
+    assert {peer: sorted((key[1], age) for key, age in keys) for peer, keys in jobs.items()} == {
+        node(2): [(40000, 1.0), (40001, 1.0)],
+        node(3): [(40002, 1.0)],
+    }
+    taken = [key for key, _ in jobs[node(2)] if key[1] == 40001]
+    watch.disown(taken)
+    watch.disown(taken)  # twice, or a key no longer open: nothing more happens
+    assert watch.running(2.0) == {node(2): [1.0], node(3): [1.0]}
+    assert watch.tracked == 3  # still followed, to see it go
+    assert watch.poll([first], TARGETS, 3.0) == [FinishedJob(node(3), 2.0)]
+    assert watch.poll([], TARGETS, 4.0) == [FinishedJob(node(2), 3.0)]
+    watch.disown(taken)
+    assert watch.tracked == 0

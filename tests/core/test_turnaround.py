@@ -268,3 +268,34 @@ def test_a_peer_less_than_three_times_slower_is_left_to_what_it_announces() -> N
     # 3 times and more: measured, and snapped down (a third is 0.297 after snapping).
     factors = delivered_factors({**others, SLOW: Turnaround(9, 3.0, 3.0, 3.0)}, powers)
     assert 0.29 < factors[SLOW] <= 1 / 3
+
+
+def test_the_typical_job_a_peer_is_measured_against_comes_with_its_relative_figure() -> None:
+    book = TurnaroundBook()
+    feed(book, round_robin(70.0, fast=[0.5] * 20, other=[1.5] * 20))
+    feed(book, [(SLOW, 5.0, 70.0 + 5 * n) for n in range(6)])
+    figures = book.figures(100.0)
+    assert figures[SLOW].typical == pytest.approx(1.0)  # the others' median: 0.5 and 1.5
+    assert figures[SLOW].relative == pytest.approx(5.0)
+    assert book.figures(100.0, {}).keys() == figures.keys()
+    lone = TurnaroundBook()
+    feed(lone, [(SLOW, 5.0, 70.0 + 5 * n) for n in range(6)])
+    assert lone.figures(100.0)[SLOW] == Turnaround(6, 5.0, 5.0, None, None)
+
+
+def test_jobs_taken_back_leave_the_verdict_standing() -> None:
+    verdicts = Verdicts()
+    powers = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
+    others = {FAST: Turnaround(9, 1.0, 1.0, 1.0), OTHER: Turnaround(9, 1.0, 1.0, 1.0)}
+    slow = Turnaround(3, 10.0, 10.0, 6.0, 1.0)  # three ended, two running: judged
+    judged = verdicts.update({**others, SLOW: slow}, {SLOW: [0.0, 0.0]}, powers, 0.0)
+    assert SLOW in judged
+    # Both running jobs taken back: without them the book has too few to judge, but
+    # that is no news about the peer.
+    verdicts.set_aside([SLOW], {})
+    alone = {**others, SLOW: replace(slow, relative=None, typical=None)}
+    assert verdicts.update(alone, {}, powers, 1.0) == judged
+    # Without set_aside the same change would have been judged afresh: no verdict.
+    fresh = Verdicts()
+    fresh.update({**others, SLOW: slow}, {SLOW: [0.0, 0.0]}, powers, 0.0)
+    assert fresh.update(alone, {}, powers, 1.0) == {}

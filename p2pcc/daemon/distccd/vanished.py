@@ -25,7 +25,6 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import trio
 
@@ -34,6 +33,7 @@ from p2pcc.core.node_change import Change
 from p2pcc.core.procfs import TcpSocket
 from p2pcc.core.vanished import VanishCheck, VanishWatch, connections_held
 from p2pcc.daemon.changes import ChangeBoard
+from p2pcc.daemon.distccd.cutting import Aborted, abort_connections
 from p2pcc.daemon.distccd.system import tcp_sockets
 
 log = logging.getLogger("p2pcc.daemon.vanished")
@@ -43,23 +43,12 @@ log = logging.getLogger("p2pcc.daemon.vanished")
 #: after about 3 s.
 PROBE_TIMEOUT = 3.0
 
-#: Seconds `ss` may take; it answers in milliseconds.
-SS_TIMEOUT = 10.0
-
 #: Seconds the start-up self-test waits for its own aborted connection to say so; an
 #: aborted socket says so at once.
 SELF_TEST_WAIT = 0.5
 
 Probe = Callable[[Sequence[str], int, float], Awaitable[bool]]
-Abort = Callable[[Sequence[str], int, int], Awaitable["Aborted"]]
-
-
-@dataclass(frozen=True, slots=True)
-class Aborted:
-    """What `ss -K` did: how many connections it aborted, and its complaint, if any."""
-
-    connections: int
-    complaint: str = ""
+Abort = Callable[[Sequence[str], int, int], Awaitable[Aborted]]
 
 
 async def serve_vanished_peers(
@@ -189,41 +178,3 @@ async def distccd_answers(addresses: Sequence[str], port: int, timeout: float) -
             for address in addresses:
                 nursery.start_soon(attempt, address)
     return answered
-
-
-async def abort_connections(addresses: Sequence[str], port: int, own_port: int) -> Aborted:
-    """Abort this namespace's established TCP connections with `addresses` that go to
-    their `port` or come to our `own_port`."""
-    aborted, complaints = 0, []
-    for address in addresses:
-        host = f"[{address}]" if ":" in address else address
-        command = ["ss", "-K", "-t", "-n", "-H", "state", "established"]
-        command += [
-            "dst",
-            host,
-            "(",
-            "dport",
-            "=",
-            f":{port}",
-            "or",
-            "sport",
-            "=",
-            f":{own_port}",
-            ")",
-        ]
-        try:
-            with trio.fail_after(SS_TIMEOUT):
-                done = await trio.run_process(
-                    command, capture_stdout=True, capture_stderr=True, check=False
-                )
-        except FileNotFoundError:
-            return Aborted(aborted, "ss (iproute2) is not installed")
-        except (OSError, trio.TooSlowError) as error:
-            complaints.append(f"ss failed: {error}")
-            continue
-        # ss prints each connection it aborted, and the kernel's refusal on stderr.
-        aborted += len(done.stdout.decode(errors="replace").splitlines())
-        refusal = done.stderr.decode(errors="replace").strip()
-        if refusal or done.returncode != 0:
-            complaints.append(refusal or f"ss exited {done.returncode}")
-    return Aborted(aborted, "; ".join(dict.fromkeys(complaints)))

@@ -23,13 +23,8 @@ from p2pcc.core.node import LocalNode
 from p2pcc.core.peers import Liveness
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket
 from p2pcc.daemon.changes import ChangeBoard
-from p2pcc.daemon.distccd.vanished import (
-    Aborted,
-    abort_connections,
-    cutoff_problem,
-    distccd_answers,
-    serve_vanished_peers,
-)
+from p2pcc.daemon.distccd.cutting import Aborted, abort_connections, abort_jobs
+from p2pcc.daemon.distccd.vanished import cutoff_problem, distccd_answers, serve_vanished_peers
 from tests.core.local_nodes import WALL, make_node
 from tests.core.policies import default_timings
 
@@ -222,6 +217,26 @@ async def test_abort_cuts_our_jobs_there_and_its_jobs_here_and_nothing_else(
         its_client.close()
 
 
+async def test_abort_jobs_cuts_exactly_the_connections_named(listener: socket.socket) -> None:
+    # 40 of our jobs on one distccd; 35 named, so two `ss` calls (MAX_PER_CALL is 32).
+    with listener:
+        port = listener.getsockname()[1]
+        jobs = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        here = ipaddress.ip_address("127.0.0.1")
+        keys = [(here, job.getsockname()[1], here, port, 0) for job in jobs[:35]]
+        assert await abort_jobs(keys) == Aborted(35)
+        for job in jobs[:35]:
+            job.settimeout(5)
+            with pytest.raises(ConnectionAbortedError):
+                job.recv(1)
+        for job in jobs[35:]:
+            job.setblocking(False)
+            with pytest.raises(BlockingIOError):  # still open, nothing to read
+                job.recv(1)
+        for job in jobs:
+            job.close()
+
+
 async def test_abort_without_ss_says_so(
     listener: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,7 +257,8 @@ async def test_the_self_test_passes_where_connections_can_be_aborted() -> None:
 async def test_the_self_test_names_the_kernels_refusal_without_cap_net_admin() -> None:
     code = (
         "import trio\n"
-        "from p2pcc.daemon.distccd.vanished import abort_connections, cutoff_problem\n"
+        "from p2pcc.daemon.distccd.cutting import abort_connections\n"
+        "from p2pcc.daemon.distccd.vanished import cutoff_problem\n"
         "print(trio.run(cutoff_problem, abort_connections))\n"
     )
     without = ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin"]
