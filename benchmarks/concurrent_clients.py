@@ -92,6 +92,8 @@ def report(result: ModeResult) -> None:
         figure(f"{result.mode:8} CPU-s by command (exited processes, whole machine): {split}")
     if result.lines:
         figure(f"{result.mode:8} gcc lines the wrappers read: {result.lines}")
+    if result.measured:
+        figure(f"{result.mode:8} peers as the clients measured them at the end: {result.measured}")
     if not result.complete:
         figure(f"{result.mode:8} INCOMPLETE: a build failed or left objects missing")
 

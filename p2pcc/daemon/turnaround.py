@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 import trio
 
@@ -38,10 +38,10 @@ from p2pcc.core.job_connections import (
     job_targets,
 )
 from p2pcc.core.node import LocalNode
-from p2pcc.core.peers import Liveness
+from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket, parse_proc_net_tcp
 from p2pcc.core.take_back import jobs_to_take_back
-from p2pcc.core.turnaround import Verdicts
+from p2pcc.core.turnaround import Turnaround, Verdicts
 from p2pcc.daemon.distccd.cutting import Aborted, abort_jobs
 
 log = logging.getLogger("p2pcc.daemon.turnaround")
@@ -105,8 +105,11 @@ def _poll(
     powers = {peer.node_id: peer.status.power for peer in peers}
     running = watch.running(now)
     figures = book.figures(now, running)
+    before = dict(node.delivered)
     node.set_delivered(verdicts.update(figures, running, powers, now))
     delivered, open_jobs = node.delivered, watch.open_jobs(now)
+    if delivered != before:
+        _tell_verdicts(peers, figures, before, delivered)
     if node.reports.cutoff_problem is not None or not any(p in delivered for p in open_jobs):
         return []
     lines = node.hosts(now).values()
@@ -116,6 +119,36 @@ def _poll(
         watch.disown(keys)
     verdicts.set_aside(taken, watch.running(now))
     return [key for keys in taken.values() for key in keys]
+
+
+def _tell_verdicts(
+    peers: Collection[Peer],
+    figures: Mapping[bytes, Turnaround],
+    before: Mapping[bytes, float],
+    after: Mapping[bytes, float],
+) -> None:
+    """Log each verdict that came, moved or went: why a peer left or rejoined the lines."""
+    names = {peer.node_id: peer.status.name for peer in peers}
+    for node_id in sorted(before.keys() | after.keys()):
+        name = names.get(node_id, node_id.hex()[:12])
+        if node_id not in after:
+            log.info("turnaround: %s is no longer judged slow", name)
+        elif before.get(node_id) != after[node_id]:
+            figure = figures.get(node_id)
+            told = "" if figure is None else f" ({_figures_text(figure)})"
+            log.info(
+                "turnaround: %s's jobs take longer than the others'%s: ranked at %.2f of "
+                "its announced speed",
+                name,
+                told,
+                after[node_id],
+            )
+
+
+def _figures_text(figure: Turnaround) -> str:
+    relative = "?" if figure.relative is None else f"{figure.relative:.1f}x"
+    typical = "?" if figure.typical is None else f"{figure.typical:.2f} s"
+    return f"{relative} a typical job of {typical}, {figure.jobs} ended"
 
 
 async def _take_back(node: LocalNode, abort: AbortJobs, connections: list[ConnectionKey]) -> None:

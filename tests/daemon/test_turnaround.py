@@ -330,11 +330,18 @@ async def run_pool(alpha: LocalNode, pool: Pool, seconds: float) -> None:
 
 
 async def test_jobs_on_a_straggler_out_of_the_line_are_taken_back_and_not_counted(
-    autojump_clock: trio.abc.Clock,
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     alpha, pool = make_node(1), straggler_pool()
     alpha.reports.set_cutoff_problem(None)  # the start-up self-test passed
-    await run_pool(alpha, pool, 40.0)
+    with caplog.at_level(logging.INFO, logger="p2pcc.daemon.turnaround"):
+        await run_pool(alpha, pool, 40.0)
+    assert [record.getMessage() for record in caplog.records] == [
+        "turnaround: ws2's jobs take longer than the others' (6.0x a typical job of 1.00 s, "
+        "3 ended): ranked at 0.15 of its announced speed",
+        "took back 2 of 2 job(s) from straggler 10.0.0.2:3632 (measured slow, out of every "
+        "line): they compile here now",
+    ]
     # At 11 s beta's three jobs end at 10 s each against gamma's 1 s (relative 6 by the
     # means): out of every line, and its two jobs just started (age 0, against a
     # horizon of (6 - 1) x 1 s) are aborted at once, never to count as turnarounds.

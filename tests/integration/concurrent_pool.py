@@ -90,6 +90,8 @@ class ModeResult:
     cpu_by_command: dict[str, float] = field(default_factory=dict)
     #: p2pcc only: the clients' gcc lines over the window (`LineWatch.summary`).
     lines: str = ""
+    #: p2pcc only: what each client measured of its peers, at the end (`_measured`).
+    measured: str = ""
 
 
 @contextlib.contextmanager
@@ -269,6 +271,25 @@ def _ice_log(pool: Pool, label: str, name: str) -> Path:
     return pool.home / f"{label}-{name}-icecc.log"
 
 
+def _measured(pool: Pool) -> str:
+    """Per client, from its status: each peer's relative turnaround and delivered share
+    (a peer judged slow is left out of the line), and the jobs it took back."""
+    parts = []
+    for name in CLIENTS:
+        status = control_status(pool.daemons[name])
+        if status is None:
+            parts.append(f"{name}: no status")
+            continue
+        peers = []
+        for peer in sorted(status["peers"], key=lambda p: str(p["name"])):
+            relative = peer["turnaround"]["relative"]
+            shown = "-" if relative is None else f"{relative:.1f}x"
+            peers.append(f"{peer['name']} {shown} delivered {peer['delivered']:.2f}")
+        taken = status["counters"]["jobs_taken_back"]
+        parts.append(f"{name}: {', '.join(peers)}; took back {taken}")
+    return ";  ".join(parts)
+
+
 def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = None) -> ModeResult:
     commands = _commands(pool, mode, label, ice)
     pool.account.adopt()
@@ -304,6 +325,7 @@ def _measure(pool: Pool, mode: str, label: str, ice: icecream.Icecream | None = 
     if mode == "p2pcc":
         jobs = [int(c[3]) for c in commands.values() if c[3].isdigit()]
         result.lines = watch.summary(max(jobs, default=HAND_JOBS))
+        result.measured = _measured(pool)
     for f in finished:
         times = bench_builds.object_times(f.run.tree).values()
         result.last_object[f.run.name] = max(times, default=f.run.wall_started) - f.run.wall_started

@@ -26,6 +26,8 @@ class LineSamples:
     slots: list[int] = field(default_factory=list)
     local_place: list[int] = field(default_factory=list)
     remote_hosts: list[int] = field(default_factory=list)
+    #: The remote hosts' addresses in each sample.
+    listed: list[frozenset[str]] = field(default_factory=list)
 
 
 class LineWatch(PeriodicSampler):
@@ -34,6 +36,7 @@ class LineWatch(PeriodicSampler):
     def __init__(self, daemons: dict[str, Daemon], compiler: str = "gcc") -> None:
         super().__init__(PERIOD)
         self._daemons = daemons
+        self._names = {daemon.ws.address: name for name, daemon in daemons.items()}
         self._compiler = compiler
         self.samples = {name: LineSamples() for name in daemons}
 
@@ -48,7 +51,9 @@ class LineWatch(PeriodicSampler):
             samples.local_place.append(
                 next((i for i, w in enumerate(words) if w.startswith("localhost")), -1)
             )
-            samples.remote_hosts.append(sum(1 for w in words if not w.startswith("localhost")))
+            remote = [w for w in words if not w.startswith("localhost")]
+            samples.remote_hosts.append(len(remote))
+            samples.listed.append(frozenset(_address(word) for word in remote))
 
     def _line(self, daemon: Daemon) -> str | None:
         try:
@@ -77,6 +82,23 @@ class LineWatch(PeriodicSampler):
             parts.append(
                 f"{name} slots min {min(s.slots)} mean {statistics.mean(s.slots):.1f}"
                 f" (< -j{jobs} {short:.0%}), remote hosts {statistics.mean(s.remote_hosts):.1f},"
-                f" localhost first {first:.0%}"
+                f" localhost first {first:.0%}{self._absences(s)}"
             )
         return ";  ".join(parts)
+
+    def _absences(self, samples: LineSamples) -> str:
+        """The remote hosts missing from some samples of a line, with how often."""
+        seen = frozenset().union(*samples.listed)
+        absent = {a: sum(1 for listed in samples.listed if a not in listed) for a in seen}
+        told = [
+            f"{self._names.get(a, a)} {n / len(samples.listed):.0%}"
+            for a, n in sorted(absent.items())
+            if n
+        ]
+        return f", absent: {' '.join(told)}" if told else ""
+
+
+def _address(word: str) -> str:
+    """The address of a remote host of a line (`10.0.0.2:3632/1`, `[fd00::2]:3632/1,lzo`)."""
+    host = word.split("/", 1)[0].rsplit(":", 1)[0]
+    return host.strip("[]")
