@@ -6,6 +6,12 @@ Remote hosts are written `addr:port/N` (the port always, so nothing depends on
 distcc's default) or `[v6addr]:port/N`, with `,lzo` when the policy asks.  Localhost
 is scored by the same formula (the speed of one job) times `local_weight` and goes
 before the first tier whose best score it beats.  The line is never empty: at least `localhost/1`.
+
+Localhost also takes over the slots of the peers measurement judged slow and left out
+(docs/ranking.md, "Where a straggler's slots go"): a build already running with the
+-j of the line before the verdict then compiles those jobs here rather than leaving
+them asleep in distcc's lock pause.  The recommended -j does not count them: a new
+build is sized by the hosts that really serve it.
 """
 
 from __future__ import annotations
@@ -52,11 +58,15 @@ def host_spec(address: str, port: int, limit: int, lzo: bool) -> str:
     return f"{host}:{port}/{limit}" + (",lzo" if lzo else "")
 
 
-def local_entry(local: NodeStatus, local_slots: int, policy: RankingPolicy) -> HostEntry:
-    """Localhost with `local_slots` slots, scored like a peer and weighted by `local_weight`."""
+def local_entry(
+    local: NodeStatus, local_slots: int, policy: RankingPolicy, absorbed: int = 0
+) -> HostEntry:
+    """Localhost with `local_slots` slots, scored like a peer and weighted by `local_weight`;
+    `absorbed` more slots in the line (taken over from peers judged slow), not scored."""
     # Local state is ignored on purpose: pausing stops serving peers, not our own builds.
     limit = min(max(1, local_slots), limits.MAX_SLOTS)
     score = job_speed(local, limit, policy) * policy.local_weight
+    limit = min(limit + max(0, absorbed), limits.MAX_SLOTS)
     return HostEntry(f"localhost/{limit}", limit, score, None)
 
 
@@ -83,15 +93,23 @@ def _local_position(ranked: Sequence[RankedPeer], local_score: float) -> int:
 
 
 def render_hosts(
-    ranked: Sequence[RankedPeer], local: NodeStatus, local_slots: int, policy: RankingPolicy
+    ranked: Sequence[RankedPeer],
+    local: NodeStatus,
+    local_slots: int,
+    policy: RankingPolicy,
+    *,
+    absorbed: int = 0,
 ) -> HostsLine:
-    """The `DISTCC_HOSTS` line for `ranked` peers plus localhost with `local_slots`."""
-    own = local_entry(local, local_slots, policy)
+    """The `DISTCC_HOSTS` line for `ranked` peers plus localhost with `local_slots`, and
+    the `absorbed` slots of peers judged slow (`ranking.measured_out`), which the line
+    gives localhost but the recommended -j leaves out."""
+    own = local_entry(local, local_slots, policy, absorbed)
     remote = [_remote_entry(entry, policy) for entry in ranked]
     position = _local_position(ranked, own.score)
     entries = (*remote[:position], own, *remote[position:])
+    cushion = own.limit - local_entry(local, local_slots, policy).limit
     return HostsLine(
         hosts=" ".join(entry.spec for entry in entries),
-        jobs=sum(entry.limit for entry in entries),
+        jobs=sum(entry.limit for entry in entries) - cushion,
         entries=entries,
     )

@@ -41,7 +41,7 @@ from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.node_change import Change, table_change
 from p2pcc.core.pause import Pause
 from p2pcc.core.peers import Peer
-from p2pcc.core.ranking import RankedPeer, RankingPolicy, inherent_speed, rank_peers
+from p2pcc.core.ranking import RankedPeer, RankingPolicy, inherent_speed, measured_out, rank_peers
 from p2pcc.core.reports import Reports
 from p2pcc.core.same_id import Namesake, SharedId, takes_new_id
 from p2pcc.core.status_document import status_document
@@ -362,7 +362,8 @@ class LocalNode:
         return tuple(rank(self._engine.table.peers(), fingerprint, self._policy, self.node_id))
 
     def _render(self, fingerprint: str, ranked: Sequence[RankedPeer]) -> HostsLine:
-        return render_hosts(ranked, self.status, self.local_slots, self._policy)
+        out = measured_out(self._engine.table.peers(), fingerprint, ranked, self._delivered)
+        return render_hosts(ranked, self.status, self.local_slots, self._policy, absorbed=out)
 
     # --- internals ------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import hashlib
 import ipaddress
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from p2pcc.core import limits
@@ -188,6 +188,25 @@ def rank_peers(
         ranked.append(dataclasses.replace(entry, tier=tier))
     ranked.sort(key=lambda entry: (entry.tier, _tier_key(entry.peer.node_id, seed)))
     return ranked[: policy.max_hosts]
+
+
+def measured_out(
+    peers: Iterable[Peer],
+    fingerprint: str,
+    ranked: Sequence[RankedPeer],
+    delivered: Mapping[bytes, float],
+) -> int:
+    """The slots of the peers that could run `fingerprint` now but are not in `ranked`
+    because measurement judged them slow (a `delivered` factor below 1): localhost
+    takes them over in the line (`hosts.render_hosts`)."""
+    listed = {entry.peer.node_id for entry in ranked}
+    return sum(
+        min(peer.status.slots, limits.MAX_SLOTS)
+        for peer in peers
+        if delivered.get(peer.node_id, 1.0) < 1.0
+        and peer.node_id not in listed
+        and _selectable(peer, fingerprint) is not None
+    )
 
 
 def straggler_threshold(speeds: Iterable[float]) -> float:

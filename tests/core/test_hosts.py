@@ -14,7 +14,7 @@ from p2pcc.core.hosts import HostEntry, HostsLine, host_spec, render_hosts
 from p2pcc.core.metrics import GIB
 from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.peers import Liveness, Peer
-from p2pcc.core.ranking import RankingPolicy, inherent_speed, rank_peers
+from p2pcc.core.ranking import RankingPolicy, inherent_speed, measured_out, rank_peers
 from tests.core.policies import default_policy
 from tests.core.roomy_peers import BASE, FP, OFFER, node, peer
 
@@ -41,21 +41,24 @@ def line(
     local: NodeStatus = LOCAL,
     delivered: dict[bytes, float] | None = None,
 ) -> HostsLine:
-    """The line the node renders: localhost counts among the hosts for stragglers."""
+    """The line the node renders: localhost counts among the hosts for stragglers, and
+    takes over the slots of those measured slow."""
     local_speed = inherent_speed(local, local_slots, policy)
     ranked = rank_peers(peers, FP, policy, SEED, delivered=delivered, local_speed=local_speed)
-    return render_hosts(ranked, local, local_slots, policy)
+    absorbed = measured_out(peers, FP, ranked, delivered or {})
+    return render_hosts(ranked, local, local_slots, policy, absorbed=absorbed)
 
 
 def test_the_worked_example_leaves_the_straggler_out() -> None:
-    # localhost/5: a job at 1.0 x 0.5 = 0.5, below alpha's 2.0 and bravo's 0.667.
+    # localhost/5: a job at 1.0 x 0.5 = 0.5, below alpha's 2.0 and bravo's 0.667; it
+    # takes over charlie's 4 slots in the line, not in the -j.
     result = line(EXAMPLE, 5, delivered=DELIVERED)
-    assert result.hosts == "10.0.0.1:3632/8 10.0.0.2:3632/6 localhost/5"
+    assert result.hosts == "10.0.0.1:3632/8 10.0.0.2:3632/6 localhost/9"
     assert result.jobs == 19
     assert [(entry.spec, round(entry.score, 3)) for entry in result.entries] == [
         ("10.0.0.1:3632/8", 2.0),
         ("10.0.0.2:3632/6", 0.667),
-        ("localhost/5", 0.5),
+        ("localhost/9", 0.5),
     ]
     assert [entry.node_id for entry in result.entries] == [node(1), node(2), None]
 
@@ -70,7 +73,7 @@ def test_the_documented_line_matches_the_code() -> None:
 def test_a_stronger_localhost_moves_up() -> None:
     # At power 2.0 a local job scores 1.0: ahead of bravo, still behind alpha.
     result = line(EXAMPLE, 8, local=replace(LOCAL, power=2.0), delivered=DELIVERED)
-    assert result.hosts == "10.0.0.1:3632/8 localhost/8 10.0.0.2:3632/6"
+    assert result.hosts == "10.0.0.1:3632/8 localhost/12 10.0.0.2:3632/6"  # + charlie's 4
     assert result.jobs == 22
 
 
@@ -203,3 +206,18 @@ def test_every_line_is_valid_distcc_syntax_with_one_localhost(
     assert [token.startswith("localhost/") for token in tokens].count(True) == 1
     assert all(token.endswith(",lzo") == lzo for token in tokens if token[0] != "l")
     assert len(tokens) == len(result.entries) <= POLICY.max_hosts + 1
+
+
+def test_only_slots_of_peers_measured_slow_and_left_out_go_to_localhost() -> None:
+    # Charlie measured slow but still worth its slots: it keeps them, localhost none.
+    kept = line(EXAMPLE, 5, delivered={CHARLIE.node_id: 0.9})
+    assert kept.hosts.endswith("localhost/5")
+    assert "10.0.0.3:3632/4" in kept.hosts
+    # Charlie paused: left out for what it announces, so nothing taken over.
+    paused = replace(CHARLIE, status=replace(CHARLIE.status, state=NodeState.PAUSED))
+    assert line([ALPHA, BRAVO, paused], 5, delivered=DELIVERED).hosts.endswith("localhost/5")
+    # Never past MAX_SLOTS, and the -j is the hosts' that serve.
+    big = replace(CHARLIE, status=replace(CHARLIE.status, slots=limits.MAX_SLOTS))
+    full = line([ALPHA, BRAVO, big], limits.MAX_SLOTS - 1, delivered=DELIVERED)
+    assert full.hosts.endswith(f"localhost/{limits.MAX_SLOTS}")
+    assert full.jobs == 8 + 6 + limits.MAX_SLOTS - 1

@@ -384,7 +384,9 @@ def test_a_peer_measured_as_a_straggler_leaves_the_line_and_comes_back() -> None
     changes.clear()
     alpha.set_delivered({gamma.node_id: 0.1})
     assert changes == [Change.PEERS]
-    assert alpha.hosts(0.3)[FP].hosts == "10.0.0.2:3632/4 localhost/4"
+    # Gamma's four slots go to localhost in the line, not in the -j.
+    assert alpha.hosts(0.3)[FP].hosts == "10.0.0.2:3632/4 localhost/8"
+    assert alpha.hosts(0.3)[FP].jobs == 8
     shown = {peer["name"]: peer["delivered"] for peer in alpha.snapshot(0.3, WALL)["peers"]}
     assert shown == {"ws2": 1.0, "ws3": 0.1}
     alpha.set_delivered({gamma.node_id: 0.1})  # the same verdict again: nothing to re-rank
