@@ -88,10 +88,6 @@ def send_jobs(client: Daemon, server: Daemon, workdir: Path, count: int) -> list
     return done
 
 
-def turnarounds(client: Daemon) -> dict[str, dict[str, Any]]:
-    return {name: peer["turnaround"] for name, peer in client.peers_by_name().items()}
-
-
 def test_a_cpu_starved_peer_shows_a_higher_relative_turnaround(
     pool: list[Daemon], shared_tmp: Path
 ) -> None:
@@ -111,25 +107,45 @@ def test_a_cpu_starved_peer_shows_a_higher_relative_turnaround(
     for thread in threads:
         thread.join(timeout=600)
     statuses = {name: [status for status, _ in jobs] for name, jobs in results.items()}
-    assert statuses == {"fast": [0] * FAST_JOBS, "slow": [0] * SLOW_JOBS}
+    assert statuses["fast"] == [0] * FAST_JOBS
+    # Once the client judges `slow` a straggler (out of every line), it takes back the
+    # jobs there that would end sooner compiled here: each such job fails here (exit
+    # 116: remote failure, fallback off) and is counted; every other one compiled there.
+    status = client.status()
+    assert status is not None
+    taken = status["counters"]["jobs_taken_back"]
+    assert sorted(statuses["slow"]) == [0] * (SLOW_JOBS - taken) + [116] * taken
+    # One job at a time: judged on four ended and one running at the least.
+    assert SLOW_JOBS - taken >= 4
     for name, jobs in sorted(results.items()):
         print(f"\n{name}: distcc wall time, median {statistics.median(t for _, t in jobs):.2f} s")
     assert slow.ws.throttled_periods() > 0  # the quota really held slow's compiles back
 
-    figures = wait_until(
-        lambda: (seen := turnarounds(client)) and seen["slow"]["relative"] is not None and seen,
+    def judged(peers: dict[str, dict[str, Any]]) -> bool:
+        slow = peers["slow"]
+        return bool(slow["delivered"] < 1.0 or slow["turnaround"]["relative"] is not None)
+
+    delivered = wait_until(
+        lambda: (seen := client.peers_by_name()) and judged(seen) and seen,
         10,
-        "a relative figure for the slow peer",
+        "a verdict on the slow peer, or a relative figure",
     )
-    print(f"\nclient's turnaround figures: {figures}")
+    figures = {name: peer["turnaround"] for name, peer in delivered.items()}
+    print(f"\nclient's turnaround figures: {figures}; jobs taken back: {taken}")
     print(client.cli("status").stdout)
-    # Each peer is compared with the other's jobs of the same time: `fast` finished its
-    # burst while `slow` was on its first jobs, so it may have too few to compare with
-    # (unknown); when it has them, it is the faster one.
-    assert figures["slow"]["relative"] > 1.0
+    # Slower than `fast`: judged so (ranked at a share of its announced speed; its
+    # relative figure may be gone once its running jobs were taken back, too few left to
+    # compare, but the verdict stands), or, below the 3x bar, by its relative figure.
+    # `fast` is compared with `slow`'s jobs of the same time: it finished its burst while
+    # `slow` was on its first jobs, so it may have too few to compare with (unknown);
+    # when it has them, it is the faster one, and never judged slow.
+    slow_relative = figures["slow"]["relative"]
+    assert delivered["fast"]["delivered"] == 1.0
     assert figures["fast"]["relative"] is None or figures["fast"]["relative"] < 1.0
     # Clearly: 10 % of a CPU against what the busy test machine leaves `fast` (alone, a
-    # whole CPU: 10; 3.8 was seen with the machine's load at 4 on 2 CPUs).
-    assert figures["slow"]["relative"] > 2.0
+    # whole CPU: 10; 3.8 was seen with the machine's load at 4 on 2 CPUs).  A verdict
+    # means 3 times at the least.
+    assert delivered["slow"]["delivered"] < 1.0 or slow_relative > 2.0
+    assert slow_relative is None or slow_relative > 2.0
     assert figures["slow"]["median"] > figures["fast"]["median"]
     assert "TURNAROUND" in client.cli("status").stdout
