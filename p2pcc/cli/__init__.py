@@ -33,6 +33,7 @@ def _commands() -> list[_Command]:
         keygen_cmd,
         links_cmd,
         pause_cmd,
+        remeasure_cmd,
         status_cmd,
     )
 
@@ -40,6 +41,7 @@ def _commands() -> list[_Command]:
         daemon_cmd,
         status_cmd,
         pause_cmd,
+        remeasure_cmd,
         doctor_cmd,
         links_cmd,
         hosts_cmd,

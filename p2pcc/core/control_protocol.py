@@ -95,7 +95,29 @@ class HostsRequest:
             )
 
 
-Request = StatusRequest | PauseRequest | ResumeRequest | HostsRequest
+@dataclass(frozen=True, slots=True)
+class RemeasureRequest:
+    """`remeasure`: forget what our jobs measured of the peers named (all when none), so
+    their next jobs judge them afresh."""
+
+    peers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.peers, list | tuple) or len(self.peers) > limits.MAX_PEERS:
+            raise ControlError(
+                BAD_ARGUMENT, f"'peers' must be a list of at most {limits.MAX_PEERS} names"
+            )
+        for name in self.peers:
+            if not (isinstance(name, str) and name.isprintable()):
+                raise ControlError(BAD_ARGUMENT, "each of 'peers' must be printable text")
+            if len(name.encode()) > limits.MAX_NODE_NAME:
+                raise ControlError(
+                    BAD_ARGUMENT, f"a peer name is at most {limits.MAX_NODE_NAME} bytes of UTF-8"
+                )
+        object.__setattr__(self, "peers", tuple(self.peers))
+
+
+Request = StatusRequest | PauseRequest | ResumeRequest | HostsRequest | RemeasureRequest
 
 #: Op name -> (request type, its fields, the fields that are required).
 _OPS: dict[str, tuple[type[Request], frozenset[str], frozenset[str]]] = {
@@ -103,6 +125,7 @@ _OPS: dict[str, tuple[type[Request], frozenset[str], frozenset[str]]] = {
     "pause": (PauseRequest, frozenset({"seconds", "reason"}), frozenset()),
     "resume": (ResumeRequest, frozenset(), frozenset()),
     "hosts": (HostsRequest, frozenset({"fingerprint"}), frozenset({"fingerprint"})),
+    "remeasure": (RemeasureRequest, frozenset({"peers"}), frozenset()),
 }
 _OP_NAMES: dict[type[Request], str] = {kind: op for op, (kind, _, _) in _OPS.items()}
 
@@ -186,6 +209,8 @@ def encode_request(request: Request) -> bytes:
         fields |= {"seconds": request.seconds, "reason": request.reason}
     elif isinstance(request, HostsRequest):
         fields["fingerprint"] = request.fingerprint
+    elif isinstance(request, RemeasureRequest):
+        fields["peers"] = list(request.peers)
     return _line(fields)
 
 

@@ -72,7 +72,7 @@ class LocalNode:
         self._pause: Pause | None = None
         self._resumes_by_hand = 0
         self._ranking: Ranking | None = None
-        self._delivered: dict[bytes, float] = {}  # turnaround.delivered_factors
+        self._delivered: dict[bytes, float] = {}  # verdicts.delivered_factors
         self._shared_id: SharedId | None = None
         self._namesake_told = False  # a datagram of ours went out since it was found
         self.reports = Reports()  # what only people read (p2pcc.core.reports)
@@ -351,7 +351,7 @@ class LocalNode:
         return self._delivered
 
     def set_delivered(self, factors: Mapping[bytes, float]) -> None:
-        """Adopt `turnaround.delivered_factors`; a changed one re-ranks."""
+        """Adopt `verdicts.delivered_factors`; a changed one re-ranks."""
         if factors != self._delivered:
             self._delivered = dict(factors)
             self._changed(Change.PEERS)

@@ -2,7 +2,7 @@
 servers mDNS lists, the mDNS records it ignored, the gossip sends and receives that
 failed, the distcc connections it cut loose from vanished peers, and why it cannot do
 that here if it cannot; distccd's door (p2pcc.core.door); and how long our jobs take on
-each peer (p2pcc.core.turnaround).
+each peer (p2pcc.core.turnaround) with the verdicts drawn from it (p2pcc.core.verdicts).
 
 None of it changes what we gossip or rank, so none of it is announced as a change;
 `p2pcc status` and `p2pcc doctor` read it from the status document.  Ranking does not
@@ -14,11 +14,13 @@ re-rank.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 
 from p2pcc.core import limits
 from p2pcc.core.door import DoorReport
 from p2pcc.core.guard_refusals import GuardRefusals
 from p2pcc.core.turnaround import TurnaroundBook
+from p2pcc.core.verdicts import Verdicts
 from p2pcc.core.zeroconf_names import StockServer
 
 
@@ -38,6 +40,17 @@ class Reports:
         self.guard = GuardRefusals()
         #: How long this machine's distcc jobs took on each peer.
         self.turnaround = TurnaroundBook()
+        #: What the turnaround task judged from it (kept here so `remeasure` reaches it).
+        self.verdicts = Verdicts()
+
+    def forget_measurements(self, node_ids: Collection[bytes] | None) -> None:
+        """Forget what our jobs measured of `node_ids` (None: of every peer), and the
+        verdicts on them."""
+        if node_ids is None:
+            self.turnaround.keep_only(())
+        else:
+            self.turnaround.forget(node_ids)
+        self.verdicts.forget(node_ids)
 
     def add_stock_server(self, server: StockServer) -> None:
         """mDNS found a stock distccd (at most MAX_PEERS are listed)."""

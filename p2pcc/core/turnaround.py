@@ -42,8 +42,9 @@ Why these choices:
   brand it slow, yet a straggler's verdict does not wait for its slow jobs to end.
   They join the peer's own figures only, never the others' reference.
 
-What ranking takes from the book is `delivered_factors`: the share of its announced
-speed each peer delivers, from its relative figure and the announced powers.
+What ranking takes from the book is judged in `p2pcc.core.verdicts`: the share of its
+announced speed each peer delivers, from its relative figure and the announced powers,
+and how long such a verdict stands.
 
 Nothing here reads a clock: every call takes `now`.  Memory is bounded: at most
 `max_peers` peers (the one heard from least recently goes first) of `WINDOW_JOBS` each,
@@ -57,7 +58,7 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from p2pcc.core import limits
 
@@ -79,15 +80,17 @@ MAX_TURNAROUND = 3600.0
 @dataclass(frozen=True, slots=True)
 class Turnaround:
     """One peer's figures at a moment: jobs in the window, their median and mean
-    seconds (None without jobs), the relative figure (None: unknown) and the typical
-    job it was measured against (the median of the other peers' jobs of the same time;
-    None with the relative figure)."""
+    seconds (None without jobs), the relative figure (None: unknown), the typical job it
+    was measured against (the median of the other peers' jobs of the same time; None
+    with the relative figure) and when the newest of its jobs ended (None without jobs:
+    what tells new evidence from old evidence growing older)."""
 
     jobs: int
     median: float | None = None
     mean: float | None = None
     relative: float | None = None
     typical: float | None = None
+    newest: float | None = None
 
     def as_document(self) -> dict[str, object]:
         """The `turnaround` object of a peer in the status document."""
@@ -138,6 +141,11 @@ class TurnaroundBook:
         for node_id in [peer for peer in self._jobs if peer not in keep]:
             del self._jobs[node_id]
 
+    def forget(self, node_ids: Iterable[bytes]) -> None:
+        """Drop what was measured of `node_ids` (`p2pcc remeasure`)."""
+        for node_id in node_ids:
+            self._jobs.pop(node_id, None)
+
     def peers(self) -> int:
         """Peers with turnarounds kept (some may be older than the window)."""
         return len(self._jobs)
@@ -169,22 +177,23 @@ class TurnaroundBook:
             last = now if ages else max(at for at, _ in own)
             span = timeline[bisect.bisect_left(ends, first) : bisect.bisect_right(ends, last)]
             reference = sorted(seconds for _, seconds, other in span if other != node_id)
-            figures[node_id] = self._figure(sorted(s for _, s in own), reference, ages)
+            figure = self._figure(sorted(s for _, s in own), reference, ages)
+            figures[node_id] = replace(figure, newest=own[-1][0])
         return figures
 
     def _figure(self, own: list[float], reference: list[float], ages: list[float]) -> Turnaround:
         """A peer's figures from its own turnarounds, the other peers' that ended while
         its jobs ran (`reference`, sorted) and the ages of its jobs still running."""
-        median, mean = _median(own), sum(own) / len(own)
+        middle, mean = median(own), sum(own) / len(own)
         bounds = sorted(own + ages)
         if len(bounds) >= self._min_jobs and len(reference) >= self._min_jobs:
-            typical, average = _median(reference), sum(reference) / len(reference)
+            typical, average = median(reference), sum(reference) / len(reference)
             if typical > 0 and average > 0:
-                by_median = _median(bounds) / typical
+                by_median = median(bounds) / typical
                 by_mean = (sum(bounds) / len(bounds)) / average
                 relative = _slower_only_if_both(by_median, by_mean)
-                return Turnaround(len(own), median, mean, relative, typical)
-        return Turnaround(len(own), median, mean)
+                return Turnaround(len(own), middle, mean, relative, typical)
+        return Turnaround(len(own), middle, mean)
 
 
 def _slower_only_if_both(by_median: float, by_mean: float) -> float:
@@ -193,117 +202,7 @@ def _slower_only_if_both(by_median: float, by_mean: float) -> float:
     return by_median if by_median <= 1 else max(1.0, min(by_median, by_mean))
 
 
-def _median(values: list[float]) -> float:
+def median(values: Sequence[float]) -> float:
     """The median of sorted, non-empty `values`."""
     middle = len(values) // 2
     return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
-
-
-#: A peer's jobs must take this many times the other peers' (its relative figure, by
-#: medians and means) before measurement overrides what it announces: turnarounds
-#: include queues and a handful of files of different sizes, and the real-build test
-#: bed (four workstations and several builds sharing two CPUs) showed equal peers 2.2
-#: and 2.7 times apart, which, taken as measured, left a good peer out of every line;
-#: a peer held to 10 % of a CPU there measured 3.9-5.3 times, and a ten-fold straggler
-#: on machines of its own measures 10.
-SLOWER_THAN_NOISE = 3.0
-
-#: Factors are snapped down to quarter powers of two (1, 0.84, 0.71, 0.59, 0.5 …), so a
-#: relative figure wandering by a few percent does not re-rank and rewrite the state
-#: file at every poll.
-FACTOR_STEPS_PER_DOUBLING = 4
-
-
-def delivered_factors(
-    figures: Mapping[bytes, Turnaround], powers: Mapping[bytes, float]
-) -> dict[bytes, float]:
-    """The share of its announced speed each measured peer delivers, for those whose
-    jobs take `SLOWER_THAN_NOISE` times the others' or more and who deliver less than
-    they announce (every other peer delivers all of it: factor 1, left out).
-
-    A peer's relative figure says how much longer its jobs take than the other peers'
-    jobs; its announced power against theirs (`powers`: node id -> power; their median
-    weighted by their jobs, as the relative figure pools their jobs) says how much
-    longer they should take.  The factor is expected / measured, at most 1: a peer that
-    announces half the others' power and takes twice as long delivers what it says
-    (ranking already put it lower), one that announces the same and takes ten times as
-    long delivers a tenth.  No floor: a peer is ranked by what it really delivers.
-    """
-    factors: dict[bytes, float] = {}
-    measured = {node_id: figure for node_id, figure in figures.items() if node_id in powers}
-    for node_id, figure in measured.items():
-        power = powers[node_id]
-        # The yardstick is the other peers' pooled jobs: weigh their powers alike.
-        others = [powers[o] for o, f in measured.items() if o != node_id for _ in range(f.jobs)]
-        relative = figure.relative
-        if relative is None or relative < SLOWER_THAN_NOISE or power <= 0 or not others:
-            continue
-        expected = _median(sorted(others)) / power
-        factor = expected / relative
-        if factor < 1.0:
-            steps = math.floor(math.log2(factor) * FACTOR_STEPS_PER_DOUBLING)
-            factors[node_id] = 2.0 ** (steps / FACTOR_STEPS_PER_DOUBLING)
-    return factors
-
-
-#: Seconds between two judgements while no job finishes (`Verdicts.due`).
-JUDGE_PERIOD = 1.0
-
-
-class Verdicts:
-    """Delivered factors that change only with new evidence about the peer itself.
-
-    A relative figure compares a peer's jobs with the other peers' jobs in the same
-    window.  Once a straggler is left out of the line it gets no jobs, its figures stop
-    changing, and the others' go on moving with the build (busier as it goes on, quieter
-    as it ends): recomputed against them, the straggler's old jobs would look better
-    and worse by turns, and it would flap in and out of the line, getting a job each
-    time it is in.  So a peer's factor is recomputed only when its own evidence changed
-    (a job of it finished, one is running, or an old one left the window) and is kept
-    as it was otherwise; it goes when the book has no job of the peer left.
-    """
-
-    def __init__(self) -> None:
-        #: node id -> (the evidence it was judged on, the factor; 1.0 when none).
-        self._judged: dict[bytes, tuple[tuple[int, float | None, bool], float]] = {}
-        self.judged_at = -math.inf  # when `update` last ran, on the caller's clock
-
-    def due(self, now: float, finished: bool) -> bool:
-        """Whether to judge again at `now`: at once when a job `finished`, else once
-        every `JUDGE_PERIOD` while jobs run (their ages grow; judging costs about 9 ms
-        with 64 peers' figures, 1 ms with a handful)."""
-        return finished or now >= self.judged_at + JUDGE_PERIOD
-
-    def update(
-        self,
-        figures: Mapping[bytes, Turnaround],
-        running: Mapping[bytes, Sequence[float]],
-        powers: Mapping[bytes, float],
-        now: float,
-    ) -> dict[bytes, float]:
-        """The factors at `now` (those below 1), from the book's `figures`, the jobs still
-        `running` and the announced `powers`, as `delivered_factors` gives them for the
-        peers whose evidence changed."""
-        self.judged_at = now
-        fresh = delivered_factors(figures, powers)
-        judged = {}
-        for node_id, figure in figures.items():
-            evidence = (figure.jobs, figure.median, bool(running.get(node_id)))
-            kept = self._judged.get(node_id)
-            if kept is not None and kept[0] == evidence:
-                judged[node_id] = kept
-            else:
-                judged[node_id] = (evidence, fresh.get(node_id, 1.0))
-        self._judged = judged
-        return {node_id: factor for node_id, (_, factor) in judged.items() if factor < 1.0}
-
-    def set_aside(
-        self, node_ids: Iterable[bytes], running: Mapping[bytes, Sequence[float]]
-    ) -> None:
-        """Jobs of `node_ids` were taken back (`core/take_back.py`): that says nothing
-        new about those peers, so their verdicts stand, though the jobs no longer run."""
-        for node_id in node_ids:
-            kept = self._judged.get(node_id)
-            if kept is not None:
-                (jobs, median, _), factor = kept
-                self._judged[node_id] = ((jobs, median, bool(running.get(node_id))), factor)

@@ -76,6 +76,10 @@ class ControlHandler(Protocol):
         """The wrapper's choice for this compiler: {"hosts": DISTCC_HOSTS, "jobs": int}."""
         ...
 
+    def remeasure(self, peers: tuple[str, ...], uid: int) -> dict[str, Any]:
+        """Forget what was measured of `peers` (all when empty) on behalf of `uid`."""
+        ...
+
 
 class ControlSocketError(P2pccError):
     """The control socket cannot be set up (directory, path or bind failure)."""
@@ -114,7 +118,8 @@ class Lanes:
     reports: Reports = field(default_factory=Reports)
 
     def admit(self, uid: int, now: float, *, change: bool = False) -> None:
-        """Spend one request of `uid` (a pause or resume when `change`); BUSY if over."""
+        """Spend one request of `uid` (a pause, resume or remeasure when `change`); BUSY
+        if over."""
         refusal = self.budget.change(uid, now) if change else self.budget.request(uid, now)
         if refusal:
             raise ControlError(proto.BUSY, refusal)
@@ -145,7 +150,7 @@ def answer(
     try:
         lanes.admit(caller.uid, now)
         request = proto.parse_request(line)
-        if isinstance(request, proto.PauseRequest | proto.ResumeRequest):
+        if isinstance(request, proto.PauseRequest | proto.ResumeRequest | proto.RemeasureRequest):
             lanes.admit(caller.uid, now, change=True)
         return proto.encode_result(_dispatch(request, handler, caller))
     except ControlError as error:
@@ -172,6 +177,8 @@ def _dispatch(
             result = handler.resume(caller.uid)
         case proto.HostsRequest(fingerprint=fingerprint):
             result = handler.hosts(fingerprint)
+        case proto.RemeasureRequest(peers=peers):
+            result = handler.remeasure(peers, caller.uid)  # which logs what it did
         case _:
             assert_never(request)
     if not isinstance(result, dict):

@@ -5,6 +5,8 @@ A pause may be replaced or ended only by root or by the user who made it
 (`may_replace_pause`, `may_resume`); anyone else is told who paused and until when.  A
 pause or resume that changes nothing (the same user's same endless pause again, a
 resume while not paused) is not carried out: nothing is logged, written or gossiped.
+Anyone local may have peers remeasured: it changes only how this machine's own builds
+rank them, and the next jobs there judge them again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from typing import Any
 
 import trio
 
-from p2pcc.core.control_protocol import foreign_pause_error, may_replace_pause, may_resume
+from p2pcc.core.control_protocol import (
+    BAD_ARGUMENT,
+    ControlError,
+    foreign_pause_error,
+    may_replace_pause,
+    may_resume,
+)
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.node import LocalNode
 from p2pcc.core.pause import Pause
@@ -62,6 +70,26 @@ class NodeControl:
     def hosts(self, fingerprint: str) -> dict[str, Any]:
         line = self.node.hosts_for(fingerprint, trio.current_time())
         return {"hosts": line.hosts, "jobs": line.jobs}
+
+    def remeasure(self, names: tuple[str, ...], uid: int) -> dict[str, Any]:
+        """Forget the turnarounds and verdicts of the peers `names` (all when empty)."""
+        known = {peer.node_id: peer.status.name for peer in self.node.peers()}
+        unknown = sorted(set(names) - set(known.values()))
+        if unknown:
+            listed = ", ".join(sorted(set(known.values()))[:20]) or "none"
+            raise ControlError(BAD_ARGUMENT, f"no peer named {unknown[0]!r} (peers: {listed})")
+        chosen = {node_id for node_id, name in known.items() if not names or name in names}
+        slow = sorted(known[node_id] for node_id in chosen if node_id in self.node.delivered)
+        self.node.reports.forget_measurements(chosen if names else None)
+        delivered = self.node.delivered.items()
+        self.node.set_delivered({n: f for n, f in delivered if names and n not in chosen})
+        log.info(
+            "remeasure by uid %d: forgot what our jobs measured of %s%s",
+            uid,
+            ", ".join(names) if names else "every peer",
+            f" (judged slow: {', '.join(slow)})" if slow else "",
+        )
+        return {"forgotten": sorted({known[node_id] for node_id in chosen}), "judged_slow": slow}
 
     def _pause_doc(self) -> dict[str, Any] | None:
         pause = self.node.pause

@@ -8,9 +8,9 @@ versions the peers' addresses need, none while there is no peer to watch and not
 followed: `EstablishedSockets`), hands them to the connection watch with the peers'
 distccd endpoints, and
 records each job that ended in the node's turnaround book; then it hands the node what
-the book says each peer delivers (`delivered_factors`, with the jobs still running
-counted as far as they got; a verdict changes only with new evidence about that peer:
-`Verdicts`), which ranking reads.  The factors are coarse steps, so the
+the book says each peer delivers (`core/verdicts.py`: with the jobs still running
+counted as far as they got, a verdict changes only with new evidence about that peer
+and stands a few minutes after it), which ranking reads.  The factors are coarse steps, so the
 node re-ranks only when a peer's verdict really moves.  Jobs of ours still open on a
 peer that the verdict put out of every line are taken back when they would end sooner
 compiled here (`core/take_back.py`): their connections are aborted (`ss -K`, as for a
@@ -41,7 +41,8 @@ from p2pcc.core.node import LocalNode
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket, parse_proc_net_tcp
 from p2pcc.core.take_back import jobs_to_take_back
-from p2pcc.core.turnaround import Turnaround, Verdicts
+from p2pcc.core.turnaround import Turnaround
+from p2pcc.core.verdicts import Verdicts
 from p2pcc.daemon.distccd.cutting import Aborted, abort_jobs
 
 log = logging.getLogger("p2pcc.daemon.turnaround")
@@ -63,7 +64,7 @@ async def serve_turnaround(
     gives the established connections of the IP versions it is given, `abort` aborts
     the jobs taken back from stragglers."""
     read = sockets or EstablishedSockets()
-    watch, verdicts = ConnectionWatch(), Verdicts()
+    watch, verdicts = ConnectionWatch(), node.reports.verdicts
     complained = False
     async with trio.open_nursery() as nursery:
         task_status.started()

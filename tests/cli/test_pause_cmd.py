@@ -59,6 +59,9 @@ class PauseHandler:
     def hosts(self, fingerprint: str) -> dict[str, Any]:
         raise AssertionError("not expected")
 
+    def remeasure(self, peers: tuple[str, ...], uid: int) -> dict[str, Any]:
+        raise AssertionError("not expected")
+
 
 async def test_pause_for_a_time_with_a_reason(
     capsys: pytest.CaptureFixture[str],

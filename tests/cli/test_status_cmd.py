@@ -55,6 +55,9 @@ class StatusHandler:
     def hosts(self, fingerprint: str) -> dict[str, Any]:
         raise AssertionError("not expected")
 
+    def remeasure(self, peers: tuple[str, ...], uid: int) -> dict[str, Any]:
+        raise AssertionError("not expected")
+
 
 @pytest.fixture(autouse=True)
 def hundred_columns(monkeypatch: pytest.MonkeyPatch) -> None:

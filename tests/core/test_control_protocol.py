@@ -53,6 +53,11 @@ def code_of(line: bytes) -> str:
         (b'{"op": "resume"}', ResumeRequest()),
         (b'{"op": "hosts", "fingerprint": "0123456789abcdef"}', HostsRequest(FINGERPRINT)),
         (b'  {"op": "status"}  \r\n', StatusRequest()),
+        (b'{"op": "remeasure"}', proto.RemeasureRequest()),
+        (
+            b'{"op": "remeasure", "peers": ["ws7", "caf\\u00e9"]}',
+            proto.RemeasureRequest(("ws7", "café")),
+        ),
     ],
 )
 def test_valid_requests_parse(line: bytes, expected: proto.Request) -> None:
@@ -73,6 +78,8 @@ def test_integer_seconds_become_a_float() -> None:
         PauseRequest(),
         PauseRequest(3600.0, "benchmarking"),
         HostsRequest(FINGERPRINT),
+        proto.RemeasureRequest(),
+        proto.RemeasureRequest(("ws7", "ws8")),
     ],
 )
 def test_encoded_requests_are_one_line_that_parses_back(request_: proto.Request) -> None:
@@ -200,6 +207,23 @@ def test_a_reason_at_the_cap_is_accepted() -> None:
 )
 def test_bad_fingerprints_are_bad_arguments(fingerprint: object) -> None:
     line = json.dumps({"op": "hosts", "fingerprint": fingerprint}).encode()
+    assert code_of(line) == proto.BAD_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    "peers",
+    [
+        "ws7",
+        {"ws7": 1},
+        [1],
+        [None],
+        ["two\nlines"],
+        ["x" * (limits.MAX_NODE_NAME + 1)],
+        ["ws"] * (limits.MAX_PEERS + 1),
+    ],
+)
+def test_bad_remeasure_peers_are_bad_arguments(peers: object) -> None:
+    line = json.dumps({"op": "remeasure", "peers": peers}).encode()
     assert code_of(line) == proto.BAD_ARGUMENT
 
 

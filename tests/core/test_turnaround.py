@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import replace
 
 import pytest
 
@@ -17,8 +16,6 @@ from p2pcc.core.turnaround import (
     WINDOW_SECONDS,
     Turnaround,
     TurnaroundBook,
-    Verdicts,
-    delivered_factors,
 )
 
 FAST, OTHER, SLOW = b"f" * 16, b"o" * 16, b"s" * 16
@@ -74,21 +71,21 @@ def test_relative_figures(
 def test_a_ten_fold_straggler_among_three_is_recognized_within_min_jobs_of_its_own() -> None:
     book = TurnaroundBook()
     jobs = round_robin(0.0, fast=[1.0] * 10, other=[1.2] * 10, slow=[10.0] * MIN_JOBS)
-    verdicts = []
+    relatives = []
     for node_id, seconds, at in jobs:
         book.observe(node_id, seconds, at)
-        verdicts.append(book.figure(SLOW, at).relative)
-    first = next(i for i, value in enumerate(verdicts) if value is not None)
+        relatives.append(book.figure(SLOW, at).relative)
+    first = next(i for i, value in enumerate(relatives) if value is not None)
     # Within 30 s of jobs (one every 0.5 s here), and at the slow peer's MIN_JOBS-th.
     assert jobs[first][2] <= 30.0
     assert [job[0] for job in jobs[: first + 1]].count(SLOW) == MIN_JOBS
-    assert verdicts[first] is not None
-    assert verdicts[first] > 8.0
+    assert (relatives[first] or 0.0) > 8.0
     figures = book.figures(jobs[-1][2])
-    assert figures[FAST].relative is not None
-    assert figures[FAST].relative < 1.0
-    assert figures[OTHER].relative is not None
-    assert 1.0 <= figures[OTHER].relative < 1.5
+    fast, other = figures[FAST].relative, figures[OTHER].relative
+    assert fast is not None
+    assert fast < 1.0
+    assert other is not None
+    assert 1.0 <= other < 1.5
 
 
 def test_a_recovered_peer_is_forgiven_after_a_handful_of_fast_jobs() -> None:
@@ -112,7 +109,7 @@ def test_old_turnarounds_fade_so_an_idle_straggler_starts_anew() -> None:
 def test_one_peer_alone_has_figures_but_no_relative_one() -> None:
     book = TurnaroundBook()
     feed(book, [(FAST, seconds, 1.0) for seconds in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)])
-    assert book.figure(FAST, 1.0) == Turnaround(6, 3.5, 3.5, None)
+    assert book.figure(FAST, 1.0) == Turnaround(6, 3.5, 3.5, None, newest=1.0)
     assert book.figure(SLOW, 1.0) == UNKNOWN
     assert UNKNOWN.as_document() == {"jobs": 0, "median": None, "mean": None, "relative": None}
 
@@ -133,7 +130,7 @@ def test_a_hanging_connection_counts_as_the_cap() -> None:
 def test_all_zero_turnarounds_give_no_relative_figure() -> None:
     book = TurnaroundBook()
     feed(book, round_robin(0.0, fast=[0.0] * 6, slow=[0.0] * 6))
-    assert book.figure(SLOW, 6.0) == Turnaround(6, 0.0, 0.0, None)
+    assert book.figure(SLOW, 6.0) == Turnaround(6, 0.0, 0.0, None, newest=5.5)
 
 
 def test_jobs_per_peer_are_bounded_by_the_window() -> None:
@@ -177,56 +174,6 @@ def test_jobs_still_running_hasten_a_straggler_verdict_as_lower_bounds() -> None
     assert book.figures(10.0, running={SLOW: [50.0] * 5})[FAST].relative is None
 
 
-def test_delivered_factors_compare_measured_with_announced() -> None:
-    figures = {
-        FAST: Turnaround(9, 1.0, 1.0, 0.5),
-        OTHER: Turnaround(9, 2.0, 2.0, 1.0),
-        SLOW: Turnaround(5, 20.0, 20.0, 10.0),  # a straggler completes few jobs
-    }
-    # All announce the same power: the ten-fold straggler delivers about a tenth, the
-    # others all they announce (no factor: left out).
-    same = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
-    factors = delivered_factors(figures, same)
-    assert set(factors) == {SLOW}
-    assert 0.084 <= factors[SLOW] <= 0.1  # snapped down to a quarter power of two
-    # A peer announcing a tenth of the others' power delivers what it says.
-    assert delivered_factors(figures, {**same, SLOW: 0.1}) == {}
-    # Without a relative figure, or without others to compare, there is no verdict.
-    assert delivered_factors({SLOW: Turnaround(3, 20.0, 20.0, None), **figures}, {SLOW: 1.0}) == {}
-    assert delivered_factors({}, same) == {}
-
-
-def test_delivered_factors_have_no_floor_and_few_values() -> None:
-    others = {FAST: Turnaround(9, 1.0, 1.0, 1.0), OTHER: Turnaround(9, 1.0, 1.0, 1.0)}
-    powers = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
-    seen = set()
-    for tenths in range(10, 2000):
-        figures = {**others, SLOW: Turnaround(9, 1.0, 1.0, tenths / 10)}
-        seen.add(delivered_factors(figures, powers).get(SLOW, 1.0))
-    assert min(seen) < 0.006  # 200 times slower: far below a quarter
-    assert len(seen) < 40  # quarter powers of two: a few dozen steps, not 2,000
-
-
-def test_a_verdict_changes_only_with_new_evidence_about_the_peer() -> None:
-    verdicts = Verdicts()
-    powers = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
-    slow = Turnaround(5, 10.0, 10.0, 10.0)
-    others = {FAST: Turnaround(9, 1.0, 1.0, 1.0), OTHER: Turnaround(9, 1.0, 1.0, 1.0)}
-    judged = verdicts.update({**others, SLOW: slow}, {}, powers, 0.0)
-    assert set(judged) == {SLOW}
-    assert judged[SLOW] < 0.1
-    # Left out, it gets no job; the others slow down as the build goes on, and against
-    # them its old jobs would now look fine: the verdict stands.
-    busier = {FAST: Turnaround(9, 8.0, 8.0, 1.0), OTHER: Turnaround(9, 8.0, 8.0, 1.0)}
-    drifted = {**busier, SLOW: replace(slow, relative=1.25)}
-    assert verdicts.update(drifted, {}, powers, 1.0) == judged
-    # New evidence about it (a job running there) is judged afresh.
-    assert verdicts.update(drifted, {SLOW: [0.5]}, powers, 2.0) == {}
-    # Its jobs gone from the book: no verdict.
-    verdicts.update({**others, SLOW: slow}, {}, powers, 0.0)
-    assert verdicts.update(others, {}, powers, 3.0) == {}
-
-
 def test_a_peer_is_slower_only_when_its_mean_agrees_with_its_median() -> None:
     # Two equal peers of a small project: one got mostly big files, one mostly small
     # ones; their medians differ 3-fold, their means do not.
@@ -251,25 +198,6 @@ def test_only_jobs_of_the_same_time_are_compared() -> None:
     assert book.figures(100.0)[SLOW].relative == pytest.approx(10.0)
 
 
-def test_verdicts_fall_due_when_a_job_ends_or_once_a_second() -> None:
-    verdicts = Verdicts()
-    assert verdicts.due(0.0, finished=False)
-    verdicts.update({}, {}, {}, 10.0)
-    assert not verdicts.due(10.5, finished=False)
-    assert verdicts.due(10.5, finished=True)
-    assert verdicts.due(11.0, finished=False)
-
-
-def test_a_peer_less_than_three_times_slower_is_left_to_what_it_announces() -> None:
-    powers = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
-    others = {FAST: Turnaround(9, 1.0, 1.0, 0.4), OTHER: Turnaround(9, 1.0, 1.0, 0.4)}
-    # 2.7 times: what equal peers of the shared test machine showed; no verdict.
-    assert delivered_factors({**others, SLOW: Turnaround(9, 2.7, 2.7, 2.7)}, powers) == {}
-    # 3 times and more: measured, and snapped down (a third is 0.297 after snapping).
-    factors = delivered_factors({**others, SLOW: Turnaround(9, 3.0, 3.0, 3.0)}, powers)
-    assert 0.29 < factors[SLOW] <= 1 / 3
-
-
 def test_the_typical_job_a_peer_is_measured_against_comes_with_its_relative_figure() -> None:
     book = TurnaroundBook()
     feed(book, round_robin(70.0, fast=[0.5] * 20, other=[1.5] * 20))
@@ -280,22 +208,11 @@ def test_the_typical_job_a_peer_is_measured_against_comes_with_its_relative_figu
     assert book.figures(100.0, {}).keys() == figures.keys()
     lone = TurnaroundBook()
     feed(lone, [(SLOW, 5.0, 70.0 + 5 * n) for n in range(6)])
-    assert lone.figures(100.0)[SLOW] == Turnaround(6, 5.0, 5.0, None, None)
+    assert lone.figures(100.0)[SLOW] == Turnaround(6, 5.0, 5.0, None, None, newest=95.0)
 
 
-def test_jobs_taken_back_leave_the_verdict_standing() -> None:
-    verdicts = Verdicts()
-    powers = dict.fromkeys((FAST, OTHER, SLOW), 1.0)
-    others = {FAST: Turnaround(9, 1.0, 1.0, 1.0), OTHER: Turnaround(9, 1.0, 1.0, 1.0)}
-    slow = Turnaround(3, 10.0, 10.0, 6.0, 1.0)  # three ended, two running: judged
-    judged = verdicts.update({**others, SLOW: slow}, {SLOW: [0.0, 0.0]}, powers, 0.0)
-    assert SLOW in judged
-    # Both running jobs taken back: without them the book has too few to judge, but
-    # that is no news about the peer.
-    verdicts.set_aside([SLOW], {})
-    alone = {**others, SLOW: replace(slow, relative=None, typical=None)}
-    assert verdicts.update(alone, {}, powers, 1.0) == judged
-    # Without set_aside the same change would have been judged afresh: no verdict.
-    fresh = Verdicts()
-    fresh.update({**others, SLOW: slow}, {SLOW: [0.0, 0.0]}, powers, 0.0)
-    assert fresh.update(alone, {}, powers, 1.0) == {}
+def test_forgetting_a_peer_drops_only_its_jobs() -> None:
+    book = TurnaroundBook()
+    feed(book, round_robin(0.0, fast=[1.0] * 6, slow=[10.0] * 6))
+    book.forget([SLOW, OTHER])  # OTHER has no jobs: nothing to do
+    assert set(book.figures(6.0)) == {FAST}

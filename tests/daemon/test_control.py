@@ -69,6 +69,10 @@ class FakeHandler:
         self.calls.append(("hosts", fingerprint))
         return {"hosts": "ws8/4 localhost/2", "jobs": 6}
 
+    def remeasure(self, peers: tuple[str, ...], uid: int) -> dict[str, Any]:
+        self.calls.append(("remeasure", peers, uid))
+        return {"forgotten": list(peers), "judged_slow": []}
+
 
 def _conforms(handler: FakeHandler) -> ControlHandler:
     return handler  # mypy checks the fake against the Protocol here
@@ -173,6 +177,28 @@ async def test_pause_and_resume_carry_the_callers_real_uid(
     assert paused["result"]["state"] == "paused"
     assert resumed == {"v": 1, "ok": True, "result": {"state": "active", "was_paused": True}}
     assert handler.calls == [("pause", None, "", os.getuid()), ("resume", os.getuid())]
+
+
+async def test_remeasure_carries_the_peers_and_the_callers_real_uid(
+    path: Path, handler: FakeHandler
+) -> None:
+    with trio.fail_after(5):
+        async with running(path, handler), connected(path) as client:
+            every = await client.ask(b'{"op": "remeasure"}\n')
+            named = await client.ask(b'{"op": "remeasure", "peers": ["ws8"]}\n')
+    assert every["result"] == {"forgotten": [], "judged_slow": []}
+    assert named["result"] == {"forgotten": ["ws8"], "judged_slow": []}
+    assert handler.calls == [("remeasure", (), os.getuid()), ("remeasure", ("ws8",), os.getuid())]
+
+
+def test_remeasure_is_spent_from_the_change_budget(handler: FakeHandler) -> None:
+    lanes, caller = Lanes(), PeerCredentials(1, 4242, 4242)
+    answers = [
+        json.loads(answer(b'{"op": "remeasure"}', handler, caller, lanes, 0.0))
+        for _ in range(rate_limit.CHANGE_BURST + 1)
+    ]
+    assert [a["ok"] for a in answers] == [True] * rate_limit.CHANGE_BURST + [False]
+    assert answers[-1]["code"] == "busy"
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The control socket's view of a real node: who may pause over whom, and pauses that
-change nothing cost nothing."""
+"""The control socket's view of a real node: who may pause over whom, pauses that change
+nothing cost nothing, and remeasuring forgets exactly the peers named."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import logging
 import pytest
 import trio
 
-from p2pcc.core.control_protocol import PermissionDeniedError
+from p2pcc.core.control_protocol import BAD_ARGUMENT, ControlError, PermissionDeniedError
 from p2pcc.core.node_change import Change
 from p2pcc.daemon.node_control import NodeControl
-from tests.core.local_nodes import make_node
+from tests.core.local_nodes import gossip, make_node
 
 ROOT, ALICE, MALLORY = 0, 1000, 1001
 
@@ -102,3 +102,34 @@ async def test_a_resume_while_not_paused_changes_nothing(watched: Watched) -> No
     assert watched.control.resume(ALICE) == {"state": "active", "was_paused": True}
     assert watched.node.pause is None
     assert watched.pause_changes() == 2
+
+
+async def test_remeasure_forgets_the_named_peers_measurements_and_verdicts(
+    watched: Watched,
+) -> None:
+    node = watched.node
+    peers = {2: make_node(2), 3: make_node(3)}
+    for peer in peers.values():
+        gossip(peer, node, trio.current_time())
+    slow, other = (bytes([index]) * 16 for index in peers)
+    for node_id in (slow, other):
+        node.reports.turnaround.observe(node_id, 1.0, trio.current_time())
+    node.set_delivered({slow: 0.1, other: 0.5})
+    result = watched.control.remeasure(("ws2",), ALICE)
+    assert result == {"forgotten": ["ws2"], "judged_slow": ["ws2"]}
+    assert node.delivered == {other: 0.5}
+    assert node.reports.turnaround.figures(trio.current_time()).keys() == {other}
+    # All peers: every figure and factor goes.
+    result = watched.control.remeasure((), MALLORY)
+    assert result == {"forgotten": ["ws2", "ws3"], "judged_slow": ["ws3"]}
+    assert (node.delivered, node.reports.turnaround.peers()) == ({}, 0)
+
+
+async def test_remeasuring_an_unknown_peer_changes_nothing(watched: Watched) -> None:
+    gossip(make_node(2), watched.node, trio.current_time())
+    watched.node.set_delivered({bytes([2]) * 16: 0.1})
+    with pytest.raises(ControlError) as refused:
+        watched.control.remeasure(("ws2", "ws9"), ALICE)
+    assert refused.value.code == BAD_ARGUMENT
+    assert str(refused.value) == "no peer named 'ws9' (peers: ws2)"
+    assert watched.node.delivered == {bytes([2]) * 16: 0.1}

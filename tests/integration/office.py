@@ -33,7 +33,7 @@ from typing import Any
 
 from p2pcc import statefile
 from p2pcc.control_client import send_request
-from p2pcc.core.control_protocol import StatusRequest
+from p2pcc.core.control_protocol import RemeasureRequest, StatusRequest
 from p2pcc.core.errors import P2pccError
 from tests.integration import project, workstation_compilers
 from tests.integration.distccd_jobs import (
@@ -104,11 +104,17 @@ class Office:
 
     def ready(self) -> dict[str, Any]:
         """Restart any daemon that is not running; the client's status once every peer
-        is in a DISTCC_HOSTS line of the client's (alive, serving, matching something)."""
+        is in a DISTCC_HOSTS line of the client's (alive, serving, matching something).
+
+        The client forgets what its jobs measured of the peers first (`p2pcc
+        remeasure`): four workstations and their builds share two CPUs here, and a
+        verdict one test's build drew from that noise would otherwise keep a good peer
+        out of the next test's lines for minutes."""
         since = time.time()
         for daemon in self.daemons.values():
             if daemon.process is None or daemon.process.poll() is not None:
                 daemon.start()
+        wait_until(lambda: remeasure_all(self.client), 60, "the client to remeasure its peers")
         try:
             wait_until(partial(self._all_peers_listed, since), 60, "every peer to be usable")
         except AssertionError:
@@ -269,6 +275,15 @@ def control_status(daemon: Daemon) -> dict[str, Any] | None:
     None while it does not answer."""
     try:
         return send_request(daemon.runtime_dir / "control", StatusRequest(), timeout=5)
+    except (OSError, P2pccError):
+        return None
+
+
+def remeasure_all(daemon: Daemon) -> dict[str, Any] | None:
+    """Have `daemon` forget what its jobs measured of every peer; its answer, None while
+    it does not answer."""
+    try:
+        return send_request(daemon.runtime_dir / "control", RemeasureRequest(), timeout=5)
     except (OSError, P2pccError):
         return None
 
