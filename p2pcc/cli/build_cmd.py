@@ -1,12 +1,15 @@
 """`p2pcc build CMD…`: run a build with the links first on PATH and `-j` from the table.
 
-The build tool replaces this process (exec), so its exit status, signals and terminal
-are the build's own.  `-jN` (N from `p2pcc jobs`) goes on the command line of make and
-ninja unless the user gave a `-j`/`--jobs` (or MAKEFLAGS already carries one, as inside
-a parallel make); for any other command (a script, `cmake --build`) MAKEFLAGS and
-CMAKE_BUILD_PARALLEL_LEVEL carry it to the makes and cmakes it runs, unless already set.
-With the daemon down the build still runs, locally at this machine's CPU count, and
-says so once: the build is marked as warned, so the wrappers stay quiet.
+A GNU make (4.0 or later) given no `-j` runs as our child with a jobserver p2pcc holds
+and sizes by the pool while the build runs (`build_runner.py`, `core/jobserver.py`):
+the live -j.  Any other build tool replaces this process (exec), so its exit status,
+signals and terminal are the build's own, with a fixed `-jN` (N from `p2pcc jobs`): on
+the command line of make and ninja unless the user gave a `-j`/`--jobs` (or MAKEFLAGS
+already carries one, as inside a parallel make); for any other command (a script,
+`cmake --build`) through MAKEFLAGS and CMAKE_BUILD_PARALLEL_LEVEL to the makes and
+cmakes it runs, unless already set.  `--fixed-jobs` asks for the fixed -j with make
+too.  With the daemon down the build still runs, locally at this machine's CPU count,
+and says so once: the build is marked as warned, so the wrappers stay quiet.
 """
 
 from __future__ import annotations
@@ -15,14 +18,19 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
-from p2pcc.cli.hosts_cmd import DEFAULT_COMPILER, compiler_table, local_cpus
+from p2pcc.cli import build_runner
+from p2pcc.cli.build_runner import Jobserver, make_style
+from p2pcc.cli.hosts_cmd import DEFAULT_COMPILER, local_cpus, table_reader
 from p2pcc.cli.link_install import default_link_dir, setting_line, wrapper_settings
 from p2pcc.config import load_config
 from p2pcc.core.errors import P2pccError
+from p2pcc.core.jobserver import Style, jobserver_makeflags
 from p2pcc.wrapper.lookup import ENTRY_NAME, is_link_dir, path_dirs
+from p2pcc.wrapper.main import Table
 from p2pcc.wrapper.warn import mark_build
 
 MAKES = frozenset(("make", "gmake", "bmake", "remake"))
@@ -58,6 +66,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="NAME",
         help=f"the compiler whose table gives -j (default: {DEFAULT_COMPILER})",
     )
+    parser.add_argument(
+        "--fixed-jobs",
+        action="store_true",
+        help="give make a fixed -j as for other tools, not a jobserver that follows the pool",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="say on stderr each time the pool's jobs for the build change",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="the build")
     parser.set_defaults(handler=main)
 
@@ -72,20 +91,60 @@ def main(args: argparse.Namespace) -> int:
     env = os.environ
     link_dir = Path(os.path.abspath(args.links)) if args.links else default_link_dir()
     links_ok = _check_links(link_dir, args.config, env)
-    name, table = compiler_table(args.compiler, args.config, env)
+    name, read_table = table_reader(args.compiler, args.config, env)
+    table = read_table()
     jobs = table.jobs
     if table.problem or jobs < 1:
         jobs = local_cpus()
         why = table.problem or f"the daemon has no line for {name} yet"
         print(f"p2pcc: {why}; building locally with -j{jobs}", file=sys.stderr)
         mark_build(env)
-    argv, build_env = plan_build(command, env, jobs, link_dir if links_ok else None)
+    style = None if args.fixed_jobs else live_style(command, env)
+    links = link_dir if links_ok else None
+    if style is not None:
+        server = Jobserver(style)
+        argv, build_env = plan_build(command, env, jobs, links, jobserver_auth=server.auth)
+        said = partial(_say_jobs, name) if args.verbose else _quiet
+        jobs_now = partial(pool_jobs, read_table)
+        return build_runner.run(argv, build_env, server=server, jobs_now=jobs_now, said=said)
+    argv, build_env = plan_build(command, env, jobs, links)
     sys.stderr.flush()
     try:
         os.execvpe(argv[0], argv, build_env)  # noqa: S606 - the build replaces us
     except OSError as error:
         print(f"p2pcc: cannot run {argv[0]}: {error.strerror}", file=sys.stderr)
     return 127
+
+
+def live_style(command: Sequence[str], env: Mapping[str, str]) -> Style | None:
+    """The jobserver style for a live -j, or None when the build keeps a fixed one: not
+    a make, a -j of the user's own (on its command line or in MAKEFLAGS), or not a GNU
+    make that takes a jobserver."""
+    if os.path.basename(command[0]) not in MAKES or _MAKEFLAGS_JOBS.search(
+        env.get("MAKEFLAGS", "")
+    ):
+        return None
+    if _has_jobs(command[1:], _MAKE_VALUE_OPTIONS, "--jobs"):
+        return None
+    return make_style(command[0], env)
+
+
+def pool_jobs(read_table: Callable[[], Table]) -> int:
+    """The jobs the pool takes for the build now: `p2pcc jobs`, or this machine's CPUs
+    while the daemon is down or has no line for the compiler."""
+    try:
+        table = read_table()
+    except (OSError, P2pccError):
+        return local_cpus()
+    return table.jobs if not table.problem and table.jobs >= 1 else local_cpus()
+
+
+def _say_jobs(name: str, jobs: int) -> None:
+    print(f"p2pcc: the pool takes {jobs} {name} job(s) at once now", file=sys.stderr, flush=True)
+
+
+def _quiet(jobs: int) -> None:
+    pass
 
 
 def _check_links(link_dir: Path, config_file: str | None, env: Mapping[str, str]) -> bool:
@@ -116,9 +175,15 @@ def _check_links(link_dir: Path, config_file: str | None, env: Mapping[str, str]
 
 
 def plan_build(
-    command: Sequence[str], env: Mapping[str, str], jobs: int, link_dir: Path | None
+    command: Sequence[str],
+    env: Mapping[str, str],
+    jobs: int,
+    link_dir: Path | None,
+    *,
+    jobserver_auth: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment of the build: links first on PATH, `-j` where it goes."""
+    """The argv and environment of the build: links first on PATH, `-j` where it goes
+    (for make with `jobserver_auth`, the jobserver in MAKEFLAGS instead)."""
     argv = list(command)
     build_env = dict(env)
     if link_dir is not None:
@@ -128,7 +193,9 @@ def plan_build(
         build_env["PATH"] = ":".join([str(link_dir), *entries])
     tool = os.path.basename(argv[0])
     makeflags = env.get("MAKEFLAGS", "")
-    if tool in MAKES:
+    if tool in MAKES and jobserver_auth is not None:
+        build_env["MAKEFLAGS"] = jobserver_makeflags(makeflags, jobserver_auth)
+    elif tool in MAKES:
         if not _has_jobs(argv[1:], _MAKE_VALUE_OPTIONS, "--jobs") and not _MAKEFLAGS_JOBS.search(
             makeflags
         ):

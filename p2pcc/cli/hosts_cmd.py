@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 from p2pcc.cli.link_install import default_link_dir, wrapper_settings
 from p2pcc.config import load_config
@@ -90,6 +91,15 @@ def compiler_table(
     compiler: str, config_file: str | None, env: Mapping[str, str]
 ) -> tuple[str, Table]:
     """The compiler's name and what the state file says about it, as the wrapper sees it."""
+    name, read = table_reader(compiler, config_file, env)
+    return name, read()
+
+
+def table_reader(
+    compiler: str, config_file: str | None, env: Mapping[str, str]
+) -> tuple[str, Callable[[], Table]]:
+    """The compiler's name, and a reading of what the state file says about it now, as
+    the wrapper sees it (the compiler and the configuration found once)."""
     config = load_config(config_file, env)
     settings = wrapper_settings(config, env, default_link_dir())
     name = os.path.basename(compiler)
@@ -103,4 +113,4 @@ def compiler_table(
         if found is None:
             raise P2pccError(f"no {name} on PATH (outside p2pcc link directories)")
         real, status = found
-    return name, read_table(name, real, status, env, settings)
+    return name, partial(read_table, name, real, status, env, settings)
