@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from p2pcc import cli, statefile
-from p2pcc.cli.build_cmd import plan_build
+from p2pcc.cli.build_cmd import live_style, plan_build, pool_jobs
+from p2pcc.cli.hosts_cmd import local_cpus
+from p2pcc.core.errors import P2pccError
+from p2pcc.core.jobserver import Style
+from p2pcc.wrapper.main import Table
 from tests.wrapper.loopback import loopback_distccd, write_real_state
 
 LINKS = Path("/opt/links")
@@ -77,6 +81,50 @@ def test_a_make_inside_a_parallel_make_gets_no_second_j(makeflags: str) -> None:
     assert argv == ["make"]
     _, env = plan_build(["sh", "x"], {"PATH": "/bin", "MAKEFLAGS": makeflags}, 5, LINKS)
     assert env["MAKEFLAGS"] == makeflags
+
+
+@pytest.mark.parametrize(
+    ("command", "makeflags", "live"),
+    [
+        (["make"], "", True),
+        (["make", "-C", "src", "all"], "", True),
+        (["gmake"], "", True),  # Debian links gmake to GNU make
+        (["make", "-j4"], "", False),  # the user's -j wins
+        (["make", "--jobs=2"], "", False),
+        (["make"], " -j4 --jobserver-auth=3,4", False),  # inside a parallel make: its own
+        (["make"], "k", True),
+        (["/nonexistent/make"], "", False),  # not found: no GNU make to steer
+        (["ninja"], "", False),  # no jobserver client: a fixed -j
+        (["sh", "-c", "make"], "", False),
+    ],
+)
+def test_only_a_gnu_make_without_a_j_gets_a_live_one(
+    command: list[str], makeflags: str, live: bool
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "MAKEFLAGS": makeflags}
+    assert (live_style(command, env) is Style.PIPE) is live  # this machine's make 4.3
+
+
+def test_a_live_make_gets_the_jobserver_in_makeflags_not_a_j() -> None:
+    env = {"PATH": "/usr/bin", "MAKEFLAGS": "k"}
+    argv, build_env = plan_build(["make", "all"], env, 7, LINKS, jobserver_auth="5,6")
+    assert argv == ["make", "all"]
+    assert build_env["MAKEFLAGS"] == "k -j --jobserver-auth=5,6"
+    assert build_env["PATH"] == f"{LINKS}:/usr/bin"
+
+
+def test_the_pool_takes_the_tables_jobs_or_this_machines_cpus() -> None:
+    table = Table()
+    table.jobs = 9
+    assert pool_jobs(lambda: table) == 9
+    assert pool_jobs(lambda: Table("the p2pcc daemon is not running", down=True)) == local_cpus()
+    table.jobs = 0  # a line with no slot yet
+    assert pool_jobs(lambda: table) == local_cpus()
+
+    def broken() -> Table:
+        raise P2pccError("no gcc on PATH")
+
+    assert pool_jobs(broken) == local_cpus()
 
 
 def test_no_command_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -179,6 +227,14 @@ def test_with_the_daemon_down_the_build_runs_locally_and_says_so_once(project: P
     assert len(notes) == 1
     assert "the p2pcc daemon is not running" in notes[0]
     assert "building locally with -j" in notes[0]
+
+
+def test_a_verbose_live_build_says_the_pools_jobs(project: Path) -> None:
+    done = build(project, "-v", "make")
+    assert done.returncode == 0, done.stderr
+    assert (project / "src" / "prog").exists()
+    said = [line for line in done.stderr.splitlines() if "the pool takes" in line]
+    assert said == [f"p2pcc: the pool takes {local_cpus()} cc job(s) at once now"]
 
 
 def test_missing_links_still_build(project: Path) -> None:

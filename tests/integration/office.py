@@ -227,7 +227,25 @@ class Office:
         """Start a build like `build` in the background: its process, and a function
         that waits for it to end and returns it."""
         argv, env, log = self._build_setup(tree, compiler, links, extra_env)
-        output = self.base / f"build-{self.builds}.out"
+        return self._start(argv, env, log, f"{tree.project.requirement} {compiler}")
+
+    def start_p2pcc_build(
+        self, tree: Tree, compiler: str
+    ) -> tuple[subprocess.Popen[Any], Callable[[], Build]]:
+        """Start `p2pcc build -v make` in the client, through its links and with no -j
+        (the live one), like `start_build`; its output is the finished build's stderr."""
+        _, env, log = self._build_setup(tree, compiler, None, {})
+        env["P2PCC_CACHE_DIR"] = cli_env(self.client.home)["P2PCC_CACHE_DIR"]
+        make = ["make", "-C", str(tree.path), f"{tree.project.compiler_variable}={compiler}"]
+        argv = ["timeout", "-k", "5", str(BUILD_TIMEOUT), sys.executable, "-m", "p2pcc"]
+        argv += ["build", "-v", "--config", str(self.client.config_path)]
+        argv += ["--links", str(self.links), "--compiler", compiler, *make]
+        return self._start(argv, env, log, f"p2pcc build {tree.project.requirement}")
+
+    def _start(
+        self, argv: list[str], env: dict[str, str], log: Path, label: str
+    ) -> tuple[subprocess.Popen[Any], Callable[[], Build]]:
+        output = self.output_path
         started = time.monotonic()
         with output.open("w") as out:
             process = self.client.ws.start(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -235,10 +253,15 @@ class Office:
         def finish() -> Build:
             returncode = process.wait(timeout=BUILD_TIMEOUT + 30)
             seconds = time.monotonic() - started
-            print(f"\n{tree.project.requirement} {compiler} in the background: {seconds:.1f} s")
+            print(f"\n{label} in the background: {seconds:.1f} s")
             return Build(returncode, "", output.read_text(), seconds, log)
 
         return process, finish
+
+    @property
+    def output_path(self) -> Path:
+        """Where the output of the newest build started in the background goes."""
+        return self.base / f"build-{self.builds}.out"
 
     def _build_setup(
         self, tree: Tree, compiler: str, links: Path | None, extra_env: dict[str, str]

@@ -18,9 +18,11 @@ restarts whatever an earlier test stopped or killed.  Run with `-s` to see build
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -298,3 +300,38 @@ def test_a_paused_peer_gets_no_job_until_it_resumes(office: Office) -> None:
     assert_jobs_went(office.jobs_since(marks), ("mixed",), GCC12, not_to=("peer12", "pure11"))
     peer12.cli("resume")
     office.ready()  # waits until every peer, peer12 included, is in a hosts line again
+
+
+def test_p2pcc_build_follows_a_peer_that_pauses_and_resumes_mid_build(office: Office) -> None:
+    """Issue 14's live -j: `p2pcc build -v make` with no -j runs make under a jobserver
+    sized by the pool.  peer12 pauses mid-build: the build's jobs shrink; it resumes:
+    they grow again (each size is a line of -v); the objects are the local build's."""
+    office.ready()
+    reference = office.reference(project.BROTLI, "gcc")
+    tree = office.fresh_tree(project.BROTLI)  # all of it: long enough to follow the pool
+    peer12 = office.daemons["peer12"]
+    make, finish = office.start_p2pcc_build(tree, "gcc")
+    output = office.output_path
+
+    def sizes() -> list[int]:
+        return [int(n) for n in re.findall(r"the pool takes (\d+) gcc job", output.read_text())]
+
+    def seen(predicate: Callable[[list[int]], bool]) -> bool:
+        return make.poll() is not None or (bool(sizes()) and predicate(sizes()))
+
+    try:
+        wait_until(lambda: seen(lambda s: True), 30, "the build's first size")
+        first = sizes()[0]
+        peer12.cli("pause", "--for", "10m", "--reason", "live -j test")
+        wait_until(lambda: seen(lambda s: s[-1] < first), 30, "the jobs to shrink")
+        peer12.cli("resume")
+        wait_until(lambda: seen(lambda s: s[-1] > min(s)), 30, "the jobs to grow again")
+        assert make.poll() is None, f"the build ended before the pool changed back: {sizes()}"
+    finally:
+        peer12.cli("resume", check=False)
+    build = finish()
+    print(f"the build's sizes, in order: {sizes()}")
+    assert_same_objects(build, tree, reference)
+    low = min(sizes())
+    assert sizes()[0] > low
+    assert sizes()[-1] > low
