@@ -41,8 +41,9 @@ POLL_PERIOD = 0.5
 #: Signals sent to `p2pcc build` alone that its build should get.
 PASSED_ON = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
-#: A task run alongside the build until it ends (a trace recorder, for one).
-SideTask = Callable[[], Awaitable[None]]
+#: A task run alongside the build until it ends, given the build's pid (a trace
+#: recorder, for one).
+SideTask = Callable[[int], Awaitable[None]]
 
 
 class Jobserver:
@@ -153,7 +154,7 @@ async def run_build(
                 follow = partial(follow_pool, period=period, said=said)
                 nursery.start_soon(follow, server, Tokens(), jobs_now)
             for task in side_tasks:
-                nursery.start_soon(task)
+                nursery.start_soon(task, process.pid)
             returncode = await process.wait()
             nursery.cancel_scope.cancel()
     return returncode

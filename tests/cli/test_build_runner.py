@@ -183,3 +183,15 @@ def test_only_a_gnu_make_that_takes_a_jobserver_gets_one(tmp_path: Path) -> None
     fake.write_text("#!/bin/sh\nexit 1\n")
     assert make_style(str(fake), os.environ) is None
     assert make_style("no-such-make", os.environ) is None
+
+
+async def test_side_tasks_run_beside_the_build_with_its_pid_and_end_with_it() -> None:
+    seen: list[str] = []
+
+    async def side(pid: int) -> None:
+        seen.append(Path(f"/proc/{pid}/comm").read_text().strip())
+        await trio.sleep_forever()  # cancelled when the build ends
+
+    with trio.fail_after(20):
+        assert await run_build(["sleep", "0.3"], dict(os.environ), side_tasks=[side]) == 0
+    assert seen == ["sleep"]
