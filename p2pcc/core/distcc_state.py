@@ -18,9 +18,14 @@ What a reader must know about distcc 3.4, from its source and from real files:
   in `compile.c` and `where.c`): a client waiting for a slot has no file yet.
 - A local compile writes COMPILE once, host "localhost", with the source's basename.
 - A remote one keeps two records and writes whichever it touches: the local one (file
-  "", host "localhost") for CPP, the remote one (file, host as in DISTCC_HOSTS) for
-  CONNECT, SEND, COMPILE and RECEIVE.  Its file says CPP, host "localhost", no file
-  name, while it waits for the preprocessor.
+  "", host "localhost", the local preprocessing slot) for CPP, the remote one (file,
+  host, remote slot) for CONNECT, SEND, COMPILE and RECEIVE.  Its file says CPP, host
+  "localhost", no file name, while it waits for the preprocessor (a tiny file's first
+  30-50 ms here).
+- The host is the name of the DISTCC_HOSTS entry without its port or options
+  ("127.0.0.1" for "127.0.0.1:3632/4"): two distccd on one address look alike.
+- distcc creates the file with O_TRUNC before writing it: a reader sees it empty now
+  and then (a 2 ms poller saw most remote compiles' files empty once).
 
 The files live in a directory other processes may write, so nothing in one is trusted:
 `parse_state` takes any bytes and returns a record or raises ValueError, nothing else.
@@ -89,7 +94,7 @@ class TaskState:
 
     pid: int
     file: str  # "" while a remote compile preprocesses (see the module's docstring)
-    host: str  # a DISTCC_HOSTS entry's name, "localhost" for this machine, or ""
+    host: str  # a DISTCC_HOSTS entry's host name (no port), "localhost" here, or ""
     slot: int
     phase: Phase
 

@@ -39,21 +39,56 @@ def record(
     return struct.pack("@NLL128s128siiP", size, magic, pid, file, host, slot, phase, 0xDEAD)
 
 
-#: Bytes of a file read from Debian's distcc 3.4 on x86_64 while it compiled remotely
-#: (pid 31337, "hello.c", host "127.0.0.1:41223", slot 0, COMPILE), `next` left as read.
-REAL_REMOTE = (
-    bytes.fromhex("28010000000000000048494400000000697a000000000000")
-    + b"hello.c".ljust(128, b"\0")
-    + b"127.0.0.1:41223".ljust(128, b"\0")
-    + bytes.fromhex("00000000050000000000000000000000")
+#: Files read from Debian's distcc 3.4 on x86_64 during `make -j4 CC="distcc gcc"` with
+#: DISTCC_HOSTS="127.0.0.1:PORT/2 localhost/2": one remote compile (pid 32498, f1.c)
+#: while it preprocessed and while it compiled, one local compile (pid 32516, f5.c).
+REMOTE_PREPROCESSING = bytes.fromhex(
+    "28010000000000000048494400000000f27e0000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000006c6f63616c686f73"
+    "7400000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000100000003000000"
+    "0000000000000000"
+)
+REMOTE_COMPILING = bytes.fromhex(
+    "28010000000000000048494400000000f27e00000000000066312e6300000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000003132372e302e302e"
+    "3100000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000100000005000000"
+    "0000000000000000"
+)
+LOCAL_COMPILING = bytes.fromhex(
+    "28010000000000000048494400000000047f00000000000066352e6300000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000006c6f63616c686f73"
+    "7400000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000005000000"
+    "0000000000000000"
 )
 
 
 @pytest.mark.skipif(not X86_64, reason="the golden bytes are x86_64's layout")
-def test_the_layout_is_distcc_3_4s_on_x86_64() -> None:
+def test_files_written_by_distcc_3_4_on_x86_64() -> None:
     assert STATE_SIZE == 296
-    expected = TaskState(31337, "hello.c", "127.0.0.1:41223", 0, Phase.COMPILE)
-    assert parse_state(REAL_REMOTE) == expected
+    # The remote compile's local record: no file, host localhost, its local slot.
+    assert parse_state(REMOTE_PREPROCESSING) == TaskState(32498, "", "localhost", 1, Phase.CPP)
+    # The host is the DISTCC_HOSTS entry's name, without its port.
+    compiling = TaskState(32498, "f1.c", "127.0.0.1", 1, Phase.COMPILE)
+    assert parse_state(REMOTE_COMPILING) == compiling
+    assert parse_state(LOCAL_COMPILING) == TaskState(32516, "f5.c", "localhost", 0, Phase.COMPILE)
 
 
 def test_a_local_compile_and_a_remote_preprocess_as_distcc_writes_them() -> None:
@@ -78,12 +113,13 @@ def test_phases_are_distccs_numbers_and_names() -> None:
 
 
 def test_every_truncation_and_extension_is_refused() -> None:
-    data = record()
-    for end in range(len(data)):
+    real = (REMOTE_PREPROCESSING, REMOTE_COMPILING, LOCAL_COMPILING) if X86_64 else ()
+    for data in (record(), *real):
+        for end in range(len(data)):
+            with pytest.raises(ValueError, match="bytes"):
+                parse_state(data[:end])
         with pytest.raises(ValueError, match="bytes"):
-            parse_state(data[:end])
-    with pytest.raises(ValueError, match="bytes"):
-        parse_state(data + b"\0")
+            parse_state(data + b"\0")
 
 
 @pytest.mark.parametrize(
