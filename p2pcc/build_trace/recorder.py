@@ -36,6 +36,7 @@ from typing import Any
 
 import trio
 
+from p2pcc.core import limits
 from p2pcc.core.build_trace import BuildTrace, Observation
 from p2pcc.core.distcc_state import STATE_SIZE, parse_state, pid_of_name, source_of_cmdline
 from p2pcc.core.errors import P2pccError
@@ -47,9 +48,8 @@ log = logging.getLogger(__name__)
 #: Seconds between two polls of the state directory (see the module's docstring).
 DEFAULT_PERIOD = 0.05
 
-#: State files looked at per poll: a `make -j` of a few hundred jobs has as many; a
-#: directory others flooded with names costs us no more than this.
-MAX_STATE_FILES = 4096
+#: State files looked at per poll (see `limits`).
+MAX_STATE_FILES = limits.MAX_TRACE_STATE_FILES
 
 #: Processes whose ancestry is remembered; the memory is cleared when it is full.
 MAX_ANCESTRY_CACHE = 8192

@@ -33,15 +33,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from p2pcc.core import limits
 from p2pcc.core.distcc_state import Phase
 
-#: Finished compiles kept: about 500 bytes each here, ~1.5 KB in the document; 200,000
-#: is twice the compile steps of the largest builds (a full Chromium build, ~100,000).
-MAX_SPANS = 200_000
-
-#: Changes kept of each counter (slots, compiles running): a change per poll at a 50 ms
-#: period is over an hour of constant change; a real build changes far less often.
-MAX_SAMPLES = 100_000
+#: Finished compiles kept, and changes kept of each counter (see `limits`).
+MAX_SPANS = limits.MAX_TRACE_SPANS
+MAX_SAMPLES = limits.MAX_TRACE_SAMPLES
 
 #: distcc's name for this machine in DISTCC_HOSTS and in its state files.
 LOCALHOST = "localhost"
