@@ -169,3 +169,19 @@ MAX_MDNS_LOGGED_DROPS = 1024
 #: It lives in the runtime directory (RAM on most systems) and grows ~100 bytes per job;
 #: 16 MiB holds about 100,000 jobs, far more than the job-duration statistics read.
 DISTCCD_LOG_ROTATE_BYTES = 16 * 1024 * 1024
+
+# --- the build trace (`p2pcc build --trace`) ----------------------------------------------
+
+#: Finished compiles a build's trace keeps; later ones are counted as dropped.  Measured:
+#: ~370 bytes each in the model, ~850 more while the document is built, ~240 in the JSON
+#: file, so the cap costs ~250 MB at its peak.  It is twice the compile steps of the
+#: largest builds (a full Chromium build, ~100,000); 1,000,000 would need over 1 GB.
+MAX_TRACE_SPANS = 200_000
+
+#: Changes kept of each counter of the trace (slots, compiles running): one change per
+#: 50 ms poll is over an hour of constant change; a real build changes far less often.
+MAX_TRACE_SAMPLES = 100_000
+
+#: distcc state files the recorder looks at per poll: a `make -j` of a few hundred jobs
+#: has as many; a shared DISTCC_DIR flooded with names costs no more than this.
+MAX_TRACE_STATE_FILES = 4096

@@ -1,0 +1,1 @@
+"""The build trace of `p2pcc build --trace`: the recorder (trio) and the file it writes."""
