@@ -124,8 +124,7 @@ def open_bed(home: Path) -> Iterator[Bed]:
                 daemon.start()
             setup = Bed(home, daemons)
             wait_until(lambda: all(setup.listed(n) for n in NAMES[1:]), 90, "every peer listed")
-            status = control_status(setup.client)
-            assert status is not None
+            status = wait_until(lambda: control_status(setup.client), 30, "the client's status")
             setup.fingerprint = next(
                 c["fingerprint"] for c in status["node"]["compilers"] if "gcc" in c["names"]
             )

@@ -10,12 +10,15 @@ distccd), on a private bridge (tests/integration/cluster.py builds them):
   old     every gcc name runs gcc-11 (even x86_64-linux-gnu-gcc-12): must get no job
 They share one cluster key as the README's install section does it: `p2pcc keygen` on
 client, its token piped into `p2pcc join` on each of the others.  The build is Google's
-brotli (31 C files from its PyPI sdist).  Everything is torn down
+brotli (31 C files from its PyPI sdist), with `p2pcc build --trace`: the trace (one
+track per host, one span per compile; open it in ui.perfetto.dev) is kept in
+TRACE_FILE, and the demo prints where and what it shows.  Everything else is torn down
 at the end, on failure and on Ctrl-C.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -29,6 +32,9 @@ from tests.integration import project
 from tests.integration.cluster import NAMES, Cluster, open_cluster
 from tests.integration.distccd_jobs import jobs_since, log_marks
 from tests.integration.office import build_env
+
+#: Where the demo's build trace is kept (the rest of the demo goes with its namespaces).
+TRACE_FILE = Path(tempfile.gettempdir()) / "p2pcc-demo-trace.json"
 
 
 def say(text: str) -> None:
@@ -54,6 +60,8 @@ def build_through_links(cluster: Cluster) -> None:
         "-m",
         "p2pcc",
         "build",
+        "--trace",
+        str(TRACE_FILE),
         "--config",
         str(cluster.client.config_path),
     ]
@@ -80,6 +88,24 @@ def build_through_links(cluster: Cluster) -> None:
     detail("the gcc-11 workstation got none, as it must")
     if peers["slow"]["slots"] == 0:
         detail("slow offers no slot: its cgroup leaves it less than half a CPU (docs/metrics.md)")
+    show_trace(cluster)
+
+
+def show_trace(cluster: Cluster) -> None:
+    """Where the build's trace is, and its spans per host track."""
+    document = json.loads(TRACE_FILE.read_text())
+    events = document["traceEvents"]
+    names = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
+    addresses = {station.address: name for name, station in cluster.stations.items()}
+    spans: dict[str, int] = {}
+    for event in events:
+        if event["ph"] == "X":
+            host = names.get(event["pid"], "?")
+            label = addresses.get(host, host)
+            spans[label] = spans.get(label, 0) + 1
+    say(f"the build's trace: {TRACE_FILE}  (open it in https://ui.perfetto.dev)")
+    for label, count in sorted(spans.items()):
+        detail(f"{label:16} {count:3} compile span(s)")
 
 
 def main() -> None:

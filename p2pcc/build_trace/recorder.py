@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,3 +236,26 @@ def write_trace(path: Path, document: dict[str, Any]) -> None:
             "give --trace a file in a directory you can write"
         ) from error
     log.debug("wrote the build trace to %s (%d bytes)", path, len(data))
+
+
+def recording(
+    path: Path, distcc_dir: Path, slots: Callable[[], int | None]
+) -> Callable[[int], Awaitable[None]]:
+    """A side task for `build_runner.run_build`: records the build whose pid it is given
+    until cancelled at the build's end, then writes the trace to `path` and says where.
+    A trace that cannot be written is said once; the build's own status stands."""
+
+    async def record(root_pid: int) -> None:
+        recorder = TraceRecorder(distcc_dir, root_pid, slots)
+        try:
+            await recorder.run()
+        finally:
+            try:
+                write_trace(path, recorder.document(trio.current_time()))
+            except P2pccError as error:
+                os.write(2, f"p2pcc: no trace written: {error}\n".encode(errors="replace"))
+            else:
+                note = f"p2pcc: the build's trace is in {path} (open it in ui.perfetto.dev)\n"
+                os.write(2, note.encode(errors="replace"))
+
+    return record

@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
+from p2pcc.build_trace.recorder import recording
 from p2pcc.cli import build_runner
-from p2pcc.cli.build_runner import Jobserver, make_style
+from p2pcc.cli.build_runner import Jobserver, SideTask, make_style
 from p2pcc.cli.hosts_cmd import DEFAULT_COMPILER, local_cpus, table_reader
 from p2pcc.cli.link_install import default_link_dir, setting_line, wrapper_settings
 from p2pcc.config import load_config
@@ -77,6 +78,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="say on stderr each time the pool's jobs for the build change",
     )
+    parser.add_argument(
+        "--trace",
+        metavar="FILE",
+        type=Path,
+        help="write a Chrome trace of the build (one track per host, one span per compile) "
+        "to FILE, for ui.perfetto.dev or chrome://tracing",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="the build")
     parser.set_defaults(handler=main)
 
@@ -101,12 +109,16 @@ def main(args: argparse.Namespace) -> int:
         mark_build(env)
     style = None if args.fixed_jobs else live_style(command, env)
     links = link_dir if links_ok else None
-    if style is not None:
-        server = Jobserver(style)
-        argv, build_env = plan_build(command, env, jobs, links, jobserver_auth=server.auth)
+    if style is not None or args.trace is not None:
+        server = None if style is None else Jobserver(style)
+        auth = None if server is None else server.auth
+        argv, build_env = plan_build(command, env, jobs, links, jobserver_auth=auth)
         said = partial(_say_jobs, name) if args.verbose else _quiet
         jobs_now = partial(pool_jobs, read_table)
-        return build_runner.run(argv, build_env, server=server, jobs_now=jobs_now, said=said)
+        tasks = [] if args.trace is None else [_trace_task(args.trace, build_env, read_table)]
+        return build_runner.run(
+            argv, build_env, server=server, jobs_now=jobs_now, side_tasks=tasks, said=said
+        )
     argv, build_env = plan_build(command, env, jobs, links)
     sys.stderr.flush()
     try:
@@ -137,6 +149,24 @@ def pool_jobs(read_table: Callable[[], Table]) -> int:
     except (OSError, P2pccError):
         return local_cpus()
     return table.jobs if not table.problem and table.jobs >= 1 else local_cpus()
+
+
+def _trace_task(
+    path: Path, build_env: Mapping[str, str], read_table: Callable[[], Table]
+) -> SideTask:
+    """The trace recorder of `--trace`: distcc's state files in the build's DISTCC_DIR
+    (distcc's default, ~/.distcc, without one), the pool's slots from the state file."""
+    home = build_env.get("HOME") or os.path.expanduser("~")
+    distcc_dir = Path(build_env.get("DISTCC_DIR") or os.path.join(home, ".distcc"))
+
+    def slots() -> int | None:
+        try:
+            table = read_table()
+        except (OSError, P2pccError):
+            return None
+        return None if table.problem else table.jobs
+
+    return recording(Path(os.path.abspath(path)), distcc_dir, slots)
 
 
 def _say_jobs(name: str, jobs: int) -> None:

@@ -3,6 +3,7 @@ a real make of three files through the links to a loopback distccd."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from p2pcc.cli.hosts_cmd import local_cpus
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.jobserver import Style
 from p2pcc.wrapper.main import Table
+from tests.build_trace.trace_format import check_trace_event_format
 from tests.wrapper.loopback import loopback_distccd, write_real_state
 
 LINKS = Path("/opt/links")
@@ -208,6 +210,41 @@ def test_make_builds_through_the_links_on_a_loopback_peer(project: Path) -> None
     assert sorted(line.rsplit(" ", 1)[1] for line in jobs) == ["one.c", "three.c", "two.c"]
     assert subprocess.run([project / "src" / "prog"], check=False).returncode == 0
     assert "p2pcc:" not in done.stderr
+
+
+def test_a_traced_build_has_one_span_per_compile_on_its_hosts_track(project: Path) -> None:
+    trace = project / "trace.json"
+    with loopback_distccd(project) as distccd:
+        env = {"PATH": "/usr/bin:/bin", "P2PCC_CACHE_DIR": str(project / "cache")}
+        write_real_state(project / "run" / statefile.FILE_NAME, distccd.host, env)
+        done = build(project, "--trace", str(trace), "make")
+        assert done.returncode == 0, done.stderr
+    assert f"p2pcc: the build's trace is in {trace}" in done.stderr
+    document = json.loads(trace.read_text())
+    check_trace_event_format(document)
+    spans = [e for e in document["traceEvents"] if e["ph"] == "X"]
+    assert sorted(e["args"]["file"].rsplit("/", 1)[-1] for e in spans) == [
+        "one.c",
+        "three.c",
+        "two.c",
+    ]
+    hosts = {
+        e["pid"]: e["args"]["name"] for e in document["traceEvents"] if e["name"] == "process_name"
+    }
+    # DISTCC_FALLBACK=0 and one remote host: every compile went there (a tiny one may
+    # finish before a poll sees its host named).
+    address = distccd.host.split(":")[0]
+    assert {hosts[e["pid"]] for e in spans} <= {address, "(host not seen)"}
+    assert any(hosts[e["pid"]] == address and e["args"]["where"] == "remote" for e in spans)
+
+
+def test_a_traced_build_of_another_tool_runs_as_a_child_and_keeps_its_status(
+    project: Path,
+) -> None:
+    trace = project / "trace.json"
+    done = build(project, "--trace", str(trace), "sh", "-c", "exit 3")
+    assert done.returncode == 3
+    check_trace_event_format(json.loads(trace.read_text()))
 
 
 def test_a_failing_build_exits_with_makes_status(project: Path) -> None:
