@@ -41,7 +41,9 @@ class PauseHandler:
     def status(self) -> dict[str, Any]:
         raise AssertionError("not expected")
 
-    def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
+    def pause(
+        self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
+    ) -> dict[str, Any]:
         self.calls.append(("pause", seconds, reason, uid))
         if self.paused_by_root is not None:
             raise foreign_pause_error(self.paused_by_root, "replace or shorten")
@@ -185,7 +187,9 @@ async def test_a_rate_limited_request_says_when_to_try_again(
     capsys: pytest.CaptureFixture[str], runtime_dir: Path, config_file: str
 ) -> None:
     class Busy(PauseHandler):
-        def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
+        def pause(
+            self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
+        ) -> dict[str, Any]:
             raise ControlError(proto.BUSY, "too many pauses and resumes from uid 1001 (…)")
 
     with trio.fail_after(10):

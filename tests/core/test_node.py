@@ -102,6 +102,7 @@ def test_a_manual_pause_replaces_an_automatic_one_and_is_never_lifted_by_it() ->
         "by_uid": 1000,
         "until": None,
         "automatic": True,
+        "hand_back": True,
     }
     assert not node.auto_pause(1000, 2.0)  # already paused
     node.pause_for(None, "maintenance", uid=0, now=3.0, wall=WALL)
@@ -112,6 +113,21 @@ def test_a_manual_pause_replaces_an_automatic_one_and_is_never_lifted_by_it() ->
     assert (node.pause_kind(), node.resumes_by_hand) == (PauseKind.NONE, 1)
     assert not node.resume(6.0)  # nothing to resume: not counted
     assert node.resumes_by_hand == 1
+
+
+def test_a_pause_hands_back_when_asked_and_an_automatic_one_unless_told_not_to() -> None:
+    changes: list[Change] = []
+    node = serving(1, changes)
+    node.pause_for(None, "", uid=0, now=1.0, wall=WALL)
+    assert node.pause is not None and not node.pause.hand_back
+    changes.clear()
+    node.pause_for(None, "", uid=0, now=2.0, wall=WALL, hand_back=True)
+    assert node.pause is not None and node.pause.hand_back
+    assert node.snapshot(2.0, WALL)["node"]["pause"]["hand_back"] is True
+    assert changes and all(change & Change.PAUSE for change in changes)
+    node.resume(3.0)
+    assert node.auto_pause(1000, 4.0, hand_back=False)
+    assert node.pause is not None and not node.pause.hand_back
 
 
 def test_an_automatic_pause_ends_automatically() -> None:
