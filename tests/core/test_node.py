@@ -118,16 +118,24 @@ def test_a_manual_pause_replaces_an_automatic_one_and_is_never_lifted_by_it() ->
 def test_a_pause_hands_back_when_asked_and_an_automatic_one_unless_told_not_to() -> None:
     changes: list[Change] = []
     node = serving(1, changes)
+
+    def hands_back() -> bool | None:
+        return None if node.pause is None else node.pause.hand_back
+
     node.pause_for(None, "", uid=0, now=1.0, wall=WALL)
-    assert node.pause is not None and not node.pause.hand_back
+    assert hands_back() is False
     changes.clear()
     node.pause_for(None, "", uid=0, now=2.0, wall=WALL, hand_back=True)
-    assert node.pause is not None and node.pause.hand_back
+    assert hands_back() is True
     assert node.snapshot(2.0, WALL)["node"]["pause"]["hand_back"] is True
-    assert changes and all(change & Change.PAUSE for change in changes)
+    assert changes
+    assert all(change & Change.PAUSE for change in changes)
     node.resume(3.0)
     assert node.auto_pause(1000, 4.0, hand_back=False)
-    assert node.pause is not None and not node.pause.hand_back
+    assert hands_back() is False
+    node.resume(5.0)
+    assert node.auto_pause(1000, 6.0)
+    assert hands_back() is True
 
 
 def test_an_automatic_pause_ends_automatically() -> None:

@@ -254,7 +254,7 @@ async def test_a_pass_starts_no_ss_while_distccd_holds_no_connection() -> None:
             abort=abort,
             connections=lambda port: 0,
             processes=lambda: PROCESSES,
-            kill=lambda pid: killed.append(pid) is None,
+            kill=partial(_record, killed),
         )
     assert killed == [5000, 5001]
     assert done == HandedBack(jobs=1, connections=0, processes=2)
@@ -274,6 +274,11 @@ async def test_a_real_session_loses_its_jobs_and_keeps_distccd(fake_distccd_sess
 
 def _live(session: int) -> list[ProcessEntry]:
     return [e for e in read_processes() if e.session == session and e.state != "Z"]
+
+
+def _record(killed: list[int], pid: int) -> bool:
+    killed.append(pid)
+    return True
 
 
 async def _no_abort(port: int) -> Aborted:
