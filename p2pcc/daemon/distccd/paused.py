@@ -88,8 +88,11 @@ async def hand_back(
 ) -> HandedBack:
     """One hand-back pass on distccd's `session` listening on `port`: cut its
     connections (only when it holds any: `ss` is a process to start), then kill its
-    jobs."""
+    jobs — unless `ss` complained: a job killed with its connection open is a remote
+    failure to its client, so those are left to the next pass, which lowers them."""
     aborted = await abort(port) if connections(port) else Aborted(0)
+    if aborted.complaint:
+        return HandedBack(aborted.connections, aborted.connections, 0, aborted.complaint)
     members = session_members(processes(), session)
     killed = sum(1 for entry in job_processes(members) if kill(entry.pid))
     jobs = jobs_handed_back(aborted.connections, members)

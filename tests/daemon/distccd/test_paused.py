@@ -260,6 +260,25 @@ async def test_a_pass_starts_no_ss_while_distccd_holds_no_connection() -> None:
     assert done == HandedBack(jobs=1, connections=0, processes=2)
 
 
+async def test_a_pass_kills_nothing_when_ss_complains() -> None:
+    async def abort(port: int) -> Aborted:
+        return Aborted(1, "RTNETLINK answers: Operation not supported")
+
+    def kill(pid: int) -> bool:
+        raise AssertionError("a job killed with its connection open fails at its client")
+
+    with trio.fail_after(5):
+        done = await hand_back(
+            DISTCCD,
+            PORT,
+            abort=abort,
+            connections=lambda port: 2,
+            processes=lambda: PROCESSES,
+            kill=kill,
+        )
+    assert done == HandedBack(1, 1, 0, "RTNETLINK answers: Operation not supported")
+
+
 async def test_a_real_session_loses_its_jobs_and_keeps_distccd(fake_distccd_session: int) -> None:
     session = fake_distccd_session
     with trio.fail_after(10):
