@@ -1,6 +1,7 @@
 """`p2pcc pause` and `p2pcc resume`: lend this machine to peers, or stop for a while.
 
-A pause stops new peer jobs (running ones finish) until it expires or someone resumes.
+A pause stops new peer jobs (running ones finish at nice 19; with `--now` they are
+stopped and their clients compile them) until it expires or someone resumes.
 `--for` takes human durations (`30m`, `1h30m`, `until 18:00`: core/durations.py), read
 in this machine's time zone with its daylight-saving rules.  Anyone local may pause
 while no one else's pause is in effect; only root or the user who paused may replace,
@@ -38,7 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "pause",
         help="stop taking peers' jobs (running ones finish)",
         description="Stop taking new compile jobs from peers, until --for runs out or "
-        "`p2pcc resume`. Jobs already running finish.",
+        "`p2pcc resume`. Jobs already running finish at nice 19, or with --now are "
+        "handed back to their clients at once.",
     )
     pause.add_argument(
         "--for",
@@ -51,6 +53,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     pause.add_argument(
         "--reason", default="", metavar="TEXT", help="shown to peers, e.g. 'benchmarking'"
+    )
+    pause.add_argument(
+        "--now",
+        action="store_true",
+        help="also hand back the jobs running here for peers: stop them within a second, "
+        "their clients compile those files themselves (default: they finish at nice 19)",
     )
     resume = sub.add_parser(
         "resume",
@@ -95,7 +103,7 @@ def local_zone(env: Mapping[str, str]) -> tzinfo:
 
 def main(args: argparse.Namespace) -> int:
     """Pause or resume; print the new state in one line.  3: no daemon, 4: not allowed."""
-    request = ResumeRequest() if args.resume else PauseRequest(args.seconds, args.reason)
+    request = ResumeRequest() if args.resume else PauseRequest(args.seconds, args.reason, args.now)
     try:
         result = ask_daemon(args.config, request)
     except DaemonNotRunningError as error:
@@ -151,7 +159,10 @@ def describe_pause_state(result: Mapping[str, Any], now: float, zone: tzinfo) ->
         else:
             line = "paused until `p2pcc resume`"
         reason = pause.get("reason")
-        return f"{line} ({reason})" if isinstance(reason, str) and reason else line
+        line = f"{line} ({reason})" if isinstance(reason, str) and reason else line
+        return (
+            f"{line}; peers' running jobs handed back" if pause.get("hand_back") is True else line
+        )
     if state == "active":
         was_paused = result.get("was_paused", True)
         return "resumed: taking peers' jobs" if was_paused else "was not paused: taking peers' jobs"

@@ -96,6 +96,7 @@ class IdleConfig:
     source: str  # one of IDLE_SOURCES
     active_within: float  # seconds since the last activity that still count as "in use"
     resume_after: float  # seconds of idleness before an automatic pause ends
+    hand_back: bool  # the automatic pause stops peers' running jobs (else: nice 19)
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ def schema(host: HostDefaults) -> dict[str, dict[str, Key]]:
             "source": Key("both", _idle_source),
             "active_within": Key(60.0, v.positive_seconds),
             "resume_after": Key(300.0, v.positive_seconds),
+            "hand_back": Key(True, v.boolean),
         },
     }
 

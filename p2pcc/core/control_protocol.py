@@ -65,14 +65,18 @@ class StatusRequest:
 
 @dataclass(frozen=True, slots=True)
 class PauseRequest:
-    """`pause`: stop taking peers' jobs, for `seconds` (None: until resumed)."""
+    """`pause`: stop taking peers' jobs, for `seconds` (None: until resumed);
+    `hand_back`: and stop those running here, for their clients to compile (`--now`)."""
 
     seconds: float | None = None
     reason: str = ""
+    hand_back: bool = False
 
     def __post_init__(self) -> None:
         _check_seconds(self.seconds)
         _check_reason(self.reason)
+        if not isinstance(self.hand_back, bool):
+            raise ControlError(BAD_ARGUMENT, "'hand_back' must be true or false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,7 @@ Request = StatusRequest | PauseRequest | ResumeRequest | HostsRequest | Remeasur
 #: Op name -> (request type, its fields, the fields that are required).
 _OPS: dict[str, tuple[type[Request], frozenset[str], frozenset[str]]] = {
     "status": (StatusRequest, frozenset(), frozenset()),
-    "pause": (PauseRequest, frozenset({"seconds", "reason"}), frozenset()),
+    "pause": (PauseRequest, frozenset({"seconds", "reason", "hand_back"}), frozenset()),
     "resume": (ResumeRequest, frozenset(), frozenset()),
     "hosts": (HostsRequest, frozenset({"fingerprint"}), frozenset({"fingerprint"})),
     "remeasure": (RemeasureRequest, frozenset({"peers"}), frozenset()),
@@ -207,6 +211,8 @@ def encode_request(request: Request) -> bytes:
     fields: dict[str, Any] = {"v": VERSION, "op": _OP_NAMES[type(request)]}
     if isinstance(request, PauseRequest):
         fields |= {"seconds": request.seconds, "reason": request.reason}
+        if request.hand_back:  # only then: a daemon without it refuses, not ignores, it
+            fields["hand_back"] = True
     elif isinstance(request, HostsRequest):
         fields["fingerprint"] = request.fingerprint
     elif isinstance(request, RemeasureRequest):

@@ -19,7 +19,8 @@ A build's first jobs after a quiet spell are seen up to an idle period late.
 That blurs fast jobs, but cannot hide a peer that is ten times slower than the others.
 
 Connections already open at the first reading are never counted (their start is
-unknown), nor those open while their peer was unreachable (`poll`'s `unreachable`).
+unknown), nor those open while their peer was unreachable or paused (`poll`'s
+`unreachable`: a paused peer's jobs finish at nice 19, or are handed back, cut short).
 A connection is known by both ends and the socket's inode; it counts for the peer that
 held its address and port when it was first seen.  An address and port two
 live peers claim (a restart under a new id, a forgery in an unkeyed pool) belongs to

@@ -188,11 +188,20 @@ class LocalNode:
         return PauseKind.NONE if self._pause is None else self._pause.kind
 
     def pause_for(
-        self, seconds: float | None, reason: str, uid: int, now: float, wall: float
+        self,
+        seconds: float | None,
+        reason: str,
+        uid: int,
+        now: float,
+        wall: float,
+        *,
+        hand_back: bool = False,
     ) -> None:
-        """Stop taking new jobs from peers, for `seconds` or until resumed; replaces any
-        pause in effect, an automatic one included.  ValueError for a bad duration."""
-        self._set_pause(Pause.manual(seconds, reason, uid, now, wall), now)
+        """Stop taking new jobs from peers, for `seconds` or until resumed (`hand_back`:
+        and give back those running); replaces any pause in effect, an automatic one
+        included.  ValueError for a bad duration."""
+        pause = Pause.manual(seconds, reason, uid, now, wall, hand_back=hand_back)
+        self._set_pause(pause, now)
 
     def resume(self, now: float) -> bool:
         """A person ends the pause, whatever its kind; False when we were not paused."""
@@ -201,11 +210,11 @@ class LocalNode:
             self._resumes_by_hand += 1
         return was_paused
 
-    def auto_pause(self, uid: int, now: float) -> bool:
+    def auto_pause(self, uid: int, now: float, *, hand_back: bool = True) -> bool:
         """Pause because the desktop is in use, unless any pause is in effect already."""
         if self._pause is not None:
             return False
-        self._set_pause(Pause.automatic_for(uid), now)
+        self._set_pause(Pause.automatic_for(uid, hand_back=hand_back), now)
         return True
 
     def auto_resume(self, now: float) -> bool:

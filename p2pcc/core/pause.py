@@ -4,7 +4,9 @@ A pause is either manual (`p2pcc pause`, possibly restored after a restart) or
 automatic (the desktop is in use, docs/idle.md).  A manual pause replaces any pause in
 effect; an automatic one never replaces a pause.  A timed pause carries its end on both
 clocks: the monotonic one decides when it expires, the wall one is what peers and
-people read.
+people read.  A pause that hands back (`p2pcc pause --now`, and the automatic pause
+unless `idle.hand_back = false`) stops the jobs running here for peers, so their
+clients compile them (`core/hand_back.py`); any other lets them finish at nice 19.
 """
 
 from __future__ import annotations
@@ -23,16 +25,27 @@ AUTO_PAUSE_REASON = "desktop in use"
 @dataclass(frozen=True, slots=True)
 class Pause:
     """A pause in effect: `until` on the monotonic clock, `until_wall` on the wall's
-    (both None: until resumed); `automatic` when the desktop being in use made it."""
+    (both None: until resumed); `automatic` when the desktop being in use made it;
+    `hand_back` when the jobs running here for peers are to be stopped, not finished."""
 
     reason: str
     by_uid: int
     until: float | None
     until_wall: float | None
     automatic: bool = False
+    hand_back: bool = False
 
     @classmethod
-    def manual(cls, seconds: float | None, reason: str, uid: int, now: float, wall: float) -> Pause:
+    def manual(
+        cls,
+        seconds: float | None,
+        reason: str,
+        uid: int,
+        now: float,
+        wall: float,
+        *,
+        hand_back: bool = False,
+    ) -> Pause:
         """A pause asked for by a person, for `seconds` from `now` or until resumed."""
         if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
             raise ValueError(f"pause duration must be a positive number of seconds, got {seconds}")
@@ -41,12 +54,13 @@ class Pause:
             by_uid=uid,
             until=None if seconds is None else now + seconds,
             until_wall=None if seconds is None else wall + seconds,
+            hand_back=hand_back,
         )
 
     @classmethod
-    def automatic_for(cls, uid: int) -> Pause:
+    def automatic_for(cls, uid: int, *, hand_back: bool = True) -> Pause:
         """The pause made because the desktop is in use: untimed, ended by `auto_resume`."""
-        return cls(AUTO_PAUSE_REASON, uid, None, None, automatic=True)
+        return cls(AUTO_PAUSE_REASON, uid, None, None, automatic=True, hand_back=hand_back)
 
     @property
     def kind(self) -> PauseKind:
@@ -63,4 +77,5 @@ class Pause:
             "by_uid": self.by_uid,
             "until": self.until_wall,
             "automatic": self.automatic,
+            "hand_back": self.hand_back,
         }

@@ -1,8 +1,9 @@
 """What the daemon's tasks tell the node that only people read: the stock distccd
 servers mDNS lists, the mDNS records it ignored, the gossip sends and receives that
-failed, the distcc connections it cut loose from vanished peers, and why it cannot do
-that here if it cannot; distccd's door (p2pcc.core.door); and how long our jobs take on
-each peer (p2pcc.core.turnaround) with the verdicts drawn from it (p2pcc.core.verdicts).
+failed, the distcc connections it cut loose from vanished peers and the peers' jobs a
+pause handed back, and why it cannot cut connections here if it cannot; distccd's door
+(p2pcc.core.door); and how long our jobs take on each peer (p2pcc.core.turnaround) with
+the verdicts drawn from it (p2pcc.core.verdicts).
 
 None of it changes what we gossip or rank, so none of it is announced as a change;
 `p2pcc status` and `p2pcc doctor` read it from the status document.  Ranking does not
@@ -34,6 +35,7 @@ class Reports:
         self._receive_errors: Counter[str] = Counter()
         self._aborted_connections = 0
         self._taken_back = 0
+        self._handed_back = 0
         self._cutoff_problem: str | None = "not checked yet"
         self._door: DoorReport | None = None
         #: The job guard: refusals of peers' jobs, or why it is not in place.
@@ -100,6 +102,15 @@ class Reports:
     @property
     def taken_back(self) -> int:
         return self._taken_back
+
+    def count_handed_back(self, jobs: int) -> None:
+        """Jobs distccd ran here for peers were stopped by a pause, for their clients to
+        compile."""
+        self._handed_back += jobs
+
+    @property
+    def handed_back(self) -> int:
+        return self._handed_back
 
     def set_cutoff_problem(self, problem: str | None) -> None:
         """Why connections to vanished peers cannot be cut loose (None: they can)."""

@@ -108,6 +108,7 @@ def _counters(node: LocalNode, now: float) -> dict[str, Any]:
         "receive_errors": node.reports.receive_errors(),
         "aborted_connections": node.reports.aborted_connections,
         "jobs_taken_back": node.reports.taken_back,
+        "jobs_handed_back": node.reports.handed_back,
     }
 
 

@@ -64,8 +64,11 @@ class ControlHandler(Protocol):
         """The JSON-ready status snapshot (docs/status-json.md)."""
         ...
 
-    def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
-        """Pause for `seconds` (None: until resumed) on behalf of `uid`; the new pause state."""
+    def pause(
+        self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
+    ) -> dict[str, Any]:
+        """Pause for `seconds` (None: until resumed) on behalf of `uid`, handing back the
+        jobs running for peers if `hand_back`; the new pause state."""
         ...
 
     def resume(self, uid: int) -> dict[str, Any]:
@@ -171,8 +174,9 @@ def _dispatch(
     match request:
         case proto.StatusRequest():
             result = handler.status()
-        case proto.PauseRequest(seconds=seconds, reason=reason):
-            result = handler.pause(seconds, reason, caller.uid)  # which logs what it did
+        case proto.PauseRequest(seconds=seconds, reason=reason, hand_back=hand_back):
+            # which logs what it did
+            result = handler.pause(seconds, reason, caller.uid, hand_back=hand_back)
         case proto.ResumeRequest():
             result = handler.resume(caller.uid)
         case proto.HostsRequest(fingerprint=fingerprint):

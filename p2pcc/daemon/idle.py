@@ -72,7 +72,7 @@ class AutoPauser(Protocol):
 
     def pause_kind(self) -> PauseKind: ...
 
-    def auto_pause(self, uid: int, now: float) -> bool: ...
+    def auto_pause(self, uid: int, now: float, *, hand_back: bool = True) -> bool: ...
 
     def auto_resume(self, now: float) -> bool: ...
 
@@ -303,11 +303,13 @@ async def serve_idle(
     source: ActivitySource,
     *,
     uid: int,
+    hand_back: bool = True,
     poll_interval: float = POLL_INTERVAL,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Pause the node while the desktop is in use, resume when it has rested (docs/idle.md);
-    `uid` is recorded as the pauser of an automatic pause."""
+    `uid` is recorded as the pauser of an automatic pause, `hand_back` says whether it
+    stops the jobs running for peers (`core/hand_back.py`) or lets them finish."""
     state, resumes_seen = IdleState(), node.resumes_by_hand
     log.info(
         "pausing while the desktop is in use (source %s, in use for %g s after activity, "
@@ -331,15 +333,17 @@ async def serve_idle(
                 pause=node.pause_kind(),
                 resumed_by_hand=resumed_by_hand,
             )
-            _act(node, action, uid, now, state)
+            _act(node, action, now, state, uid=uid, hand_back=hand_back)
             await trio.sleep_until(now + poll_interval)
     finally:
         with contextlib.suppress(OSError):
             source.close()
 
 
-def _act(node: AutoPauser, action: Action, uid: int, now: float, state: IdleState) -> None:
-    if action is Action.PAUSE and node.auto_pause(uid, now):
-        log.info("the desktop is in use: paused")
+def _act(
+    node: AutoPauser, action: Action, now: float, state: IdleState, *, uid: int, hand_back: bool
+) -> None:
+    if action is Action.PAUSE and node.auto_pause(uid, now, hand_back=hand_back):
+        log.info("the desktop is in use: paused%s", "" if hand_back else " (jobs finish)")
     elif action is Action.RESUME and node.auto_resume(now):
         log.info("the desktop has been idle for %.0f s: resumed", state.idle_for(now) or 0.0)

@@ -40,20 +40,24 @@ class NodeControl:
     def status(self) -> dict[str, Any]:
         return self.node.snapshot(trio.current_time(), time.time())
 
-    def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
+    def pause(
+        self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
+    ) -> dict[str, Any]:
         current = self.node.pause
         if current is not None and not may_replace_pause(uid, current.by_uid):
             raise foreign_pause_error(current.as_document(), "replace or shorten")
-        if _same_endless_pause(current, seconds, reason, uid):
+        if _same_endless_pause(current, seconds, reason, uid, hand_back):
             return {"state": "paused", "pause": self._pause_doc()}
         replaced = self.node.pause_kind() is PauseKind.AUTOMATIC
-        self.node.pause_for(seconds, reason, uid, trio.current_time(), time.time())
+        now, wall = trio.current_time(), time.time()
+        self.node.pause_for(seconds, reason, uid, now, wall, hand_back=hand_back)
         log.info(
-            "paused by uid %d for %s: %s%s",
+            "paused by uid %d for %s: %s%s%s",
             uid,
             f"{seconds:g} s" if seconds else "ever",
             reason,
             " (replaces the automatic pause)" if replaced else "",
+            "; handing back peers' jobs" if hand_back else "",
         )
         return {"state": "paused", "pause": self._pause_doc()}
 
@@ -97,7 +101,7 @@ class NodeControl:
 
 
 def _same_endless_pause(
-    current: Pause | None, seconds: float | None, reason: str, uid: int
+    current: Pause | None, seconds: float | None, reason: str, uid: int, hand_back: bool
 ) -> bool:
     """Whether pausing would put in place the very pause in effect (a timed one always
     moves its end)."""
@@ -106,5 +110,5 @@ def _same_endless_pause(
         and not current.automatic
         and current.until is None
         and seconds is None
-        and (current.reason, current.by_uid) == (reason, uid)
+        and (current.reason, current.by_uid, current.hand_back) == (reason, uid, hand_back)
     )

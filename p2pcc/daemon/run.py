@@ -33,7 +33,7 @@ from p2pcc.core.node import LocalNode
 from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.compilers import serve_compiler_watch
 from p2pcc.daemon.control import serve_control
-from p2pcc.daemon.distccd.renice import serve_renice_while_paused
+from p2pcc.daemon.distccd.paused import serve_paused_jobs
 from p2pcc.daemon.distccd.supervisor import DistccdState, distccd_log_file, serve_distccd
 from p2pcc.daemon.distccd.vanished import serve_vanished_peers
 from p2pcc.daemon.door import Door, door_policy, open_door, serve_door, serve_no_distccd
@@ -195,13 +195,14 @@ async def _start_local(nursery: trio.Nursery, daemon: Daemon, distccd: DistccdSt
             on_disk=daemon.kept_pause,
         )
     )
-    await nursery.start(
-        serve_renice_while_paused, lambda: node.pause is not None, lambda: distccd.pid, board
-    )
+    await nursery.start(serve_paused_jobs, node, lambda: distccd.pid, board)
     if config.idle.enabled:
         source = make_source(config.idle.source)
         policy = idle_policy(config)
-        await nursery.start(partial(serve_idle, policy, node, source, uid=os.geteuid()))
+        hand_back = config.idle.hand_back
+        await nursery.start(
+            partial(serve_idle, policy, node, source, uid=os.geteuid(), hand_back=hand_back)
+        )
     await nursery.start(serve_control, control_socket_path(config), NodeControl(node))
 
 

@@ -15,8 +15,9 @@ node re-ranks only when a peer's verdict really moves.  Jobs of ours still open 
 peer that the verdict put out of every line are taken back when they would end sooner
 compiled here (`core/take_back.py`): their connections are aborted (`ss -K`, as for a
 vanished peer, and only where the start-up self-test showed it works), so distcc
-compiles those files at once, and they never count as turnarounds.  An error is logged
-once and the task goes on; a measurement is never worth the daemon.
+compiles those files at once, and they never count as turnarounds; nor do jobs on a
+paused peer, which a pause may hand back the same way (`uncounted`).  An error is
+logged once and the task goes on; a measurement is never worth the daemon.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from p2pcc.core.job_connections import (
     ConnectionWatch,
     job_targets,
 )
+from p2pcc.core.model import NodeState
 from p2pcc.core.node import LocalNode
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket, parse_proc_net_tcp
@@ -96,8 +98,7 @@ def _poll(
     if not tables:
         return []
     book = node.reports.turnaround
-    unreachable = {peer.node_id for peer in peers if peer.liveness is not Liveness.ALIVE}
-    finished = watch.poll(sockets(tables), targets, now, unreachable)
+    finished = watch.poll(sockets(tables), targets, now, uncounted(peers))
     for job in finished:
         book.observe(job.node_id, job.seconds, now)
     book.keep_only(peer.node_id for peer in peers)
@@ -120,6 +121,17 @@ def _poll(
         watch.disown(keys)
     verdicts.set_aside(taken, watch.running(now))
     return [key for keys in taken.values() for key in keys]
+
+
+def uncounted(peers: Collection[Peer]) -> set[bytes]:
+    """The peers whose jobs say nothing of their speed: those not heard lately (their
+    jobs wait on the network), and paused ones (their jobs finish at nice 19, or are
+    handed back: cut, they end early, and would count as fast)."""
+    return {
+        peer.node_id
+        for peer in peers
+        if peer.liveness is not Liveness.ALIVE or peer.status.state is NodeState.PAUSED
+    }
 
 
 def _tell_verdicts(

@@ -41,12 +41,15 @@ class PauseHandler:
     def status(self) -> dict[str, Any]:
         raise AssertionError("not expected")
 
-    def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
-        self.calls.append(("pause", seconds, reason, uid))
+    def pause(
+        self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
+    ) -> dict[str, Any]:
+        self.calls.append(("pause", seconds, reason, uid) + (("now",) if hand_back else ()))
         if self.paused_by_root is not None:
             raise foreign_pause_error(self.paused_by_root, "replace or shorten")
         until = None if seconds is None else UNTIL
-        return {"state": "paused", "pause": {"reason": reason, "by_uid": uid, "until": until}}
+        pause = {"reason": reason, "by_uid": uid, "until": until, "hand_back": hand_back}
+        return {"state": "paused", "pause": pause}
 
     def resume(self, uid: int) -> dict[str, Any]:
         self.calls.append(("resume", uid))
@@ -135,6 +138,21 @@ async def test_pause_without_a_time_lasts_until_resumed(
     assert handler.calls == [("pause", None, "", 0)]
 
 
+async def test_pause_now_asks_for_the_jobs_handed_back_and_says_so(
+    capsys: pytest.CaptureFixture[str], runtime_dir: Path, config_file: str
+) -> None:
+    handler = PauseHandler()
+    with trio.fail_after(10):
+        async with daemon(runtime_dir, handler):
+            status = await run_cli("pause", "--now", "--reason", "mine", "--config", config_file)
+    assert status == 0
+    assert capsys.readouterr() == (
+        "paused until `p2pcc resume` (mine); peers' running jobs handed back\n",
+        "",
+    )
+    assert handler.calls == [("pause", None, "mine", 0, "now")]
+
+
 async def test_resume(
     capsys: pytest.CaptureFixture[str], runtime_dir: Path, config_file: str
 ) -> None:
@@ -185,7 +203,9 @@ async def test_a_rate_limited_request_says_when_to_try_again(
     capsys: pytest.CaptureFixture[str], runtime_dir: Path, config_file: str
 ) -> None:
     class Busy(PauseHandler):
-        def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
+        def pause(
+            self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
+        ) -> dict[str, Any]:
             raise ControlError(proto.BUSY, "too many pauses and resumes from uid 1001 (…)")
 
     with trio.fail_after(10):

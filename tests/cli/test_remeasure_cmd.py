@@ -26,7 +26,9 @@ class RemeasureHandler:
     def status(self) -> dict[str, Any]:
         raise AssertionError("not expected")
 
-    def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
+    def pause(
+        self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
+    ) -> dict[str, Any]:
         raise AssertionError("not expected")
 
     def resume(self, uid: int) -> dict[str, Any]:

@@ -46,7 +46,9 @@ class StatusHandler:
             raise self.failure
         return STATUS
 
-    def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
+    def pause(
+        self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
+    ) -> dict[str, Any]:
         raise AssertionError("not expected")
 
     def resume(self, uid: int) -> dict[str, Any]:

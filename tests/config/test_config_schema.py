@@ -77,7 +77,9 @@ def test_an_empty_document_gives_every_default() -> None:
         ranking=RankingConfig(tier_ratio=0.8, local_weight=0.5, lzo=False, max_hosts=16),
         wrapper=WrapperConfig(state_max_age=10.0, distcc="distcc"),
         compilers=CompilersConfig(offer=("cc", "c++", "gcc", "g++", "clang", "clang++"), extra=()),
-        idle=IdleConfig(enabled=False, source="both", active_within=60.0, resume_after=300.0),
+        idle=IdleConfig(
+            enabled=False, source="both", active_within=60.0, resume_after=300.0, hand_back=True
+        ),
         source=None,
     )
 
@@ -133,6 +135,7 @@ def test_every_key_set_in_a_file_is_used() -> None:
         source = "input"
         active_within = 5
         resume_after = 5
+        hand_back = false
         """
     )
     assert config.runtime_dir == Path("/srv/p2pcc")
@@ -165,7 +168,7 @@ def test_every_key_set_in_a_file_is_used() -> None:
         offer=("gcc-12",), extra=("/opt/cross/bin/arm-none-eabi-gcc",)
     )
     assert config.idle == IdleConfig(
-        enabled=True, source="input", active_within=5.0, resume_after=5.0
+        enabled=True, source="input", active_within=5.0, resume_after=5.0, hand_back=False
     )
 
 
@@ -328,6 +331,8 @@ BAD_VALUES = [
     ('[idle]\nsource = ["input"]', f'idle.source: {IDLE_SOURCE}, got ["input"]'),
     ("[idle]\nactive_within = 0", f"idle.active_within: {SECONDS}, got 0"),
     ("[idle]\nresume_after = -1", f"idle.resume_after: {SECONDS}, got -1"),
+    ('[idle]\nhand_back = "no"', 'idle.hand_back: expected true or false, got "no"'),
+    ("[idle]\nhand_back = 1", "idle.hand_back: expected true or false, got 1"),
 ]
 
 

@@ -50,6 +50,8 @@ def code_of(line: bytes) -> str:
         (b'{"op": "pause", "seconds": null, "reason": "meeting"}', PauseRequest(None, "meeting")),
         (b'{"op": "pause", "seconds": 90}', PauseRequest(90.0, "")),
         (b'{"op": "pause", "seconds": 0.5, "reason": "caf\\u00e9"}', PauseRequest(0.5, "café")),
+        (b'{"op": "pause", "hand_back": true}', PauseRequest(None, "", hand_back=True)),
+        (b'{"op": "pause", "hand_back": false}', PauseRequest(None, "")),
         (b'{"op": "resume"}', ResumeRequest()),
         (b'{"op": "hosts", "fingerprint": "0123456789abcdef"}', HostsRequest(FINGERPRINT)),
         (b'  {"op": "status"}  \r\n', StatusRequest()),
@@ -62,6 +64,20 @@ def code_of(line: bytes) -> str:
 )
 def test_valid_requests_parse(line: bytes, expected: proto.Request) -> None:
     assert parse_request(line) == expected
+
+
+@pytest.mark.parametrize("value", [b"1", b"0", b'"true"', b"null", b"[]", b"{}"])
+def test_a_hand_back_that_is_not_a_boolean_is_a_bad_argument(value: bytes) -> None:
+    with pytest.raises(ControlError, match="'hand_back' must be true or false") as error:
+        parse_request(b'{"op": "pause", "hand_back": ' + value + b"}")
+    assert error.value.code == proto.BAD_ARGUMENT
+
+
+def test_hand_back_is_sent_only_when_true() -> None:
+    # A daemon that predates it refuses the field: --now must not turn into a plain pause
+    # there, and a plain pause must still work.
+    assert b"hand_back" not in encode_request(PauseRequest(60.0, "x"))
+    assert json.loads(encode_request(PauseRequest(hand_back=True)))["hand_back"] is True
 
 
 def test_integer_seconds_become_a_float() -> None:
@@ -77,6 +93,7 @@ def test_integer_seconds_become_a_float() -> None:
         ResumeRequest(),
         PauseRequest(),
         PauseRequest(3600.0, "benchmarking"),
+        PauseRequest(60.0, "", hand_back=True),
         HostsRequest(FINGERPRINT),
         proto.RemeasureRequest(),
         proto.RemeasureRequest(("ws7", "ws8")),

@@ -102,6 +102,7 @@ def test_a_manual_pause_replaces_an_automatic_one_and_is_never_lifted_by_it() ->
         "by_uid": 1000,
         "until": None,
         "automatic": True,
+        "hand_back": True,
     }
     assert not node.auto_pause(1000, 2.0)  # already paused
     node.pause_for(None, "maintenance", uid=0, now=3.0, wall=WALL)
@@ -112,6 +113,29 @@ def test_a_manual_pause_replaces_an_automatic_one_and_is_never_lifted_by_it() ->
     assert (node.pause_kind(), node.resumes_by_hand) == (PauseKind.NONE, 1)
     assert not node.resume(6.0)  # nothing to resume: not counted
     assert node.resumes_by_hand == 1
+
+
+def test_a_pause_hands_back_when_asked_and_an_automatic_one_unless_told_not_to() -> None:
+    changes: list[Change] = []
+    node = serving(1, changes)
+
+    def hands_back() -> bool | None:
+        return None if node.pause is None else node.pause.hand_back
+
+    node.pause_for(None, "", uid=0, now=1.0, wall=WALL)
+    assert hands_back() is False
+    changes.clear()
+    node.pause_for(None, "", uid=0, now=2.0, wall=WALL, hand_back=True)
+    assert hands_back() is True
+    assert node.snapshot(2.0, WALL)["node"]["pause"]["hand_back"] is True
+    assert changes
+    assert all(change & Change.PAUSE for change in changes)
+    node.resume(3.0)
+    assert node.auto_pause(1000, 4.0, hand_back=False)
+    assert hands_back() is False
+    node.resume(5.0)
+    assert node.auto_pause(1000, 6.0)
+    assert hands_back() is True
 
 
 def test_an_automatic_pause_ends_automatically() -> None:

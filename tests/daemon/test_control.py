@@ -53,7 +53,9 @@ class FakeHandler:
         result: dict[str, Any] = self.status_result
         return result
 
-    def pause(self, seconds: float | None, reason: str, uid: int) -> dict[str, Any]:
+    def pause(
+        self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
+    ) -> dict[str, Any]:
         self.calls.append(("pause", seconds, reason, uid))
         self.paused_by = uid
         return {"state": "paused", "pause": {"reason": reason, "by_uid": uid, "until": None}}

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,24 @@ async def test_activity_pauses_within_a_look_and_rest_resumes_exactly(
         nursery.cancel_scope.cancel()
     assert source.looks[:3] == [0.0, 1.0, 2.0]
     assert source.closed
+
+
+@pytest.mark.parametrize("hand_back", [True, False])
+async def test_the_automatic_pause_hands_back_as_configured(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture, hand_back: bool
+) -> None:
+    node = make_node(1)
+    source = ScriptedSource((1.0, 2.0))
+    with caplog.at_level(logging.INFO, "p2pcc.daemon.idle"):
+        async with trio.open_nursery() as nursery:
+            task = partial(serve_idle, POLICY, node, source, uid=0, hand_back=hand_back)
+            await nursery.start(task)
+            await trio.sleep_until(1.5)
+            nursery.cancel_scope.cancel()
+    assert node.pause is not None
+    assert node.pause.hand_back is hand_back
+    told = "the desktop is in use: paused" + ("" if hand_back else " (jobs finish)")
+    assert told in [record.getMessage() for record in caplog.records]
 
 
 async def test_a_manual_pause_outlasts_the_rest_and_takes_over_from_the_automatic_one(

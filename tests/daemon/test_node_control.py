@@ -93,6 +93,22 @@ async def test_the_same_endless_pause_again_changes_nothing(
     ]
 
 
+async def test_pause_now_replaces_the_same_pause_without_it_and_is_logged(
+    watched: Watched, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, "p2pcc.daemon"):
+        watched.control.pause(None, "lunch", ALICE)
+        now = watched.control.pause(None, "lunch", ALICE, hand_back=True)
+        again = watched.control.pause(None, "lunch", ALICE, hand_back=True)
+    assert now == again
+    assert now["pause"]["hand_back"] is True
+    assert watched.pause_changes() == 2
+    assert [record.getMessage() for record in caplog.records] == [
+        "paused by uid 1000 for ever: lunch",
+        "paused by uid 1000 for ever: lunch; handing back peers' jobs",
+    ]
+
+
 async def test_a_resume_while_not_paused_changes_nothing(watched: Watched) -> None:
     assert watched.control.resume(MALLORY) == {"state": "active", "was_paused": False}
     assert watched.pause_changes() == 0

@@ -90,6 +90,28 @@ async def test_each_job_on_a_peer_lands_in_the_book_with_its_lifetime(
     assert peer["turnaround"] == {"jobs": 2, "median": 1.25, "mean": 1.25, "relative": None}
 
 
+async def test_a_job_cut_short_by_a_peers_pause_is_never_counted(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    alpha, beta = make_node(1), make_node(2)
+    beta.set_serving(True, 0.0)
+    gossip(beta, alpha, 0.0)
+    # Two jobs on beta: one ends before its pause, one is handed back (cut) by it.
+    table = Table({40000: (0.2, 1.2), 40001: (0.2, 2.6)})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: serve_turnaround(alpha, sockets=table, task_status=task_status)
+        )
+        await trio.sleep_until(2.5)
+        beta.pause_for(None, "", uid=0, now=2.5, wall=WALL, hand_back=True)
+        gossip(beta, alpha, 2.5)  # the pause is gossiped before the cut
+        await trio.sleep_until(4.0)
+        nursery.cancel_scope.cancel()
+    figure = alpha.reports.turnaround.figure(BETA, trio.current_time())
+    assert figure.jobs == 1  # the first, seen at the idle reading of 1.0 s, gone at 1.5 s
+    assert figure.median == 0.5
+
+
 async def test_without_peers_the_table_is_not_read(autojump_clock: trio.abc.Clock) -> None:
     alpha = make_node(1)
     table = Table({40000: (0.0, 1e9)})

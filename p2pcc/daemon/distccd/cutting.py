@@ -1,6 +1,7 @@
 """Aborting TCP connections of this network namespace through `ss -K` (iproute2's
 interface to the kernel's SOCK_DESTROY): distcc connections with a vanished peer
-(`vanished.py`), and our jobs on a straggler (`daemon/turnaround.py`).
+(`vanished.py`), our jobs on a straggler (`daemon/turnaround.py`), and the jobs our
+distccd runs for peers when a pause hands them back (`paused.py`).
 
 The process aborting them needs CAP_NET_ADMIN, and the kernel CONFIG_INET_DIAG_DESTROY;
 `vanished.cutoff_problem` finds out at start whether both hold.  A distcc client whose
@@ -53,6 +54,13 @@ async def abort_jobs(connections: Sequence[ConnectionKey]) -> Aborted:
             expression += f"( sport = :{port} and dst {host} and dport = :{remote_port} )".split()
         calls.append(expression)
     return await _abort_each(calls)
+
+
+async def abort_served(own_port: int) -> Aborted:
+    """Abort every established connection our distccd accepted on `own_port`: the jobs
+    it runs for peers.  Our own jobs elsewhere go *to* a distccd port, from a port of
+    the ephemeral range, so they are not among them."""
+    return await _abort_each([f"sport = :{own_port}".split()])
 
 
 def _host(address: str) -> str:
