@@ -39,7 +39,7 @@ from p2pcc.core.local_compilers import LocalCompiler, offers_of
 from p2pcc.core.metrics import LocalMetrics, PowerEstimate, limited_power, node_power
 from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.node_change import Change, table_change
-from p2pcc.core.pause import Pause
+from p2pcc.core.pause import Pause, advertised_status
 from p2pcc.core.peers import Peer
 from p2pcc.core.ranking import RankedPeer, RankingPolicy, inherent_speed, measured_out, rank_peers
 from p2pcc.core.reports import Reports
@@ -197,9 +197,8 @@ class LocalNode:
         *,
         hand_back: bool = False,
     ) -> None:
-        """Stop taking new jobs from peers, for `seconds` or until resumed (`hand_back`:
-        and give back those running); replaces any pause in effect, an automatic one
-        included.  ValueError for a bad duration."""
+        """Stop taking new jobs from peers (`hand_back`: and give back those running), for
+        `seconds` or until resumed; replaces any pause.  ValueError for a bad duration."""
         pause = Pause.manual(seconds, reason, uid, now, wall, hand_back=hand_back)
         self._set_pause(pause, now)
 
@@ -376,24 +375,9 @@ class LocalNode:
 
     # --- internals ------------------------------------------------------------------
 
-    def _advertised(self) -> NodeStatus:
-        status = self._measured
-        if status.state is NodeState.LEAVING:
-            return replace(status, slots=0)
-        if self._pause is not None:
-            return replace(
-                status,
-                state=NodeState.PAUSED,
-                pause_reason=self._pause.reason,
-                pause_until=self._pause.until_wall,
-            )
-        if not self._serving:
-            return replace(status, slots=0)
-        return status
-
     def _publish(self, now: float, change: Change = Change.NOTHING) -> None:
         """Hand the engine our advertised status and announce what changed."""
-        advertised = self._advertised()
+        advertised = advertised_status(self._measured, self._pause, self._serving)
         if advertised != self._engine.status:
             due = self._engine.next_send
             self._engine.set_status(advertised, now)

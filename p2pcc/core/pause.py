@@ -12,11 +12,12 @@ clients compile them (`core/hand_back.py`); any other lets them finish at nice 1
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from p2pcc.core import limits
 from p2pcc.core.idle import PauseKind
+from p2pcc.core.model import NodeState, NodeStatus
 
 #: The reason peers are shown for a pause the daemon made because the desktop is in use.
 AUTO_PAUSE_REASON = "desktop in use"
@@ -79,3 +80,18 @@ class Pause:
             "automatic": self.automatic,
             "hand_back": self.hand_back,
         }
+
+
+def advertised_status(measured: NodeStatus, pause: Pause | None, serving: bool) -> NodeStatus:
+    """What we tell peers, derived from what we measured: no slots while leaving, a
+    pause's state and reason while paused, no slots while distccd is not serving."""
+    if measured.state is NodeState.LEAVING:
+        return replace(measured, slots=0)
+    if pause is not None:
+        return replace(
+            measured,
+            state=NodeState.PAUSED,
+            pause_reason=pause.reason,
+            pause_until=pause.until_wall,
+        )
+    return measured if serving else replace(measured, slots=0)

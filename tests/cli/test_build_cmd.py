@@ -212,8 +212,22 @@ def test_make_builds_through_the_links_on_a_loopback_peer(project: Path) -> None
     assert "p2pcc:" not in done.stderr
 
 
+def heavier(name: str, functions: int = 300) -> str:
+    """A source that takes a good part of a second at -O2: the trace's 50 ms polls see
+    its remote phase even on a loaded machine (a one-line file's lasts ~35 ms)."""
+    body = "".join(
+        f"int {name}_{n}(int x) {{ int s = 0; for (int i = 0; i < x; i++) s += i * {n} % 7;"
+        f" return s; }}\n"
+        for n in range(functions)
+    )
+    return body
+
+
 def test_a_traced_build_has_one_span_per_compile_on_its_hosts_track(project: Path) -> None:
     trace = project / "trace.json"
+    for name in SOURCES:
+        source = project / "src" / name
+        source.write_text(source.read_text() + heavier(name.removesuffix(".c")))
     with loopback_distccd(project) as distccd:
         env = {"PATH": "/usr/bin:/bin", "P2PCC_CACHE_DIR": str(project / "cache")}
         write_real_state(project / "run" / statefile.FILE_NAME, distccd.host, env)
