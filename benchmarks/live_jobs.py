@@ -53,7 +53,7 @@ NAMES = ("client", "peer1", "peer2", "late")
 PROJECT = project.BORINGSSL
 BUILD_TIMEOUT = 900.0
 MODES = ("live", "fixed", "hand")
-PAUSE_AT, JOIN_AT, RESUME_AT = 15.0, 30.0, 50.0
+PAUSE_AT, JOIN_AT, RESUME_AT = 8.0, 16.0, 24.0
 SAMPLE_PERIOD = 0.5
 
 
@@ -98,15 +98,20 @@ class Result:
     complete: bool
     samples: list[Sample] = field(default_factory=list)
     events: dict[str, float] = field(default_factory=dict)  # event -> seconds since start
+    log: list[str] = field(default_factory=list)  # the client daemon's pool news meanwhile
+
+
+DISTCC = os.path.realpath(shutil.which("distcc") or "/usr/bin/distcc")
 
 
 def distcc_processes() -> int:
-    """Live distcc client processes on the machine (only the benchmark's build runs)."""
+    """Live distcc client processes on the machine (only the benchmark's build runs),
+    by executable: the masquerade's are named after the compiler they stand for."""
     count = 0
     for name in os.listdir("/proc"):
         if name.isdigit():
             with contextlib.suppress(OSError):
-                if Path(f"/proc/{name}/comm").read_text().strip() == "distcc":
+                if os.readlink(f"/proc/{name}/exe") == DISTCC:
                     count += 1
     return count
 
@@ -174,6 +179,7 @@ def build(setup: Bed, mode: str, label: str) -> Result:
         if mode == "fixed":
             argv.insert(argv.index("build") + 1, "--fixed-jobs")
     result = Result(mode, 0.0, False)
+    log_start = len(setup.client.log_text().splitlines())
     done = threading.Event()
     running = bench_builds.start(
         "client", setup.client.ws, tree=tree, argv=argv, env=env, output=setup.home / f"{label}.out"
@@ -190,6 +196,11 @@ def build(setup: Bed, mode: str, label: str) -> Result:
         done.set()
         timer.join()
     result.seconds, result.complete = finished.seconds, finished.complete
+    result.log = [
+        line
+        for line in setup.client.log_text().splitlines()[log_start:]
+        if any(word in line for word in ("turnaround:", "suspect", "dead", "joined", "left"))
+    ]
     if not finished.complete:
         print(f"--- {mode} exit {finished.returncode}\n{finished.tail()}")
     return result
@@ -225,6 +236,8 @@ def report(result: Result, label: str) -> None:
             f"{label} {result.mode:6} jobs in flight above slots+1 {over:.0%} of the time,"
             f" below slots-1 {under:.0%} (the last 5 s, the build's tail, left out)"
         )
+    for line in result.log:
+        figure(f"{label} {result.mode:6} client log: {line}")
     for event in ("pause", "join", "resume"):
         slots_after, jobs_after = followed(result, event)
         figure(
