@@ -18,6 +18,7 @@ from p2pcc.core.model import NodeState
 from p2pcc.core.node import LocalNode
 from p2pcc.core.pause import AUTO_PAUSE_REASON
 from p2pcc.daemon.idle import (
+    POLL_INTERVAL,
     BusctlError,
     EitherSource,
     InputDevices,
@@ -81,13 +82,14 @@ async def test_activity_pauses_within_a_look_and_rest_resumes_exactly(
         assert kind_at(node) is PauseKind.AUTOMATIC
         assert state_of(node) is NodeState.PAUSED
         assert node.status.pause_reason == AUTO_PAUSE_REASON
-        await trio.sleep_until(311.9)  # last busy look at 12: idle for 299.9 s
+        last_busy = 13.0 - POLL_INTERVAL  # the last look before 13
+        await trio.sleep_until(last_busy + 299.9)
         assert kind_at(node) is PauseKind.AUTOMATIC
-        await trio.sleep_until(312.0 + 1e-6)
+        await trio.sleep_until(last_busy + 300.0 + 1e-6)
         assert kind_at(node) is PauseKind.NONE
         assert state_of(node) is NodeState.ACTIVE
         nursery.cancel_scope.cancel()
-    assert source.looks[:3] == [0.0, 1.0, 2.0]
+    assert source.looks[:3] == [0.0, POLL_INTERVAL, 2 * POLL_INTERVAL]
     assert source.closed
 
 
@@ -148,10 +150,10 @@ async def test_a_source_that_cannot_tell_never_pauses(autojump_clock: trio.abc.C
     source = ScriptedSource(answer_none=True)
     async with trio.open_nursery() as nursery:
         await run_idle(node, source, nursery)
-        await trio.sleep_until(99.5)
+        await trio.sleep_until(99.6)
         nursery.cancel_scope.cancel()
     assert kind_at(node) is PauseKind.NONE
-    assert len(source.looks) == 100  # one a second from 0 to 99
+    assert len(source.looks) == int(99.6 / POLL_INTERVAL) + 1  # one a look from 0 on
 
 
 # --- either source ---------------------------------------------------------------------------
