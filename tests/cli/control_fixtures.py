@@ -11,11 +11,34 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from p2pcc.cli import main
 from p2pcc.daemon.control import ControlHandler, serve_control
+
+
+class UnexpectedHandler:
+    """A control handler for which every request is unexpected: a command's test
+    overrides the requests it sends, so any other one fails the test."""
+
+    def status(self) -> dict[str, Any]:
+        raise AssertionError("not expected")
+
+    def pause(
+        self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
+    ) -> dict[str, Any]:
+        raise AssertionError("not expected")
+
+    def resume(self, uid: int) -> dict[str, Any]:
+        raise AssertionError("not expected")
+
+    def hosts(self, fingerprint: str) -> dict[str, Any]:
+        raise AssertionError("not expected")
+
+    def remeasure(self, peers: tuple[str, ...], uid: int) -> dict[str, Any]:
+        raise AssertionError("not expected")
 
 
 @asynccontextmanager

@@ -17,12 +17,12 @@ from p2pcc.core import control_protocol as proto
 from p2pcc.core import limits
 from p2pcc.core.control_protocol import ControlError, PermissionDeniedError, foreign_pause_error
 from p2pcc.core.durations import format_duration
-from tests.cli.control_fixtures import daemon, run_cli
+from tests.cli.control_fixtures import UnexpectedHandler, daemon, run_cli
 
 UNTIL = 1_900_000_000.0
 
 
-class PauseHandler:
+class PauseHandler(UnexpectedHandler):
     """Records pause/resume calls; `deny` makes every resume a permission error, and
     `paused_by_root` every pause and resume the daemon's refusal of them."""
 
@@ -37,9 +37,6 @@ class PauseHandler:
         self.deny = deny
         self.was_paused = was_paused
         self.paused_by_root = paused_by_root
-
-    def status(self) -> dict[str, Any]:
-        raise AssertionError("not expected")
 
     def pause(
         self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
@@ -58,12 +55,6 @@ class PauseHandler:
         if self.deny:
             raise PermissionDeniedError("paused by uid 1000 (alice); only alice or root may resume")
         return {"state": "active", "was_paused": self.was_paused}
-
-    def hosts(self, fingerprint: str) -> dict[str, Any]:
-        raise AssertionError("not expected")
-
-    def remeasure(self, peers: tuple[str, ...], uid: int) -> dict[str, Any]:
-        raise AssertionError("not expected")
 
 
 async def test_pause_for_a_time_with_a_reason(

@@ -12,30 +12,16 @@ import trio
 from p2pcc.cli import main
 from p2pcc.cli.remeasure_cmd import describe_remeasured
 from p2pcc.core.control_protocol import BAD_ARGUMENT, ControlError
-from tests.cli.control_fixtures import daemon, run_cli
+from tests.cli.control_fixtures import UnexpectedHandler, daemon, run_cli
 
 PEERS = ("ws2", "ws3")
 
 
-class RemeasureHandler:
+class RemeasureHandler(UnexpectedHandler):
     """Knows two peers, ws3 judged slow; records each remeasure."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[tuple[str, ...], int]] = []
-
-    def status(self) -> dict[str, Any]:
-        raise AssertionError("not expected")
-
-    def pause(
-        self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
-    ) -> dict[str, Any]:
-        raise AssertionError("not expected")
-
-    def resume(self, uid: int) -> dict[str, Any]:
-        raise AssertionError("not expected")
-
-    def hosts(self, fingerprint: str) -> dict[str, Any]:
-        raise AssertionError("not expected")
 
     def remeasure(self, peers: tuple[str, ...], uid: int) -> dict[str, Any]:
         self.calls.append((peers, uid))

@@ -27,13 +27,13 @@ from p2pcc.control_client import send_request
 from p2pcc.core.control_protocol import ControlError, StatusRequest
 from p2pcc.core.errors import P2pccError
 from p2pcc.daemon.control import serve_control
-from tests.cli.control_fixtures import daemon, run_cli
+from tests.cli.control_fixtures import UnexpectedHandler, daemon, run_cli
 
 GOLDEN = Path(__file__).parent / "golden"
 STATUS: dict[str, Any] = json.loads((GOLDEN / "status.json").read_text())
 
 
-class StatusHandler:
+class StatusHandler(UnexpectedHandler):
     """Answers status; anything else is not expected of `p2pcc status`."""
 
     def __init__(self) -> None:
@@ -45,20 +45,6 @@ class StatusHandler:
         if self.failure is not None:
             raise self.failure
         return STATUS
-
-    def pause(
-        self, seconds: float | None, reason: str, uid: int, *, hand_back: bool = False
-    ) -> dict[str, Any]:
-        raise AssertionError("not expected")
-
-    def resume(self, uid: int) -> dict[str, Any]:
-        raise AssertionError("not expected")
-
-    def hosts(self, fingerprint: str) -> dict[str, Any]:
-        raise AssertionError("not expected")
-
-    def remeasure(self, peers: tuple[str, ...], uid: int) -> dict[str, Any]:
-        raise AssertionError("not expected")
 
 
 @pytest.fixture(autouse=True)
