@@ -84,7 +84,18 @@ class Icecream:
 
     home: Path
     netname: str
+    scheduler: str = ""  # ADDRESS:PORT
     processes: list[tuple[Workstation, subprocess.Popen[Any]]] = field(default_factory=list)
+
+    def start_daemon(self, ws: Workstation, max_jobs: int) -> None:
+        """An iceccd on `ws` joins the network (as a machine switched on mid-build)."""
+        _start_daemon(self, ws, self.scheduler, max_jobs)
+
+    def stop_daemon(self, ws: Workstation) -> None:
+        """`ws`'s iceccd stops (its owner takes the machine back: icecream has no pause)."""
+        for entry in [e for e in self.processes if e[0] is ws and e != self.processes[0]]:
+            _stop(*entry)
+            self.processes.remove(entry)
 
     def socket(self, ws: Workstation) -> Path:
         return self.home / ws.name / "sock" / "iceccd.socket"
@@ -154,7 +165,7 @@ def icecream(
     each of `stations`, all connected; everything stopped on exit."""
     kill_strays()
     home.mkdir(parents=True, exist_ok=True)
-    ice = Icecream(home, f"p2t{os.getpid()}")
+    ice = Icecream(home, f"p2t{os.getpid()}", f"{scheduler.address}:{SCHEDULER_PORT}")
     try:
         log = (home / "scheduler.log").open("w")
         command = ["icecc-scheduler", "-n", ice.netname, "-p", str(SCHEDULER_PORT), "-vv"]
@@ -162,7 +173,7 @@ def icecream(
             (scheduler, scheduler.start(command, stdout=log, stderr=subprocess.STDOUT))
         )
         for ws in stations:
-            _start_daemon(ice, ws, f"{scheduler.address}:{SCHEDULER_PORT}", max_jobs)
+            _start_daemon(ice, ws, ice.scheduler, max_jobs)
         _wait_connected(ice, stations)
         yield ice
     finally:
