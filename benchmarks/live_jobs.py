@@ -49,9 +49,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from p2pcc import statefile
-from tests.integration import bench_builds, icecream, project, workstation_compilers
-from tests.integration.distccd_jobs import kill_orphaned_distccd
-from tests.integration.netbed import TestBed, Workstation
+from tests.integration import bench_builds, icecream, project
+from tests.integration.netbed import Workstation
 from tests.integration.office import build_env, control_status, install_links
 from tests.integration.pool import Daemon, wait_until
 
@@ -128,27 +127,15 @@ def client_processes() -> int:
 
 @contextlib.contextmanager
 def open_bed(home: Path) -> Iterator[Bed]:
-    with TestBed() as bed:
-        daemons: dict[str, Daemon] = {}
-        try:
-            for name in NAMES:
-                ws = bed.add_workstation(name)
-                workstation_compilers.pretend_idle(ws, home)
-                daemons[name] = Daemon(ws, home / name)
-            for daemon in daemons.values():
-                daemon.start()
-            setup = Bed(home, daemons, bed.add_workstation("sched"))
-            wait_until(lambda: all(setup.listed(n) for n in NAMES[1:]), 90, "every peer listed")
-            status = wait_until(lambda: control_status(setup.client), 30, "the client's status")
-            setup.fingerprint = next(
-                c["fingerprint"] for c in status["node"]["compilers"] if "gcc" in c["names"]
-            )
-            install_links(setup.client, home / "links", setup.client.config_path)
-            yield setup
-        finally:
-            bed.close()
-            for daemon in daemons.values():
-                kill_orphaned_distccd(daemon)
+    with bench_builds.idle_pool(home, NAMES) as (bed, daemons):
+        setup = Bed(home, daemons, bed.add_workstation("sched"))
+        wait_until(lambda: all(setup.listed(n) for n in NAMES[1:]), 90, "every peer listed")
+        status = wait_until(lambda: control_status(setup.client), 30, "the client's status")
+        setup.fingerprint = next(
+            c["fingerprint"] for c in status["node"]["compilers"] if "gcc" in c["names"]
+        )
+        install_links(setup.client, home / "links", setup.client.config_path)
+        yield setup
 
 
 def stop_late(setup: Bed) -> None:

@@ -42,10 +42,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from p2pcc import statefile
-from tests.integration import bench_builds, project, workstation_compilers
-from tests.integration.distccd_jobs import jobs_since, kill_orphaned_distccd, log_marks
+from tests.integration import bench_builds, project
+from tests.integration.distccd_jobs import jobs_since, log_marks
 from tests.integration.distccd_log_lines import JobRecord
-from tests.integration.netbed import TestBed
 from tests.integration.office import control_status, install_links
 from tests.integration.pool import Daemon, wait_until
 from tests.integration.test_turnaround import starve_distccd
@@ -104,25 +103,13 @@ class Result:
 @contextlib.contextmanager
 def open_bed(home: Path) -> Iterator[Bed]:
     """The pool up, the slow peer starved, the client's links installed."""
-    with TestBed() as bed:
-        daemons: dict[str, Daemon] = {}
-        try:
-            for name in NAMES:
-                ws = bed.add_workstation(name)
-                workstation_compilers.pretend_idle(ws, home)
-                daemons[name] = Daemon(ws, home / name)
-            for daemon in daemons.values():
-                daemon.start()
-            setup = Bed(home, daemons)
-            wait_until(lambda: _all_listed(setup), 90, "every peer in the client's lines")
-            moved = starve_distccd(daemons["slow"], SLOW_CPU)
-            figure(f"slow: {moved} distccd processes held to {SLOW_CPU:.0%} of one CPU")
-            install_links(setup.client, setup.links, setup.client.config_path)
-            yield setup
-        finally:
-            bed.close()
-            for daemon in daemons.values():
-                kill_orphaned_distccd(daemon)
+    with bench_builds.idle_pool(home, NAMES) as (_, daemons):
+        setup = Bed(home, daemons)
+        wait_until(lambda: _all_listed(setup), 90, "every peer in the client's lines")
+        moved = starve_distccd(daemons["slow"], SLOW_CPU)
+        figure(f"slow: {moved} distccd processes held to {SLOW_CPU:.0%} of one CPU")
+        install_links(setup.client, setup.links, setup.client.config_path)
+        yield setup
 
 
 def _all_listed(setup: Bed) -> bool:

@@ -1,7 +1,8 @@
 """Builds as issue 13's scheduling benchmarks run them, on test-bed workstations.
 
-Shared by `benchmarks/concurrent_clients.py` and `benchmarks/slow_peer.py`: a fresh
-tree and DISTCC_DIR per build, the three ways of building (`p2pcc build` through the
+Shared by `benchmarks/concurrent_clients.py`, `slow_peer.py` and `live_jobs.py`: a pool
+of workstations each showing its daemon an idle load of its own, a fresh tree and
+DISTCC_DIR per build, the three ways of building (`p2pcc build` through the
 links, distcc's own masquerade with a hand-written list, icecream's masquerade), builds
 started in the background so several clients can start at the same moment, and when
 each object was written (its mtime: the client writes every object itself, whichever
@@ -11,17 +12,19 @@ host compiled it, so the newest one is the build's last).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.integration import project
-from tests.integration.netbed import Workstation
+from tests.integration import project, workstation_compilers
+from tests.integration.distccd_jobs import kill_orphaned_distccd
+from tests.integration.netbed import TestBed, Workstation
 from tests.integration.office import build_env
 from tests.integration.pool import Daemon, cli_env
 from tests.integration.project import Tree
@@ -30,6 +33,27 @@ from tests.integration.project import Tree
 DISTCC_MASQUERADE = "/usr/lib/distcc"
 #: What every build compiles with (`make CC=gcc`): gcc-12 everywhere in these beds.
 COMPILER = "gcc"
+
+
+@contextlib.contextmanager
+def idle_pool(home: Path, names: Sequence[str]) -> Iterator[tuple[TestBed, dict[str, Daemon]]]:
+    """A bed of workstations `names`, each showing its daemon an idle `/proc/loadavg` of
+    its own, with their daemons started (not yet waited for); everything torn down on
+    exit, distccd processes the daemons left behind included."""
+    with TestBed() as bed:
+        daemons: dict[str, Daemon] = {}
+        try:
+            for name in names:
+                ws = bed.add_workstation(name)
+                workstation_compilers.pretend_idle(ws, home)
+                daemons[name] = Daemon(ws, home / name)
+            for daemon in daemons.values():
+                daemon.start()
+            yield bed, daemons
+        finally:
+            bed.close()
+            for daemon in daemons.values():
+                kill_orphaned_distccd(daemon)
 
 
 @dataclass
