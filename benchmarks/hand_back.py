@@ -7,12 +7,11 @@ default.  Once `server` compiles both jobs, its owner comes back, in one of two 
 
 * `now`: the owner runs `p2pcc pause --now` (the CLI in the workstation: its start-up
   is part of what a person waits for);
-* `auto` (with `--auto`, unreliable so far): the owner touches the keyboard: bytes
-  appended to `/dev/input/event0`, a file on an overlay over `/dev` in `server`'s mount
-  namespace, which its daemon reads with `[idle] source = "input"` (it looks once a
-  second, docs/idle.md), `hand_back` at its default.  Alone (a daemon, one append) the
-  daemon pauses at the next look; in these rounds it saw the append in 1 of 7, for a
-  reason not found yet, so the figures of this way are not to be relied on.
+* `auto` (with `--auto`): the owner touches the keyboard: bytes appended to
+  `/dev/input/event0`, a file on an overlay over `/dev` in `server`'s mount namespace
+  (appended from within that namespace, the time of starting `sh` there included),
+  which its daemon reads with `[idle] source = "input"` (it looks four times a second,
+  docs/idle.md), `hand_back` at its default.
 
 Each round measures, from the owner's act: the pause in effect (`now`: the CLI's
 answer; `auto`: the daemon's status says paused), the served jobs gone (no process of
@@ -141,8 +140,10 @@ def one_round(bed: Bed, way: str, index: int) -> Round:
             cli.wait(timeout=30)
         else:
             assert touch is not None
-            with touch.open("ab") as device:
-                device.write(b"\0" * 24)  # one input_event's worth
+            # One input_event's worth, written through the overlay in the workstation's
+            # own mount namespace (written to the upper directory from outside, the
+            # overlay went on showing the old size: overlayfs leaves that undefined).
+            server.ws.run(["sh", "-c", "head -c 24 /dev/zero >> /dev/input/event0"])
             seen = watch(session, make.pid, since, lambda: paused(server))
         returncode = make.wait(timeout=BUILD_TIMEOUT)
     finally:
