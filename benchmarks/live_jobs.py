@@ -308,12 +308,16 @@ def _seconds(value: float | None) -> str:
 
 
 def summarize(results: dict[str, list[Result]]) -> None:
-    median = {m: statistics.median(r.seconds for r in rs) for m, rs in results.items() if rs}
+    """Times per mode, the builds that failed, and medians of the complete ones as ratios."""
+    complete = {m: [r.seconds for r in rs if r.complete] for m, rs in results.items()}
+    median = {m: statistics.median(times) for m, times in complete.items() if times}
     for mode, runs in results.items():
-        figure(f"summary {mode:6} times {', '.join(f'{r.seconds:.1f}' for r in runs)} s")
+        times = ", ".join(f"{r.seconds:.1f}" + ("" if r.complete else " FAILED") for r in runs)
+        figure(f"summary {mode:8} times {times} s")
     for a, b in (("live", "hand"), ("live", "icecream"), ("live", "fixed"), ("hand", "icecream")):
         if a in median and b in median:
-            figure(f"summary ratio {a} / {b} = {median[a] / median[b]:.2f} (medians)")
+            ratio = median[a] / median[b]
+            figure(f"summary ratio {a} / {b} = {ratio:.2f} (medians of complete builds)")
 
 
 def main() -> None:
