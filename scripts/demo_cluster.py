@@ -52,7 +52,7 @@ def build_through_links(cluster: Cluster) -> None:
     env = build_env(cluster.links, cluster.home / "distcc")
     say("what the pool looks like from the client")
     print(cluster.p2pcc("status", env=env).rstrip())
-    say("building: p2pcc build make   (the links first in PATH, -j from the table)")
+    say("building: p2pcc build --trace make   (links first in PATH, a -j that follows the pool)")
     marks = log_marks(cluster.daemons)
     started = time.monotonic()
     p2pcc_build = [
