@@ -151,13 +151,22 @@ async def run_build(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pass_on, signals, process)
             if server is not None:
-                follow = partial(follow_pool, period=period, said=said)
-                nursery.start_soon(follow, server, Tokens(), jobs_now)
+                follow = partial(follow_pool, server, Tokens(), jobs_now, period=period, said=said)
+                nursery.start_soon(_guarded, follow, "following the pool")
             for task in side_tasks:
-                nursery.start_soon(task, process.pid)
+                nursery.start_soon(_guarded, partial(task, process.pid), "recording the build")
             returncode = await process.wait()
             nursery.cancel_scope.cancel()
     return returncode
+
+
+async def _guarded(task: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run `task`; if it fails, say so and let the build go on without it (an error
+    here must never cancel the wait for the build and leave it running on its own)."""
+    try:
+        await task()
+    except Exception as error:
+        print_error(f"{what} stopped ({error!r}); the build goes on")
 
 
 async def _pass_on(signals: AsyncIterator[int], process: trio.Process) -> None:

@@ -195,3 +195,30 @@ async def test_side_tasks_run_beside_the_build_with_its_pid_and_end_with_it() ->
     with trio.fail_after(20):
         assert await run_build(["sleep", "0.3"], dict(os.environ), side_tasks=[side]) == 0
     assert seen == ["sleep"]
+
+
+async def test_a_failing_side_task_or_pool_reading_never_stops_the_build(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    async def broken(pid: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    def unreadable() -> int:
+        raise RuntimeError("no pool")
+
+    server = Jobserver(Style.PIPE)
+    try:
+        with trio.fail_after(20):
+            returncode = await run_build(
+                ["sh", "-c", "sleep 0.3; exit 4"],
+                dict(os.environ),
+                server=server,
+                jobs_now=unreadable,
+                side_tasks=[broken],
+            )
+    finally:
+        server.close()
+    assert returncode == 4  # the build ran to its end
+    err = capfd.readouterr().err
+    assert "p2pcc: recording the build stopped (OSError(5, 'Input/output error'))" in err
+    assert "p2pcc: following the pool stopped (RuntimeError('no pool'))" in err

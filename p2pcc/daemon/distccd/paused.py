@@ -164,6 +164,8 @@ class _Passes:
         except PermissionError as error:
             doing = "stop" if chosen is Treatment.HAND_BACK else "lower the priority of"
             self.once(f"cannot {doing} distccd's jobs: {error}")
+        except Exception as error:  # a pass is never worth the daemon: the next one tries
+            self.once(f"a pass over distccd's jobs failed (going on): {error!r}")
 
     async def hand_back(self, session: int) -> None:
         done = await self.give_back(session, self.node.status.distccd_port)

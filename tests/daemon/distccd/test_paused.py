@@ -204,6 +204,30 @@ async def test_a_refused_pass_is_logged_once(
     ]
 
 
+async def test_a_pass_that_fails_otherwise_is_logged_once_and_the_passes_go_on(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    board = ChangeBoard()
+    node = paused_node(board)
+    passes = []
+
+    async def broken(session: int, port: int) -> HandedBack:
+        passes.append(trio.current_time())
+        raise OSError(5, "Input/output error")
+
+    async with trio.open_nursery() as nursery:
+        task = partial(serve_paused_jobs, node, lambda: DISTCCD, board, give_back=broken)
+        await nursery.start(task)
+        with caplog.at_level(logging.INFO, logger="p2pcc"):
+            pause(node, hand_back=True)
+            await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert len(passes) > 2  # the task lived on
+    assert [r.getMessage() for r in caplog.records if r.name == "p2pcc.daemon.paused"] == [
+        "a pass over distccd's jobs failed (going on): OSError(5, 'Input/output error')"
+    ]
+
+
 def entry(pid: int, comm: str, ppid: int, session: int = DISTCCD) -> ProcessEntry:
     return ProcessEntry(pid=pid, comm=comm, state="S", ppid=ppid, session=session)
 
