@@ -21,10 +21,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from p2pcc.build_trace.recorder import recording
-from p2pcc.cli import build_runner
-from p2pcc.cli.build_runner import Jobserver, SideTask, make_style
 from p2pcc.cli.hosts_cmd import DEFAULT_COMPILER, local_cpus, table_reader
 from p2pcc.cli.link_install import default_link_dir, setting_line, wrapper_settings
 from p2pcc.config import load_config
@@ -33,6 +31,9 @@ from p2pcc.core.jobserver import Style, jobserver_makeflags
 from p2pcc.wrapper.lookup import ENTRY_NAME, is_link_dir, path_dirs
 from p2pcc.wrapper.main import Table
 from p2pcc.wrapper.warn import mark_build
+
+if TYPE_CHECKING:
+    from p2pcc.cli.build_runner import SideTask
 
 MAKES = frozenset(("make", "gmake", "bmake", "remake"))
 NINJAS = frozenset(("ninja", "samu"))
@@ -110,7 +111,10 @@ def main(args: argparse.Namespace) -> int:
     style = None if args.fixed_jobs else live_style(command, env)
     links = link_dir if links_ok else None
     if style is not None or args.trace is not None:
-        server = None if style is None else Jobserver(style)
+        # Imported here: trio costs every other command's start-up ~0.15 s.
+        from p2pcc.cli import build_runner
+
+        server = None if style is None else build_runner.Jobserver(style)
         auth = None if server is None else server.auth
         argv, build_env = plan_build(command, env, jobs, links, jobserver_auth=auth)
         said = partial(_say_jobs, name) if args.verbose else _quiet
@@ -138,6 +142,8 @@ def live_style(command: Sequence[str], env: Mapping[str, str]) -> Style | None:
         return None
     if _has_jobs(command[1:], _MAKE_VALUE_OPTIONS, "--jobs"):
         return None
+    from p2pcc.cli.build_runner import make_style
+
     return make_style(command[0], env)
 
 
@@ -165,6 +171,8 @@ def _trace_task(
         except (OSError, P2pccError):
             return None
         return None if table.problem else table.jobs
+
+    from p2pcc.build_trace.recorder import recording
 
     return recording(Path(os.path.abspath(path)), distcc_dir, slots)
 

@@ -42,3 +42,11 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "p2pcc"
     result = subprocess.run([script, "--version"], capture_output=True, text=True, check=False)
     assert (result.returncode, result.stdout) == (0, f"p2pcc {__version__}\n")
+
+
+def test_the_command_line_parser_loads_no_trio() -> None:
+    """Every command's start-up pays for what the parser imports: trio (~0.15 s) only
+    where a command runs it (the daemon, a live or traced build)."""
+    code = "import sys, p2pcc.cli; p2pcc.cli.build_parser(); print('trio' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
