@@ -88,11 +88,13 @@ def build_through_links(cluster: Cluster) -> None:
     detail("the gcc-11 workstation got none, as it must")
     if peers["slow"]["slots"] == 0:
         detail("slow offers no slot: its cgroup leaves it less than half a CPU (docs/metrics.md)")
-    show_trace(cluster)
+    at_home = max(0, len(tree.sources) - sum(counts.values()))
+    show_trace(cluster, {**counts, "localhost": at_home})
 
 
-def show_trace(cluster: Cluster) -> None:
-    """Where the build's trace is, and its spans per host track."""
+def show_trace(cluster: Cluster, compiled: dict[str, int]) -> None:
+    """Where the build's trace is, its spans per host track, and whether they are the
+    compiles the distccd logs and the objects say each host did."""
     document = json.loads(TRACE_FILE.read_text())
     events = document["traceEvents"]
     names = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
@@ -106,6 +108,11 @@ def show_trace(cluster: Cluster) -> None:
     say(f"the build's trace: {TRACE_FILE}  (open it in https://ui.perfetto.dev)")
     for label, count in sorted(spans.items()):
         detail(f"{label:16} {count:3} compile span(s)")
+    expected = {name: count for name, count in compiled.items() if count}
+    if spans == expected:
+        detail("one span per compile, on the track of the host that compiled it")
+    else:
+        detail(f"the trace differs from the distccd logs: {spans} against {expected}")
 
 
 def main() -> None:
