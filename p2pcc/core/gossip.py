@@ -182,6 +182,7 @@ class GossipEngine:
         self._next_send = now  # announce ourselves at once
         self._discovered: dict[bytes, Endpoint] = {}
         self._unicast_from: dict[bytes, tuple[Endpoint, float]] = {}
+        self._seeds: tuple[Endpoint, ...] = ()
         self.pool = pool
         self.on_refused = on_refused
         self._log_once = LogOnce(now)
@@ -238,6 +239,7 @@ class GossipEngine:
             on_refused=self.on_refused,
         )
         engine.table.remember(self.table.seen_orders())
+        engine.set_seeds(self._seeds, now)
         return engine
 
     def leave(self, now: float, wall: float) -> Outgoing:
@@ -339,13 +341,25 @@ class GossipEngine:
         elif node_id in self._discovered or len(self._discovered) < limits.MAX_PEERS:
             self._discovered[node_id] = (accepted[0], port)
 
+    def set_seeds(self, seeds: Sequence[Endpoint], now: float) -> None:
+        """Where to reach the pool beyond our link (`gossip.seeds`, resolved by the
+        shell): each hears our state by unicast, the first time at once."""
+        seeds = tuple(dict.fromkeys(seeds))[: limits.MAX_SEEDS]
+        if set(seeds) - set(self._seeds):
+            self._send_soon(now)
+        self._seeds = seeds
+
+    @property
+    def seeds(self) -> tuple[Endpoint, ...]:
+        return self._seeds
+
     def undiscovered(self, node_id: bytes) -> None:
         """mDNS says the node's service is gone."""
         self._discovered.pop(node_id, None)
 
     def unicast_targets(self, now: float) -> tuple[Endpoint, ...]:
         """Endpoints that get our datagrams by unicast as well as by multicast."""
-        targets: set[Endpoint] = set()
+        targets: set[Endpoint] = set(self._seeds)
         for node_id, endpoint in self._discovered.items():
             peer = self.table.get(node_id)
             if peer is None or peer.liveness is not Liveness.ALIVE:

@@ -84,6 +84,10 @@ MAX_COUNTER = 2**64 - 1
 #: forged node ids (unauthenticated pool) can fill the table but never grow it further.
 MAX_PEERS = 512
 
+#: Seed endpoints (`gossip.seeds`, every address a name resolves to counted): a few per
+#: subnet are plenty, since any one member that answers brings in the whole pool.
+MAX_SEEDS = 32
+
 #: Departed node ids remembered to refuse replays of their old packets.  Twice the peer
 #: cap: every peer can leave and rejoin once before the oldest memory is dropped.
 MAX_TOMBSTONES = 2 * MAX_PEERS

@@ -266,6 +266,13 @@ class LocalNode:
         gossip `port`: unicast to it while multicast does not."""
         self._engine.discovered(node_id, addresses, port, now)
 
+    def set_seeds(self, seeds: Sequence[Endpoint], now: float) -> None:
+        """Adopt the resolved `gossip.seeds` (at most `limits.MAX_SEEDS` are kept)."""
+        due = self._engine.next_send
+        self._engine.set_seeds(seeds, now)
+        if self._engine.next_send < due:
+            self._changed(Change.SEND)
+
     def undiscovered(self, node_id: bytes) -> None:
         """mDNS says the node's service is gone."""
         self._engine.undiscovered(node_id)

@@ -365,3 +365,15 @@ def test_mdns_addresses_are_screened_and_the_first_usable_one_gets_unicast() -> 
         "address-broadcast": 1,
         "address-outside": 1,
     }
+
+
+def test_seeds_hear_our_state_by_unicast_the_first_time_at_once() -> None:
+    alpha = make_engine(1)
+    assert sent(alpha, 0.0).unicast == ()
+    seed = ("10.9.0.1", 3634)
+    alpha.set_seeds([seed, seed], 0.5)
+    assert alpha.seeds == (seed,)
+    assert alpha.next_send == pytest.approx(0.5)
+    assert sent(alpha, 0.5).unicast == (seed,)
+    alpha.set_seeds([seed], 1.0)  # nothing new: no datagram before the interval
+    assert alpha.next_send == pytest.approx(2.5)
