@@ -25,9 +25,9 @@ from p2pcc.config.host import KEY_FILE_NAME, HostDefaults, discover_host_default
 from p2pcc.config.model import IDLE_SOURCES, SECTIONS, Config
 from p2pcc.core import limits
 from p2pcc.core.errors import ConfigError
+from p2pcc.core.model import DEFAULT_GOSSIP_PORT  # one default for the key and the wire
 
 DEFAULT_GROUP = "239.192.74.70"
-DEFAULT_GOSSIP_PORT = 3634
 DEFAULT_DISTCCD_PORT = 3632
 #: The compilers offered by default, and those `p2pcc fingerprint` shows unless named.
 DEFAULT_COMPILERS = ("cc", "c++", "gcc", "g++", "clang", "clang++")

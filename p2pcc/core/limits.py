@@ -29,6 +29,13 @@ MIN_KEY_BYTES = 16
 #: collision between two honest nodes practically impossible.
 NODE_ID_BYTES = 16
 
+#: News entries in one datagram.  The smallest entry (a LEAVE or SUSPECT) is 24 bytes,
+#: so about 55 fit MAX_DATAGRAM; the cap bounds what a decoder builds from one datagram.
+MAX_NEWS = 48
+
+#: A SYNC cookie: a truncated HMAC, like the datagram MAC (core/sync.py).
+COOKIE_BYTES = 16
+
 # --- fields of a state message (sized so a message at every cap fits MAX_DATAGRAM) ----
 
 #: Node name (UTF-8 bytes).  Linux HOST_NAME_MAX is 64.
