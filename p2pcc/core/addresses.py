@@ -27,6 +27,7 @@ and the subnet broadcast are skipped.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -79,8 +80,10 @@ class AddressPool:
         )
 
 
+@functools.lru_cache(maxsize=2048)
 def check_address(text: str, pool: AddressPool | None) -> IPAddress | Refusal:
-    """The address `text` names, or why a pool member cannot be dialled there."""
+    """The address `text` names, or why a pool member cannot be dialled there.  Cached:
+    every member's addresses come round in every datagram it sends."""
     try:
         address = ipaddress.ip_address(text)  # an IPv6 scope is parsed, an IPv4 one refused
     except ValueError:

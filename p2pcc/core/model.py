@@ -123,6 +123,9 @@ class Message:
     news: tuple[NewsEntry, ...] = ()  # other nodes' word, relayed (any kind may carry it)
     nonce: int | None = None  # PROBE and ACK; SYNC and COOKIE
     cookie: bytes = b""  # COOKIE, and a SYNC that returns it
+    # A STATE sent by unicast because its sender does not hear the receiver's multicast:
+    # the receiver must answer by unicast too (a 1.0 sender's every unicast means it).
+    deaf: bool = False
     # How the datagram came, not what it says: left out of equality.
     minor: int = field(default=0, compare=False)  # the header's protocol minor version
 

@@ -233,17 +233,29 @@ class LocalNode:
 
     @property
     def next_send(self) -> float:
-        """When the next gossip datagram is due."""
-        return self._engine.next_send
+        """When the next gossip datagram is due (our state, or any other)."""
+        return self._engine.next_datagram
 
     def datagram_to_send(self, now: float, wall: float) -> Outgoing | None:
         """The state datagram to send now, or None when nothing is due yet."""
         outgoing = self._engine.poll_send(now, wall)
-        if outgoing is not None and self._shared_id is not None and not self._namesake_told:
+        if outgoing is not None:
+            self._state_sent()
+        return outgoing
+
+    def datagrams_to_send(self, now: float, wall: float) -> list[Outgoing]:
+        """Every datagram due now: our state, and probes, answers, news and syncs."""
+        due = self._engine.next_send
+        outgoing = self._engine.datagrams_to_send(now, wall)
+        if now >= due:
+            self._state_sent()
+        return outgoing
+
+    def _state_sent(self) -> None:
+        if self._shared_id is not None and not self._namesake_told:
             self._namesake_told = True
             if self.wants_new_id:
                 self._changed(Change.IDENTITY)
-        return outgoing
 
     def leave_datagram(self, now: float, wall: float) -> Outgoing:
         """The goodbye datagram: peers drop us at once instead of waiting for silence."""
@@ -251,12 +263,12 @@ class LocalNode:
 
     def receive(self, data: bytes, sender: Endpoint, transport: Transport, now: float) -> Received:
         """Decode and merge one datagram; never raises for bad input."""
-        due = self._engine.next_send
+        due = self._engine.next_datagram
         received = self._engine.receive(data, sender, transport, now)
         change = table_change(received.events)
         if received.namesake is not None:
             change |= self._heard_namesake(received.namesake, now)
-        if self._engine.next_send < due:
+        if self._engine.next_datagram < due:
             change |= Change.SEND
         self._changed(change)
         return received
@@ -268,9 +280,9 @@ class LocalNode:
 
     def set_seeds(self, seeds: Sequence[Endpoint], now: float) -> None:
         """Adopt the resolved `gossip.seeds` (at most `limits.MAX_SEEDS` are kept)."""
-        due = self._engine.next_send
+        due = self._engine.next_datagram
         self._engine.set_seeds(seeds, now)
-        if self._engine.next_send < due:
+        if self._engine.next_datagram < due:
             self._changed(Change.SEND)
 
     def undiscovered(self, node_id: bytes) -> None:
@@ -327,8 +339,7 @@ class LocalNode:
 
     def next_deadline(self) -> float:
         """When `handle_timer` next has work: a peer's silence or a pause running out."""
-        deadline = self._engine.table.next_deadline()
-        deadline = float("inf") if deadline is None else deadline
+        deadline = self._engine.next_deadline()
         if self._pause is not None and self._pause.until is not None:
             deadline = min(deadline, self._pause.until)
         return deadline
@@ -337,7 +348,11 @@ class LocalNode:
         """Expire a pause and apply liveness changes due by `now`."""
         if self._pause is not None and self._pause.expired(now):
             self._set_pause(None, now)
-        self._changed(table_change(self._engine.handle_timer(now)))
+        due = self._engine.next_datagram
+        change = table_change(self._engine.handle_timer(now))
+        self._changed(
+            change | (Change.SEND if self._engine.next_datagram < due else Change.NOTHING)
+        )
 
     # --- what the wrapper and people read -------------------------------------------
 
@@ -386,10 +401,10 @@ class LocalNode:
         """Hand the engine our advertised status and announce what changed."""
         advertised = advertised_status(self._measured, self._pause, self._serving)
         if advertised != self._engine.status:
-            due = self._engine.next_send
+            due = self._engine.next_datagram
             self._engine.set_status(advertised, now)
             change |= Change.STATUS
-            if self._engine.next_send < due:
+            if self._engine.next_datagram < due:
                 change |= Change.SEND
         self._changed(change)
 

@@ -39,8 +39,10 @@ AUTH_NONE = 0
 AUTH_HMAC_SHA256_128 = 1
 HEADER_BYTES = 8
 
-#: Kinds that carry a nonce, and those that may carry a cookie.
+#: Kinds that carry a nonce, NEWS that may (a sync transfer's), and kinds that may carry a
+#: cookie.
 _NONCE_KINDS = frozenset({MessageKind.PROBE, MessageKind.ACK, MessageKind.SYNC, MessageKind.COOKIE})
+_OPTIONAL_NONCE_KINDS = frozenset({MessageKind.NEWS})
 _COOKIE_KINDS = frozenset({MessageKind.SYNC, MessageKind.COOKIE})
 
 
@@ -99,12 +101,18 @@ def _envelope_payload(message: Message) -> dict[str, object]:
         payload["body"] = status_payload(message.body)
     elif message.body is not None:
         raise InvalidMessageError(f"a {message.kind!r} message carries no body")
-    if (message.nonce is not None) != (message.kind in _NONCE_KINDS):
-        raise InvalidMessageError(f"a {message.kind!r} message has a nonce exactly if it needs one")
+    needed = message.kind in _NONCE_KINDS
+    allowed = needed or message.kind in _OPTIONAL_NONCE_KINDS
+    if (message.nonce is None and needed) or (message.nonce is not None and not allowed):
+        raise InvalidMessageError(f"a {message.kind!r} message has a nonce only if it may")
     if message.nonce is not None:
         payload["nonce"] = message.nonce
     if message.cookie:
         payload["cookie"] = message.cookie
+    if message.deaf:
+        if message.kind is not MessageKind.STATE:
+            raise InvalidMessageError("only a STATE says its sender does not hear us")
+        payload["deaf"] = 1
     if message.news:
         payload["news"] = [_entry_payload(entry) for entry in message.news]
     return payload
@@ -220,11 +228,16 @@ def _message_from_payload(payload: object, minor: int) -> Message:
     nonce = None
     if kind in _NONCE_KINDS:
         nonce = integer(required(envelope, "nonce"), "nonce", 0, limits.MAX_COUNTER)
+    elif kind in _OPTIONAL_NONCE_KINDS and "nonce" in envelope:
+        nonce = integer(envelope["nonce"], "nonce", 0, limits.MAX_COUNTER)
     cookie = b""
     if kind in _COOKIE_KINDS and "cookie" in envelope:
         cookie = binary(envelope["cookie"], "cookie", limits.COOKIE_BYTES)
     news = _news(envelope.get("news", []))
-    return Message(node_id, incarnation, sequence, sent_at, kind, body, news, nonce, cookie, minor)
+    deaf = kind is MessageKind.STATE and integer(envelope.get("deaf", 0), "deaf", 0, 1) == 1
+    return Message(
+        node_id, incarnation, sequence, sent_at, kind, body, news, nonce, cookie, deaf, minor
+    )
 
 
 def _news(value: object) -> tuple[NewsEntry, ...]:

@@ -8,6 +8,7 @@ Unknown keys are ignored, so minor versions can add fields; defaults are left ou
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -114,14 +115,24 @@ def _addresses(value: object, where: str) -> tuple[str, ...]:
 
 def _address(value: object, where: str) -> str:
     address_text = string(value, where, limits.MAX_ADDRESS_LEN)
-    host, percent, scope = address_text.partition("%")
+    problem = _address_problem(address_text)
+    if problem:
+        raise WireFormatError(f"{where}: {problem}")
+    return address_text
+
+
+@functools.lru_cache(maxsize=limits.MAX_PEERS)
+def _address_problem(text: str) -> str:
+    """What is wrong with an address's syntax ("" if nothing).  Cached: every member's
+    addresses come round in every datagram, and parsing them is most of decoding."""
+    host, percent, scope = text.partition("%")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        raise WireFormatError(f"{where}: not an IP address") from None
+        return "not an IP address"
     if percent and not (address.version == 6 and _SCOPE_ID.fullmatch(scope)):
-        raise WireFormatError(f"{where}: bad IPv6 scope id")
-    return address_text
+        return "bad IPv6 scope id"
+    return ""
 
 
 def _offers(value: object, where: str) -> tuple[CompilerOffer, ...]:

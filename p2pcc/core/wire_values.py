@@ -70,8 +70,10 @@ def string(value: object, where: str, cap: int) -> str:
     size = len(value.encode("utf-8"))
     if size > cap:
         raise OversizedError(f"{where}: {size} bytes, at most {cap}")
-    # Control characters could drive the terminal of whoever runs `p2pcc status`.
-    if any(unicodedata.category(char) == "Cc" for char in value):
+    # Control characters could drive the terminal of whoever runs `p2pcc status`.  Most
+    # strings are printable ASCII, which has none: only the others are looked at closely.
+    printable = value.isascii() and value.isprintable()
+    if not printable and any(unicodedata.category(char) == "Cc" for char in value):
         raise WireFormatError(f"{where}: contains a control character")
     return value
 

@@ -716,6 +716,7 @@ NONCE_KINDS = {MessageKind.PROBE, MessageKind.ACK, MessageKind.SYNC, MessageKind
 def messages(draw: st.DrawFn) -> Message:
     kind = draw(st.sampled_from(MessageKind))
     cookie_kind = kind in {MessageKind.SYNC, MessageKind.COOKIE}
+    nonce = draw(st.none() | st.integers(0, 9)) if kind is MessageKind.NEWS else None
     return Message(
         node_id=draw(st.binary(min_size=16, max_size=16)),
         incarnation=draw(st.integers(0, limits.MAX_COUNTER)),
@@ -724,7 +725,7 @@ def messages(draw: st.DrawFn) -> Message:
         kind=kind,
         body=draw(statuses) if kind == MessageKind.STATE else None,
         news=tuple(draw(st.lists(news_entries(), max_size=2))),
-        nonce=draw(st.integers(0, limits.MAX_COUNTER)) if kind in NONCE_KINDS else None,
+        nonce=draw(st.integers(0, limits.MAX_COUNTER)) if kind in NONCE_KINDS else nonce,
         cookie=draw(st.binary(min_size=16, max_size=16)) if cookie_kind else b"",
     )
 

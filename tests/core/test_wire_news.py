@@ -92,8 +92,9 @@ def test_a_cookie_longer_than_its_cap_is_oversized() -> None:
 
 
 def test_the_encoder_refuses_a_nonce_where_none_belongs_and_a_body_on_a_suspicion() -> None:
+    assert decode(encode(replace(NEWS, nonce=1), PLAIN), PLAIN).nonce == 1  # a transfer's
     with pytest.raises(InvalidMessageError):
-        encode(replace(NEWS, nonce=1), PLAIN)
+        encode(replace(VECTORS[0].message, nonce=1), PLAIN)
     with pytest.raises(InvalidMessageError):
         encode(replace(PROBE, nonce=None), PLAIN)
     wrong = NewsEntry(EntryKind.SUSPECT, NODE_ID, 1, 1, 1, ACTIVE_STATUS)
