@@ -133,7 +133,7 @@ def _carried(old: Candidate | None, peer: Peer, factor: float) -> Candidate | No
         return None
     if old.peer.status != peer.status:
         return None
-    return Candidate(peer, old.offer, old.limit, factor, old.score, old.inherent)
+    return Candidate(peer, old.offer, old.limit, factor, old.score, old.inherent, old.best_first)
 
 
 def _render(

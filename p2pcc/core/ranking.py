@@ -21,6 +21,7 @@ import functools
 import hashlib
 import ipaddress
 import math
+import operator
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -167,6 +168,7 @@ class Candidate:
     factor: float
     score: float
     inherent: float
+    best_first: tuple[float, bytes]  # the sort key, best score first, kept for re-sorting
 
 
 def candidate(peer: Peer, fingerprint: str, policy: RankingPolicy, factor: float) -> Candidate:
@@ -174,11 +176,11 @@ def candidate(peer: Peer, fingerprint: str, policy: RankingPolicy, factor: float
     limit = min(peer.status.slots, limits.MAX_SLOTS)
     offer = _selectable(peer, fingerprint)
     if offer is None:
-        return Candidate(peer, None, limit, factor, 0.0, 0.0)
+        return Candidate(peer, None, limit, factor, 0.0, 0.0, (-0.0, peer.node_id))
     inherent = inherent_speed(peer.status, limit, policy, factor)
     # job_speed's product, without working the inherent speed out twice.
     score = inherent * cpu_share(peer.status, limit)
-    return Candidate(peer, offer, limit, factor, score, inherent)
+    return Candidate(peer, offer, limit, factor, score, inherent, (-score, peer.node_id))
 
 
 def tier_key(node_id: bytes, seed: bytes) -> tuple[bytes, bytes]:
@@ -228,7 +230,7 @@ def order(
         speeds.append(local_speed)
     threshold = straggler_threshold(speeds)
     kept = [entry for entry in selected if entry.inherent >= threshold]
-    kept.sort(key=lambda entry: (-entry.score, entry.peer.node_id))
+    kept.sort(key=operator.attrgetter("best_first"))
     head = _tiered_head(kept, policy)
     head.sort(key=lambda pair: (pair[0], position(pair[1].peer.node_id)))
     return [_ranked(entry, tier) for tier, entry in head[: policy.max_hosts]]
