@@ -17,13 +17,14 @@ peers without ever preferring a worse tier.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
+import heapq
 import ipaddress
 import math
-import operator
 import statistics
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -160,7 +161,8 @@ def _selectable(peer: Peer, fingerprint: str) -> CompilerOffer | None:
 class Candidate:
     """What ranking reads of one peer for one compiler, worked out once per status:
     its offer (None: it may not get jobs now), its slots, the `delivered` factor used,
-    and the score and inherent speed they give (0 when not selectable)."""
+    the score and inherent speed they give (0 when not selectable) and its seeded
+    position inside a tier (`tier_key`)."""
 
     peer: Peer
     offer: CompilerOffer | None
@@ -168,19 +170,23 @@ class Candidate:
     factor: float
     score: float
     inherent: float
-    best_first: tuple[float, bytes]  # the sort key, best score first, kept for re-sorting
+    position: tuple[bytes, bytes]
 
 
-def candidate(peer: Peer, fingerprint: str, policy: RankingPolicy, factor: float) -> Candidate:
-    """`peer` as ranking for `fingerprint` sees it, `factor` being what it delivers."""
+def candidate(
+    peer: Peer, fingerprint: str, policy: RankingPolicy, factor: float, seed: bytes
+) -> Candidate:
+    """`peer` as ranking for `fingerprint` with `seed` sees it, `factor` being what it
+    delivers."""
     limit = min(peer.status.slots, limits.MAX_SLOTS)
     offer = _selectable(peer, fingerprint)
     if offer is None:
-        return Candidate(peer, None, limit, factor, 0.0, 0.0, (-0.0, peer.node_id))
+        return Candidate(peer, None, limit, factor, 0.0, 0.0, (b"", peer.node_id))
     inherent = inherent_speed(peer.status, limit, policy, factor)
     # job_speed's product, without working the inherent speed out twice.
     score = inherent * cpu_share(peer.status, limit)
-    return Candidate(peer, offer, limit, factor, score, inherent, (-score, peer.node_id))
+    position = tier_key(peer.node_id, seed)
+    return Candidate(peer, offer, limit, factor, score, inherent, position)
 
 
 def tier_key(node_id: bytes, seed: bytes) -> tuple[bytes, bytes]:
@@ -211,44 +217,50 @@ def rank_peers(
     check_seed(seed)
     measured = delivered or {}
     candidates = [
-        candidate(peer, fingerprint, policy, measured.get(peer.node_id, 1.0)) for peer in peers
+        candidate(peer, fingerprint, policy, measured.get(peer.node_id, 1.0), seed)
+        for peer in peers
     ]
-    return order(candidates, policy, functools.partial(tier_key, seed=seed), local_speed)
+    return order(candidates, policy, local_speed)
 
 
 def order(
-    candidates: Iterable[Candidate],
-    policy: RankingPolicy,
-    position: Callable[[bytes], tuple[bytes, bytes]],
-    local_speed: float | None,
+    candidates: Iterable[Candidate], policy: RankingPolicy, local_speed: float | None
 ) -> list[RankedPeer]:
-    """`rank_peers`'s answer from the peers' `candidates`; `position` is `tier_key`
-    with the seed bound (perhaps remembered)."""
+    """`rank_peers`'s answer from the peers' `candidates`."""
     selected = [entry for entry in candidates if entry.score > 0]
     speeds = [entry.inherent for entry in selected]
     if local_speed is not None:
         speeds.append(local_speed)
     threshold = straggler_threshold(speeds)
     kept = [entry for entry in selected if entry.inherent >= threshold]
-    kept.sort(key=operator.attrgetter("best_first"))
-    head = _tiered_head(kept, policy)
-    head.sort(key=lambda pair: (pair[0], position(pair[1].peer.node_id)))
-    return [_ranked(entry, tier) for tier, entry in head[: policy.max_hosts]]
+    bests, floor = _tier_bests(sorted((entry.score for entry in kept), reverse=True), policy)
+    # A tier holds the scores from its best down to above the next tier's best.
+    negated = [-best for best in bests]
+    head = [
+        (bisect.bisect_right(negated, -entry.score) - 1, entry.position, entry)
+        for entry in kept
+        if entry.score >= floor
+    ]
+    # (tier, position) is unique (the position ends with the node id): no tie reaches
+    # the candidates, and this is sorted(head)[:max_hosts].
+    best = heapq.nsmallest(policy.max_hosts, head)
+    return [_ranked(entry, tier) for tier, _position, entry in best]
 
 
-def _tiered_head(kept: list[Candidate], policy: RankingPolicy) -> list[tuple[int, Candidate]]:
-    """The tier of each of the best-first `kept` that can make the line: the tiers up to
-    the one holding the `max_hosts`-th peer (only the seeded order inside a tier may
-    move a peer up, never across tiers, so the rest need neither tier nor hash)."""
-    head: list[tuple[int, Candidate]] = []
-    tier, tier_best = -1, 0.0
-    for entry in kept:
-        if tier < 0 or entry.score < policy.tier_ratio * tier_best:
-            if len(head) >= policy.max_hosts:
+def _tier_bests(scores: Sequence[float], policy: RankingPolicy) -> tuple[list[float], float]:
+    """The best score of each tier that can make the line, and the least score in those
+    tiers, from the kept peers' `scores`, best first.  Those are the tiers up to the one
+    holding the `max_hosts`-th peer: the seeded order inside a tier may move a peer up,
+    never across tiers, so the peers of later tiers need neither a tier nor sorting."""
+    bests: list[float] = []
+    floor = math.inf
+    for count, score in enumerate(scores):
+        if not bests or score < policy.tier_ratio * bests[-1]:
+            if count >= policy.max_hosts:
                 break
-            tier, tier_best = tier + 1, entry.score
-        head.append((tier, entry))
-    return head
+            bests.append(score)
+        floor = score
+    return bests, floor
 
 
 def _ranked(entry: Candidate, tier: int) -> RankedPeer:
