@@ -12,7 +12,9 @@ only the fastest slots then work.  A peer whose jobs run at less than
 later than one that waited for a typical slot to free up and ran there.  Peers within
 `tier_ratio` of a tier's best score form one tier and are ordered inside it by a keyed
 hash of their id, so concurrent clients with different seeds spread over equally good
-peers without ever preferring a worse tier.
+peers without ever preferring a worse tier.  `candidate` works out what one peer's
+status gives, `order` ranks candidates: `p2pcc.core.ranker` redoes the first only for
+the peers that changed.
 """
 
 from __future__ import annotations
@@ -128,7 +130,8 @@ def dial_address(status: NodeStatus) -> str | None:
 @functools.lru_cache(maxsize=2 * limits.MAX_PEERS)
 def _dial_address(addresses: tuple[str, ...]) -> str | None:
     # Remembered: parsing text addresses was a third of a ranking's cost, and a peer's
-    # addresses hardly ever change (the cap bounds the memory: a few hundred kB).
+    # addresses hardly ever change (the cap bounds the memory: a few hundred kB).  A
+    # memo of a pure function: no answer depends on what it holds.
     parsed = []
     for text in addresses:
         try:

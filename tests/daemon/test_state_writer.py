@@ -173,6 +173,30 @@ async def test_a_peer_pausing_reaches_the_file_within_min_gap_after_a_load_look(
     assert hosts_lines(record)[2:] == ["localhost/4", "localhost/4 10.0.0.2:3632/4"]
 
 
+async def test_our_own_change_reaches_the_file_within_min_gap_after_a_load_look(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    board = ChangeBoard()
+    node = make_node(1, board.notify)
+    peer = Speaker(2, node)
+    peer.say(load=0.0)
+    record = Recorder()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            partial(serve_state_file, node, board, Path("unused"), period=3.0, write=record)
+        )
+        await trio.sleep_until(1.0)
+        peer.say(load=8.0)
+        await trio.sleep_until(1.02)
+        node.set_compilers([], trio.current_time())  # no compiler left: no line at all
+        await trio.sleep_until(2.0)
+        nursery.cancel_scope.cancel()
+    assert record.times() == [0.0, 1.0, 1.1]
+    state = statefile.parse(record.writes[-1][1])
+    assert state is not None
+    assert state[1:] == ({}, {}, {})
+
+
 def hosts_lines(record: Recorder) -> list[str]:
     """Our compiler's DISTCC_HOSTS line in each file written."""
     parsed = [statefile.parse(text) for _, text in record.writes]
