@@ -10,8 +10,9 @@ and `wall` (Unix time, for people and the wire).
 
 Whatever changes is announced through `on_change` as a `Change` flag, so each task
 wakes only for what it acts on (the state writer for ranking inputs, the pause store
-for the pause …).  Rankings are computed at most once per change, whoever asks; they
-read what our jobs measured peers to deliver (`set_delivered`).  Our advertised status
+for the pause …).  Rankings are computed at most once per change, whoever asks, and
+work out again only the peers that changed (core/ranker.py); they read what our jobs
+measured peers to deliver (`set_delivered`).  Our advertised status
 is derived, never set: the measured status, then LEAVING (no slots), a pause (PAUSED
 with its reason), or distccd not serving (no slots).  Another node heard under our id
 (a cloned machine) is kept as `shared_id`; who renews is core/same_id.py's rule.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from p2pcc.core.auth import Keyring
@@ -33,7 +33,7 @@ from p2pcc.core.gossip import (
     Received,
     Transport,
 )
-from p2pcc.core.hosts import HostsLine, Ranking, render_hosts
+from p2pcc.core.hosts import HostsLine, Ranking
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.local_compilers import LocalCompiler, offers_of
 from p2pcc.core.metrics import LocalMetrics, PowerEstimate, limited_power, node_power
@@ -41,7 +41,8 @@ from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.node_change import Change, table_change
 from p2pcc.core.pause import Pause, advertised_status
 from p2pcc.core.peers import Peer
-from p2pcc.core.ranking import RankedPeer, RankingPolicy, inherent_speed, measured_out, rank_peers
+from p2pcc.core.ranker import Ranker, RankInputs
+from p2pcc.core.ranking import RankingPolicy
 from p2pcc.core.reports import Reports
 from p2pcc.core.same_id import Namesake, SharedId, takes_new_id
 from p2pcc.core.status_document import status_document
@@ -72,6 +73,7 @@ class LocalNode:
         self._pause: Pause | None = None
         self._resumes_by_hand = 0
         self._ranking: Ranking | None = None
+        self._ranker = Ranker()  # what the last ranking worked out, per peer
         self._delivered: dict[bytes, float] = {}  # verdicts.delivered_factors
         self._shared_id: SharedId | None = None
         self._namesake_told = False  # a datagram of ours went out since it was found
@@ -363,16 +365,14 @@ class LocalNode:
     def hosts_for(self, fingerprint: str, now: float) -> HostsLine:
         """The line for any fingerprint, one of ours or not (`p2pcc hosts`)."""
         line = self.hosts(now).get(fingerprint)
-        return line or self._render(fingerprint, self._rank(fingerprint))
+        return line or self._ranker.line(fingerprint, self.peers(), self._rank_inputs())
 
     def ranking(self, now: float) -> Ranking:
         """Rankings as of `now`, computed once per change whoever asks."""
         self.handle_timer(now)
         if self._ranking is None:
             ids = sorted({compiler.fingerprint.id for compiler in self._compilers})
-            ranked = {fingerprint: self._rank(fingerprint) for fingerprint in ids}
-            hosts = {fp: self._render(fp, peers) for fp, peers in ranked.items()}
-            self._ranking = Ranking(ranked, hosts)
+            self._ranking = self._ranker.ranking(ids, self.peers(), self._rank_inputs())
         return self._ranking
 
     @property
@@ -386,14 +386,10 @@ class LocalNode:
             self._delivered = dict(factors)
             self._changed(Change.PEERS)
 
-    def _rank(self, fingerprint: str) -> tuple[RankedPeer, ...]:
-        local = inherent_speed(self.status, self.local_slots, self._policy)
-        rank = partial(rank_peers, delivered=self._delivered, local_speed=local)
-        return tuple(rank(self._engine.table.peers(), fingerprint, self._policy, self.node_id))
-
-    def _render(self, fingerprint: str, ranked: Sequence[RankedPeer]) -> HostsLine:
-        out = measured_out(self._engine.table.peers(), fingerprint, ranked, self._delivered)
-        return render_hosts(ranked, self.status, self.local_slots, self._policy, absorbed=out)
+    def _rank_inputs(self) -> RankInputs:
+        return RankInputs(
+            self._policy, self.node_id, self._delivered, self.status, self.local_slots
+        )
 
     # --- internals ------------------------------------------------------------------
 

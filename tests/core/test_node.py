@@ -205,6 +205,20 @@ def test_a_peer_repeating_itself_changes_nothing_and_a_new_load_changes_the_rank
     assert changes == [Change.PEERS]
 
 
+def test_a_peer_pausing_is_a_material_change_and_its_load_is_not() -> None:
+    changes: list[Change] = []
+    alpha, beta = serving(1, changes), serving(2)
+    gossip(beta, alpha, 0.0)
+    changes.clear()
+    beta.pause_for(None, "meeting", 1000, 1.0, WALL)
+    gossip(beta, alpha, 1.0)  # told at once: a material change
+    moved = replace(IDLE, cpus=4, slots=4, foreign_load=0.5, jobs=2, mem_available=GIB)
+    beta.set_measurements(moved, 3.0)  # the same four slots, busier
+    gossip(beta, alpha, 3.0)
+    assert changes == [Change.PEERS, Change.LOAD]
+    assert Change.LOAD in Change.RANKING
+
+
 def test_hosts_line_and_snapshot_include_a_matching_peer() -> None:
     alpha, beta = serving(1), serving(2)
     gossip(beta, alpha, 0.1)
