@@ -45,7 +45,7 @@ from p2pcc.daemon.mdns.discovery import Discovery, serve_discovery
 from p2pcc.daemon.metrics.calibrate import calibrate_node
 from p2pcc.daemon.metrics.sampler import serve_metrics
 from p2pcc.daemon.node_control import NodeControl
-from p2pcc.daemon.pool_security import serve_insecure_warnings, warn_insecure
+from p2pcc.daemon.pool_security import serve_insecure_warnings, warn_insecure, warn_wider_pool
 from p2pcc.daemon.runtime_dir import prepare_runtime_dir
 from p2pcc.daemon.startup import StartFacts, gather_start_facts, open_node
 from p2pcc.daemon.state_writer import serve_state_file
@@ -107,6 +107,7 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         config.gossip.port,
         "" if facts.keyring else " (unauthenticated pool)",
     )
+    warn_wider_pool(config.gossip.networks, config.distccd.allow, keyed=bool(facts.keyring))
     # The door is up before distccd starts and goes after it has stopped (p2pcc.daemon.door).
     door_context = open_door(door_policy(config, facts), node.reports.set_door)
     async with door_context as door, trio.open_nursery() as nursery:
@@ -129,6 +130,7 @@ async def _start_distccd(nursery: trio.Nursery, daemon: Daemon, door: Door) -> D
             config.distccd,
             listen=daemon.facts.surroundings.endpoint.interface_address,
             interface=daemon.facts.surroundings.interface.name,
+            pool_networks=config.gossip.networks,
             log_file=distccd_log_file(config.runtime_dir),
             on_serving=lambda serving: node.set_serving(serving, trio.current_time()),
             slots=lambda: max(1, node.status.slots or cpus),
