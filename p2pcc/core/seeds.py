@@ -159,6 +159,11 @@ class SeedBook:
         self._own = frozenset(_canonical(text) for text in own)
         self._warned: set[tuple[str, str]] = set()
 
+    @property
+    def version(self) -> int:
+        """The IP version whose addresses a lookup asks for: the gossip group's."""
+        return self._pool.version
+
     def states(self) -> tuple[SeedState, ...]:
         return tuple(self._states.values())
 
