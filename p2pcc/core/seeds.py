@@ -36,6 +36,10 @@ MAX_NAME = 253
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 _BRACKETED = re.compile(r"\[([^\]]*)\](?::(.*))?")
 
+#: Seconds one lookup may take: glibc's resolver gives a server 5 s per try, and an
+#: answer that has not come by then will not come this round.
+LOOKUP_TIMEOUT = 5.0
+
 #: The state of a seed before its first lookup has ended.
 NOT_LOOKED_UP = "not looked up yet"
 

@@ -24,7 +24,7 @@ from functools import partial
 import trio
 
 from p2pcc.core.addresses import AddressPool
-from p2pcc.core.seeds import Endpoint, Notice, Seed, SeedBook, SeedState
+from p2pcc.core.seeds import LOOKUP_TIMEOUT, Endpoint, Notice, Seed, SeedBook, SeedState
 
 log = logging.getLogger("p2pcc.daemon.seeds")
 
@@ -32,10 +32,6 @@ log = logging.getLogger("p2pcc.daemon.seeds")
 #: and a lookup costs a query, but a renumbered seed should be heard again within a
 #: minute, about as soon as a person would notice it is gone.
 SEED_REFRESH = 60.0
-
-#: Seconds one lookup may take: glibc's resolver gives a server 5 s per try, and an
-#: answer that has not come by then will not come this round.
-LOOKUP_TIMEOUT = 5.0
 
 #: Worker threads looking names up at once; one that hangs keeps its thread.
 LOOKUP_THREADS = 4

@@ -14,9 +14,8 @@ import trio
 import trio.testing
 
 from p2pcc.core.addresses import AddressPool
-from p2pcc.core.seeds import Endpoint, Seed, SeedState
+from p2pcc.core.seeds import LOOKUP_TIMEOUT, Endpoint, Seed, SeedState
 from p2pcc.daemon.seeds import (
-    LOOKUP_TIMEOUT,
     SEED_REFRESH,
     SeedTiming,
     serve_seeds,
