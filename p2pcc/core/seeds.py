@@ -162,6 +162,7 @@ class SeedBook:
         self._pool = pool
         self._own = frozenset(_canonical(text) for text in own)
         self._warned: set[tuple[str, str]] = set()
+        self._capped = False
 
     @property
     def version(self) -> int:
@@ -172,7 +173,10 @@ class SeedBook:
         return tuple(self._states.values())
 
     def endpoints(self) -> tuple[Endpoint, ...]:
-        """Every seed's endpoints in seed order, each once."""
+        """Every seed's endpoints in seed order, each once, the first `limits.MAX_SEEDS`."""
+        return self._all_endpoints()[: limits.MAX_SEEDS]
+
+    def _all_endpoints(self) -> tuple[Endpoint, ...]:
         found = (e for state in self._states.values() for e in state.endpoints)
         return tuple(dict.fromkeys(found))
 
@@ -206,7 +210,22 @@ class SeedBook:
         if endpoints != old.endpoints or old.problem not in {None, NOT_LOOKED_UP}:
             shown = _endpoint_list(endpoints) or "no usable address"
             notices.append(Notice(False, f"seed {seed}: {shown}"))
-        return notices
+        return notices + self._over_cap()
+
+    def _over_cap(self) -> list[Notice]:
+        """A warning, the first time the seeds resolve to more endpoints than are used."""
+        count = len(self._all_endpoints())
+        if count <= limits.MAX_SEEDS or self._capped:
+            return []
+        self._capped = True
+        return [
+            Notice(
+                True,
+                f"the seeds resolve to {count} endpoints; only the first {limits.MAX_SEEDS} "
+                "get our state (limits.MAX_SEEDS): list fewer seeds, or names with fewer "
+                "addresses",
+            )
+        ]
 
     def _refused(self, seed: str, address: str, why: Refusal) -> list[Notice]:
         if (seed, address) in self._warned:

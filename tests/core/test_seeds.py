@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from p2pcc.core import limits
 from p2pcc.core.addresses import AddressPool
 from p2pcc.core.seeds import NOT_LOOKED_UP, Notice, Seed, SeedBook, SeedState
 
@@ -116,7 +117,7 @@ def test_the_wrong_family_says_which_to_use() -> None:
 
 
 def test_our_own_addresses_are_left_out_quietly() -> None:
-    seeds = book(own=("10.1.0.9", "fd00::9"))
+    seeds = book(own=("10.1.0.9", "fd00::9", "not-an-address"))
     assert seeds.resolved("build1.example", ["10.1.0.9"]) == []
     assert seeds.endpoints() == ()
     assert seeds.states()[0] == SeedState("build1.example", (), None)
@@ -143,3 +144,19 @@ def test_a_state_as_a_document() -> None:
 def test_a_seed_literal_is_its_address() -> None:
     assert Seed("10.2.0.5", 1).literal == ipaddress.ip_address("10.2.0.5")
     assert Seed("build1").literal is None
+
+
+def test_more_endpoints_than_max_seeds_are_cut_with_one_warning() -> None:
+    seeds = SeedBook((Seed("many"), Seed("more")), 3634, POOL, ())
+    many = [f"10.2.0.{n}" for n in range(1, limits.MAX_SEEDS)]
+    assert seeds.resolved("many", many)[-1].warning is False
+    notices = seeds.resolved("more", ["10.2.1.1", "10.2.1.2"])
+    assert notices[-1] == Notice(
+        True,
+        f"the seeds resolve to {limits.MAX_SEEDS + 1} endpoints; only the first "
+        f"{limits.MAX_SEEDS} get our state (limits.MAX_SEEDS): list fewer seeds, or names "
+        "with fewer addresses",
+    )
+    assert len(seeds.endpoints()) == limits.MAX_SEEDS
+    assert seeds.endpoints()[-1] == ("10.2.1.1", 3634)
+    assert seeds.resolved("more", ["10.2.1.1", "10.2.1.3"])[-1].warning is False
