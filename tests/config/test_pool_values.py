@@ -156,8 +156,17 @@ def test_bad_networks_name_the_entry(written: str, expected: str) -> None:
 
 
 def test_at_most_max_networks() -> None:
-    many = ", ".join(f'"10.{n}.0.0/16"' for n in range(MAX_NETWORKS + 1))
+    at_cap = ", ".join(f'"10.{n}.0.0/16"' for n in range(MAX_NETWORKS))
+    config = parse_config(gossip(f"networks = [{at_cap}]"), PATH, host=HOST)
+    assert len(config.gossip.networks) == MAX_NETWORKS
+    many = f'{at_cap}, "10.250.0.0/16"'
     assert error_for(gossip(f"networks = [{many}]")).startswith("gossip.networks: expected")
+
+
+def test_a_name_of_253_characters_is_the_longest() -> None:
+    name = "a." * 126 + "a"  # 253 characters
+    assert seeds_of(f'"{name}:1"') == (Seed(name, 1),)
+    assert error_for(gossip(f'seeds = ["{name}b"]')).startswith("gossip.seeds[0]: expected a DNS")
 
 
 def test_seeds_and_networks_must_be_of_the_groups_family() -> None:
