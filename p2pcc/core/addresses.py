@@ -18,7 +18,8 @@ An address is refused for the first of these that holds (the reason is the token
   the address), a loopback address names the machine that reads it, never the sender;
 - `address-link-local`: an IPv6 link-local address without a scope names no link;
 - `address-family`: not the gossip group's family (an IPv4-mapped IPv6 address is IPv4);
-- `address-outside`: in none of the gossip interface's networks.
+- `address-outside`: in none of the gossip interface's networks, nor of those
+  `gossip.networks` adds (pool members on other subnets, reached through seeds).
 
 Without known networks (`pool` None: tests that build a bare engine) the last two rules
 and the subnet broadcast are skipped.
@@ -57,7 +58,7 @@ class Refusal(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class AddressPool:
     """Where pool members live: the gossip group's IP version and the networks of the
-    gossip interface."""
+    gossip interface, with `gossip.networks`."""
 
     version: int
     networks: tuple[IPNetwork, ...]

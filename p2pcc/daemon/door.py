@@ -99,7 +99,8 @@ async def run_nft(args: Sequence[str], script: str, *, command: Sequence[str] = 
 def door_policy(config: Config, facts: StartFacts) -> DoorPolicy:
     """The door this daemon keeps: distccd's port; the stock clients, and in an unkeyed
     pool every network distccd's `--allow` admits."""
-    allow = config.distccd.allow or default_allow(facts.surroundings.interface.addresses)
+    interface = facts.surroundings.interface.addresses
+    allow = config.distccd.allow or default_allow(interface, config.gossip.networks)
     keyed = bool(facts.keyring)
     networks = open_networks(config.distccd.allow_stock_clients, allow, keyed=keyed)
     return DoorPolicy(config.distccd.port, networks, keyed)

@@ -18,6 +18,7 @@ import trio
 from p2pcc.config import Config
 from p2pcc.config.key_file import load_keyring
 from p2pcc.config.policies import peer_timings, ranking_policy
+from p2pcc.config.values import IPNetwork
 from p2pcc.core.addresses import AddressPool
 from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import P2pccError
@@ -43,10 +44,13 @@ class Surroundings:
     interface: InterfaceInfo
     endpoint: GossipEndpoint
     addresses: tuple[str, ...]
+    networks: tuple[IPNetwork, ...] = ()  # `gossip.networks`: members beyond the interface
 
     def address_pool(self) -> AddressPool:
-        """Where peers may be dialled: the gossip group's family, the interface's networks."""
-        networks = tuple(address.network for address in self.interface.addresses)
+        """Where peers may be dialled: the gossip group's family, the interface's networks
+        and those `gossip.networks` adds."""
+        own = (address.network for address in self.interface.addresses)
+        networks = tuple(dict.fromkeys((*own, *self.networks)))
         return AddressPool(self.endpoint.group.version, networks)
 
 
@@ -66,7 +70,7 @@ def discover_surroundings(config: Config) -> Surroundings:
     own = str(candidates[0].ip)
     endpoint = GossipEndpoint(group, config.gossip.port, config.gossip.ttl, interface.index, own)
     addresses = tuple(str(a.ip) for a in interface.addresses if not a.ip.is_link_local)
-    return Surroundings(interface, endpoint, addresses or (own,))
+    return Surroundings(interface, endpoint, addresses or (own,), config.gossip.networks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from p2pcc.core.metrics import GIB, LocalMetrics
 from p2pcc.core.model import Message, MessageKind, NodeState
 from p2pcc.core.node import LocalNode
 from p2pcc.core.node_change import Change
+from p2pcc.core.seeds import SeedState
 from p2pcc.core.wire import encode
 from p2pcc.core.zeroconf_names import StockServer
 from tests.core.clones import SHARED, clone
@@ -316,6 +317,13 @@ def test_status_document_matches_its_documentation() -> None:
     assert set(snapshot["node"]["compilers"][0]) == documented_fields("Each `compilers` entry:")
     assert set(snapshot["peers"][0]) == documented_fields("## `peers[]`")
     assert set(snapshot["counters"]) == documented_fields("## `counters`")
+    assert snapshot["seeds"] == []
+    alpha.reports.set_seeds((SeedState("build1", (("10.2.0.5", 3634),), None),))
+    seeds = alpha.snapshot(now=0.2, wall=WALL)["seeds"]
+    assert seeds == [
+        {"seed": "build1", "endpoints": [["10.2.0.5", 3634]], "problem": None, "unused": []}
+    ]
+    assert set(seeds[0]) == documented_fields("## `seeds[]`")
 
 
 def test_a_peer_falling_silent_is_a_liveness_change_and_a_ranking_change() -> None:
