@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from p2pcc.core import node as node_module
 from p2pcc.core import wire
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import GossipEngine, Transport
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import Transport
 from p2pcc.core.hosts import Ranking
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.metrics import GIB

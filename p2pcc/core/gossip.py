@@ -14,13 +14,10 @@ once (but never twice within `min_gap`) when our status changes materially.  It 
 the multicast group and to the unicast audience (core/audience.py): seeds, members not on
 our link, and the 1.0 fallbacks.  Silence thresholds stretch with the interval.
 
-What must reach every member soon travels as news (core/news.py, protocol 1.1): our own
-joining and material changes, and what we learn first-hand or by relay about others —
-a node joining, changing materially, coming back, leaving, or found silent by the
-probes (core/probing.py).  A node greeting us directly for the first time is answered
-with our state by unicast, and one that reaches us by unicast from beyond our link is
-asked for its table (a sync, core/sync.py), as are the seeds when we know no member
-beyond our link.  core/pool_exchange.py holds that side of the conversation.
+What must reach every member soon travels as news (protocol 1.1): our own joining and
+material changes here, the rules for the others' word in core/relay.py, the probes,
+news rounds and syncs in core/pool_exchange.py; the seeds are asked for their table
+when we know no member beyond our link.
 
 Bad datagrams are dropped and counted by reason; each (sender, reason) pair is reported
 for logging once (`LogOnce`).  Every address a node announces passes the pool's address
@@ -58,19 +55,6 @@ from p2pcc.core.peers import PeerEvent, PeerTable, PeerTimings, scaled_timings
 from p2pcc.core.pool_exchange import Pending, PoolExchange
 from p2pcc.core.relay import Heard, Relay, news_key
 from p2pcc.core.same_id import namesake
-
-__all__ = [
-    "QUIET_DROPS",
-    "STATE_RATE",
-    "Endpoint",
-    "GossipEngine",
-    "GossipStatistics",
-    "LogOnce",
-    "Outgoing",
-    "Received",
-    "RefusedAddress",
-    "Transport",
-]
 
 #: State datagrams a member receives per second at most, from all the others together:
 #: a pool of n members stretches each one's interval to n / STATE_RATE seconds.  At 20
@@ -352,10 +336,6 @@ class GossipEngine:
         for seed in self.audience.set_seeds(seeds):
             self._exchange.request_sync(seed, now, urgent=True)
             self._send_soon(now)
-
-    @property
-    def seeds(self) -> tuple[Endpoint, ...]:
-        return self.audience.seeds
 
     def undiscovered(self, node_id: bytes) -> None:
         """mDNS says the node's service is gone."""

@@ -25,14 +25,8 @@ from dataclasses import replace
 from typing import Any
 
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import (
-    Endpoint,
-    GossipEngine,
-    GossipStatistics,
-    Outgoing,
-    Received,
-    Transport,
-)
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import Endpoint, GossipStatistics, Outgoing, Received, Transport
 from p2pcc.core.hosts import HostsLine, Ranking
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.local_compilers import LocalCompiler, offers_of
@@ -240,24 +234,20 @@ class LocalNode:
 
     def datagram_to_send(self, now: float, wall: float) -> Outgoing | None:
         """The state datagram to send now, or None when nothing is due yet."""
-        outgoing = self._engine.poll_send(now, wall)
-        if outgoing is not None:
-            self._state_sent()
-        return outgoing
+        return self._state_sent(self._engine.poll_send(now, wall))
 
     def datagrams_to_send(self, now: float, wall: float) -> list[Outgoing]:
         """Every datagram due now: our state, and probes, answers, news and syncs."""
-        due = self._engine.next_send
-        outgoing = self._engine.datagrams_to_send(now, wall)
-        if now >= due:
-            self._state_sent()
-        return outgoing
+        state = self.datagram_to_send(now, wall)
+        rest = self._engine.datagrams_to_send(now, wall)
+        return rest if state is None else [state, *rest]
 
-    def _state_sent(self) -> None:
-        if self._shared_id is not None and not self._namesake_told:
+    def _state_sent(self, outgoing: Outgoing | None) -> Outgoing | None:
+        if outgoing is not None and self._shared_id is not None and not self._namesake_told:
             self._namesake_told = True
             if self.wants_new_id:
                 self._changed(Change.IDENTITY)
+        return outgoing
 
     def leave_datagram(self, now: float, wall: float) -> Outgoing:
         """The goodbye datagram: peers drop us at once instead of waiting for silence."""
@@ -267,11 +257,9 @@ class LocalNode:
         """Decode and merge one datagram; never raises for bad input."""
         due = self._engine.next_datagram
         received = self._engine.receive(data, sender, transport, now)
-        change = table_change(received.events)
+        change = table_change(received.events) | self._sooner(due)
         if received.namesake is not None:
             change |= self._heard_namesake(received.namesake, now)
-        if self._engine.next_datagram < due:
-            change |= Change.SEND
         self._changed(change)
         return received
 
@@ -284,8 +272,7 @@ class LocalNode:
         """Adopt the resolved `gossip.seeds` (at most `limits.MAX_SEEDS` are kept)."""
         due = self._engine.next_datagram
         self._engine.set_seeds(seeds, now)
-        if self._engine.next_datagram < due:
-            self._changed(Change.SEND)
+        self._changed(self._sooner(due))
 
     def undiscovered(self, node_id: bytes) -> None:
         """mDNS says the node's service is gone."""
@@ -327,10 +314,7 @@ class LocalNode:
     def _heard_namesake(self, namesake: Namesake, now: float) -> Change:
         """Keep the first sign of `namesake` under our current id; decide who renews."""
         known = self._shared_id
-        if known is not None and (known.node_id, known.namesake.address) == (
-            self.node_id,
-            namesake.address,
-        ):
+        if known and (known.node_id, known.namesake.address) == (self.node_id, namesake.address):
             return Change.NOTHING
         here = takes_new_id(self.incarnation, self.status.addresses, namesake)
         self._shared_id = SharedId(self.node_id, namesake, now, new_id_here=here)
@@ -351,10 +335,7 @@ class LocalNode:
         if self._pause is not None and self._pause.expired(now):
             self._set_pause(None, now)
         due = self._engine.next_datagram
-        change = table_change(self._engine.handle_timer(now))
-        self._changed(
-            change | (Change.SEND if self._engine.next_datagram < due else Change.NOTHING)
-        )
+        self._changed(table_change(self._engine.handle_timer(now)) | self._sooner(due))
 
     # --- what the wrapper and people read -------------------------------------------
 
@@ -399,10 +380,12 @@ class LocalNode:
         if advertised != self._engine.status:
             due = self._engine.next_datagram
             self._engine.set_status(advertised, now)
-            change |= Change.STATUS
-            if self._engine.next_datagram < due:
-                change |= Change.SEND
+            change |= Change.STATUS | self._sooner(due)
         self._changed(change)
+
+    def _sooner(self, due: float) -> Change:
+        """SEND when a datagram fell due sooner than `due`, what the sender waits for."""
+        return Change.SEND if self._engine.next_datagram < due else Change.NOTHING
 
     def _changed(self, change: Change) -> None:
         if change & Change.RANKING:

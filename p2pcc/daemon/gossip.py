@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import trio
 
 from p2pcc.core import limits
-from p2pcc.core.gossip import Endpoint, LogOnce, Outgoing, RefusedAddress, Transport
+from p2pcc.core.gossip_types import Endpoint, LogOnce, Outgoing, RefusedAddress, Transport
 from p2pcc.core.node import LocalNode
 from p2pcc.core.node_change import Change
 from p2pcc.core.peers import PeerJoined, PeerLeft

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from p2pcc.core.auth import Keyring
 from p2pcc.core.fingerprint import Fingerprint
-from p2pcc.core.gossip import GossipEngine, Transport
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import Transport
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.model import CompilerOffer, NodeStatus
 from p2pcc.core.node import LocalNode

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import GossipEngine, Outgoing, Transport
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import Outgoing, Transport
 from p2pcc.core.model import CompilerOffer, EntryKind, NewsEntry, NodeState, NodeStatus
 from p2pcc.core.peers import PeerTimings
 

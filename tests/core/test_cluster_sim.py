@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from p2pcc.core.errors import RejectedMessageError
-from p2pcc.core.gossip import Outgoing, Transport
+from p2pcc.core.gossip_types import Outgoing, Transport
 from p2pcc.core.hosts import render_hosts
 from p2pcc.core.metrics import GIB
 from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeState, NodeStatus

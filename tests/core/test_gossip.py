@@ -9,13 +9,14 @@ import pytest
 
 from p2pcc.core.addresses import AddressPool
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import (
-    GossipEngine,
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import (
+    LOGGED_DROPS_PERIOD,
+    MAX_LOGGED_DROPS,
     Outgoing,
     RefusedAddress,
     Transport,
 )
-from p2pcc.core.gossip_types import LOGGED_DROPS_PERIOD, MAX_LOGGED_DROPS
 from p2pcc.core.model import CompilerOffer, MessageKind, NodeState, NodeStatus
 from p2pcc.core.peers import Liveness, PeerJoined, PeerLeft, PeerTimings
 from p2pcc.core.same_id import Namesake
@@ -379,7 +380,7 @@ def test_seeds_hear_our_state_by_unicast_the_first_time_at_once() -> None:
     assert sent(alpha, 0.0).unicast == ()
     seed = ("10.9.0.1", 3634)
     alpha.set_seeds([seed, seed], 0.5)
-    assert alpha.seeds == (seed,)
+    assert alpha.audience.seeds == (seed,)
     assert alpha.next_send == pytest.approx(0.5)
     assert sent(alpha, 0.5).unicast == (seed,)
     alpha.set_seeds([seed], 1.0)  # nothing new: no datagram before the interval

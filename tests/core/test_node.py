@@ -13,7 +13,7 @@ import pytest
 from p2pcc.core import limits
 from p2pcc.core.addresses import AddressPool
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import RefusedAddress, Transport
+from p2pcc.core.gossip_types import RefusedAddress, Transport
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.metrics import GIB, LocalMetrics
 from p2pcc.core.model import Message, MessageKind, NodeState

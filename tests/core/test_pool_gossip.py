@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from p2pcc.core.gossip import Transport
+from p2pcc.core.gossip_types import Transport
 from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry, NodeState
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.wire import decode, encode

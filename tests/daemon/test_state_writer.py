@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 from p2pcc import statefile
-from p2pcc.core.gossip import Transport
+from p2pcc.core.gossip_types import Transport
 from p2pcc.core.metrics import GIB, LocalMetrics
 from p2pcc.core.node import LocalNode
 from p2pcc.daemon.changes import ChangeBoard
