@@ -19,9 +19,7 @@ material changes here, the rules for the others' word in core/relay.py, the prob
 news rounds and syncs in core/pool_exchange.py; the seeds are asked for their table
 when we know no member beyond our link.
 
-Bad datagrams are dropped and counted by reason; each (sender, reason) pair is reported
-for logging once (`LogOnce`).  Every address a node announces passes the pool's address
-rule first (core/address_screening.py).
+Bad datagrams are dropped and counted by reason, each (sender, reason) logged once.
 """
 
 from __future__ import annotations
@@ -80,10 +78,9 @@ class GossipEngine:
         rng: random.Random | None = None,
         secret: bytes = b"",
     ) -> None:
-        """`pool`: where peers may be dialled (None: no networks known, see
-        p2pcc.core.addresses); `on_refused` hears of each refused address once; `rng`
-        and `secret` (the sync cookies' key): the shell passes random ones, tests may
-        leave the deterministic defaults."""
+        """`pool`: where peers may be dialled (None: no networks known); `on_refused`
+        hears of each refused address once; `rng` and `secret` (the sync cookies' key):
+        the shell passes random ones, tests may leave the deterministic defaults."""
         if len(node_id) != limits.NODE_ID_BYTES:
             raise ValueError(f"node id must be {limits.NODE_ID_BYTES} bytes, got {len(node_id)}")
         if not 0 < interval < timings.suspect_after:
@@ -262,7 +259,7 @@ class GossipEngine:
             received = self._receive_exchange(message, sender, now)
         if message.news:
             events = self._relay.merge_news(message, sender, self._screening.screen, now)
-            self._members_changed(events)
+            self._retime()
             received = replace(received, events=received.events + tuple(events))
         if self._relay.refute_due:  # a suspicion about us: say something newer at once
             self._relay.refute_due, self._refute = False, True
@@ -296,14 +293,14 @@ class GossipEngine:
         heard = Heard.MULTICAST if transport is Transport.MULTICAST else Heard.UNICAST
         direct = announced_by(sender[0], message.body)
         self._relay.after_word(events, message.order, heard if direct else Heard.RELAYED, now)
-        self._members_changed(())
+        self._retime()
         return Received(events=tuple(events))
 
     def adopt(self, entries: Iterable[NewsEntry], via: str, now: float) -> list[PeerEvent]:
         """Merge members' entries we were handed out of band (remembered across a
         restart, or a simulated pool's start), as a sync's: screened, not passed on."""
         events = self._relay.merge(entries, Heard.TRANSFER, via, self._screening.screen, now)
-        self._members_changed(events)
+        self._retime()
         return events
 
     def _receive_exchange(self, message: Message, sender: Endpoint, now: float) -> Received:
@@ -360,6 +357,9 @@ class GossipEngine:
     def _members_changed(self, events: Sequence[PeerEvent]) -> None:
         """Keep the gossip members current, and the silences stretched to the pool."""
         self._relay.members_changed(events)
+        self._retime()
+
+    def _retime(self) -> None:  # silences stretch with the pool (the factor is rounded)
         timings = scaled_timings(self._timings, self.effective_interval() / self.interval)
         if self.table.timings != timings:
             self.table.timings = timings

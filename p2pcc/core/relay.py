@@ -96,11 +96,11 @@ class Relay:
     ) -> None:
         """Pass on what is news, greet newcomers heard first-hand."""
         self.members_changed(events)
+        if heard is Heard.TRANSFER:
+            return  # catching up: nothing to pass on, nobody to greet
         times = transmits(len(self._table) + 1)
         if heard is Heard.MULTICAST:
             times = LINK_NEWS_TRANSMITS
-        elif heard is Heard.TRANSFER:
-            times = 0
         news = self._exchange.news
         fresh: list[bytes] = []
         for event in events:
@@ -163,7 +163,8 @@ class Relay:
             merged = entry
             if entry.body is not None:
                 addresses = screen(entry.body.addresses, entry.node_id, via, now)
-                merged = replace(entry, body=replace(entry.body, addresses=addresses))
+                if addresses != entry.body.addresses:
+                    merged = replace(entry, body=replace(entry.body, addresses=addresses))
             try:
                 applied = self._table.apply_entry(merged, now)
             except RejectedMessageError:
