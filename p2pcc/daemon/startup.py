@@ -9,6 +9,8 @@ setup stops the daemon before it has told peers anything.
 from __future__ import annotations
 
 import logging
+import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,6 +128,10 @@ def open_node(
         now=now,
         pool=facts.surroundings.address_pool(),
         on_refused=log_refused_address,
+        # Whom news goes to must not be guessable from our id, nor the cookies that
+        # prove a sync requester's address: both from the system's randomness.
+        rng=random.SystemRandom(),
+        secret=os.urandom(32),
     )
     return LocalNode(
         engine=engine,
