@@ -164,10 +164,8 @@ class GossipEngine:
 
     def datagrams_to_send(self, now: float, wall: float) -> list[Outgoing]:
         """Everything due at `now`: the state datagram, answers, probes, news, syncs."""
-        out = []
         state = self.poll_send(now, wall)
-        if state is not None:
-            out.append(state)
+        out = [] if state is None else [state]
         pending = self._exchange.pending(now, self.audience.gossip_targets())
         out.extend(self._outgoing(self._encode_pending(p, wall), (p.to,), False) for p in pending)
         return out
@@ -200,14 +198,8 @@ class GossipEngine:
         )
 
     def _own_entry(self) -> NewsEntry:
-        return NewsEntry(
-            EntryKind.STATE,
-            self.node_id,
-            self.incarnation,
-            self._sequence,
-            wire.MINOR_VERSION,
-            self._status,
-        )
+        order = (self.incarnation, self._sequence)
+        return NewsEntry(EntryKind.STATE, self.node_id, *order, wire.MINOR_VERSION, self._status)
 
     def _encode(
         self, kind: MessageKind, body: NodeStatus | None, wall: float, *, deaf: bool = False
@@ -397,4 +389,8 @@ class GossipEngine:
             unicast_targets=len(self.unicast_targets(now)),
             refused_addresses=dict(sorted(self._screening.refused.items())),
             authenticated=bool(self.keyring),
+            state_interval=self.effective_interval(),
+            news_queued=len(self._exchange.news),
+            watched=len(self._exchange.prober.watched),
+            syncs_served=self._exchange.transfers.active,
         )

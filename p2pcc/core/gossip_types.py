@@ -120,3 +120,7 @@ class GossipStatistics:
     unicast_targets: int = 0
     refused_addresses: dict[str, int] = field(default_factory=dict)
     authenticated: bool = False  # a keyed pool (every datagram carries a MAC)
+    state_interval: float = 0.0  # seconds between our state datagrams, as stretched
+    news_queued: int = 0  # pieces of news still to pass on
+    watched: int = 0  # members we probe
+    syncs_served: int = 0  # table transfers going out now
