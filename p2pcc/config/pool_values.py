@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from p2pcc.config.values import BadValueError, IPAddress, IPNetwork, toml_string
+from p2pcc.config.values import BadValueError, IPAddress, IPNetwork, network_item, toml_string
 from p2pcc.core import limits
 from p2pcc.core.seeds import Seed, SeedSpellingError, parse_seed
 
@@ -103,12 +103,7 @@ def pool_networks(value: object) -> tuple[IPNetwork, ...]:
 
 
 def _pool_network(item: object, index: int) -> IPNetwork:
-    if not isinstance(item, str):
-        raise BadValueError('a network such as "10.2.0.0/16"', item, index)
-    try:
-        network = ipaddress.ip_network(item, strict=False)
-    except ValueError:
-        raise BadValueError('a network such as "10.2.0.0/16"', item, index) from None
+    network = network_item(item, index, "10.2.0.0/16")
     widest = MIN_PREFIX[network.version]
     if network.prefixlen < widest:
         raise BadValueError(
