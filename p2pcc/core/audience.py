@@ -2,8 +2,8 @@
 
 The state datagram goes to the multicast group, and by unicast to:
 
-- every *seed* (`gossip.seeds`, resolved by the shell): how a node first reaches a pool
-  beyond its link;
+- every *seed* (`gossip.seeds`, resolved by the shell) but those we hear on our link: how
+  a node first reaches a pool beyond its link;
 - every member not heard by multicast lately (`LINK_HORIZON` state intervals): it lives
   on another link, or multicast between us is filtered, so only unicast reaches it;
 - a node found by mDNS that we do not hear yet;
@@ -130,15 +130,18 @@ class Audience:
     ) -> tuple[tuple[Endpoint, ...], tuple[Endpoint, ...]]:
         """Endpoints that get our state datagram by unicast as well as by multicast: those
         we do not hear (our datagram says `deaf`), and the deaf nodes' others."""
-        targets: set[Endpoint] = set(self.seeds)
+        targets: set[Endpoint] = set()
+        linked: set[Endpoint] = set()  # members heard by multicast: no unicast needed
         for peer in peers:
-            if peer.liveness is Liveness.DEAD:
+            endpoint = endpoint_of(peer.status)
+            if peer.liveness is Liveness.DEAD or endpoint is None:
                 continue
             heard = self._on_link.get(peer.node_id)
             if heard is None or now >= heard + link_horizon:
-                endpoint = endpoint_of(peer.status)
-                if endpoint is not None:
-                    targets.add(endpoint)
+                targets.add(endpoint)
+            else:
+                linked.add(endpoint)
+        targets.update(seed for seed in self.seeds if seed not in linked)
         for node_id, endpoint in self._discovered.items():
             heard = self._on_link.get(node_id)
             if heard is None or now >= heard + link_horizon:

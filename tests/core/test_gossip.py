@@ -385,3 +385,11 @@ def test_seeds_hear_our_state_by_unicast_the_first_time_at_once() -> None:
     assert sent(alpha, 0.5).unicast == (seed,)
     alpha.set_seeds([seed], 1.0)  # nothing new: no datagram before the interval
     assert alpha.next_send == pytest.approx(2.5)
+
+
+def test_a_seed_heard_on_our_link_gets_no_unicast_copy() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    alpha.set_seeds([endpoint(beta)], 0.0)
+    assert alpha.unicast_targets(0.0) == (endpoint(beta),)
+    alpha.receive(sent(beta, 0.0).data, endpoint(beta), Transport.MULTICAST, 0.1)
+    assert alpha.unicast_targets(0.2) == ()
