@@ -63,7 +63,10 @@ def discover_surroundings(config: Config) -> Surroundings:
 
 
 def surroundings_on(interface: InterfaceInfo, gossip: GossipConfig) -> Surroundings:
-    """The address peers reach us at on `interface`, and the gossip endpoint there."""
+    """The address peers reach us at on `interface`, and the gossip endpoint there.
+
+    A link-local address (the interface has no other of the group's family) carries the
+    interface as its scope: distccd cannot listen on it, nor distcc dial it, without."""
     group = gossip.group
     candidates: list[IPInterface]
     if group.version == 6:
@@ -75,6 +78,8 @@ def surroundings_on(interface: InterfaceInfo, gossip: GossipConfig) -> Surroundi
             f"interface {interface.name} has no IPv{group.version} address for gossip group {group}"
         )
     own = str(candidates[0].ip)
+    if candidates[0].ip.is_link_local:
+        own = f"{own}%{link_scope(interface)}"
     endpoint = GossipEndpoint(group, gossip.port, gossip.ttl, interface.index, own)
     addresses = tuple(str(a.ip) for a in interface.addresses if not a.ip.is_link_local)
     return Surroundings(interface, endpoint, addresses or (own,))

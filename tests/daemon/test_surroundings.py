@@ -26,10 +26,17 @@ def test_a_global_address_is_preferred_and_announced_alone() -> None:
     assert found.addresses == ("fd13:7:7::11",)
 
 
-def test_the_pool_takes_link_local_addresses_as_on_the_gossip_interface() -> None:
-    found = surroundings_on(interface("fd13:7:7::11/64"), IPV6_GOSSIP)
+def test_a_link_local_address_alone_carries_the_interface_as_its_scope() -> None:
+    found = surroundings_on(interface("fe80::7/64"), IPV6_GOSSIP)
+    assert found.endpoint.interface_address == "fe80::7%eth0"
+    assert found.addresses == ("fe80::7%eth0",)
     assert found.address_pool().link == "eth0"
-    assert link_scope(interface("fe80::7/64", name="wlan@home")) == "3"  # no scope id: index
+
+
+def test_an_interface_name_that_is_no_scope_id_gives_its_index() -> None:
+    odd = interface("fe80::7/64", name="wlan@home")
+    assert link_scope(odd) == "3"
+    assert surroundings_on(odd, IPV6_GOSSIP).addresses == ("fe80::7%3",)
 
 
 def test_an_interface_without_an_address_of_the_groups_family_is_refused() -> None:
