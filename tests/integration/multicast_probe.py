@@ -2,40 +2,50 @@
 
 Both take an IPv4 or an IPv6 group and name `eth0` explicitly (the interface index in
 the membership and as the sending interface), as the gossip sockets do, so they work
-in workstations with no default route.
+in workstations with no default route.  The listener also reports the hop limit (TTL)
+a datagram arrived with: one sent with hop limit 1 arrives with 1.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from tests.integration.netbed import Workstation
 
 LISTENER = """
-import ipaddress, socket, struct, sys
+import ipaddress, json, socket, struct, sys
 group, port, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 index = socket.if_nametoindex("eth0")
 if ipaddress.ip_address(group).version == 6:
     s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # beside a daemon's socket
     s.bind((group, port, 0, index))
     mreq = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", index)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
 else:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     s.bind((group, port))
     mreq = struct.pack("4s4si", socket.inet_aton(group), bytes(4), index)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+    s.setsockopt(socket.IPPROTO_IP, 12, 1)  # IP_RECVTTL (Linux), missing from `socket`
 s.settimeout(wait)
 print("ready", flush=True)
 try:
-    data, addr = s.recvfrom(100)
-    print(data.decode(), addr[0], flush=True)
+    data, ancillary, _, addr = s.recvmsg(2048, socket.CMSG_SPACE(4))
 except TimeoutError:
-    print("nothing", flush=True)
+    print("null", flush=True)
+else:
+    hops = [int.from_bytes(item[2][:4], sys.byteorder) for item in ancillary]
+    text = data.decode("latin-1")
+    print(json.dumps({"text": text, "source": addr[0], "hops": hops[0]}), flush=True)
 """
 
 SENDER = """
@@ -75,10 +85,17 @@ def send(ws: Workstation, group: str, port: int, hops: int = 1) -> None:
     ws.run([sys.executable, "-c", SENDER, group, str(port), str(hops)], timeout=20)
 
 
-def heard(listener: subprocess.Popen[Any], timeout: float = 15) -> tuple[str, str] | None:
-    """What the listener got: (text, sender's address), or None when nothing came."""
+@dataclass(frozen=True)
+class Heard:
+    """The first datagram a listener got."""
+
+    text: str  # its bytes as Latin-1
+    source: str  # the sender's address (no scope)
+    hops: int  # the hop limit (TTL) it arrived with
+
+
+def heard(listener: subprocess.Popen[Any], timeout: float = 15) -> Heard | None:
+    """What the listener got, or None when nothing came in its time."""
     out, _ = listener.communicate(timeout=timeout)
-    words = out.split()
-    if words[-1:] == ["nothing"]:
-        return None
-    return words[-2], words[-1]
+    found = json.loads(out.splitlines()[-1])
+    return None if found is None else Heard(found["text"], found["source"], found["hops"])

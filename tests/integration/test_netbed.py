@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from p2pcc.config import parse_config
-from tests.integration.multicast_probe import heard, listen, send
+from tests.integration.multicast_probe import Heard, heard, listen, send
 from tests.integration.netbed import TestBed, Workstation
 from tests.integration.router import Router
 
@@ -159,7 +159,7 @@ def test_multicast_stays_on_its_lan(routed: Routed) -> None:
     group = IPV6_GROUP if west.lan.ipv6_only else GOSSIP_GROUP
     near, far = listen(routed.neighbour, group, 47002, 4), listen(routed.east, group, 47002, 4)
     send(west, group, 47002, hops=8)  # gossip uses 1; even 8 must not cross
-    assert heard(near) == ("hello-from-west-a", west.address)  # it was sent
+    assert heard(near) == Heard("hello-from-west-a", west.address, 8)  # it was sent
     assert heard(far) is None
     assert routed.router.forwarded_multicast_routes() == ""
 
@@ -212,4 +212,5 @@ def test_ipv6_multicast_crosses_the_bridge(ipv6_pair: tuple[Workstation, Worksta
     alpha, beta = ipv6_pair
     listener = listen(alpha, "ff12::7063", 47003, 10)
     send(beta, "ff12::7063", 47003)
-    assert heard(listener) == ("hello-from-six-b", beta.link_local)  # the source: link-local
+    # Sent from the link-local address, with gossip's hop limit.
+    assert heard(listener) == Heard("hello-from-six-b", beta.link_local or "", 1)
