@@ -13,12 +13,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from p2pcc.config import parse_config
 from tests.integration.multicast_probe import Heard, heard, listen, send
-from tests.integration.netbed import TestBed, Workstation
+from tests.integration.netbed import TestBed, Workstation, remove_stale_beds
 from tests.integration.router import Router
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
@@ -214,3 +215,40 @@ def test_ipv6_multicast_crosses_the_bridge(ipv6_pair: tuple[Workstation, Worksta
     send(beta, "ff12::7063", 47003)
     # Sent from the link-local address, with gossip's hop limit.
     assert heard(listener) == Heard("hello-from-six-b", beta.link_local or "", 1)
+
+
+STALE_BED = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.integration.netbed import TestBed
+from tests.integration.router import Router
+bed = TestBed()
+east = bed.add_lan()
+Router(bed, bed.lans)
+bed.add_workstation("west")
+bed.add_workstation("east", east)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_runs_subnets_and_router_are_removed_by_the_next_bed() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("network-namespace workstations need root")
+    root = str(Path(__file__).parents[2])
+    command = [sys.executable, "-c", STALE_BED, root]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as run:
+        try:
+            assert run.stdout is not None
+            assert run.stdout.readline().strip() == "ready"
+            left = {name for name in namespaces() if name.startswith(f"p2t{run.pid}-")}
+            assert len(left) == 5  # two bridges, a router, two workstations
+        finally:
+            run.kill()
+    remove_stale_beds()
+    assert not {name for name in namespaces() if name.startswith(f"p2t{run.pid}-")}
+
+
+def namespaces() -> set[str]:
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
