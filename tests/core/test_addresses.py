@@ -178,6 +178,22 @@ def test_a_peer_whose_every_address_is_refused_is_in_no_hosts_line() -> None:
     assert node.statistics(0.0).refused_addresses == {"address-broadcast": 1}
 
 
+def test_a_link_local_peer_is_dialled_on_the_gossip_link() -> None:
+    pool = AddressPool(6, (ipaddress.ip_network("fe80::/64"),), "eth0")
+    node = LocalNode(
+        engine=engine(1, "fe80::1%eth0", pool),
+        compilers=[LocalCompiler(fingerprint(), ("gcc",))],
+        policy=default_policy(),
+        now=0.0,
+    )
+    peer = engine(2, "fe80::2%enp3s0", None)  # its own interface's name: no use here
+    outgoing = peer.poll_send(0.0, WALL)
+    assert outgoing is not None
+    node.receive(outgoing.data, ("fe80::2%eth0", 3634), Transport.MULTICAST, 0.0)
+    assert node.hosts(0.0)[FP].hosts == "[fe80::2%eth0]:3632/4 localhost/4"
+    assert node.statistics(0.0).refused_addresses == {}
+
+
 def engine(index: int, address: str, pool: AddressPool | None) -> GossipEngine:
     return GossipEngine(
         node_id=bytes([index]) * 16,
