@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.lans import Lan, link_local_address, make_bridge, plug
+from tests.integration.lans import Lan, ip, link_local_address, make_bridge, plug
 
 PREFIX = "p2t"
 SUBNET = "10.213.7"  # private, exists only on the bed's bridge
@@ -168,16 +168,7 @@ class Workstation:
 
     def set_link(self, up: bool) -> None:
         """Plug or unplug this workstation's cable (its veth end on the bridge)."""
-        command = [
-            "ip",
-            "-n",
-            self.lan.netns,
-            "link",
-            "set",
-            f"v{self.index}",
-            "up" if up else "down",
-        ]
-        subprocess.run(command, check=True, capture_output=True)
+        ip("-n", self.lan.netns, "link", "set", f"v{self.index}", "up" if up else "down")
 
     # --- network faults (nftables in the workstation's namespace, input side) ----------
 
@@ -273,9 +264,10 @@ class TestBed:
         fd13:7:7::/64), the next 10.213.8.0/24 (fd13:7:8::/64), and so on."""
         number = len(self.lans)
         netns = self.bridge_ns if number == 0 else f"{self.bridge_ns}{number + 1}"
-        subnet_octet = int(SUBNET.rsplit(".", maxsplit=1)[-1]) + number
-        prefix = IPV6_PREFIX.format(subnet_octet) if ipv6_only else None
-        lan = Lan(netns, None if ipv6_only else f"10.213.{subnet_octet}", prefix)
+        first_two, _, third = SUBNET.rpartition(".")
+        octet = int(third) + number
+        prefix = IPV6_PREFIX.format(octet) if ipv6_only else None
+        lan = Lan(netns, None if ipv6_only else f"{first_two}.{octet}", prefix)
         self.lans.append(lan)
         make_bridge(lan)
         return lan
@@ -292,7 +284,7 @@ class TestBed:
             (ns_dir / kind).touch()
         ws = Workstation(self, name, index, lan.host_address(index + 10), netns, ns_dir, lan)
         self.workstations.append(ws)
-        subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
+        ip("netns", "add", netns)
         subprocess.run(
             [
                 "unshare",
