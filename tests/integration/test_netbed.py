@@ -200,6 +200,10 @@ def test_ipv6_workstations_have_no_ipv4(ipv6_pair: tuple[Workstation, Workstatio
     assert alpha.address.startswith("fd13:7:7::")
     assert alpha.link_local is not None
     assert alpha.link_local.startswith("fe80::")
+    # No default route, yet IPv6 multicast needs no route of ours: the kernel adds one.
+    local_table = alpha.run(["ip", "-6", "route", "show", "table", "local"]).stdout
+    assert "multicast ff00::/8 dev eth0" in local_table
+    assert alpha.run(["ip", "-6", "route", "show", "default"]).stdout.strip() == ""
 
 
 def test_ipv6_workstations_reach_each_other(ipv6_pair: tuple[Workstation, Workstation]) -> None:
