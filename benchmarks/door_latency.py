@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from p2pcc.core.auth import Keyring
 from p2pcc.core.door import DoorPolicy, table_script
-from p2pcc.core.gossip import GossipEngine, Transport
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import Transport
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.node import LocalNode
 from p2pcc.core.peers import PeerTimings

@@ -28,7 +28,7 @@ import trio.testing
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2pcc.core.gossip import Transport
+from p2pcc.core.gossip_types import Transport
 from p2pcc.core.metrics import GIB, LocalMetrics
 from p2pcc.core.node import LocalNode
 from p2pcc.daemon.changes import ChangeBoard

@@ -20,6 +20,7 @@ from p2pcc.cli.doctor_checks import Finding
 from p2pcc.cli.doctor_guard import check_guard
 from p2pcc.cli.doctor_keys import check_pool_key
 from p2pcc.cli.door_report import check_door
+from p2pcc.cli.seed_report import seed_findings
 from p2pcc.config import Config, config_from_mapping, load_config
 from p2pcc.control_client import DaemonNotRunningError, control_socket_path, send_request
 from p2pcc.core.control_protocol import StatusRequest
@@ -27,7 +28,7 @@ from p2pcc.core.distccd_args import WHITELIST_DIR
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.procfs import IPAddress, parse_proc_net_igmp
 from p2pcc.daemon.distccd.system import check_whitelist, tcp_sockets
-from p2pcc.netinfo import gossip_interface
+from p2pcc.netinfo import IPInterface, gossip_interface
 
 #: Seconds the doctor waits for the daemon's status.
 STATUS_TIMEOUT = 5.0
@@ -90,6 +91,7 @@ def run_checks(
         findings.append(doctor.check_multicast(groups, interface, group, status is not None))
     findings.append(doctor.check_own_packets(status, group, config.gossip.port))
     findings += doctor.check_peers(status, config.gossip.port)
+    findings += seed_findings(config, _interface_addresses(config))
     findings.append(doctor.check_cutoff(status))
     findings.append(check_door(status, shutil.which("nft", path=f"{path}:/usr/sbin:/sbin")))
     findings.append(check_guard(status, config.distccd.user))
@@ -129,6 +131,14 @@ def _interface(
         return "", _status_addresses(status), str(error)
     addresses = [a.ip for a in info.addresses if not a.ip.is_link_local]
     return info.name, _status_addresses(status) or addresses, ""
+
+
+def _interface_addresses(config: Config) -> tuple[IPInterface, ...]:
+    """The gossip interface's addresses; none when it is unknown (a finding says why)."""
+    try:
+        return gossip_interface(config.gossip.interface).addresses
+    except P2pccError:
+        return ()
 
 
 def _status_addresses(status: Mapping[str, Any] | None) -> list[IPAddress]:

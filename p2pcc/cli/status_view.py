@@ -21,6 +21,7 @@ from typing import Any, TypeGuard
 
 from p2pcc.cli.doctor_guard import guard_line
 from p2pcc.cli.door_report import door_line
+from p2pcc.cli.seed_report import seeds_line
 from p2pcc.cli.status_banner import banner_lines
 from p2pcc.cli.text_table import (
     UNICODE_SYMBOLS,
@@ -87,7 +88,7 @@ def render_status(
     columns = _columns(rows, compilers, measured=measured)
     table = render_table(columns, width, colour, symbols)
     summary = _summary(document, peers, stock, default, width=width, ellipsis=symbols.ellipsis)
-    extra = [door_line(node), guard_line(node)]
+    extra = [door_line(node), guard_line(node), seeds_line(document)]
     return "\n".join([*banner_lines(node, width, colour), *table, summary, *filter(None, extra)])
 
 

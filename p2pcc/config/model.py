@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p2pcc.config.values import IPAddress, IPNetwork
+from p2pcc.core.seeds import Seed
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class GossipConfig:
     suspect_after: float
     dead_after: float
     forget_after: float
+    seeds: tuple[Seed, ...]  # unicast contacts beyond the link (port None: `port`)
+    networks: tuple[IPNetwork, ...]  # where members may live beyond the interface's networks
 
 
 @dataclass(frozen=True)

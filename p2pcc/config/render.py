@@ -13,6 +13,7 @@ from pathlib import Path
 
 from p2pcc.config.model import SECTIONS, Config
 from p2pcc.config.values import format_size, toml_string, toml_value
+from p2pcc.core.seeds import Seed
 
 #: Keys shown in a friendlier spelling than their typed value.
 _SPELLINGS: dict[str, Callable[[object], object]] = {
@@ -23,7 +24,7 @@ _SPELLINGS: dict[str, Callable[[object], object]] = {
 def _as_toml(value: object) -> object:
     if value is None:
         return ""  # an optional path that is not set
-    if isinstance(value, Path | ipaddress.IPv4Address | ipaddress.IPv6Address):
+    if isinstance(value, Path | Seed | ipaddress.IPv4Address | ipaddress.IPv6Address):
         return str(value)
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
         return str(value)

@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from p2pcc.config import pool_values
 from p2pcc.config import values as v
 from p2pcc.config.host import KEY_FILE_NAME, HostDefaults, discover_host_defaults
 from p2pcc.config.model import IDLE_SOURCES, SECTIONS, Config
 from p2pcc.core import limits
 from p2pcc.core.errors import ConfigError
+from p2pcc.core.model import DEFAULT_GOSSIP_PORT  # one default for the key and the wire
 
 DEFAULT_GROUP = "239.192.74.70"
-DEFAULT_GOSSIP_PORT = 3634
 DEFAULT_DISTCCD_PORT = 3632
 #: The compilers offered by default, and those `p2pcc fingerprint` shows unless named.
 DEFAULT_COMPILERS = ("cc", "c++", "gcc", "g++", "clang", "clang++")
@@ -61,6 +62,8 @@ def schema(host: HostDefaults) -> dict[str, dict[str, Key]]:
             "suspect_after": Key(5.0, v.positive_seconds),
             "dead_after": Key(15.0, v.positive_seconds),
             "forget_after": Key(600.0, v.positive_seconds),
+            "seeds": Key([], pool_values.seed_list),
+            "networks": Key([], pool_values.pool_networks),
         },
         "distccd": {
             "manage": Key(host.distccd_found, v.boolean),
@@ -322,6 +325,12 @@ def check_relations(config: Config, label: str) -> None:
                 f"got {config.wrapper.state_max_age!r}",
             )
         )
+    errors += [
+        ConfigError(label, key, f"expected {reason}")
+        for key, reason in pool_values.family_mismatches(
+            gossip.group, gossip.seeds, gossip.networks
+        )
+    ]
     if gossip.insecure and gossip.key_file is not None:
         # Both at once would leave a reader unsure whether the pool is keyed.
         errors.append(

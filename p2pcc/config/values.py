@@ -260,18 +260,23 @@ def multicast_group(value: object) -> IPAddress:
     return address
 
 
+def network_item(item: object, index: int, example: str) -> IPNetwork:
+    """Item `index` of a list of networks (CIDR; host bits may be set)."""
+    if not isinstance(item, str):
+        raise BadValueError(f'a network such as "{example}"', item, index)
+    try:
+        return ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        raise BadValueError(f'a network such as "{example}"', item, index) from None
+
+
 def allowed_networks(value: object) -> tuple[IPNetwork, ...]:
     """A list of networks (CIDR) distccd accepts jobs from; none may be everyone."""
     if not isinstance(value, list):
         raise BadValueError('a list of networks such as ["192.168.1.0/24"]', value)
     result = []
     for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise BadValueError('a network such as "192.168.1.0/24"', item, index)
-        try:
-            network = ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise BadValueError('a network such as "192.168.1.0/24"', item, index) from None
+        network = network_item(item, index, "192.168.1.0/24")
         if network.prefixlen == 0:
             raise BadValueError(
                 "a network narrower than /0 (distccd would accept jobs, which run "

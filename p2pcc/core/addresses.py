@@ -19,7 +19,8 @@ An address is refused for the first of these that holds (the reason is the token
 - `address-link-local`: an IPv6 link-local address without a scope names no link (only
   without a known link: see below);
 - `address-family`: not the gossip group's family (an IPv4-mapped IPv6 address is IPv4);
-- `address-outside`: in none of the gossip interface's networks.
+- `address-outside`: in none of the gossip interface's networks, nor of those
+  `gossip.networks` adds (pool members on other subnets, reached through seeds).
 
 Without known networks (`pool` None: tests that build a bare engine) the last two rules
 and the subnet broadcast are skipped.
@@ -34,6 +35,7 @@ than its link (hop limit 1), and mDNS neither, so that is where such a peer is.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -67,7 +69,8 @@ class Refusal(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class AddressPool:
     """Where pool members live: the gossip group's IP version, the networks of the gossip
-    interface, and that interface as the scope of link-local addresses ("": none known)."""
+    interface with `gossip.networks`, and that interface as the scope of link-local
+    addresses ("": none known)."""
 
     version: int
     networks: tuple[IPNetwork, ...]
@@ -93,8 +96,10 @@ class AddressPool:
         )
 
 
+@functools.lru_cache(maxsize=2048)
 def check_address(text: str, pool: AddressPool | None) -> IPAddress | Refusal:
-    """The address `text` names, or why a pool member cannot be dialled there."""
+    """The address `text` names, or why a pool member cannot be dialled there.  Cached:
+    every member's addresses come round in every datagram it sends."""
     try:
         address = ipaddress.ip_address(text)  # an IPv6 scope is parsed, an IPv4 one refused
     except ValueError:

@@ -70,10 +70,13 @@ def distccd_argv(
     return argv
 
 
-def default_allow(addresses: Iterable[IPInterface]) -> tuple[IPNetwork, ...]:
-    """The networks of an interface's addresses, in order, without duplicates or /0."""
-    networks = (address.network for address in addresses if address.network.prefixlen > 0)
-    return tuple(dict.fromkeys(networks))
+def default_allow(
+    addresses: Iterable[IPInterface], pool_networks: Iterable[IPNetwork] = ()
+) -> tuple[IPNetwork, ...]:
+    """The networks of an interface's addresses, then those where other pool members live
+    (`gossip.networks`), in order, without duplicates or /0."""
+    networks = [address.network for address in addresses] + list(pool_networks)
+    return tuple(dict.fromkeys(network for network in networks if network.prefixlen > 0))
 
 
 def resolve_jobs(configured: int, slots: int) -> int:

@@ -1,150 +1,63 @@
 """The gossip engine: what this node says, when it says it, and what it makes of replies.
 
 Sans-I/O in the manner of aioquic's connection: the daemon hands in datagrams with
-`receive(data, sender, transport, now)`, asks `poll_send(now, wall)` for the datagram
-to send, sleeps until `next_deadline()` and then calls `handle_timer(now)`.  The engine
-never reads a clock; `now` is the shell's monotonic time, `wall` the Unix time that goes
-on the wire for people to read.
+`receive(data, sender, transport, now)`, asks `datagrams_to_send(now, wall)` for what to
+send, sleeps until `next_datagram` or `next_deadline()` and then calls
+`handle_timer(now)`.  The engine never reads a clock; `now` is the shell's monotonic time,
+`wall` the Unix time that goes on the wire for people to read.  Randomness (which
+members a round of news goes to) comes from the `rng` the shell seeds, and the sync
+cookies' `secret` from the shell too.
 
-When to speak: every `interval`, and at once (but never twice within `min_gap`) when our
-status changes materially (state, slots, compilers, addresses, port) or a node we did not
-know joins, so a newcomer has the whole table within one round trip.
+The state datagram: every `effective_interval()` — the configured interval, stretched
+in a large pool so that a member receives at most `STATE_RATE` of them a second — and at
+once (but never twice within `min_gap`) when our status changes materially.  It goes to
+the multicast group and to the unicast audience (core/audience.py): seeds, members not on
+our link, and the 1.0 fallbacks.  Silence thresholds stretch with the interval.
 
-Whom to tell besides the multicast group: a node found by mDNS that we do not hear,
-and any node that has lately reached us by unicast from an address it announces (it
-evidently cannot hear our multicast, or would not bother; a copy bounced by anyone
-else must not turn our unicast towards the bouncer).  Both ends of a filtered path thus fall back to
-unicast, and stay there while both are alive.
+What must reach every member soon travels as news (protocol 1.1): our own joining and
+material changes here, the rules for the others' word in core/relay.py, the probes,
+news rounds and syncs in core/pool_exchange.py; the seeds are asked for their table
+when we know no member beyond our link.
 
-Bad datagrams are dropped and counted by reason; each (sender, reason) pair is reported
-for logging once, with a bounded memory of which pairs were already reported
-(`LogOnce`).  Every address a node announces, by mDNS or in gossip, passes the pool's
-address rule (p2pcc.core.addresses) before anything uses it: a refused one is counted
-by reason, handed to `on_refused` once per (address, reason), and left out, so a node
-whose every address is refused is never dialled.
+Bad datagrams are dropped and counted by reason, each (sender, reason) logged once.
 """
 
 from __future__ import annotations
 
-import enum
+import random
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from p2pcc.core import limits, wire
-from p2pcc.core.addresses import AddressPool, screen_addresses
+from p2pcc.core.address_screening import AddressScreening
+from p2pcc.core.addresses import AddressPool
+from p2pcc.core.audience import LINK_HORIZON, Audience, endpoint_of
 from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import RejectedMessageError, WireFormatError
-from p2pcc.core.model import Message, MessageKind, NodeStatus
-from p2pcc.core.peers import Liveness, PeerEvent, PeerJoined, PeerTable, PeerTimings
-from p2pcc.core.same_id import Namesake, namesake
+from p2pcc.core.gossip_types import (
+    QUIET_DROPS,
+    Endpoint,
+    GossipStatistics,
+    LogOnce,
+    Outgoing,
+    Received,
+    RefusedAddress,
+    Transport,
+    announced_by,
+    no_refusal_listener,
+)
+from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry, NodeStatus
+from p2pcc.core.news import transmits
+from p2pcc.core.peers import PeerEvent, PeerTable, PeerTimings, scaled_timings
+from p2pcc.core.pool_exchange import Pending, PoolExchange
+from p2pcc.core.relay import Heard, Relay, news_key
+from p2pcc.core.same_id import namesake
 
-Endpoint = tuple[str, int]
-
-#: Distinct (sender, reason) pairs remembered for log-once.  A flood from many forged
-#: source addresses is still counted; it just stops producing new log lines.
-MAX_LOGGED_DROPS = 1024
-
-#: Seconds after which the log-once memory starts afresh, so a flood that filled it
-#: cannot silence, for the daemon's whole life, the one line that would tell an
-#: administrator about a peer with the wrong key.  Bounds the log to MAX_LOGGED_DROPS
-#: drop lines per period.
-LOGGED_DROPS_PERIOD = 3600.0
-
-#: Drops that are normal operation, not worth a log line: our own multicast echo, and
-#: the same datagram arriving both by multicast and by unicast; and another node's
-#: datagram under our id, which the node reports (`Received.namesake`) and acts on.
-QUIET_DROPS = frozenset({"own", "duplicate", "same-id"})
-
-
-class LogOnce:
-    """Which (subject, reason) pairs deserve a log line: each once, at most `cap` pairs
-    remembered, the memory starting afresh every `period` seconds."""
-
-    def __init__(
-        self, now: float, cap: int = MAX_LOGGED_DROPS, period: float = LOGGED_DROPS_PERIOD
-    ) -> None:
-        self._cap = cap
-        self._period = period
-        self._seen: set[tuple[str, str]] = set()
-        self._since = now
-
-    def first(self, key: tuple[str, str], now: float) -> bool:
-        """Whether `key` is worth a line at `now`; it is not again within the period."""
-        if now >= self._since + self._period:
-            self._seen.clear()
-            self._since = now
-        if key in self._seen or len(self._seen) >= self._cap:
-            return False
-        self._seen.add(key)
-        return True
-
-
-def _announced(address: str, status: NodeStatus | None) -> bool:
-    """Whether `address` is one the node itself announces in `status`.
-
-    Anyone on the link can capture a genuine datagram and bounce it to us by unicast;
-    only the node's own addresses may turn our unicast fallback towards them, or the
-    bouncer would receive our gossip in the node's stead.
-    """
-    host = address.partition("%")[0]  # an IPv6 scope names our interface, not theirs
-    addresses = status.addresses if status is not None else ()
-    return any(announced.partition("%")[0] == host for announced in addresses)
-
-
-class Transport(enum.Enum):
-    """How a datagram reached us."""
-
-    MULTICAST = "multicast"
-    UNICAST = "unicast"
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """The outcome of one datagram: table events, or why it was dropped."""
-
-    events: tuple[PeerEvent, ...] = ()
-    dropped: str | None = None  # reason token, None when accepted
-    detail: str = ""
-    log: bool = False  # first drop for this (sender, reason): worth one log line
-    namesake: Namesake | None = None  # another node sending under our id (core/same_id.py)
-
-
-@dataclass(frozen=True, slots=True)
-class RefusedAddress:
-    """An address a node announced that it will not be dialled at, the first time this
-    (address, reason) is refused: worth one log line."""
-
-    address: str
-    reason: str  # a p2pcc.core.addresses.Refusal value
-    node_id: bytes
-    via: str  # "mDNS", or the address the gossip datagram came from
-
-
-def _no_refusal_listener(refused: RefusedAddress) -> None:
-    """The default `on_refused`: nobody logs."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One datagram to send to the multicast group and to each unicast endpoint."""
-
-    data: bytes
-    unicast: tuple[Endpoint, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class GossipStatistics:
-    """A snapshot of the engine's counters for `status`."""
-
-    packets_in: int
-    packets_out: int
-    bytes_in: int
-    bytes_out: int
-    drops: dict[str, int] = field(default_factory=dict)
-    unicast_targets: int = 0
-    refused_addresses: dict[str, int] = field(default_factory=dict)
-    authenticated: bool = False  # a keyed pool (every datagram carries a MAC)
+#: State datagrams a member receives per second at most, from all the others together:
+#: a pool of n members stretches each one's interval to n / STATE_RATE seconds.  At 20
+#: and ~250 bytes each, 5 KB/s, half the 10 KB/s a daemon may spend on gossip.
+STATE_RATE = 20.0
 
 
 class GossipEngine:
@@ -161,10 +74,13 @@ class GossipEngine:
         timings: PeerTimings,
         now: float,
         pool: AddressPool | None = None,
-        on_refused: Callable[[RefusedAddress], None] = _no_refusal_listener,
+        on_refused: Callable[[RefusedAddress], None] = no_refusal_listener,
+        rng: random.Random | None = None,
+        secret: bytes = b"",
     ) -> None:
-        """`pool`: where peers may be dialled (None: no networks known, see
-        p2pcc.core.addresses); `on_refused` hears of each refused address once."""
+        """`pool`: where peers may be dialled (None: no networks known); `on_refused`
+        hears of each refused address once; `rng` and `secret` (the sync cookies' key):
+        the shell passes random ones, tests may leave the deterministic defaults."""
         if len(node_id) != limits.NODE_ID_BYTES:
             raise ValueError(f"node id must be {limits.NODE_ID_BYTES} bytes, got {len(node_id)}")
         if not 0 < interval < timings.suspect_after:
@@ -175,18 +91,23 @@ class GossipEngine:
         self.interval = interval
         self.min_gap = interval / 10
         self.table = PeerTable(node_id, timings)
+        self._timings = timings
+        self._rng = rng or random.Random(node_id)  # noqa: S311 - whom news goes to, not a secret
+        self._secret = secret or self._rng.randbytes(32)
+        self._exchange = PoolExchange(node_id, self._rng, self._secret, now)
+        self.audience = Audience()
+        self._relay = Relay(node_id, self.table, self.audience, self._exchange)
+        self._ring_version = -1
         self._status = status
         self._sequence = 0
         self._last_sent_key: tuple[object, ...] | None = None
         self._last_sent_at: float | None = None
+        self._news_key: tuple[object, ...] | None = None
+        self._refute = False
         self._next_send = now  # announce ourselves at once
-        self._discovered: dict[bytes, Endpoint] = {}
-        self._unicast_from: dict[bytes, tuple[Endpoint, float]] = {}
-        self.pool = pool
-        self.on_refused = on_refused
         self._log_once = LogOnce(now)
+        self._screening = AddressScreening(pool, on_refused, self._log_once)
         self._drops: Counter[str] = Counter()
-        self._refused: Counter[str] = Counter()
         self._packets_in = self._packets_out = self._bytes_in = self._bytes_out = 0
 
     # --- what we say --------------------------------------------------------------
@@ -207,53 +128,110 @@ class GossipEngine:
         earliest = now if self._last_sent_at is None else self._last_sent_at + self.min_gap
         self._next_send = min(self._next_send, max(now, earliest))
 
+    def effective_interval(self) -> float:
+        """Seconds between two state datagrams in a pool of this size."""
+        return max(self.interval, (len(self.table) + 1) / STATE_RATE)
+
     @property
     def next_send(self) -> float:
         """When `poll_send` next returns a datagram."""
         return self._next_send
 
+    @property
+    def next_datagram(self) -> float:
+        """When `datagrams_to_send` next returns anything."""
+        has_targets = bool(self.audience.members)
+        return min(self._next_send, self._exchange.next_pending(has_targets))
+
     def poll_send(self, now: float, wall: float) -> Outgoing | None:
         """The state datagram to send now, or None when nothing is due yet."""
         if now < self._next_send:
             return None
-        data = self._encode(MessageKind.STATE, self._status, wall)
+        deaf, answers = self._state_targets(now)
+        data = self._encode(MessageKind.STATE, self._status, wall, deaf=bool(deaf))
+        for endpoint in answers:
+            self._exchange.send(Pending(MessageKind.STATE, endpoint))
         self._last_sent_key = self._status.material_key()
         self._last_sent_at = now
-        self._next_send = now + self.interval
-        return self._outgoing(data, now)
+        self._next_send = now + self.effective_interval()
+        if news_key(self._status) != self._news_key or self._refute:
+            self._news_key, self._refute = news_key(self._status), False
+            self._exchange.news.add(self._own_entry(), transmits(len(self.table) + 1))
+        if self.audience.seeds and set(deaf) <= set(self.audience.seeds):
+            # Nobody beyond our link is known: the seeds are to tell us who is.
+            self._exchange.request_sync(self._rng.choice(self.audience.seeds), now)
+        return self._outgoing(data, deaf)
+
+    def datagrams_to_send(self, now: float, wall: float) -> list[Outgoing]:
+        """Everything due at `now`: the state datagram, answers, probes, news, syncs."""
+        state = self.poll_send(now, wall)
+        out = [] if state is None else [state]
+        pending = self._exchange.pending(now, self.audience.gossip_targets())
+        out.extend(self._outgoing(self._encode_pending(p, wall), (p.to,), False) for p in pending)
+        return out
 
     def renamed(self, node_id: bytes, now: float) -> GossipEngine:
         """A fresh engine for this node under `node_id` (a cloned machine's new id): the
-        same incarnation, key, status, timings and address rule, the replay memory
-        kept; peers are heard anew."""
+        same incarnation, key, status, timings, address rule and seeds, the replay
+        memory kept; peers are heard anew."""
         engine = GossipEngine(
             node_id=node_id,
             incarnation=self.incarnation,
             keyring=self.keyring,
             status=self._status,
             interval=self.interval,
-            timings=self.table.timings,
+            timings=self._timings,
             now=now,
-            pool=self.pool,
-            on_refused=self.on_refused,
+            pool=self._screening.pool,
+            on_refused=self._screening.on_refused,
+            rng=self._rng,
+            secret=self._secret,
         )
         engine.table.remember(self.table.seen_orders())
+        engine.set_seeds(self.audience.seeds, now)
         return engine
 
     def leave(self, now: float, wall: float) -> Outgoing:
         """The goodbye datagram: peers drop us at once instead of waiting for silence."""
-        return self._outgoing(self._encode(MessageKind.LEAVE, None, wall), now)
+        return self._outgoing(
+            self._encode(MessageKind.LEAVE, None, wall), self.unicast_targets(now)
+        )
 
-    def _encode(self, kind: MessageKind, body: NodeStatus | None, wall: float) -> bytes:
+    def _own_entry(self) -> NewsEntry:
+        order = (self.incarnation, self._sequence)
+        return NewsEntry(EntryKind.STATE, self.node_id, *order, wire.MINOR_VERSION, self._status)
+
+    def _encode(
+        self, kind: MessageKind, body: NodeStatus | None, wall: float, *, deaf: bool = False
+    ) -> bytes:
         self._sequence += 1
-        message = Message(self.node_id, self.incarnation, self._sequence, wall, kind, body)
+        message = Message(
+            self.node_id, self.incarnation, self._sequence, wall, kind, body, deaf=deaf
+        )
         return wire.encode(message, self.keyring)
 
-    def _outgoing(self, data: bytes, now: float) -> Outgoing:
-        targets = self.unicast_targets(now)
-        self._packets_out += 1 + len(targets)
-        self._bytes_out += len(data) * (1 + len(targets))
-        return Outgoing(data, targets)
+    def _encode_pending(self, pending: Pending, wall: float) -> bytes:
+        if pending.kind is MessageKind.STATE:
+            return self._encode(MessageKind.STATE, self._status, wall)
+        message = Message(
+            self.node_id,
+            self.incarnation,
+            self._sequence,
+            wall,
+            pending.kind,
+            news=pending.news,
+            nonce=pending.nonce,
+            cookie=pending.cookie,
+        )
+        return wire.encode(message, self.keyring)
+
+    def _outgoing(
+        self, data: bytes, targets: tuple[Endpoint, ...], multicast: bool = True
+    ) -> Outgoing:
+        copies = len(targets) + multicast
+        self._packets_out += copies
+        self._bytes_out += len(data) * copies
+        return Outgoing(data, targets, multicast)
 
     # --- what we hear -------------------------------------------------------------
 
@@ -267,21 +245,18 @@ class GossipEngine:
             return self._drop(sender, error.reason, str(error), now)
         if message.node_id == self.node_id:
             return self._own(message, sender, now)
-        message = self._screened(message, sender[0], now)
-        known = self.table.get(message.node_id)
-        if known is not None and known.order == message.order:
-            # The same datagram by multicast and by unicast: the unicast copy still tells
-            # us the sender is unicasting to us, so it must hear from us the same way.
-            self._note_transport(message, sender, transport, now)
-            return self._drop(sender, "duplicate", "", now)
-        try:
-            events = self.table.apply(message, now)
-        except RejectedMessageError as error:
-            return self._drop(sender, error.reason, str(error), now)
-        self._note_transport(message, sender, transport, now)
-        if any(isinstance(event, PeerJoined) for event in events):
-            self._send_soon(now)  # a newcomer learns of us at once, not an interval later
-        return Received(events=tuple(events))
+        if message.kind in (MessageKind.STATE, MessageKind.LEAVE):
+            received = self._receive_word(message, sender, transport, now)
+        else:
+            received = self._receive_exchange(message, sender, now)
+        if message.news:
+            events = self._relay.merge_news(message, sender, self._screening.screen, now)
+            self._retime()
+            received = replace(received, events=received.events + tuple(events))
+        if self._relay.refute_due:  # a suspicion about us: say something newer at once
+            self._relay.refute_due, self._refute = False, True
+            self._next_send = now
+        return received
 
     def _own(self, message: Message, sender: Endpoint, now: float) -> Received:
         """A datagram carrying our id: our own echo, or another node's (same-id)."""
@@ -291,40 +266,48 @@ class GossipEngine:
         self._send_soon(now)  # it hears our id at once, so both of us learn it is shared
         return replace(self._drop(sender, "same-id", "", now), namesake=other)
 
-    def _note_transport(
+    def _receive_word(
         self, message: Message, sender: Endpoint, transport: Transport, now: float
-    ) -> None:
-        if message.kind is MessageKind.LEAVE:
-            self._unicast_from.pop(message.node_id, None)
-            self._discovered.pop(message.node_id, None)
-        elif transport is Transport.UNICAST and _announced(sender[0], message.body):
-            self._unicast_from[message.node_id] = (sender, now)
+    ) -> Received:
+        """A node's own STATE or LEAVE."""
+        message = self._screening.message(message, sender[0], now)
+        known = self.table.get(message.node_id)
+        if known is not None and known.order == message.order:
+            # The same datagram by multicast and by unicast: the unicast copy still tells
+            # us the sender is unicasting to us, so it must hear from us the same way.
+            self.audience.heard(message, sender, transport, now)
+            return self._drop(sender, "duplicate", "", now)
+        try:
+            events = self.table.apply(message, now)
+        except RejectedMessageError as error:
+            return self._drop(sender, error.reason, str(error), now)
+        self.audience.heard(message, sender, transport, now)
+        heard = Heard.MULTICAST if transport is Transport.MULTICAST else Heard.UNICAST
+        direct = announced_by(sender[0], message.body)
+        self._relay.after_word(events, message.order, heard if direct else Heard.RELAYED, now)
+        self._retime()
+        return Received(events=tuple(events))
+
+    def adopt(self, entries: Iterable[NewsEntry], via: str, now: float) -> list[PeerEvent]:
+        """Merge members' entries we were handed out of band (remembered across a
+        restart, or a simulated pool's start), as a sync's: screened, not passed on."""
+        events = self._relay.merge(entries, Heard.TRANSFER, via, self._screening.screen, now)
+        self._retime()
+        return events
+
+    def _receive_exchange(self, message: Message, sender: Endpoint, now: float) -> Received:
+        """A PROBE, ACK, SYNC or COOKIE (a NEWS is all entries, which `receive` merges)."""
+        if message.kind is MessageKind.NEWS:
+            return Received()
+        events, dropped = self._relay.exchange(message, sender, self._own_entry(), now)
+        if dropped is not None:
+            return self._drop(sender, dropped, "", now)
+        return Received(events=tuple(events))
 
     def _drop(self, sender: Endpoint, reason: str, detail: str, now: float) -> Received:
         self._drops[reason] += 1
         log = reason not in QUIET_DROPS and self._log_once.first((sender[0], reason), now)
         return Received(dropped=reason, detail=detail, log=log)
-
-    def _screened(self, message: Message, via: str, now: float) -> Message:
-        """`message` with only the addresses its node may be dialled at."""
-        status = message.body
-        if status is None:
-            return message
-        accepted = self._screen(status.addresses, message.node_id, via, now)
-        if accepted == status.addresses:
-            return message
-        return replace(message, body=replace(status, addresses=accepted))
-
-    def _screen(
-        self, addresses: Sequence[str], node_id: bytes, via: str, now: float
-    ) -> tuple[str, ...]:
-        """The addresses that pass the pool's rule; the others counted and reported."""
-        screened = screen_addresses(addresses, self.pool)
-        for address, refusal in screened.refused:
-            self._refused[refusal.value] += 1
-            if self._log_once.first((address, refusal.value), now):
-                self.on_refused(RefusedAddress(address, refusal.value, node_id, via))
-        return screened.accepted
 
     # --- whom we tell -------------------------------------------------------------
 
@@ -333,45 +316,66 @@ class GossipEngine:
         goes to the first address the pool's rule accepts (none: the node is not dialled)."""
         if node_id == self.node_id:
             return
-        accepted = self._screen(addresses, node_id, "mDNS", now)
-        if not accepted:
-            self._discovered.pop(node_id, None)
-        elif node_id in self._discovered or len(self._discovered) < limits.MAX_PEERS:
-            self._discovered[node_id] = (accepted[0], port)
+        accepted = self._screening.screen(addresses, node_id, "mDNS", now)
+        self.audience.discovered(node_id, (accepted[0], port) if accepted else None)
+
+    def set_seeds(self, seeds: Sequence[Endpoint], now: float) -> None:
+        """Where to reach the pool beyond our link (`gossip.seeds`, resolved by the
+        shell): each hears our state by unicast, and a new one is asked for its table."""
+        for seed in self.audience.set_seeds(seeds):
+            self._exchange.request_sync(seed, now, urgent=True)
+            self._send_soon(now)
 
     def undiscovered(self, node_id: bytes) -> None:
         """mDNS says the node's service is gone."""
-        self._discovered.pop(node_id, None)
+        self.audience.undiscovered(node_id)
 
     def unicast_targets(self, now: float) -> tuple[Endpoint, ...]:
-        """Endpoints that get our datagrams by unicast as well as by multicast."""
-        targets: set[Endpoint] = set()
-        for node_id, endpoint in self._discovered.items():
-            peer = self.table.get(node_id)
-            if peer is None or peer.liveness is not Liveness.ALIVE:
-                targets.add(endpoint)
-        horizon = self.table.timings.suspect_after
-        for endpoint, heard_at in self._unicast_from.values():
-            if now < heard_at + horizon:
-                targets.add(endpoint)
-        return tuple(sorted(targets))
+        """Endpoints that get our state datagrams by unicast as well as by multicast."""
+        deaf, answers = self._state_targets(now)
+        return tuple(sorted(deaf + answers))
+
+    def _state_targets(self, now: float) -> tuple[tuple[Endpoint, ...], tuple[Endpoint, ...]]:
+        link_horizon = LINK_HORIZON * self.effective_interval()
+        peers = self.table.peers()
+        return self.audience.state_targets(
+            peers, now, link_horizon, self.table.timings.suspect_after
+        )
+
+    def _endpoint_of(self, node_id: bytes) -> Endpoint | None:
+        peer = self.table.get(node_id)
+        return None if peer is None else endpoint_of(peer.status)
+
+    def _members_changed(self, events: Sequence[PeerEvent]) -> None:
+        """Keep the gossip members current, and the silences stretched to the pool."""
+        self._relay.members_changed(events)
+        self._retime()
+
+    def _retime(self) -> None:  # silences stretch with the pool (the factor is rounded)
+        timings = scaled_timings(self._timings, self.effective_interval() / self.interval)
+        if self.table.timings != timings:
+            self.table.timings = timings
 
     # --- timers -------------------------------------------------------------------
 
     def next_deadline(self) -> float:
-        """When `handle_timer` or `poll_send` next has something to do."""
+        """When `handle_timer` next has something to do: a peer's silence or a probe."""
         table_deadline = self.table.next_deadline()
-        if table_deadline is None:
-            return self._next_send
-        return min(self._next_send, table_deadline)
+        probe = self._exchange.next_probe(bool(self._relay.dead))
+        return probe if table_deadline is None else min(probe, table_deadline)
 
     def handle_timer(self, now: float) -> list[PeerEvent]:
-        """Apply liveness changes due by `now` and forget stale unicast sources."""
-        horizon = self.table.timings.suspect_after
-        for node_id, (_, heard_at) in list(self._unicast_from.items()):
-            if now >= heard_at + horizon:
-                del self._unicast_from[node_id]
-        return self.table.tick(now)
+        """Apply liveness changes due by `now`, probe, and suspect the silent."""
+        self.audience.expire(now, self.table.timings.suspect_after)
+        events = self.table.tick(now)
+        self._members_changed(events)
+        members = self.audience.members
+        if self.audience.version != self._ring_version:
+            self._ring_version = self.audience.version
+            self._exchange.prober.set_members(members, now)
+        silent = self._exchange.probe_round(now, self._endpoint_of, sorted(self._relay.dead))
+        events += self._relay.suspect_silent(silent, now)
+        return events
 
     def statistics(self, now: float) -> GossipStatistics:
         """Counters for `status`: packets and bytes each way, drops and refused addresses
@@ -383,6 +387,10 @@ class GossipEngine:
             bytes_out=self._bytes_out,
             drops=dict(sorted(self._drops.items())),
             unicast_targets=len(self.unicast_targets(now)),
-            refused_addresses=dict(sorted(self._refused.items())),
+            refused_addresses=dict(sorted(self._screening.refused.items())),
             authenticated=bool(self.keyring),
+            state_interval=self.effective_interval(),
+            news_queued=len(self._exchange.news),
+            watched=len(self._exchange.prober.watched),
+            syncs_served=self._exchange.transfers.active,
         )

@@ -29,6 +29,13 @@ MIN_KEY_BYTES = 16
 #: collision between two honest nodes practically impossible.
 NODE_ID_BYTES = 16
 
+#: News entries in one datagram.  The smallest entry (a LEAVE or SUSPECT) is 24 bytes,
+#: so about 55 fit MAX_DATAGRAM; the cap bounds what a decoder builds from one datagram.
+MAX_NEWS = 48
+
+#: A SYNC cookie: a truncated HMAC, like the datagram MAC (core/sync.py).
+COOKIE_BYTES = 16
+
 # --- fields of a state message (sized so a message at every cap fits MAX_DATAGRAM) ----
 
 #: Node name (UTF-8 bytes).  Linux HOST_NAME_MAX is 64.
@@ -83,6 +90,10 @@ MAX_COUNTER = 2**64 - 1
 #: Peers held in the table.  A large office has a few hundred workstations; a flood of
 #: forged node ids (unauthenticated pool) can fill the table but never grow it further.
 MAX_PEERS = 512
+
+#: Seed endpoints (`gossip.seeds`, every address a name resolves to counted): a few per
+#: subnet are plenty, since any one member that answers brings in the whole pool.
+MAX_SEEDS = 32
 
 #: Departed node ids remembered to refuse replays of their old packets.  Twice the peer
 #: cap: every peer can leave and rejoin once before the oldest memory is dropped.

@@ -10,6 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+#: The gossip port a status that names none is heard at (the configuration's default).
+DEFAULT_GOSSIP_PORT = 3634
+
 
 class NodeState(enum.Enum):
     """What a node says it is doing; only ACTIVE nodes receive new jobs."""
@@ -24,6 +27,21 @@ class MessageKind(enum.IntEnum):
 
     STATE = 1  # a full NodeStatus; sent every interval and on any material change
     LEAVE = 2  # the sender is going away now; peers drop it at once
+    # Protocol 1.1 (docs/wire-format.md "Pools beyond one link"): sent only to nodes
+    # whose datagrams say 1.1, or to seeds.
+    PROBE = 3  # "are you there?": answered by an ACK with the same nonce
+    ACK = 4  # the answer to a PROBE
+    NEWS = 5  # nothing but news entries (what the sender relays)
+    SYNC = 6  # "send me your whole table": answered by COOKIE, or with a cookie by NEWS
+    COOKIE = 7  # the answer to a SYNC without a valid cookie: ask again with this one
+
+
+class EntryKind(enum.IntEnum):
+    """What one news entry says about a node (its own word, relayed)."""
+
+    STATE = 1  # the node's status at this order
+    LEAVE = 2  # the node left at this order
+    SUSPECT = 3  # a member found the node silent at this order; it must speak up
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +75,7 @@ class NodeStatus:
     pause_reason: str = ""
     pause_until: float | None = None  # sender's wall clock, Unix seconds
     compilers: tuple[CompilerOffer, ...] = field(default=())
+    gossip_port: int = DEFAULT_GOSSIP_PORT  # where its gossip is heard by unicast
 
     @property
     def free_slots(self) -> int:
@@ -69,7 +88,14 @@ class NodeStatus:
         Two statuses with different keys differ *materially*: peers must hear of it at
         once rather than at the next gossip interval.
         """
-        return (self.state, self.slots, self.compilers, self.addresses, self.distccd_port)
+        return (
+            self.state,
+            self.slots,
+            self.compilers,
+            self.addresses,
+            self.distccd_port,
+            self.gossip_port,
+        )
 
     def offers(self, fingerprint: str) -> CompilerOffer | None:
         """The offer of exactly this compiler, if the node has it."""
@@ -94,8 +120,37 @@ class Message:
     sent_at: float  # sender's wall clock, Unix seconds (informational only)
     kind: MessageKind
     body: NodeStatus | None = None
+    news: tuple[NewsEntry, ...] = ()  # other nodes' word, relayed (any kind may carry it)
+    nonce: int | None = None  # PROBE and ACK; SYNC and COOKIE
+    cookie: bytes = b""  # COOKIE, and a SYNC that returns it
+    # A STATE sent by unicast because its sender does not hear the receiver's multicast:
+    # the receiver must answer by unicast too (a 1.0 sender's every unicast means it).
+    deaf: bool = False
+    # How the datagram came, not what it says: left out of equality.
+    minor: int = field(default=0, compare=False)  # the header's protocol minor version
 
     @property
     def order(self) -> tuple[int, int]:
         """The key that must strictly grow from one accepted message to the next."""
+        return (self.incarnation, self.sequence)
+
+
+@dataclass(frozen=True, slots=True)
+class NewsEntry:
+    """A node's STATE or LEAVE, or a suspicion about it, as relayed by another node.
+
+    The order is the node's own: a relayed STATE is merged exactly like one heard from
+    the node, so it can never replace anything newer.  A SUSPECT names the order that
+    went silent; anything newer from the node refutes it.
+    """
+
+    kind: EntryKind
+    node_id: bytes
+    incarnation: int
+    sequence: int
+    minor: int = 0  # the node's protocol minor version, as the relayer knows it
+    body: NodeStatus | None = None  # STATE only
+
+    @property
+    def order(self) -> tuple[int, int]:
         return (self.incarnation, self.sequence)

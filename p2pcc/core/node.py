@@ -10,8 +10,9 @@ and `wall` (Unix time, for people and the wire).
 
 Whatever changes is announced through `on_change` as a `Change` flag, so each task
 wakes only for what it acts on (the state writer for ranking inputs, the pause store
-for the pause …).  Rankings are computed at most once per change, whoever asks; they
-read what our jobs measured peers to deliver (`set_delivered`).  Our advertised status
+for the pause …).  Rankings are computed at most once per change, whoever asks, and
+work out again only the peers that changed (core/ranker.py); they read what our jobs
+measured peers to deliver (`set_delivered`).  Our advertised status
 is derived, never set: the measured status, then LEAVING (no slots), a pause (PAUSED
 with its reason), or distccd not serving (no slots).  Another node heard under our id
 (a cloned machine) is kept as `shared_id`; who renews is core/same_id.py's rule.
@@ -21,19 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import (
-    Endpoint,
-    GossipEngine,
-    GossipStatistics,
-    Outgoing,
-    Received,
-    Transport,
-)
-from p2pcc.core.hosts import HostsLine, Ranking, render_hosts
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import Endpoint, GossipStatistics, Outgoing, Received, Transport
+from p2pcc.core.hosts import HostsLine, Ranking
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.local_compilers import LocalCompiler, offers_of
 from p2pcc.core.metrics import LocalMetrics, PowerEstimate, limited_power, node_power
@@ -41,7 +35,8 @@ from p2pcc.core.model import NodeState, NodeStatus
 from p2pcc.core.node_change import Change, table_change
 from p2pcc.core.pause import Pause, advertised_status
 from p2pcc.core.peers import Peer
-from p2pcc.core.ranking import RankedPeer, RankingPolicy, inherent_speed, measured_out, rank_peers
+from p2pcc.core.ranker import Ranker, RankInputs
+from p2pcc.core.ranking import RankingPolicy
 from p2pcc.core.reports import Reports
 from p2pcc.core.same_id import Namesake, SharedId, takes_new_id
 from p2pcc.core.status_document import status_document
@@ -72,6 +67,7 @@ class LocalNode:
         self._pause: Pause | None = None
         self._resumes_by_hand = 0
         self._ranking: Ranking | None = None
+        self._ranker = Ranker()  # what the last ranking worked out, per peer
         self._delivered: dict[bytes, float] = {}  # verdicts.delivered_factors
         self._shared_id: SharedId | None = None
         self._namesake_told = False  # a datagram of ours went out since it was found
@@ -233,12 +229,20 @@ class LocalNode:
 
     @property
     def next_send(self) -> float:
-        """When the next gossip datagram is due."""
-        return self._engine.next_send
+        """When the next gossip datagram is due (our state, or any other)."""
+        return self._engine.next_datagram
 
     def datagram_to_send(self, now: float, wall: float) -> Outgoing | None:
         """The state datagram to send now, or None when nothing is due yet."""
-        outgoing = self._engine.poll_send(now, wall)
+        return self._state_sent(self._engine.poll_send(now, wall))
+
+    def datagrams_to_send(self, now: float, wall: float) -> list[Outgoing]:
+        """Every datagram due now: our state, and probes, answers, news and syncs."""
+        state = self.datagram_to_send(now, wall)
+        rest = self._engine.datagrams_to_send(now, wall)
+        return rest if state is None else [state, *rest]
+
+    def _state_sent(self, outgoing: Outgoing | None) -> Outgoing | None:
         if outgoing is not None and self._shared_id is not None and not self._namesake_told:
             self._namesake_told = True
             if self.wants_new_id:
@@ -251,13 +255,11 @@ class LocalNode:
 
     def receive(self, data: bytes, sender: Endpoint, transport: Transport, now: float) -> Received:
         """Decode and merge one datagram; never raises for bad input."""
-        due = self._engine.next_send
+        due = self._engine.next_datagram
         received = self._engine.receive(data, sender, transport, now)
-        change = table_change(received.events)
+        change = table_change(received.events) | self._sooner(due)
         if received.namesake is not None:
             change |= self._heard_namesake(received.namesake, now)
-        if self._engine.next_send < due:
-            change |= Change.SEND
         self._changed(change)
         return received
 
@@ -265,6 +267,12 @@ class LocalNode:
         """mDNS found a p2pcc node at `addresses` (those the address rule accepts) and
         gossip `port`: unicast to it while multicast does not."""
         self._engine.discovered(node_id, addresses, port, now)
+
+    def set_seeds(self, seeds: Sequence[Endpoint], now: float) -> None:
+        """Adopt the resolved `gossip.seeds` (at most `limits.MAX_SEEDS` are kept)."""
+        due = self._engine.next_datagram
+        self._engine.set_seeds(seeds, now)
+        self._changed(self._sooner(due))
 
     def undiscovered(self, node_id: bytes) -> None:
         """mDNS says the node's service is gone."""
@@ -306,10 +314,7 @@ class LocalNode:
     def _heard_namesake(self, namesake: Namesake, now: float) -> Change:
         """Keep the first sign of `namesake` under our current id; decide who renews."""
         known = self._shared_id
-        if known is not None and (known.node_id, known.namesake.address) == (
-            self.node_id,
-            namesake.address,
-        ):
+        if known and (known.node_id, known.namesake.address) == (self.node_id, namesake.address):
             return Change.NOTHING
         here = takes_new_id(self.incarnation, self.status.addresses, namesake)
         self._shared_id = SharedId(self.node_id, namesake, now, new_id_here=here)
@@ -320,8 +325,7 @@ class LocalNode:
 
     def next_deadline(self) -> float:
         """When `handle_timer` next has work: a peer's silence or a pause running out."""
-        deadline = self._engine.table.next_deadline()
-        deadline = float("inf") if deadline is None else deadline
+        deadline = self._engine.next_deadline()
         if self._pause is not None and self._pause.until is not None:
             deadline = min(deadline, self._pause.until)
         return deadline
@@ -330,7 +334,8 @@ class LocalNode:
         """Expire a pause and apply liveness changes due by `now`."""
         if self._pause is not None and self._pause.expired(now):
             self._set_pause(None, now)
-        self._changed(table_change(self._engine.handle_timer(now)))
+        due = self._engine.next_datagram
+        self._changed(table_change(self._engine.handle_timer(now)) | self._sooner(due))
 
     # --- what the wrapper and people read -------------------------------------------
 
@@ -341,16 +346,14 @@ class LocalNode:
     def hosts_for(self, fingerprint: str, now: float) -> HostsLine:
         """The line for any fingerprint, one of ours or not (`p2pcc hosts`)."""
         line = self.hosts(now).get(fingerprint)
-        return line or self._render(fingerprint, self._rank(fingerprint))
+        return line or self._ranker.line(fingerprint, self.peers(), self._rank_inputs())
 
     def ranking(self, now: float) -> Ranking:
         """Rankings as of `now`, computed once per change whoever asks."""
         self.handle_timer(now)
         if self._ranking is None:
             ids = sorted({compiler.fingerprint.id for compiler in self._compilers})
-            ranked = {fingerprint: self._rank(fingerprint) for fingerprint in ids}
-            hosts = {fp: self._render(fp, peers) for fp, peers in ranked.items()}
-            self._ranking = Ranking(ranked, hosts)
+            self._ranking = self._ranker.ranking(ids, self.peers(), self._rank_inputs())
         return self._ranking
 
     @property
@@ -364,14 +367,10 @@ class LocalNode:
             self._delivered = dict(factors)
             self._changed(Change.PEERS)
 
-    def _rank(self, fingerprint: str) -> tuple[RankedPeer, ...]:
-        local = inherent_speed(self.status, self.local_slots, self._policy)
-        rank = partial(rank_peers, delivered=self._delivered, local_speed=local)
-        return tuple(rank(self._engine.table.peers(), fingerprint, self._policy, self.node_id))
-
-    def _render(self, fingerprint: str, ranked: Sequence[RankedPeer]) -> HostsLine:
-        out = measured_out(self._engine.table.peers(), fingerprint, ranked, self._delivered)
-        return render_hosts(ranked, self.status, self.local_slots, self._policy, absorbed=out)
+    def _rank_inputs(self) -> RankInputs:
+        return RankInputs(
+            self._policy, self.node_id, self._delivered, self.status, self.local_slots
+        )
 
     # --- internals ------------------------------------------------------------------
 
@@ -379,12 +378,14 @@ class LocalNode:
         """Hand the engine our advertised status and announce what changed."""
         advertised = advertised_status(self._measured, self._pause, self._serving)
         if advertised != self._engine.status:
-            due = self._engine.next_send
+            due = self._engine.next_datagram
             self._engine.set_status(advertised, now)
-            change |= Change.STATUS
-            if self._engine.next_send < due:
-                change |= Change.SEND
+            change |= Change.STATUS | self._sooner(due)
         self._changed(change)
+
+    def _sooner(self, due: float) -> Change:
+        """SEND when a datagram fell due sooner than `due`, what the sender waits for."""
+        return Change.SEND if self._engine.next_datagram < due else Change.NOTHING
 
     def _changed(self, change: Change) -> None:
         if change & Change.RANKING:

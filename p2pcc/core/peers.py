@@ -13,96 +13,44 @@ The table never holds more than `max_peers` peers and never evicts a live one.
 
 from __future__ import annotations
 
-import enum
-import math
+import heapq
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from types import MappingProxyType
-from typing import Final
 
 from p2pcc.core import limits
 from p2pcc.core.errors import RejectedMessageError
-from p2pcc.core.model import Message, MessageKind, NodeStatus
-
-
-class Liveness(enum.Enum):
-    """How recently a peer was heard; only ALIVE peers receive jobs."""
-
-    ALIVE = "alive"
-    SUSPECT = "suspect"  # silent long enough to stop sending it jobs
-    DEAD = "dead"  # silent long enough to be considered gone; kept a while for `status`
-
-
-class LivenessInput(enum.Enum):
-    """What happened to a peer since the last transition."""
-
-    HEARD = "heard"  # a message from it was accepted
-    SILENT_SUSPECT = "silent-suspect"  # silence reached `suspect_after`
-    SILENT_DEAD = "silent-dead"  # silence reached `dead_after`
-
-
-_A, _S, _D = Liveness.ALIVE, Liveness.SUSPECT, Liveness.DEAD
-
-#: The whole liveness state machine.  Silence only grows until the peer is heard, so a
-#: DEAD peer seeing SILENT_SUSPECT (a late tick) stays DEAD rather than coming back.
-TRANSITIONS: Final[Mapping[tuple[Liveness, LivenessInput], Liveness]] = MappingProxyType(
-    {
-        (_A, LivenessInput.HEARD): _A,
-        (_S, LivenessInput.HEARD): _A,
-        (_D, LivenessInput.HEARD): _A,
-        (_A, LivenessInput.SILENT_SUSPECT): _S,
-        (_S, LivenessInput.SILENT_SUSPECT): _S,
-        (_D, LivenessInput.SILENT_SUSPECT): _D,
-        (_A, LivenessInput.SILENT_DEAD): _D,
-        (_S, LivenessInput.SILENT_DEAD): _D,
-        (_D, LivenessInput.SILENT_DEAD): _D,
-    }
+from p2pcc.core.liveness import (
+    SUSPICION_TIMEOUT,
+    TRANSITIONS,
+    Liveness,
+    LivenessInput,
+    PeerTimings,
+    expected_liveness,
+    scaled_timings,
+    silence_input,
+    step,
 )
+from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry, NodeStatus
 
-
-@dataclass(frozen=True, slots=True)
-class PeerTimings:
-    """Seconds of silence after which a peer turns suspect, dead, and is forgotten.
-
-    No defaults here: `p2pcc.config.policies.peer_timings` builds these from `[gossip]`.
-    """
-
-    suspect_after: float
-    dead_after: float
-    forget_after: float
-
-    def __post_init__(self) -> None:
-        values = (self.suspect_after, self.dead_after, self.forget_after)
-        if not all(math.isfinite(value) for value in values):
-            raise ValueError(f"peer timings must be finite numbers, got {values}")
-        if not 0 < self.suspect_after < self.dead_after < self.forget_after:
-            raise ValueError(
-                "peer timings need 0 < suspect_after < dead_after < forget_after, got "
-                f"{self.suspect_after}, {self.dead_after}, {self.forget_after}"
-            )
-
-
-def step(state: Liveness, event: LivenessInput) -> Liveness:
-    """The liveness after `event` in `state`."""
-    return TRANSITIONS[(state, event)]
-
-
-def silence_input(last_heard: float, now: float, timings: PeerTimings) -> LivenessInput | None:
-    """The silence input due at `now`, or None while the peer is within `suspect_after`."""
-    # Deadlines are compared as `last_heard + x` (never `now - last_heard`) so that a
-    # tick at exactly `next_deadline()` always fires, whatever the float rounding.
-    if now >= last_heard + timings.dead_after:
-        return LivenessInput.SILENT_DEAD
-    if now >= last_heard + timings.suspect_after:
-        return LivenessInput.SILENT_SUSPECT
-    return None
-
-
-def expected_liveness(last_heard: float, now: float, timings: PeerTimings) -> Liveness:
-    """The liveness a peer last heard at `last_heard` must have after a tick at `now`."""
-    event = silence_input(last_heard, now, timings)
-    return Liveness.ALIVE if event is None else step(Liveness.ALIVE, event)
+__all__ = [  # the liveness machine is re-exported: callers know it as part of the table
+    "TRANSITIONS",
+    "Liveness",
+    "LivenessChanged",
+    "LivenessInput",
+    "Peer",
+    "PeerEvent",
+    "PeerForgotten",
+    "PeerJoined",
+    "PeerLeft",
+    "PeerTable",
+    "PeerTimings",
+    "PeerUpdated",
+    "expected_liveness",
+    "scaled_timings",
+    "silence_input",
+    "step",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +63,8 @@ class Peer:
     last_heard: float
     first_heard: float
     order: tuple[int, int]  # (incarnation, sequence) of the last accepted message
+    minor: int = 0  # the protocol minor version it speaks, as far as we know
+    suspected_until: float | None = None  # a suspicion's deadline: dead then, unless heard
 
     def summary(self, now: float) -> dict[str, object]:
         """Plain JSON-friendly values for the `status` command and the state file."""
@@ -201,12 +151,26 @@ class PeerTable:
         if max_peers < 1 or max_tombstones < 1:
             raise ValueError(f"table caps must be >= 1, got {max_peers}, {max_tombstones}")
         self.own_id = own_id
-        self.timings = timings
+        self._timings = timings
         self.max_peers = max_peers
         self.max_tombstones = max_tombstones
         self._peers: dict[bytes, Peer] = {}
         # Insertion order is age: the oldest tombstone is dropped first.
         self._tombstones: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
+        # (deadline, node id) of every peer's next silence step, stale ones left in
+        # until they come up: `next_deadline` and `tick` cost log(n), not n, per call.
+        self._deadlines: list[tuple[float, bytes]] = []
+
+    @property
+    def timings(self) -> PeerTimings:
+        return self._timings
+
+    @timings.setter
+    def timings(self, timings: PeerTimings) -> None:
+        """New thresholds (a pool grown or shrunk): every deadline moves."""
+        self._timings = timings
+        self._deadlines = [(self._deadline(peer), node_id) for node_id, peer in self._peers.items()]
+        heapq.heapify(self._deadlines)
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -241,82 +205,159 @@ class PeerTable:
 
     def apply(self, message: Message, now: float) -> list[PeerEvent]:
         """Merge one message heard at `now`; raises RejectedMessageError if it is refused."""
-        node_id = message.node_id
+        if message.kind is MessageKind.LEAVE:
+            return self._merge(message.node_id, message.order, None, message.minor, now)
+        if message.body is None:
+            raise RejectedMessageError(
+                "malformed", f"STATE from {message.node_id.hex()} has no body"
+            )
+        return self._merge(message.node_id, message.order, message.body, message.minor, now)
+
+    def apply_entry(self, entry: NewsEntry, now: float) -> list[PeerEvent]:
+        """Merge a relayed entry exactly as the node's own message; a SUSPECT of an order
+        older than the one held is stale (RejectedMessageError "replay")."""
+        if entry.kind is EntryKind.SUSPECT:
+            return self.suspect(entry.node_id, entry.order, now)
+        body = entry.body if entry.kind is EntryKind.STATE else None
+        if entry.kind is EntryKind.STATE and body is None:
+            raise RejectedMessageError("malformed", f"STATE entry of {entry.node_id.hex()}")
+        return self._merge(entry.node_id, entry.order, body, entry.minor, now)
+
+    def suspect(self, node_id: bytes, order: tuple[int, int], now: float) -> list[PeerEvent]:
+        """A member found `node_id` silent at `order`: unless it was heard from since,
+        it turns SUSPECT and dies `suspicion_timeout` later unless heard again."""
+        peer = self._peers.get(node_id)
+        if peer is None or peer.order > order:
+            raise RejectedMessageError("replay", f"{node_id.hex()} was heard after {order}")
+        new = step(peer.liveness, LivenessInput.SUSPECTED)
+        if peer.suspected_until is not None or new is not Liveness.SUSPECT:
+            return []
+        until = now + SUSPICION_TIMEOUT
+        self._put(replace(peer, liveness=new, suspected_until=until))
+        return [] if new is peer.liveness else [LivenessChanged(node_id, peer.liveness, new)]
+
+    def heard(self, node_id: bytes, now: float) -> list[PeerEvent]:
+        """`node_id` answered a probe of ours at `now`: alive, whatever was suspected."""
+        peer = self._peers.get(node_id)
+        if peer is None:
+            return []
+        new = step(peer.liveness, LivenessInput.HEARD)
+        self._put(replace(peer, liveness=new, last_heard=now, suspected_until=None))
+        return [] if new is peer.liveness else [LivenessChanged(node_id, peer.liveness, new)]
+
+    def _merge(
+        self,
+        node_id: bytes,
+        order: tuple[int, int],
+        body: NodeStatus | None,
+        minor: int,
+        now: float,
+    ) -> list[PeerEvent]:
+        """Merge a node's word (`body` None: it left), checked to be newer."""
         if node_id == self.own_id:
             raise RejectedMessageError("own", "our own multicast echo")
-        self._check_newer(message)
-        if message.kind is MessageKind.LEAVE:
-            return self._leave(message)
-        if message.body is None:
-            raise RejectedMessageError("malformed", f"STATE from {node_id.hex()} has no body")
+        self._check_newer(node_id, order)
+        if body is None:
+            return self._leave(node_id, order)
         known = self._peers.get(node_id)
         if known is None:
-            return self._join(message, message.body, now)
-        return self._update(known, message, message.body, now)
+            return self._join(node_id, order, body, minor, now)
+        return self._update(known, order, body, minor, now)
 
     def next_deadline(self) -> float | None:
         """The earliest time at which `tick` will change something, or None if never."""
-        timings = self.timings
-        after = {
-            Liveness.ALIVE: timings.suspect_after,
-            Liveness.SUSPECT: timings.dead_after,
-            Liveness.DEAD: timings.forget_after,
-        }
-        deadlines = [peer.last_heard + after[peer.liveness] for peer in self._peers.values()]
-        return min(deadlines, default=None)
+        while self._deadlines:
+            deadline, node_id = self._deadlines[0]
+            peer = self._peers.get(node_id)
+            if peer is not None and self._deadline(peer) == deadline:
+                return deadline
+            heapq.heappop(self._deadlines)  # stale: the peer moved on or is gone
+        return None
 
     def tick(self, now: float) -> list[PeerEvent]:
         """Apply every liveness change and forgetting due by `now`."""
         events: list[PeerEvent] = []
-        for peer in list(self._peers.values()):
+        while (deadline := self.next_deadline()) is not None and deadline <= now:
+            _, node_id = heapq.heappop(self._deadlines)
+            peer = self._peers[node_id]
             event = silence_input(peer.last_heard, now, self.timings)
-            if event is None:
-                continue
-            new = step(peer.liveness, event)
-            if new is not peer.liveness:
-                self._peers[peer.node_id] = replace(peer, liveness=new)
-                events.append(LivenessChanged(peer.node_id, peer.liveness, new))
+            if peer.suspected_until is not None and now >= peer.suspected_until:
+                event = LivenessInput.SILENT_DEAD  # the suspicion was never refuted
+            new = peer.liveness if event is None else step(peer.liveness, event)
             if new is Liveness.DEAD and now >= peer.last_heard + self.timings.forget_after:
+                if new is not peer.liveness:
+                    events.append(LivenessChanged(node_id, peer.liveness, new))
                 self._forget(peer)
-                events.append(PeerForgotten(peer.node_id, evicted=False))
+                events.append(PeerForgotten(node_id, evicted=False))
+                continue
+            until = None if new is Liveness.DEAD else peer.suspected_until
+            self._put(replace(peer, liveness=new, suspected_until=until))
+            if new is not peer.liveness:
+                events.append(LivenessChanged(node_id, peer.liveness, new))
         return events
+
+    def _deadline(self, peer: Peer) -> float:
+        """When `peer`'s silence next changes its liveness (or it is forgotten)."""
+        timings = self._timings
+        if peer.liveness is Liveness.ALIVE:
+            return peer.last_heard + timings.suspect_after
+        if peer.liveness is Liveness.DEAD:
+            return peer.last_heard + timings.forget_after
+        deadline = peer.last_heard + timings.dead_after
+        return deadline if peer.suspected_until is None else min(deadline, peer.suspected_until)
+
+    def _put(self, peer: Peer) -> None:
+        """Hold `peer` (new or changed) and its next deadline."""
+        self._peers[peer.node_id] = peer
+        heapq.heappush(self._deadlines, (self._deadline(peer), peer.node_id))
+        if len(self._deadlines) > 4 * len(self._peers) + 64:
+            self.timings = self._timings  # drop the stale entries
 
     # --- internals ------------------------------------------------------------------
 
-    def _check_newer(self, message: Message) -> None:
-        """Refuse a message not strictly newer than what we hold or remember of its node."""
-        known = self._peers.get(message.node_id)
-        seen = known.order if known is not None else self._tombstones.get(message.node_id)
-        if seen is not None and message.order <= seen:
+    def _check_newer(self, node_id: bytes, order: tuple[int, int]) -> None:
+        """Refuse word not strictly newer than what we hold or remember of its node."""
+        known = self._peers.get(node_id)
+        seen = known.order if known is not None else self._tombstones.get(node_id)
+        if seen is not None and order <= seen:
             raise RejectedMessageError(
-                "replay",
-                f"{message.node_id.hex()} sent order {message.order}, already saw {seen}",
+                "replay", f"{node_id.hex()} sent order {order}, already saw {seen}"
             )
 
-    def _leave(self, message: Message) -> list[PeerEvent]:
-        peer = self._peers.pop(message.node_id, None)
+    def _leave(self, node_id: bytes, order: tuple[int, int]) -> list[PeerEvent]:
+        peer = self._peers.pop(node_id, None)
         # Remembered even for a node we never held, so its older packets stay refused.
-        self._bury(message.node_id, message.order)
+        self._bury(node_id, order)
         return [] if peer is None else [PeerLeft(peer)]
 
-    def _join(self, message: Message, status: NodeStatus, now: float) -> list[PeerEvent]:
+    def _join(
+        self, node_id: bytes, order: tuple[int, int], status: NodeStatus, minor: int, now: float
+    ) -> list[PeerEvent]:
         events: list[PeerEvent] = []
         if len(self._peers) >= self.max_peers:
             victim = self._eviction_victim(now)
             self._forget(victim)
             events.append(PeerForgotten(victim.node_id, evicted=True))
-        self._tombstones.pop(message.node_id, None)
-        peer = Peer(message.node_id, status, Liveness.ALIVE, now, now, message.order)
-        self._peers[message.node_id] = peer
+        self._tombstones.pop(node_id, None)
+        peer = Peer(node_id, status, Liveness.ALIVE, now, now, order, minor)
+        self._put(peer)
         events.append(PeerJoined(peer))
         return events
 
     def _update(
-        self, known: Peer, message: Message, status: NodeStatus, now: float
+        self, known: Peer, order: tuple[int, int], status: NodeStatus, minor: int, now: float
     ) -> list[PeerEvent]:
         liveness = step(known.liveness, LivenessInput.HEARD)
-        peer = replace(known, status=status, liveness=liveness, last_heard=now, order=message.order)
-        self._peers[peer.node_id] = peer
+        peer = replace(
+            known,
+            status=status,
+            liveness=liveness,
+            last_heard=now,
+            order=order,
+            minor=max(minor, known.minor),
+            suspected_until=None,
+        )
+        self._put(peer)
         events: list[PeerEvent] = []
         if liveness is not known.liveness:
             events.append(LivenessChanged(peer.node_id, known.liveness, liveness))

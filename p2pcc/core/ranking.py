@@ -12,18 +12,23 @@ only the fastest slots then work.  A peer whose jobs run at less than
 later than one that waited for a typical slot to free up and ran there.  Peers within
 `tier_ratio` of a tier's best score form one tier and are ordered inside it by a keyed
 hash of their id, so concurrent clients with different seeds spread over equally good
-peers without ever preferring a worse tier.
+peers without ever preferring a worse tier.  `candidate` works out what one peer's
+status gives, `order` ranks candidates: `p2pcc.core.ranker` redoes the first only for
+the peers that changed.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import bisect
+import functools
 import hashlib
+import heapq
 import ipaddress
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from p2pcc.core import limits
 from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
@@ -119,8 +124,16 @@ def job_speed(
 
 def dial_address(status: NodeStatus) -> str | None:
     """The address distcc should dial: the first IPv4, else the first IPv6, else None."""
+    return _dial_address(status.addresses)
+
+
+@functools.lru_cache(maxsize=2 * limits.MAX_PEERS)
+def _dial_address(addresses: tuple[str, ...]) -> str | None:
+    # Remembered: parsing text addresses was a third of a ranking's cost, and a peer's
+    # addresses hardly ever change (the cap bounds the memory: a few hundred kB).  A
+    # memo of a pure function: no answer depends on what it holds.
     parsed = []
-    for text in status.addresses:
+    for text in addresses:
         try:
             parsed.append(ipaddress.ip_address(text))
         except ValueError:
@@ -135,20 +148,60 @@ def dial_address(status: NodeStatus) -> str | None:
 def _selectable(peer: Peer, fingerprint: str) -> CompilerOffer | None:
     """The peer's offer of `fingerprint` if the peer may receive jobs now, else None."""
     status = peer.status
+    if peer.liveness is not Liveness.ALIVE or status.state is not NodeState.ACTIVE:
+        return None
+    offer = status.offers(fingerprint)  # the cheap tests first: most peers fail one
     usable = (
-        peer.liveness is Liveness.ALIVE
-        and status.state is NodeState.ACTIVE
+        offer is not None
         and status.slots > 0
         and 0 < status.distccd_port <= limits.MAX_PORT
         and dial_address(status) is not None
     )
-    return status.offers(fingerprint) if usable else None
+    return offer if usable else None
 
 
-def _tier_key(node_id: bytes, seed: bytes) -> tuple[bytes, bytes]:
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What ranking reads of one peer for one compiler, worked out once per status:
+    its offer (None: it may not get jobs now), its slots, the `delivered` factor used,
+    the score and inherent speed they give (0 when not selectable) and its seeded
+    position inside a tier (`tier_key`)."""
+
+    peer: Peer
+    offer: CompilerOffer | None
+    limit: int
+    factor: float
+    score: float
+    inherent: float
+    position: tuple[bytes, bytes]
+
+
+def candidate(
+    peer: Peer, fingerprint: str, policy: RankingPolicy, factor: float, seed: bytes
+) -> Candidate:
+    """`peer` as ranking for `fingerprint` with `seed` sees it, `factor` being what it
+    delivers."""
+    limit = min(peer.status.slots, limits.MAX_SLOTS)
+    offer = _selectable(peer, fingerprint)
+    if offer is None:
+        return Candidate(peer, None, limit, factor, 0.0, 0.0, (b"", peer.node_id))
+    inherent = inherent_speed(peer.status, limit, policy, factor)
+    # job_speed's product, without working the inherent speed out twice.
+    score = inherent * cpu_share(peer.status, limit)
+    position = tier_key(peer.node_id, seed)
+    return Candidate(peer, offer, limit, factor, score, inherent, position)
+
+
+def tier_key(node_id: bytes, seed: bytes) -> tuple[bytes, bytes]:
     """A per-seed pseudo-random but reproducible position inside a tier."""
     digest = hashlib.blake2b(node_id, key=seed, digest_size=8).digest()
     return (digest, node_id)
+
+
+def check_seed(seed: bytes) -> None:
+    """Refuse a seed blake2b cannot take as its key."""
+    if len(seed) > MAX_SEED_BYTES:
+        raise ValueError(f"ranking seed must be at most {MAX_SEED_BYTES} bytes, got {len(seed)}")
 
 
 def rank_peers(
@@ -164,30 +217,58 @@ def rank_peers(
     order within a tier.  `delivered` holds what measurements say peers deliver (node
     id -> share of their announced speed, 1 when absent); `local_speed` is this
     machine's inherent speed, a host of the line the straggler rule counts too."""
-    if len(seed) > MAX_SEED_BYTES:
-        raise ValueError(f"ranking seed must be at most {MAX_SEED_BYTES} bytes, got {len(seed)}")
+    check_seed(seed)
     measured = delivered or {}
-    selected: list[RankedPeer] = []
-    for peer in peers:
-        offer = _selectable(peer, fingerprint)
-        if offer is None:
-            continue
-        limit = min(peer.status.slots, limits.MAX_SLOTS)
-        factor = measured.get(peer.node_id, 1.0)
-        score = job_speed(peer.status, limit, policy, factor)
-        if score > 0:
-            inherent = inherent_speed(peer.status, limit, policy, factor)
-            selected.append(RankedPeer(peer, offer, score, -1, limit, inherent))
-    selected = without_stragglers(selected, local_speed)
-    selected.sort(key=lambda entry: (-entry.score, entry.peer.node_id))
-    ranked: list[RankedPeer] = []
-    tier, tier_best = -1, 0.0
-    for entry in selected:
-        if tier < 0 or entry.score < policy.tier_ratio * tier_best:
-            tier, tier_best = tier + 1, entry.score
-        ranked.append(dataclasses.replace(entry, tier=tier))
-    ranked.sort(key=lambda entry: (entry.tier, _tier_key(entry.peer.node_id, seed)))
-    return ranked[: policy.max_hosts]
+    candidates = [
+        candidate(peer, fingerprint, policy, measured.get(peer.node_id, 1.0), seed)
+        for peer in peers
+    ]
+    return order(candidates, policy, local_speed)
+
+
+def order(
+    candidates: Iterable[Candidate], policy: RankingPolicy, local_speed: float | None
+) -> list[RankedPeer]:
+    """`rank_peers`'s answer from the peers' `candidates`."""
+    selected = [entry for entry in candidates if entry.score > 0]
+    speeds = [entry.inherent for entry in selected]
+    if local_speed is not None:
+        speeds.append(local_speed)
+    threshold = straggler_threshold(speeds)
+    kept = [entry for entry in selected if entry.inherent >= threshold]
+    bests, floor = _tier_bests(sorted((entry.score for entry in kept), reverse=True), policy)
+    # A tier holds the scores from its best down to above the next tier's best.
+    negated = [-best for best in bests]
+    head = [
+        (bisect.bisect_right(negated, -entry.score) - 1, entry.position, entry)
+        for entry in kept
+        if entry.score >= floor
+    ]
+    # (tier, position) is unique (the position ends with the node id): no tie reaches
+    # the candidates, and this is sorted(head)[:max_hosts].
+    best = heapq.nsmallest(policy.max_hosts, head)
+    return [_ranked(entry, tier) for tier, _position, entry in best]
+
+
+def _tier_bests(scores: Sequence[float], policy: RankingPolicy) -> tuple[list[float], float]:
+    """The best score of each tier that can make the line, and the least score in those
+    tiers, from the kept peers' `scores`, best first.  Those are the tiers up to the one
+    holding the `max_hosts`-th peer: the seeded order inside a tier may move a peer up,
+    never across tiers, so the peers of later tiers need neither a tier nor sorting."""
+    bests: list[float] = []
+    floor = math.inf
+    for count, score in enumerate(scores):
+        if not bests or score < policy.tier_ratio * bests[-1]:
+            if count >= policy.max_hosts:
+                break
+            bests.append(score)
+        floor = score
+    return bests, floor
+
+
+def _ranked(entry: Candidate, tier: int) -> RankedPeer:
+    offer = cast(CompilerOffer, entry.offer)  # only a selectable peer has a score
+    return RankedPeer(entry.peer, offer, entry.score, tier, entry.limit, entry.inherent)
 
 
 def measured_out(
@@ -214,13 +295,3 @@ def straggler_threshold(speeds: Iterable[float]) -> float:
     the hosts' `speeds` (0 when there are none)."""
     values = list(speeds)
     return STRAGGLER_RATIO * statistics.median(values) if values else 0.0
-
-
-def without_stragglers(selected: list[RankedPeer], local_speed: float | None) -> list[RankedPeer]:
-    """`selected` less the peers below the straggler threshold of the hosts they and
-    localhost (when `local_speed` is given) make up."""
-    speeds = [entry.inherent for entry in selected]
-    if local_speed is not None:
-        speeds.append(local_speed)
-    threshold = straggler_threshold(speeds)
-    return [entry for entry in selected if entry.inherent >= threshold]

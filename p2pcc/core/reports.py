@@ -2,8 +2,9 @@
 servers mDNS lists, the mDNS records it ignored, the gossip sends and receives that
 failed, the distcc connections it cut loose from vanished peers and the peers' jobs a
 pause handed back, and why it cannot cut connections here if it cannot; distccd's door
-(p2pcc.core.door); and how long our jobs take on each peer (p2pcc.core.turnaround) with
-the verdicts drawn from it (p2pcc.core.verdicts).
+(p2pcc.core.door); where each `gossip.seeds` entry resolved (p2pcc.core.seeds); and
+how long our jobs take on each peer (p2pcc.core.turnaround) with the verdicts drawn
+from it (p2pcc.core.verdicts).
 
 None of it changes what we gossip or rank, so none of it is announced as a change;
 `p2pcc status` and `p2pcc doctor` read it from the status document.  Ranking does not
@@ -20,6 +21,7 @@ from collections.abc import Collection
 from p2pcc.core import limits
 from p2pcc.core.door import DoorReport
 from p2pcc.core.guard_refusals import GuardRefusals
+from p2pcc.core.seeds import SeedState
 from p2pcc.core.turnaround import TurnaroundBook
 from p2pcc.core.verdicts import Verdicts
 from p2pcc.core.zeroconf_names import StockServer
@@ -38,6 +40,7 @@ class Reports:
         self._handed_back = 0
         self._cutoff_problem: str | None = "not checked yet"
         self._door: DoorReport | None = None
+        self._seeds: tuple[SeedState, ...] = ()
         #: The job guard: refusals of peers' jobs, or why it is not in place.
         self.guard = GuardRefusals()
         #: How long this machine's distcc jobs took on each peer.
@@ -127,3 +130,11 @@ class Reports:
     @property
     def door(self) -> DoorReport | None:
         return self._door
+
+    def set_seeds(self, seeds: tuple[SeedState, ...]) -> None:
+        """Each seed's endpoints in use and why its last lookup failed, if it did."""
+        self._seeds = seeds
+
+    @property
+    def seeds(self) -> tuple[SeedState, ...]:
+        return self._seeds

@@ -40,6 +40,7 @@ def status_document(node: LocalNode, now: float, wall: float) -> dict[str, Any]:
             }
             for server in node.reports.stock_servers()
         ],
+        "seeds": [seed.as_document() for seed in node.reports.seeds],
         "counters": _counters(node, now),
         "hosts": {
             fingerprint: {"hosts": line.hosts, "jobs": line.jobs}
@@ -102,6 +103,10 @@ def _counters(node: LocalNode, now: float) -> dict[str, Any]:
         "bytes_out": stats.bytes_out,
         "drops": stats.drops,
         "unicast_targets": stats.unicast_targets,
+        "state_interval": stats.state_interval,
+        "news_queued": stats.news_queued,
+        "watched": stats.watched,
+        "syncs_served": stats.syncs_served,
         "refused_addresses": stats.refused_addresses,
         "mdns_drops": node.reports.mdns_drops(),
         "send_errors": node.reports.send_errors(),

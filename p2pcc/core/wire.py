@@ -11,13 +11,6 @@ would refuse.  Unknown keys are ignored, which is what lets minor versions add f
 
 from __future__ import annotations
 
-import ipaddress
-import math
-import re
-import unicodedata
-from collections.abc import Callable
-from typing import TypeVar
-
 import msgpack
 
 from p2pcc.core import limits
@@ -26,32 +19,31 @@ from p2pcc.core.errors import (
     AuthenticationError,
     BadMagicError,
     OversizedError,
-    P2pccError,
     TruncatedError,
     UnknownKindError,
     UnsupportedVersionError,
     WireFormatError,
 )
-from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeState, NodeStatus
+from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry, NodeStatus
+from p2pcc.core.wire_status import InvalidMessageError, decode_status, status_payload
+from p2pcc.core.wire_values import array, as_map, binary, integer, real, required
+
+__all__ = ["InvalidMessageError", "MessageTooLargeError", "decode", "encode", "entry_size"]
 
 MAGIC = b"P2CC"
 MAJOR_VERSION = 1
-MINOR_VERSION = 0
+#: 1.1 added news entries, PROBE/ACK/NEWS/SYNC/COOKIE and the status's gossip port;
+#: a 1.0 node ignores the new keys and drops the new kinds (docs/wire-format.md).
+MINOR_VERSION = 1
 AUTH_NONE = 0
 AUTH_HMAC_SHA256_128 = 1
 HEADER_BYTES = 8
 
-#: Loose keys and remote compiler names end up on distcc's command line and in
-#: DISTCC_HOSTS: a conservative alphabet, and no leading "-" that could read as an option.
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-_SCOPE_ID = re.compile(r"[A-Za-z0-9_.-]+")
-_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
-
-_T = TypeVar("_T")
-
-
-class InvalidMessageError(P2pccError):
-    """A message we were asked to send breaks the wire rules (a bug or a bad local value)."""
+#: Kinds that carry a nonce, NEWS that may (a sync transfer's), and kinds that may carry a
+#: cookie.
+_NONCE_KINDS = frozenset({MessageKind.PROBE, MessageKind.ACK, MessageKind.SYNC, MessageKind.COOKIE})
+_OPTIONAL_NONCE_KINDS = frozenset({MessageKind.NEWS})
+_COOKIE_KINDS = frozenset({MessageKind.SYNC, MessageKind.COOKIE})
 
 
 class MessageTooLargeError(InvalidMessageError):
@@ -84,6 +76,10 @@ def encode(message: Message, keyring: Keyring) -> bytes:
 
 
 def _pack(payload: dict[str, object]) -> bytes:
+    return _pack_value(payload)
+
+
+def _pack_value(payload: object) -> bytes:
     try:
         packed: bytes = msgpack.packb(payload, use_bin_type=True)
     except (ValueError, TypeError, OverflowError) as error:
@@ -102,38 +98,46 @@ def _envelope_payload(message: Message) -> dict[str, object]:
     if message.kind == MessageKind.STATE:
         if not isinstance(message.body, NodeStatus):
             raise InvalidMessageError("a STATE message needs a NodeStatus body")
-        payload["body"] = _status_payload(message.body)
+        payload["body"] = status_payload(message.body)
     elif message.body is not None:
         raise InvalidMessageError(f"a {message.kind!r} message carries no body")
+    needed = message.kind in _NONCE_KINDS
+    allowed = needed or message.kind in _OPTIONAL_NONCE_KINDS
+    if (message.nonce is None and needed) or (message.nonce is not None and not allowed):
+        raise InvalidMessageError(f"a {message.kind!r} message has a nonce only if it may")
+    if message.nonce is not None:
+        payload["nonce"] = message.nonce
+    if message.cookie:
+        payload["cookie"] = message.cookie
+    if message.deaf:
+        if message.kind is not MessageKind.STATE:
+            raise InvalidMessageError("only a STATE says its sender does not hear us")
+        payload["deaf"] = 1
+    if message.news:
+        payload["news"] = [_entry_payload(entry) for entry in message.news]
     return payload
 
 
-def _status_payload(status: NodeStatus) -> dict[str, object]:
-    body: dict[str, object] = {
-        "name": status.name,
-        "addr": list(status.addresses),
-        "port": status.distccd_port,
-        "cpus": status.cpus,
-        "load": status.load,
-        "mem": status.mem_available,
-        "slots": status.slots,
-        "jobs": status.jobs,
-        "power": status.power,
-        "state": status.state.value,
-    }
-    # Defaults are left out: the decoder restores them, and every byte counts.
-    if status.pause_reason:
-        body["reason"] = status.pause_reason
-    if status.pause_until is not None:
-        body["until"] = status.pause_until
-    body["cc"] = [_offer_payload(offer) for offer in status.compilers]
-    return body
+def _entry_payload(entry: NewsEntry) -> list[object]:
+    item: list[object] = [
+        int(entry.kind),
+        entry.node_id,
+        entry.incarnation,
+        entry.sequence,
+        entry.minor,
+    ]
+    if entry.kind is EntryKind.STATE:
+        if not isinstance(entry.body, NodeStatus):
+            raise InvalidMessageError("a STATE entry needs a NodeStatus body")
+        item.append(status_payload(entry.body))
+    elif entry.body is not None:
+        raise InvalidMessageError(f"a {entry.kind!r} entry carries no body")
+    return item
 
 
-def _offer_payload(offer: CompilerOffer) -> list[object]:
-    if not (isinstance(offer.fingerprint, str) and _FINGERPRINT.fullmatch(offer.fingerprint)):
-        raise InvalidMessageError("a fingerprint id must be 16 lowercase hex characters")
-    return [bytes.fromhex(offer.fingerprint), offer.loose_key, offer.remote_name]
+def entry_size(entry: NewsEntry) -> int:
+    """Bytes `entry` adds to a datagram's news (its msgpack encoding)."""
+    return len(_pack_value(_entry_payload(entry)))
 
 
 # --- decoding: frame -------------------------------------------------------------------
@@ -141,8 +145,9 @@ def _offer_payload(offer: CompilerOffer) -> list[object]:
 
 def decode(data: bytes | bytearray | memoryview, keyring: Keyring) -> Message:
     """The message in datagram `data`, or a WireFormatError saying why there is none."""
-    payload = _open_frame(bytes(data), keyring)
-    return _message_from_payload(_unpack(payload))
+    data = bytes(data)
+    payload = _open_frame(data, keyring)
+    return _message_from_payload(_unpack(payload), data[5])
 
 
 def _open_frame(data: bytes, keyring: Keyring) -> bytes:
@@ -207,174 +212,57 @@ def _unpack(payload: bytes) -> object:
 # --- decoding: fields ------------------------------------------------------------------
 
 
-def _message_from_payload(payload: object) -> Message:
-    envelope = _as_map(payload, "payload")
-    node_id = _binary(_required(envelope, "id"), "id", limits.NODE_ID_BYTES)
-    incarnation = _integer(_required(envelope, "inc"), "inc", 0, limits.MAX_COUNTER)
-    sequence = _integer(_required(envelope, "seq"), "seq", 0, limits.MAX_COUNTER)
-    sent_at = _real(_required(envelope, "ts"), "ts", 0.0, limits.MAX_TIMESTAMP)
-    kind_number = _integer(_required(envelope, "kind"), "kind", 0, limits.MAX_COUNTER)
+def _message_from_payload(payload: object, minor: int) -> Message:
+    envelope = as_map(payload, "payload")
+    node_id = binary(required(envelope, "id"), "id", limits.NODE_ID_BYTES)
+    incarnation = integer(required(envelope, "inc"), "inc", 0, limits.MAX_COUNTER)
+    sequence = integer(required(envelope, "seq"), "seq", 0, limits.MAX_COUNTER)
+    sent_at = real(required(envelope, "ts"), "ts", 0.0, limits.MAX_TIMESTAMP)
+    kind_number = integer(required(envelope, "kind"), "kind", 0, limits.MAX_COUNTER)
     try:
         kind = MessageKind(kind_number)
     except ValueError:
         raise UnknownKindError(f"message kind {kind_number} is unknown to this build") from None
     # A LEAVE body is ignored: a newer minor version may give it one.
-    body = _status(_required(envelope, "body")) if kind == MessageKind.STATE else None
-    return Message(node_id, incarnation, sequence, sent_at, kind, body)
-
-
-def _status(value: object) -> NodeStatus:
-    body = _as_map(value, "body")
-
-    def field(key: str, check: Callable[[object, str], _T]) -> _T:
-        return check(_required(body, key, "body."), f"body.{key}")
-
-    until = body.get("until")
-    pause_until = None if until is None else _real(until, "body.until", 0.0, limits.MAX_TIMESTAMP)
-    return NodeStatus(
-        name=field("name", _node_name),
-        addresses=field("addr", _addresses),
-        distccd_port=field("port", lambda v, w: _integer(v, w, 1, limits.MAX_PORT)),
-        cpus=field("cpus", lambda v, w: _integer(v, w, 0, limits.MAX_CPUS)),
-        load=field("load", lambda v, w: _real(v, w, 0.0, limits.MAX_LOAD)),
-        mem_available=field("mem", lambda v, w: _integer(v, w, 0, limits.MAX_MEMORY)),
-        slots=field("slots", lambda v, w: _integer(v, w, 0, limits.MAX_SLOTS)),
-        jobs=field("jobs", lambda v, w: _integer(v, w, 0, limits.MAX_JOBS)),
-        power=field("power", lambda v, w: _real(v, w, 0.0, limits.MAX_POWER)),
-        state=field("state", _node_state),
-        pause_reason=_text(body.get("reason", ""), "body.reason", limits.MAX_PAUSE_REASON),
-        pause_until=pause_until,
-        compilers=_offers(body.get("cc", []), "body.cc"),
+    body = decode_status(required(envelope, "body")) if kind == MessageKind.STATE else None
+    nonce = None
+    if kind in _NONCE_KINDS:
+        nonce = integer(required(envelope, "nonce"), "nonce", 0, limits.MAX_COUNTER)
+    elif kind in _OPTIONAL_NONCE_KINDS and "nonce" in envelope:
+        nonce = integer(envelope["nonce"], "nonce", 0, limits.MAX_COUNTER)
+    cookie = b""
+    if kind in _COOKIE_KINDS and "cookie" in envelope:
+        cookie = binary(envelope["cookie"], "cookie", limits.COOKIE_BYTES)
+    news = _news(envelope.get("news", []))
+    deaf = kind is MessageKind.STATE and integer(envelope.get("deaf", 0), "deaf", 0, 1) == 1
+    return Message(
+        node_id, incarnation, sequence, sent_at, kind, body, news, nonce, cookie, deaf, minor
     )
 
 
-def _node_name(value: object, where: str) -> str:
-    name = _text(value, where, limits.MAX_NODE_NAME)
-    if not name:
-        raise WireFormatError(f"{where}: empty")
-    return name
+def _news(value: object) -> tuple[NewsEntry, ...]:
+    """The entries of `news`; an entry of a kind this build does not know is skipped."""
+    items = array(value, "news", limits.MAX_NEWS)
+    entries = (_entry(item, f"news[{i}]") for i, item in enumerate(items))
+    return tuple(entry for entry in entries if entry is not None)
 
 
-def _node_state(value: object, where: str) -> NodeState:
-    token = _text(value, where, limits.MAX_NODE_NAME)
-    try:
-        return NodeState(token)
-    except ValueError:
-        raise WireFormatError(f"{where}: unknown node state") from None
-
-
-def _addresses(value: object, where: str) -> tuple[str, ...]:
-    items = _array(value, where, limits.MAX_ADDRESSES)
-    return tuple(_address(item, f"{where}[{i}]") for i, item in enumerate(items))
-
-
-def _address(value: object, where: str) -> str:
-    text = _text(value, where, limits.MAX_ADDRESS_LEN)
-    host, percent, scope = text.partition("%")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise WireFormatError(f"{where}: not an IP address") from None
-    if percent and not (address.version == 6 and _SCOPE_ID.fullmatch(scope)):
-        raise WireFormatError(f"{where}: bad IPv6 scope id")
-    return text
-
-
-def _offers(value: object, where: str) -> tuple[CompilerOffer, ...]:
-    items = _array(value, where, limits.MAX_COMPILERS)
-    return tuple(_offer(item, f"{where}[{i}]") for i, item in enumerate(items))
-
-
-def _offer(value: object, where: str) -> CompilerOffer:
-    # Elements past the third are ignored: a newer minor version may append some.
-    items = _array(value, where, limits.MAX_DATAGRAM)
-    if len(items) < 3:
-        raise WireFormatError(f"{where}: a compiler offer has 3 elements, got {len(items)}")
-    fingerprint = _binary(items[0], f"{where}.fingerprint", limits.FINGERPRINT_BYTES)
-    loose_key = _token(items[1], f"{where}.loose", limits.MAX_LOOSE_KEY)
-    remote_name = _token(items[2], f"{where}.remote", limits.MAX_REMOTE_NAME)
-    return CompilerOffer(fingerprint.hex(), loose_key, remote_name)
-
-
-def _token(value: object, where: str, cap: int) -> str:
-    text = _text(value, where, cap)
-    if not _TOKEN.fullmatch(text):
-        raise WireFormatError(f"{where}: must be letters, digits and ._+- not starting with one")
-    return text
-
-
-# --- decoding: typed values ------------------------------------------------------------
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def _as_map(value: object, where: str) -> dict[object, object]:
-    if not isinstance(value, dict):
-        raise WireFormatError(f"{where}: expected a map, got {_type_name(value)}")
-    return value
-
-
-def _required(fields: dict[object, object], key: str, prefix: str = "") -> object:
-    if key not in fields:
-        raise WireFormatError(f"{prefix}{key}: missing")
-    return fields[key]
-
-
-def _array(value: object, where: str, cap: int) -> list[object]:
-    if not isinstance(value, list):
-        raise WireFormatError(f"{where}: expected an array, got {_type_name(value)}")
-    if len(value) > cap:
-        raise OversizedError(f"{where}: {len(value)} elements, at most {cap}")
-    return value
-
-
-def _integer(value: object, where: str, low: int, high: int) -> int:
-    # bool is a subclass of int in Python, but `true` is not a number on the wire.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise WireFormatError(f"{where}: expected an integer, got {_type_name(value)}")
-    _check_range(value, where, low, high)
-    return value
-
-
-def _real(value: object, where: str, low: float, high: float) -> float:
-    """A finite number in [low, high]; integers are accepted for other encoders' sake."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise WireFormatError(f"{where}: expected a number, got {_type_name(value)}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise WireFormatError(f"{where}: not a finite number")
-    _check_range(number, where, low, high)
-    return number
-
-
-def _check_range(number: float, where: str, low: float, high: float) -> None:
-    """Above the cap is oversized (a bound of ours); below the floor is malformed."""
-    if number > high:
-        raise OversizedError(f"{where}: {number} is more than {high}")
-    if number < low:
-        raise WireFormatError(f"{where}: {number} is less than {low}")
-
-
-def _text(value: object, where: str, cap: int) -> str:
-    """A string of at most `cap` UTF-8 bytes with no control characters."""
-    if not isinstance(value, str):
-        raise WireFormatError(f"{where}: expected a string, got {_type_name(value)}")
-    size = len(value.encode("utf-8"))
-    if size > cap:
-        raise OversizedError(f"{where}: {size} bytes, at most {cap}")
-    # Control characters could drive the terminal of whoever runs `p2pcc status`.
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise WireFormatError(f"{where}: contains a control character")
-    return value
-
-
-def _binary(value: object, where: str, size: int) -> bytes:
-    if not isinstance(value, bytes):
-        raise WireFormatError(f"{where}: expected binary, got {_type_name(value)}")
-    if len(value) > size:
-        raise OversizedError(f"{where}: {len(value)} bytes, expected {size}")
-    if len(value) < size:
-        raise WireFormatError(f"{where}: {len(value)} bytes, expected {size}")
-    return value
+def _entry(value: object, where: str) -> NewsEntry | None:
+    # Elements past the sixth are ignored: a newer minor version may append some.
+    items = array(value, where, limits.MAX_DATAGRAM)
+    if len(items) < 5:
+        raise WireFormatError(f"{where}: a news entry has at least 5 elements, got {len(items)}")
+    kind_number = integer(items[0], f"{where}.kind", 0, limits.MAX_COUNTER)
+    if kind_number not in EntryKind._value2member_map_:
+        return None
+    kind = EntryKind(kind_number)
+    node_id = binary(items[1], f"{where}.id", limits.NODE_ID_BYTES)
+    incarnation = integer(items[2], f"{where}.inc", 0, limits.MAX_COUNTER)
+    sequence = integer(items[3], f"{where}.seq", 0, limits.MAX_COUNTER)
+    minor = integer(items[4], f"{where}.minor", 0, 255)
+    body = None
+    if kind is EntryKind.STATE:
+        if len(items) < 6:
+            raise WireFormatError(f"{where}: a STATE entry needs a body")
+        body = decode_status(items[5])
+    return NewsEntry(kind, node_id, incarnation, sequence, minor, body)

@@ -6,7 +6,8 @@ door), also when the daemon fails.  When the table cannot be set up (no `nft`, n
 CAP_NET_ADMIN, no nf_tables) the door records why, and the daemon runs without distccd:
 it advertises no slots and `status` says why, never a silent open door.
 
-`serve_door` wakes on every change of the peer table (Change.PEERS, LIVENESS), works out
+`serve_door` wakes when a peer joins, leaves or changes liveness or addresses
+(Change.PEERS, LIVENESS; a moving load, Change.LOAD, does not wake it), works out
 the member addresses and, when they differ from what the sets hold, applies the
 difference in one `nft -f -` transaction.  A failed update is logged once and retried
 with a full resync until one succeeds; it never ends the daemon.  Every COUNTER_PERIOD
@@ -98,7 +99,8 @@ async def run_nft(args: Sequence[str], script: str, *, command: Sequence[str] = 
 def door_policy(config: Config, facts: StartFacts) -> DoorPolicy:
     """The door this daemon keeps: distccd's port; the stock clients, and in an unkeyed
     pool every network distccd's `--allow` admits."""
-    allow = config.distccd.allow or default_allow(facts.surroundings.interface.addresses)
+    interface = facts.surroundings.interface.addresses
+    allow = config.distccd.allow or default_allow(interface, config.gossip.networks)
     keyed = bool(facts.keyring)
     networks = open_networks(config.distccd.allow_stock_clients, allow, keyed=keyed)
     return DoorPolicy(config.distccd.port, networks, keyed)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import trio
 
 from p2pcc.core import limits
-from p2pcc.core.gossip import Endpoint, LogOnce, Outgoing, RefusedAddress, Transport
+from p2pcc.core.gossip_types import Endpoint, LogOnce, Outgoing, RefusedAddress, Transport
 from p2pcc.core.node import LocalNode
 from p2pcc.core.node_change import Change
 from p2pcc.core.peers import PeerJoined, PeerLeft
@@ -260,8 +260,7 @@ async def serve_gossip(
 
 async def _send_loop(node: LocalNode, sender: _Sender, sooner: Subscription) -> None:
     while True:
-        outgoing = node.datagram_to_send(trio.current_time(), time.time())
-        if outgoing is not None:
+        for outgoing in node.datagrams_to_send(trio.current_time(), time.time()):
             await sender.send(outgoing)
         await sooner.wait(node.next_send)
 
@@ -281,7 +280,7 @@ class _Sender:
     trouble: SocketTrouble
 
     async def send(self, outgoing: Outgoing) -> None:
-        destinations = [self.endpoint.group_address()]
+        destinations = [self.endpoint.group_address()] if outgoing.multicast else []
         destinations += [self.endpoint.unicast_address(target) for target in outgoing.unicast]
         for destination in destinations:
             try:

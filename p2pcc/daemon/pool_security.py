@@ -1,4 +1,5 @@
-"""Saying, again and again, that the pool runs without a key.
+"""Saying, again and again, that the pool runs without a key; and once, at start, what
+`gossip.networks` widens.
 
 An unkeyed pool is only ever run because the configuration asked for it
 (`gossip.insecure = true`), but a line at start-up scrolls away and the setting
@@ -10,10 +11,12 @@ doctor` say it too.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import trio
 
 from p2pcc.config.key_file import INSECURE_COST
+from p2pcc.config.values import IPNetwork
 from p2pcc.core.node import LocalNode
 
 log = logging.getLogger("p2pcc.daemon")
@@ -44,3 +47,32 @@ async def serve_insecure_warnings(
         if not node.statistics(trio.current_time()).authenticated:
             warn_insecure()
         await trio.sleep(period)
+
+
+def warn_wider_pool(
+    networks: Sequence[IPNetwork], allow: Sequence[IPNetwork], *, keyed: bool
+) -> None:
+    """Say what `gossip.networks` widens (trust is never widened silently), and which of
+    them an explicit `distccd.allow` leaves out."""
+    if not networks:
+        return
+    log.warning(
+        "gossip.networks widens the pool beyond the gossip interface: peers announcing "
+        "addresses in %s are accepted as members, and distccd's default allow list takes "
+        "those networks in; %s",
+        ", ".join(map(str, networks)),
+        "the door admits only live members"
+        if keyed
+        else "without a key, anyone who can reach this machine from there can join and send jobs",
+    )
+    left_out = [n for n in networks if allow and not any(_within(n, a) for a in allow)]
+    if left_out:
+        log.warning(
+            "distccd.allow leaves out gossip.networks %s: members there cannot send jobs "
+            "here (add them to distccd.allow, or set it to [] to follow the pool)",
+            ", ".join(map(str, left_out)),
+        )
+
+
+def _within(network: IPNetwork, outer: IPNetwork) -> bool:
+    return network.version == outer.version and network.subnet_of(outer)  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ started with `nursery.start`, in dependency order, and reports readiness.  The t
 talk to the node through its methods and wake on the changes they act on
 (`p2pcc.daemon.changes`).  SIGTERM/SIGINT announce LEAVING, give peers a moment to hear
 it, then cancel everything: the gossip task sends LEAVE on its way out, mDNS
-unregisters, distccd drains.  SIGHUP re-reads the configuration and applies what can
+unregisters, distccd drains.  `gossip.seeds` and `gossip.networks`, like the rest of
+[gossip], take effect at the next start.  SIGHUP re-reads the configuration and applies what can
 change live.
 """
 
@@ -18,8 +19,10 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -45,8 +48,9 @@ from p2pcc.daemon.mdns.discovery import Discovery, serve_discovery
 from p2pcc.daemon.metrics.calibrate import calibrate_node
 from p2pcc.daemon.metrics.sampler import serve_metrics
 from p2pcc.daemon.node_control import NodeControl
-from p2pcc.daemon.pool_security import serve_insecure_warnings, warn_insecure
+from p2pcc.daemon.pool_security import serve_insecure_warnings, warn_insecure, warn_wider_pool
 from p2pcc.daemon.runtime_dir import prepare_runtime_dir
+from p2pcc.daemon.seeds import serve_seeds
 from p2pcc.daemon.startup import StartFacts, gather_start_facts, open_node
 from p2pcc.daemon.state_writer import serve_state_file
 from p2pcc.daemon.stores.pause import (
@@ -107,6 +111,7 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         config.gossip.port,
         "" if facts.keyring else " (unauthenticated pool)",
     )
+    warn_wider_pool(config.gossip.networks, config.distccd.allow, keyed=bool(facts.keyring))
     # The door is up before distccd starts and goes after it has stopped (p2pcc.daemon.door).
     door_context = open_door(door_policy(config, facts), node.reports.set_door)
     async with door_context as door, trio.open_nursery() as nursery:
@@ -129,6 +134,7 @@ async def _start_distccd(nursery: trio.Nursery, daemon: Daemon, door: Door) -> D
             config.distccd,
             listen=daemon.facts.surroundings.endpoint.interface_address,
             interface=daemon.facts.surroundings.interface.name,
+            pool_networks=config.gossip.networks,
             log_file=distccd_log_file(config.runtime_dir),
             on_serving=lambda serving: node.set_serving(serving, trio.current_time()),
             slots=lambda: max(1, node.status.slots or cpus),
@@ -156,6 +162,7 @@ async def _start_pool(nursery: trio.Nursery, daemon: Daemon) -> None:
     await nursery.start(serve_insecure_warnings, node)
     await nursery.start(serve_identity_renewal, node, board, config.node.id_file)
     await nursery.start(serve_gossip, node, daemon.facts.surroundings.endpoint, board)
+    await nursery.start(_seeds_task(daemon))
     await nursery.start(serve_timers, node, board)
     seen_path = seen_file(config.node.id_file)
     await nursery.start(
@@ -204,6 +211,20 @@ async def _start_local(nursery: trio.Nursery, daemon: Daemon, distccd: DistccdSt
             partial(serve_idle, policy, node, source, uid=os.geteuid(), hand_back=hand_back)
         )
     await nursery.start(serve_control, control_socket_path(config), NodeControl(node))
+
+
+def _seeds_task(daemon: Daemon) -> partial[Coroutine[Any, Any, None]]:
+    """`serve_seeds` for this node: own addresses are every address we announce."""
+    surroundings, node = daemon.facts.surroundings, daemon.node
+    return partial(
+        serve_seeds,
+        daemon.config.gossip.seeds,
+        default_port=daemon.config.gossip.port,
+        pool=surroundings.address_pool(),
+        own=(*surroundings.addresses, surroundings.endpoint.interface_address),
+        set_seeds=node.set_seeds,
+        on_report=node.reports.set_seeds,
+    )
 
 
 def link_dirs_on(env: dict[str, str]) -> list[str]:

@@ -9,6 +9,8 @@ setup stops the daemon before it has told peers anything.
 from __future__ import annotations
 
 import logging
+import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ import trio
 from p2pcc.config import Config, GossipConfig
 from p2pcc.config.key_file import load_keyring
 from p2pcc.config.policies import peer_timings, ranking_policy
+from p2pcc.config.values import IPNetwork
 from p2pcc.core.addresses import SCOPE_ID, AddressPool
 from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import P2pccError
@@ -43,12 +46,16 @@ class Surroundings:
     interface: InterfaceInfo
     endpoint: GossipEndpoint
     addresses: tuple[str, ...]
+    networks: tuple[IPNetwork, ...] = ()  # `gossip.networks`: members beyond the interface
 
     def address_pool(self) -> AddressPool:
-        """Where peers may be dialled: the gossip group's family, the interface's networks,
-        and the interface as the link of peers' link-local addresses."""
-        networks = tuple(address.network for address in self.interface.addresses)
-        return AddressPool(self.endpoint.group.version, networks, link_scope(self.interface))
+        """Where peers may be dialled: the gossip group's family, the interface's networks
+        and those `gossip.networks` adds, and the interface as the link of peers'
+        link-local addresses."""
+        own = (address.network for address in self.interface.addresses)
+        networks = tuple(dict.fromkeys((*own, *self.networks)))
+        version = self.endpoint.group.version
+        return AddressPool(version, networks, link_scope(self.interface))
 
 
 def link_scope(interface: InterfaceInfo) -> str:
@@ -82,7 +89,7 @@ def surroundings_on(interface: InterfaceInfo, gossip: GossipConfig) -> Surroundi
         own = f"{own}%{link_scope(interface)}"
     endpoint = GossipEndpoint(group, gossip.port, gossip.ttl, interface.index, own)
     addresses = tuple(str(a.ip) for a in interface.addresses if not a.ip.is_link_local)
-    return Surroundings(interface, endpoint, addresses or (own,))
+    return Surroundings(interface, endpoint, addresses or (own,), gossip.networks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +145,10 @@ def open_node(
         now=now,
         pool=facts.surroundings.address_pool(),
         on_refused=log_refused_address,
+        # Whom news goes to must not be guessable from our id, nor the cookies that
+        # prove a sync requester's address: both from the system's randomness.
+        rng=random.SystemRandom(),
+        secret=os.urandom(32),
     )
     return LocalNode(
         engine=engine,

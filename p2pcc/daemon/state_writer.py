@@ -5,9 +5,11 @@ The wrapper treats a state file older than `wrapper.state_max_age` as "daemon do
 compiles locally, so the period must stay well below that age; the configuration check
 enforces it.  Between those rewrites the file is written only when a hosts line or a
 compiler record changed: the task wakes for ranking inputs (peers, our status, our
-compilers), looks at most once per `min_gap` (so a burst of datagrams costs one
-ranking), and compares.  Writes are atomic (temp file + rename): a compile never reads
-half a file.
+compilers), ranks, and compares.  How soon it looks depends on what changed: whether a
+peer may get jobs at all, or our own status (`PROMPT`), within `min_gap` of the last
+look (so a burst of datagrams costs one ranking); only peers' loads (`Change.LOAD`), at
+most once per `load_gap`, which bounds the ranking a large pool's chatter costs.  Writes
+are atomic (temp file + rename): a compile never reads half a file.
 """
 
 from __future__ import annotations
@@ -23,10 +25,27 @@ from p2pcc import statefile
 from p2pcc.core.local_compilers import compiler_records, native_records
 from p2pcc.core.node import LocalNode
 from p2pcc.core.node_change import Change
-from p2pcc.daemon.changes import ChangeBoard
+from p2pcc.daemon.changes import ChangeBoard, Subscription
 from p2pcc.safe_files import replace_file
 
 log = logging.getLogger("p2pcc.state")
+
+#: Least time between two looks at the ranking, so that a burst of datagrams (a pool
+#: starting, a peer's pause heard by unicast and multicast) costs one ranking.
+MIN_GAP = 0.1
+
+#: Least time between the last look and one prompted only by peers' loads, jobs, power
+#: or memory (`Change.LOAD`).  A pool of a thousand desks hears some twenty such
+#: datagrams a second; following each within MIN_GAP would rank ten times a second.  A
+#: peer sends its figures once per gossip interval (2 s by default) and its load is a
+#: one-minute average, so a line up to one second behind them is no staler than what
+#: gossip already delivers.
+LOAD_GAP = 1.0
+
+#: The changes the file follows within MIN_GAP: a peer joining, leaving, turning
+#: suspect or dead, or changing materially (paused, slots, compilers, addresses, port);
+#: a new policy or delivered factor; our own status or compilers.
+PROMPT = Change.RANKING & ~Change.LOAD
 
 #: What the state file says, but for the time it was written.
 Content = tuple[
@@ -58,7 +77,8 @@ async def serve_state_file(
     path: Path,
     *,
     period: float,
-    min_gap: float = 0.1,
+    min_gap: float = MIN_GAP,
+    load_gap: float = LOAD_GAP,
     write: Callable[[Path, str], Awaitable[None]] = write_in_thread,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -70,8 +90,8 @@ async def serve_state_file(
         task_status.started()
         try:
             while True:
-                if await changes.wait(written_at + period):
-                    await trio.sleep_until(looked_at + min_gap)
+                rewrite_at = written_at + period
+                await _wait_for_look(changes, looked_at, rewrite_at, min_gap, load_gap)
                 looked_at = trio.current_time()
                 content = state_content(node, looked_at)
                 if content == written and looked_at < written_at + period:
@@ -82,6 +102,19 @@ async def serve_state_file(
             # A state file left behind would look fresh for up to state_max_age; removing
             # it sends compiles local at once when the daemon stops.
             path.unlink(missing_ok=True)
+
+
+async def _wait_for_look(
+    changes: Subscription, looked_at: float, rewrite_at: float, min_gap: float, load_gap: float
+) -> None:
+    """Wait until the next look is due: `min_gap` after the last look for a PROMPT
+    change, `load_gap` after it when only loads moved, and at `rewrite_at` anyway."""
+    deadline = rewrite_at
+    while change := await changes.wait(deadline):
+        if change & PROMPT:
+            await trio.sleep_until(looked_at + min_gap)
+            return
+        deadline = min(deadline, looked_at + load_gap)
 
 
 def _write(path: Path, text: str) -> None:

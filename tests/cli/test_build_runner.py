@@ -189,7 +189,13 @@ async def test_side_tasks_run_beside_the_build_with_its_pid_and_end_with_it() ->
     seen: list[str] = []
 
     async def side(pid: int) -> None:
-        seen.append(Path(f"/proc/{pid}/comm").read_text().strip())
+        # Right after the fork the child may not have exec'd yet: wait for its name.
+        for _ in range(100):
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            if name == "sleep":
+                break
+            await trio.sleep(0.002)
+        seen.append(name)
         await trio.sleep_forever()  # cancelled when the build ends
 
     with trio.fail_after(20):

@@ -25,6 +25,7 @@ from p2pcc.config import (
 from p2pcc.config.model import SECTIONS
 from p2pcc.config.schema import CombinedConfigError, schema
 from p2pcc.core.errors import ConfigError
+from p2pcc.core.seeds import Seed
 
 PATH = "/etc/p2pcc/p2pcc.toml"
 HOST = HostDefaults(
@@ -63,6 +64,8 @@ def test_an_empty_document_gives_every_default() -> None:
             suspect_after=5.0,
             dead_after=15.0,
             forget_after=600.0,
+            seeds=(),
+            networks=(),
         ),
         distccd=DistccdConfig(
             manage=True,
@@ -109,6 +112,8 @@ def test_every_key_set_in_a_file_is_used() -> None:
         suspect_after = 3
         dead_after = 9.5
         forget_after = 60
+        seeds = ["build1.example.org", "[fd00::5]:3700"]
+        networks = ["fd00:2::/48"]
         [distccd]
         manage = false
         port = 3700
@@ -151,6 +156,8 @@ def test_every_key_set_in_a_file_is_used() -> None:
         suspect_after=3.0,
         dead_after=9.5,
         forget_after=60.0,
+        seeds=(Seed("build1.example.org"), Seed("fd00::5", 3700)),
+        networks=(ipaddress.ip_network("fd00:2::/48"),),
     )
     assert config.distccd == DistccdConfig(
         manage=False,
@@ -372,7 +379,8 @@ UNKNOWN = [
     (
         "[gossip.tuning]\nfast = true",
         "gossip.tuning: unknown key ([gossip] has interface, group, "
-        "port, ttl, interval, key_file, insecure, suspect_after, dead_after, forget_after)",
+        "port, ttl, interval, key_file, insecure, suspect_after, dead_after, forget_after, "
+        "seeds, networks)",
     ),
     ("gossip = 5", "gossip: expected a table ([gossip]), got 5"),
 ]

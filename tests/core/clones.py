@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from p2pcc.core.addresses import AddressPool
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import GossipEngine, RefusedAddress
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import RefusedAddress
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.node import LocalNode
 from p2pcc.core.node_change import Change

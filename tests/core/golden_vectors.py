@@ -11,7 +11,15 @@ import struct
 import sys
 from dataclasses import dataclass
 
-from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeState, NodeStatus
+from p2pcc.core.model import (
+    CompilerOffer,
+    EntryKind,
+    Message,
+    MessageKind,
+    NewsEntry,
+    NodeState,
+    NodeStatus,
+)
 
 #: The documented test key.  It is public: never use it for a real pool.
 TEST_KEY = bytes(range(32))
@@ -19,6 +27,7 @@ TEST_KEY_LINE = "p2pcc-key-v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 NODE_ID = bytes.fromhex("00112233445566778899aabbccddeeff")
 OTHER_NODE_ID = bytes.fromhex("ffeeddccbbaa99887766554433221100")
+THIRD_NODE_ID = bytes.fromhex("0f0e0d0c0b0a09080706050403020100")
 
 ACTIVE_STATUS = NodeStatus(
     name="ws-alice",
@@ -65,11 +74,11 @@ class GoldenVector:
 VECTORS = (
     GoldenVector(
         "state-plain",
-        Message(NODE_ID, 3, 42, 1_767_225_600.5, MessageKind.STATE, ACTIVE_STATUS),
+        Message(NODE_ID, 3, 42, 1_767_225_600.5, MessageKind.STATE, ACTIVE_STATUS, minor=1),
         keyed=False,
         datagram=bytes.fromhex(
             """
-            50324343 01000000 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
+            50324343 01010000 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
             6e6303a3 7365712a a27473cb 41da556e 40200000 a46b696e 6401a462 6f64798b
             a46e616d 65a87773 2d616c69 6365a461 64647292 aa313932 2e302e32 2e3130ac
             32303031 3a646238 3a3a3130 a4706f72 74cd0e30 a4637075 7310a46c 6f6164cb
@@ -84,11 +93,11 @@ VECTORS = (
     ),
     GoldenVector(
         "state-keyed",
-        Message(NODE_ID, 3, 42, 1_767_225_600.5, MessageKind.STATE, ACTIVE_STATUS),
+        Message(NODE_ID, 3, 42, 1_767_225_600.5, MessageKind.STATE, ACTIVE_STATUS, minor=1),
         keyed=True,
         datagram=bytes.fromhex(
             """
-            50324343 01000100 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
+            50324343 01010100 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
             6e6303a3 7365712a a27473cb 41da556e 40200000 a46b696e 6401a462 6f64798b
             a46e616d 65a87773 2d616c69 6365a461 64647292 aa313932 2e302e32 2e3130ac
             32303031 3a646238 3a3a3130 a4706f72 74cd0e30 a4637075 7310a46c 6f6164cb
@@ -97,17 +106,17 @@ VECTORS = (
             639293c4 081f2e3d 4c5b6a79 80b47838 365f3634 2d6c696e 75782d67 6e752d2d
             3132b778 38365f36 342d6c69 6e75782d 676e752d 672b2b2d 313293c4 08012345
             6789abcd efb77838 365f3634 2d70632d 6c696e75 782d676e 752d2d31 34aa636c
-            616e672b 2b2d3134 67a07b26 58e0a82d b17a37f3 9213d6da
+            616e672b 2b2d3134 29816502 870e90f8 7d360b04 4e407e23
             """
         ),
     ),
     GoldenVector(
         "state-paused",
-        Message(OTHER_NODE_ID, 1, 7, 1_767_225_630.0, MessageKind.STATE, PAUSED_STATUS),
+        Message(OTHER_NODE_ID, 1, 7, 1_767_225_630.0, MessageKind.STATE, PAUSED_STATUS, minor=1),
         keyed=False,
         datagram=bytes.fromhex(
             """
-            50324343 01000000 86a26964 c410ffee ddccbbaa 99887766 55443322 1100a369
+            50324343 01010000 86a26964 c410ffee ddccbbaa 99887766 55443322 1100a369
             6e6301a3 73657107 a27473cb 41da556e 47800000 a46b696e 6401a462 6f64798d
             a46e616d 65a67773 2d626f62 a4616464 7291ac31 39382e35 312e3130 302e37a4
             706f7274 cd0e30a4 63707573 08a46c6f 6164cb00 00000000 000000a3 6d656dcf
@@ -119,13 +128,79 @@ VECTORS = (
     ),
     GoldenVector(
         "leave-keyed",
-        Message(NODE_ID, 3, 43, 1_767_225_660.0, MessageKind.LEAVE),
+        Message(NODE_ID, 3, 43, 1_767_225_660.0, MessageKind.LEAVE, minor=1),
         keyed=True,
         datagram=bytes.fromhex(
             """
-            50324343 01000100 85a26964 c4100011 22334455 66778899 aabbccdd eeffa369
-            6e6303a3 7365712b a27473cb 41da556e 4f000000 a46b696e 6402a4ee eef78997
-            f3fef5bd 24b44f48 506e
+            50324343 01010100 85a26964 c4100011 22334455 66778899 aabbccdd eeffa369
+            6e6303a3 7365712b a27473cb 41da556e 4f000000 a46b696e 6402422d c741231a
+            2a3fe9df 55bf2c5d 31a3
+            """
+        ),
+    ),
+    GoldenVector(
+        "probe-keyed",
+        Message(NODE_ID, 3, 42, 1_767_225_661.0, MessageKind.PROBE, nonce=77, minor=1),
+        keyed=True,
+        datagram=bytes.fromhex(
+            """
+            50324343 01010100 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
+            6e6303a3 7365712a a27473cb 41da556e 4f400000 a46b696e 6403a56e 6f6e6365
+            4db407f2 a6ad99bc ee24154e a2cd6394 37
+            """
+        ),
+    ),
+    GoldenVector(
+        "news-keyed",
+        Message(
+            OTHER_NODE_ID,
+            1,
+            7,
+            1_767_225_662.0,
+            MessageKind.NEWS,
+            news=(
+                NewsEntry(EntryKind.STATE, NODE_ID, 3, 42, 1, ACTIVE_STATUS),
+                NewsEntry(EntryKind.SUSPECT, THIRD_NODE_ID, 2, 9, 1),
+            ),
+            minor=1,
+        ),
+        keyed=True,
+        datagram=bytes.fromhex(
+            """
+            50324343 01010100 86a26964 c410ffee ddccbbaa 99887766 55443322 1100a369
+            6e6301a3 73657107 a27473cb 41da556e 4f800000 a46b696e 6405a46e 65777392
+            9601c410 00112233 44556677 8899aabb ccddeeff 032a018b a46e616d 65a87773
+            2d616c69 6365a461 64647292 aa313932 2e302e32 2e3130ac 32303031 3a646238
+            3a3a3130 a4706f72 74cd0e30 a4637075 7310a46c 6f6164cb 40040000 00000000
+            a36d656d cf000000 04000000 00a5736c 6f74730e a46a6f62 7303a570 6f776572
+            cb3ff400 00000000 00a57374 617465a6 61637469 7665a263 639293c4 081f2e3d
+            4c5b6a79 80b47838 365f3634 2d6c696e 75782d67 6e752d2d 3132b778 38365f36
+            342d6c69 6e75782d 676e752d 672b2b2d 313293c4 08012345 6789abcd efb77838
+            365f3634 2d70632d 6c696e75 782d676e 752d2d31 34aa636c 616e672b 2b2d3134
+            9503c410 0f0e0d0c 0b0a0908 07060504 03020100 020901e0 00881d24 ec5c1ce1
+            013d4976 d7d861
+            """
+        ),
+    ),
+    GoldenVector(
+        "sync-keyed",
+        Message(
+            OTHER_NODE_ID,
+            1,
+            7,
+            1_767_225_663.0,
+            MessageKind.SYNC,
+            nonce=5,
+            cookie=bytes(range(16)),
+            minor=1,
+        ),
+        keyed=True,
+        datagram=bytes.fromhex(
+            """
+            50324343 01010100 87a26964 c410ffee ddccbbaa 99887766 55443322 1100a369
+            6e6301a3 73657107 a27473cb 41da556e 4fc00000 a46b696e 6406a56e 6f6e6365
+            05a6636f 6f6b6965 c4100001 02030405 06070809 0a0b0c0d 0e0f9bf0 aec0bac7
+            3fc8f6c7 4b3cad11 6f30
             """
         ),
     ),
@@ -169,9 +244,27 @@ _MEANING = {
     "reason": "pause reason",
     "until": "paused until (Unix seconds)",
     "cc": "compilers offered",
+    "gp": "gossip port",
+    "nonce": "nonce",
+    "cookie": "sync cookie",
+    "news": "news entries",
 }
-_ARRAY_ITEM = {"addresses": "address", "compilers offered": "compiler offer"}
-_OFFER_PARTS = ("fingerprint id", "loose key", "remote name")
+_ARRAY_ITEM = {
+    "addresses": "address",
+    "compilers offered": "compiler offer",
+    "news entries": "news entry",
+}
+_PARTS = {
+    "compiler offer": ("fingerprint id", "loose key", "remote name"),
+    "news entry": (
+        "entry kind",
+        "node id",
+        "incarnation",
+        "sequence",
+        "protocol minor version",
+        "state body",
+    ),
+}
 _BYTES_PER_LINE = 8
 
 
@@ -238,8 +331,9 @@ class _DumpWriter:
     def _array(self, count: int, meaning: str) -> None:
         self.emit(1, f"array of {count}: {meaning}")
         for index in range(count):
-            if meaning == "compiler offer":
-                self.value(_OFFER_PARTS[index] if index < len(_OFFER_PARTS) else "extra")
+            parts = _PARTS.get(meaning)
+            if parts is not None:
+                self.value(parts[index] if index < len(parts) else "extra")
             else:
                 self.value(_ARRAY_ITEM.get(meaning, "item"))
 

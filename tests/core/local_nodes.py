@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from p2pcc.core.auth import Keyring
 from p2pcc.core.fingerprint import Fingerprint
-from p2pcc.core.gossip import GossipEngine, Transport
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import Transport
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.model import CompilerOffer, NodeStatus
 from p2pcc.core.node import LocalNode
@@ -77,8 +78,21 @@ def make_node(
 
 
 def gossip(sender: LocalNode, receiver: LocalNode, now: float) -> None:
-    """Hand `receiver` the datagram `sender` has due at `now`, if any, by multicast."""
+    """Hand `receiver` what `sender` has due at `now` for it: multicast datagrams, and
+    unicast ones to its address."""
+    address = sender.status.addresses[0]
+    to = (receiver.status.addresses[0], 3634)
+    for outgoing in sender.datagrams_to_send(now, WALL + now):
+        if outgoing.multicast:
+            receiver.receive(outgoing.data, (address, 3634), Transport.MULTICAST, now)
+        elif to in outgoing.unicast:
+            receiver.receive(outgoing.data, (address, 3634), Transport.UNICAST, now)
+
+
+def gossip_as_one_zero(sender: LocalNode, receiver: LocalNode, now: float) -> None:
+    """Hand `receiver` the state datagram `sender` has due, as a protocol 1.0 node sends
+    it (header minor 0: never probed, judged by silence alone).  Unkeyed pools only."""
     outgoing = sender.datagram_to_send(now, WALL + now)
-    if outgoing is not None:
-        address = sender.status.addresses[0]
-        receiver.receive(outgoing.data, (address, 3634), Transport.MULTICAST, now)
+    assert outgoing is not None
+    data = outgoing.data[:5] + b"\x00" + outgoing.data[6:]
+    receiver.receive(data, (sender.status.addresses[0], 3634), Transport.MULTICAST, now)

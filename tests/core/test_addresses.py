@@ -9,7 +9,8 @@ import pytest
 
 from p2pcc.core.addresses import AddressPool, Refusal, check_address, screen_addresses
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import GossipEngine, Transport
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import Transport
 from p2pcc.core.local_compilers import LocalCompiler
 from p2pcc.core.node import LocalNode
 from tests.core.local_nodes import FP, WALL, fingerprint, status

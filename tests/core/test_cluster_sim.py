@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from p2pcc.core.errors import RejectedMessageError
-from p2pcc.core.gossip import Transport
+from p2pcc.core.gossip_types import Outgoing, Transport
 from p2pcc.core.hosts import render_hosts
 from p2pcc.core.metrics import GIB
 from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeState, NodeStatus
@@ -20,6 +20,7 @@ from p2pcc.core.peers import (
     PeerTimings,
     PeerUpdated,
 )
+from p2pcc.core.probing import PROBE_ATTEMPTS, PROBE_INTERVAL, PROBE_TIMEOUT
 from p2pcc.core.ranking import rank_peers
 from tests.core.clones import SHARED, clone
 from tests.core.local_nodes import FP as LOCAL_FP
@@ -233,15 +234,11 @@ class NodeCluster:
 
     def deliver(self, drop: frozenset[int] = frozenset()) -> None:
         for index, sender in enumerate(self.nodes):
-            if index in drop:
-                continue
-            outgoing = sender.datagram_to_send(self.now, WALL + self.now)
-            if outgoing is None:
-                continue
-            for receiver in self.nodes:
-                if receiver is not sender:
-                    address = (sender.status.addresses[0], 3634)
-                    receiver.receive(outgoing.data, address, Transport.MULTICAST, self.now)
+            outgoing = sender.datagrams_to_send(self.now, WALL + self.now)
+            if index not in drop:
+                hand_out(
+                    outgoing, sender, [node for node in self.nodes if node is not sender], self.now
+                )
 
     def run_until(self, end: float, step: float = 0.1) -> None:
         """Advance the clock to `end`, running timers and delivering at each step."""
@@ -272,25 +269,33 @@ def test_a_pause_leaves_a_peers_hosts_line_within_a_step_and_returns_when_it_end
     assert "10.0.0.2:3632/4" in alpha.hosts(cluster.now)[LOCAL_FP].hosts
 
 
-def test_a_node_cut_off_leaves_the_others_lines_when_it_turns_suspect() -> None:
+def test_a_node_cut_off_leaves_the_others_lines_when_probes_find_it_silent() -> None:
     cluster = NodeCluster.of(3)
     alpha, beta, _ = cluster.nodes
     cluster.run_until(1.0)
     suspect_after = default_timings().suspect_after
     (seen,) = [peer for peer in alpha.peers() if peer.node_id == beta.node_id]
     heard = seen.last_heard
+    cut = cluster.now
     while cluster.now < heard + suspect_after + 1:
         cluster.now = round(cluster.now + 0.1, 6)
+        for node in cluster.nodes:
+            node.handle_timer(cluster.now)
         cluster.deliver(drop=frozenset({1}))
         if "10.0.0.2" not in alpha.hosts(cluster.now)[LOCAL_FP].hosts:
             break
-    # Suspect (out of every line) exactly suspect_after after it was last heard.
-    assert cluster.now == pytest.approx(heard + suspect_after)
+    # Suspect (out of every line) once a round of probes went unanswered: within a probe
+    # interval and the attempts' timeouts of the cut, before silence alone would tell.
+    silent_within = PROBE_INTERVAL + PROBE_ATTEMPTS * PROBE_TIMEOUT + 0.2
+    assert cut + PROBE_ATTEMPTS * PROBE_TIMEOUT < cluster.now <= cut + silent_within
+    assert cluster.now < heard + suspect_after
+    (seen,) = [peer for peer in alpha.peers() if peer.node_id == beta.node_id]
+    assert seen.liveness is Liveness.SUSPECT
     assert beta.hosts(cluster.now)[LOCAL_FP].hosts.startswith("10.0.0.")  # beta still hears them
 
 
 @pytest.mark.parametrize(
-    ("ws2_later", "heal_time"), [(False, 0.4), (True, 0.2)], ids=["together", "ws2-later"]
+    ("ws2_later", "heal_time"), [(False, 0.3), (True, 0.3)], ids=["together", "ws2-later"]
 )
 def test_two_machines_cloned_from_one_image_become_two_peers_within_an_interval(
     ws2_later: bool, heal_time: float
@@ -313,10 +318,9 @@ def test_two_machines_cloned_from_one_image_become_two_peers_within_an_interval(
                 node.renew_identity(next(new_ids), cluster.now)
         cluster.now = round(cluster.now + 0.1, 6)
     assert (low.node_id, high.node_id) == (b"\xa0" * 16, SHARED)
-    # Found at once.  Together: ws1 answers under the shared id min_gap (0.2 s) after
-    # its first datagram, so ws2 hears of it too, and renews; its new id goes out in the
-    # next step and everyone answers the newcomer min_gap after their last datagram.
-    # ws2 later: ws1's answer is due at once (sent in the next step), so 0.2 s in all.
+    # Found at once: the node that hears its id from another address answers at once
+    # (or min_gap after its last datagram), the lower one renews, its new id goes out in
+    # the next step, and the others greet the newcomer by unicast at once: 0.3 s in all.
     assert healed_at - both_run == pytest.approx(heal_time)
     low_sees = low.snapshot(cluster.now, WALL)["node"]["duplicate_id"]
     high_sees = high.snapshot(cluster.now, WALL)["node"]["duplicate_id"]
@@ -336,11 +340,25 @@ def test_two_machines_cloned_from_one_image_become_two_peers_within_an_interval(
 def deliver_with_echoes(cluster: NodeCluster) -> None:
     """Each due datagram to every node, its sender too (multicast loops back)."""
     for sender in cluster.nodes:
-        outgoing = sender.datagram_to_send(cluster.now, WALL + cluster.now)
-        if outgoing is not None:
-            address = (sender.status.addresses[0], 3634)
-            for receiver in cluster.nodes:
-                receiver.receive(outgoing.data, address, Transport.MULTICAST, cluster.now)
+        hand_out(
+            sender.datagrams_to_send(cluster.now, WALL + cluster.now),
+            sender,
+            cluster.nodes,
+            cluster.now,
+        )
+
+
+def hand_out(
+    outgoing: list[Outgoing], sender: LocalNode, receivers: list[LocalNode], now: float
+) -> None:
+    """Multicast datagrams to every receiver, unicast ones to the receiver they name."""
+    address = (sender.status.addresses[0], 3634)
+    for datagram in outgoing:
+        for receiver in receivers:
+            if datagram.multicast:
+                receiver.receive(datagram.data, address, Transport.MULTICAST, now)
+            elif (receiver.status.addresses[0], 3634) in datagram.unicast:
+                receiver.receive(datagram.data, address, Transport.UNICAST, now)
 
 
 def everyone_sees_everyone(nodes: list[LocalNode]) -> bool:

@@ -102,6 +102,15 @@ def test_default_allow_is_the_interface_subnets_in_order() -> None:
     )
 
 
+def test_default_allow_takes_the_pools_other_networks_after_the_interfaces() -> None:
+    addresses = [ipaddress.ip_interface("10.1.0.7/24")]
+    pool = [ipaddress.ip_network("10.2.0.0/16"), ipaddress.ip_network("10.1.0.0/24")]
+    assert default_allow(addresses, pool) == (
+        ipaddress.ip_network("10.1.0.0/24"),
+        ipaddress.ip_network("10.2.0.0/16"),
+    )
+
+
 def test_default_allow_never_yields_a_slash_zero() -> None:
     assert default_allow([ipaddress.ip_interface("10.0.0.1/0")]) == ()
     assert default_allow([]) == ()

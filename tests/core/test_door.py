@@ -21,7 +21,7 @@ from p2pcc.core.door import (
     table_script,
     update_script,
 )
-from p2pcc.core.gossip import Transport
+from p2pcc.core.gossip_types import Transport
 from p2pcc.core.node import LocalNode
 from p2pcc.core.peers import Liveness, Peer
 from tests.core.local_nodes import WALL, gossip, make_node, status

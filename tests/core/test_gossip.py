@@ -9,17 +9,18 @@ import pytest
 
 from p2pcc.core.addresses import AddressPool
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import (
+from p2pcc.core.gossip import GossipEngine
+from p2pcc.core.gossip_types import (
     LOGGED_DROPS_PERIOD,
     MAX_LOGGED_DROPS,
-    GossipEngine,
     Outgoing,
     RefusedAddress,
     Transport,
 )
-from p2pcc.core.model import CompilerOffer, NodeState, NodeStatus
+from p2pcc.core.model import CompilerOffer, MessageKind, NodeState, NodeStatus
 from p2pcc.core.peers import Liveness, PeerJoined, PeerLeft, PeerTimings
 from p2pcc.core.same_id import Namesake
+from p2pcc.core.wire import decode
 
 TIMINGS = PeerTimings(suspect_after=5.0, dead_after=15.0, forget_after=600.0)
 OFFER = CompilerOffer("be03ec3c49bc7685", "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
@@ -85,23 +86,23 @@ def sent(engine: GossipEngine, now: float) -> Outgoing:
 
 def test_announces_at_once_then_every_interval() -> None:
     engine = make_engine(1)
-    assert engine.next_deadline() == 0.0
+    assert engine.next_datagram == 0.0
     sent(engine, 0.0)
     assert engine.poll_send(1.999, WALL) is None
-    assert engine.next_deadline() == 2.0
+    assert engine.next_datagram == 2.0
     sent(engine, 2.0)
-    assert engine.next_deadline() == 4.0
+    assert engine.next_datagram == 4.0
 
 
 def test_material_change_is_sent_at_once_but_not_twice_within_min_gap() -> None:
     engine = make_engine(1)
     sent(engine, 0.0)
     engine.set_status(replace(engine.status, state=NodeState.PAUSED), now=0.05)
-    assert engine.next_deadline() == pytest.approx(0.2)  # min_gap = interval / 10
+    assert engine.next_datagram == pytest.approx(0.2)  # min_gap = interval / 10
     assert engine.poll_send(0.1, WALL) is None
     sent(engine, 0.2)
     engine.set_status(replace(engine.status, state=NodeState.ACTIVE), now=1.0)
-    assert engine.next_deadline() == 1.0
+    assert engine.next_datagram == 1.0
     sent(engine, 1.0)
 
 
@@ -109,7 +110,7 @@ def test_load_alone_waits_for_the_interval() -> None:
     engine = make_engine(1)
     sent(engine, 0.0)
     engine.set_status(replace(engine.status, load=3.0, jobs=2), now=0.5)
-    assert engine.next_deadline() == 2.0
+    assert engine.next_datagram == 2.0
 
 
 def test_peers_learn_of_each_other_and_leave_at_once() -> None:
@@ -126,17 +127,23 @@ def test_peers_learn_of_each_other_and_leave_at_once() -> None:
     assert len(beta.table) == 0
 
 
-def test_a_newcomer_is_answered_at_once() -> None:
+def test_a_newcomer_is_answered_at_once_by_unicast_and_asks_for_the_rest() -> None:
     alpha, beta = make_engine(1), make_engine(2, now=1.0)
     sent(alpha, 0.0)
     alpha.receive(sent(beta, 1.0).data, endpoint(beta), Transport.MULTICAST, 1.0)
-    assert alpha.next_deadline() == 1.0
-    answer = sent(alpha, 1.0)
-    assert beta.receive(answer.data, endpoint(alpha), Transport.MULTICAST, 1.0).events
-    assert beta.next_deadline() == pytest.approx(1.2)  # alpha is new to beta too: min_gap
-    sent(beta, 1.2)
-    beta.receive(sent(alpha, 3.0).data, endpoint(alpha), Transport.MULTICAST, 3.0)
-    assert beta.next_deadline() == pytest.approx(3.2)  # a known peer does not hurry us
+    assert alpha.next_datagram < 1.0  # at once
+    out = alpha.datagrams_to_send(1.0, WALL + 1)
+    [answer] = [o for o in out if decode(o.data, Keyring()).kind is MessageKind.STATE]
+    assert (answer.unicast, answer.multicast) == ((endpoint(beta),), False)
+    assert alpha.next_send == 2.0  # the multicast state keeps its interval
+    assert beta.receive(answer.data, endpoint(alpha), Transport.UNICAST, 1.0).events
+    kinds = {
+        decode(out.data, Keyring()).kind: out.unicast for out in beta.datagrams_to_send(1.0, WALL)
+    }
+    assert kinds[MessageKind.SYNC] == (endpoint(alpha),)  # alpha greeted it by unicast
+    assert kinds[MessageKind.NEWS] == (endpoint(alpha),)  # its own joining, passed on
+    beta.receive(sent(alpha, 2.0).data, endpoint(alpha), Transport.MULTICAST, 2.0)
+    assert beta.next_send == 3.0  # a known peer does not hurry us
 
 
 def test_own_echo_and_duplicates_are_dropped_quietly() -> None:
@@ -233,13 +240,14 @@ def test_discovered_node_gets_unicast_until_heard() -> None:
     assert alpha.unicast_targets(2.0) == ()
 
 
-def test_unicast_sender_gets_unicast_back_until_it_falls_silent() -> None:
+def test_a_member_heard_only_by_unicast_gets_unicast_until_it_is_dead() -> None:
     alpha, beta = make_engine(1), make_engine(2)
     alpha.receive(sent(beta, 0.0).data, endpoint(beta), Transport.UNICAST, 1.0)
-    assert alpha.unicast_targets(5.999) == (endpoint(beta),)
-    assert alpha.unicast_targets(6.0) == ()
-    alpha.handle_timer(6.0)
-    assert alpha.statistics(6.0).unicast_targets == 0
+    alpha.handle_timer(15.999)
+    assert alpha.unicast_targets(15.999) == (endpoint(beta),)
+    alpha.handle_timer(16.0)  # dead_after 15 s of silence
+    assert alpha.unicast_targets(16.0) == ()
+    assert alpha.statistics(16.0).unicast_targets == 0
 
 
 def test_a_genuine_datagram_bounced_by_someone_else_does_not_redirect_unicast() -> None:
@@ -250,20 +258,21 @@ def test_a_genuine_datagram_bounced_by_someone_else_does_not_redirect_unicast() 
     assert first.events  # authentic and new: accepted
     again = alpha.receive(datagram, bouncer, Transport.UNICAST, 0.1)
     assert again.dropped == "duplicate"
-    assert alpha.unicast_targets(0.2) == ()
-    alpha.receive(datagram, endpoint(beta), Transport.UNICAST, 0.3)  # beta's own copy
-    assert alpha.unicast_targets(0.4) == (endpoint(beta),)
+    # Beta is not heard on our link, so it gets unicast: at the address it announces.
+    assert alpha.unicast_targets(0.2) == (endpoint(beta),)
+    assert all(out.unicast != (bouncer,) for out in alpha.datagrams_to_send(0.2, WALL))
 
 
 def test_next_deadline_includes_peer_liveness() -> None:
     alpha, beta = make_engine(1), make_engine(2)
     sent(alpha, 0.0)
     alpha.receive(sent(beta, 0.0).data, endpoint(beta), Transport.MULTICAST, 0.5)
-    assert alpha.next_deadline() == 0.5  # answering the newcomer
-    sent(alpha, 0.5)
-    sent(alpha, 2.5)
-    sent(alpha, 4.5)
-    assert alpha.next_deadline() == 5.5  # beta turns suspect before our next send
+    while alpha.next_deadline() < 5.5:  # probes of beta, unanswered
+        alpha.handle_timer(alpha.next_deadline())
+        peer = alpha.table.get(beta.node_id)
+        assert peer is not None
+        assert peer.liveness is Liveness.ALIVE
+    assert alpha.next_deadline() == 5.5  # beta's silence reaches suspect_after
     alpha.handle_timer(5.5)
     peer = alpha.table.get(beta.node_id)
     assert peer is not None
@@ -281,14 +290,13 @@ def test_filtered_multicast_still_forms_a_stable_pool(beta_multicast_reaches_alp
     while now < 120.0:
         for engine in (alpha, beta):
             engine.handle_timer(now)
-            outgoing = engine.poll_send(now, WALL + now)
-            if outgoing is None:
-                continue
             other = beta if engine is alpha else alpha
-            if engine is beta and beta_multicast_reaches_alpha:
-                other.receive(outgoing.data, endpoint(engine), Transport.MULTICAST, now)
-            if endpoint(other) in outgoing.unicast:
-                other.receive(outgoing.data, endpoint(engine), Transport.UNICAST, now)
+            for outgoing in engine.datagrams_to_send(now, WALL + now):
+                multicast = outgoing.multicast and beta_multicast_reaches_alpha
+                if engine is beta and multicast:
+                    other.receive(outgoing.data, endpoint(engine), Transport.MULTICAST, now)
+                if endpoint(other) in outgoing.unicast:
+                    other.receive(outgoing.data, endpoint(engine), Transport.UNICAST, now)
         if now >= 10.0:  # after a start-up round, both stay alive to each other
             for engine in engines.values():
                 (peer,) = engine.table.peers()
@@ -365,3 +373,23 @@ def test_mdns_addresses_are_screened_and_the_first_usable_one_gets_unicast() -> 
         "address-broadcast": 1,
         "address-outside": 1,
     }
+
+
+def test_seeds_hear_our_state_by_unicast_the_first_time_at_once() -> None:
+    alpha = make_engine(1)
+    assert sent(alpha, 0.0).unicast == ()
+    seed = ("10.9.0.1", 3634)
+    alpha.set_seeds([seed, seed], 0.5)
+    assert alpha.audience.seeds == (seed,)
+    assert alpha.next_send == pytest.approx(0.5)
+    assert sent(alpha, 0.5).unicast == (seed,)
+    alpha.set_seeds([seed], 1.0)  # nothing new: no datagram before the interval
+    assert alpha.next_send == pytest.approx(2.5)
+
+
+def test_a_seed_heard_on_our_link_gets_no_unicast_copy() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    alpha.set_seeds([endpoint(beta)], 0.0)
+    assert alpha.unicast_targets(0.0) == (endpoint(beta),)
+    alpha.receive(sent(beta, 0.0).data, endpoint(beta), Transport.MULTICAST, 0.1)
+    assert alpha.unicast_targets(0.2) == ()

@@ -13,12 +13,13 @@ import pytest
 from p2pcc.core import limits
 from p2pcc.core.addresses import AddressPool
 from p2pcc.core.auth import Keyring
-from p2pcc.core.gossip import RefusedAddress, Transport
+from p2pcc.core.gossip_types import RefusedAddress, Transport
 from p2pcc.core.idle import PauseKind
 from p2pcc.core.metrics import GIB, LocalMetrics
 from p2pcc.core.model import Message, MessageKind, NodeState
 from p2pcc.core.node import LocalNode
 from p2pcc.core.node_change import Change
+from p2pcc.core.seeds import SeedState
 from p2pcc.core.wire import encode
 from p2pcc.core.zeroconf_names import StockServer
 from tests.core.clones import SHARED, clone
@@ -205,6 +206,20 @@ def test_a_peer_repeating_itself_changes_nothing_and_a_new_load_changes_the_rank
     assert changes == [Change.PEERS]
 
 
+def test_a_peer_pausing_is_a_material_change_and_its_load_is_not() -> None:
+    changes: list[Change] = []
+    alpha, beta = serving(1, changes), serving(2)
+    gossip(beta, alpha, 0.0)
+    changes.clear()
+    beta.pause_for(None, "meeting", 1000, 1.0, WALL)
+    gossip(beta, alpha, 1.0)  # told at once: a material change
+    moved = replace(IDLE, cpus=4, slots=4, foreign_load=0.5, jobs=2, mem_available=GIB)
+    beta.set_measurements(moved, 3.0)  # the same four slots, busier
+    gossip(beta, alpha, 3.0)
+    assert changes == [Change.PEERS, Change.LOAD]
+    assert Change.LOAD in Change.RANKING
+
+
 def test_hosts_line_and_snapshot_include_a_matching_peer() -> None:
     alpha, beta = serving(1), serving(2)
     gossip(beta, alpha, 0.1)
@@ -302,6 +317,13 @@ def test_status_document_matches_its_documentation() -> None:
     assert set(snapshot["node"]["compilers"][0]) == documented_fields("Each `compilers` entry:")
     assert set(snapshot["peers"][0]) == documented_fields("## `peers[]`")
     assert set(snapshot["counters"]) == documented_fields("## `counters`")
+    assert snapshot["seeds"] == []
+    alpha.reports.set_seeds((SeedState("build1", (("10.2.0.5", 3634),), None),))
+    seeds = alpha.snapshot(now=0.2, wall=WALL)["seeds"]
+    assert seeds == [
+        {"seed": "build1", "endpoints": [["10.2.0.5", 3634]], "problem": None, "unused": []}
+    ]
+    assert set(seeds[0]) == documented_fields("## `seeds[]`")
 
 
 def test_a_peer_falling_silent_is_a_liveness_change_and_a_ranking_change() -> None:

@@ -30,7 +30,15 @@ from p2pcc.core.errors import (
     UnsupportedVersionError,
     WireFormatError,
 )
-from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeState, NodeStatus
+from p2pcc.core.model import (
+    CompilerOffer,
+    EntryKind,
+    Message,
+    MessageKind,
+    NewsEntry,
+    NodeState,
+    NodeStatus,
+)
 from p2pcc.core.wire import (
     HEADER_BYTES,
     InvalidMessageError,
@@ -286,7 +294,7 @@ def test_a_leave_body_is_ignored() -> None:
     assert decode(frame(payload), PLAIN) == LEAVE_MESSAGE
 
 
-@pytest.mark.parametrize("kind", [0, 3, 200, limits.MAX_COUNTER])
+@pytest.mark.parametrize("kind", [0, 8, 200, limits.MAX_COUNTER])
 def test_unknown_kind_is_its_own_error(kind: int) -> None:
     payload = payload_of(LEAVE_MESSAGE)
     payload["kind"] = kind
@@ -689,8 +697,26 @@ statuses = st.builds(
 
 
 @st.composite
+def news_entries(draw: st.DrawFn) -> NewsEntry:
+    kind = draw(st.sampled_from(EntryKind))
+    return NewsEntry(
+        kind=kind,
+        node_id=draw(st.binary(min_size=16, max_size=16)),
+        incarnation=draw(st.integers(0, limits.MAX_COUNTER)),
+        sequence=draw(st.integers(0, limits.MAX_COUNTER)),
+        minor=draw(st.integers(0, 255)),
+        body=draw(statuses) if kind == EntryKind.STATE else None,
+    )
+
+
+NONCE_KINDS = {MessageKind.PROBE, MessageKind.ACK, MessageKind.SYNC, MessageKind.COOKIE}
+
+
+@st.composite
 def messages(draw: st.DrawFn) -> Message:
     kind = draw(st.sampled_from(MessageKind))
+    cookie_kind = kind in {MessageKind.SYNC, MessageKind.COOKIE}
+    nonce = draw(st.none() | st.integers(0, 9)) if kind is MessageKind.NEWS else None
     return Message(
         node_id=draw(st.binary(min_size=16, max_size=16)),
         incarnation=draw(st.integers(0, limits.MAX_COUNTER)),
@@ -698,6 +724,9 @@ def messages(draw: st.DrawFn) -> Message:
         sent_at=draw(reals(limits.MAX_TIMESTAMP)),
         kind=kind,
         body=draw(statuses) if kind == MessageKind.STATE else None,
+        news=tuple(draw(st.lists(news_entries(), max_size=2))),
+        nonce=draw(st.integers(0, limits.MAX_COUNTER)) if kind in NONCE_KINDS else nonce,
+        cookie=draw(st.binary(min_size=16, max_size=16)) if cookie_kind else b"",
     )
 
 

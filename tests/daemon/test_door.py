@@ -25,7 +25,7 @@ from p2pcc.daemon.door import (
     serve_no_distccd,
 )
 from p2pcc.daemon.timers import serve_timers
-from tests.core.local_nodes import gossip, make_node
+from tests.core.local_nodes import gossip, gossip_as_one_zero, make_node
 from tests.core.policies import default_timings
 
 POLICY = DoorPolicy(3632, (ipaddress.ip_network("192.168.5.0/24"),))
@@ -103,7 +103,7 @@ async def test_members_are_admitted_at_once_and_dropped_when_declared_dead(
         await n.start(serve_timers, node, board)
         await n.start(serve_door, door, node, board)
         await trio.sleep(1.0)
-        gossip(other, node, trio.current_time())  # heard once at t=1, then never again
+        gossip_as_one_zero(other, node, trio.current_time())  # at t=1, then never again
         await trio.sleep(30.0)
         n.cancel_scope.cancel()
     dead_at = 1.0 + default_timings().dead_after

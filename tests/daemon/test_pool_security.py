@@ -3,6 +3,7 @@ hour while unkeyed, and a key file others may read refused at start and on reloa
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from p2pcc.daemon.pool_security import (
     INSECURE_WARNING,
     INSECURE_WARNING_PERIOD,
     serve_insecure_warnings,
+    warn_wider_pool,
 )
 from tests.core.local_nodes import WALL, make_node
 
@@ -184,3 +186,22 @@ def test_the_status_document_says_whether_the_pool_is_insecure() -> None:
     assert node.snapshot(0.0, WALL)["node"]["insecure"] is True
     node.set_keyring(Keyring([OLD]))
     assert node.snapshot(0.0, WALL)["node"]["insecure"] is False
+
+
+def test_gossip_networks_are_named_loudly_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    ten2, ten3 = ipaddress.ip_network("10.2.0.0/16"), ipaddress.ip_network("10.3.0.0/16")
+    with caplog.at_level(logging.WARNING, logger="p2pcc.daemon"):
+        warn_wider_pool((), (), keyed=False)
+        assert caplog.messages == []
+        warn_wider_pool((ten2,), (), keyed=True)
+        warn_wider_pool(
+            (ten2, ten3),
+            (ipaddress.ip_network("10.2.0.0/16"), ipaddress.ip_network("fd00::/16")),
+            keyed=False,
+        )
+    keyed, unkeyed, left_out = caplog.messages
+    assert "peers announcing addresses in 10.2.0.0/16 are accepted as members" in keyed
+    assert keyed.endswith("the door admits only live members")
+    assert "10.2.0.0/16, 10.3.0.0/16" in unkeyed
+    assert unkeyed.endswith("anyone who can reach this machine from there can join and send jobs")
+    assert left_out.startswith("distccd.allow leaves out gossip.networks 10.3.0.0/16:")

@@ -144,6 +144,7 @@ async def serve_distccd(
     interface: str,
     log_file: Path,
     on_serving: Callable[[bool], None],
+    pool_networks: Sequence[IPNetwork] = (),
     slots: Callable[[], int] | None = None,
     binary: str = "distccd",
     env: Mapping[str, str] | None = None,
@@ -156,8 +157,8 @@ async def serve_distccd(
     whether distccd then serves or not.  P2pccError for what no restart can fix (no
     distccd binary, no such user, bad listen address).
 
-    `listen` is the address peers are told; `interface` gives the allow list when
-    `distccd.allow` is empty ("" is the default route's); `slots` gives `--jobs` when
+    `listen` is the address peers are told; `interface` and `pool_networks` (members
+    beyond it) give the allow list when `distccd.allow` is empty; `slots` gives `--jobs` when
     `distccd.jobs` is 0 (default: the CPU count); `exclude_path_dirs` names p2pcc's
     masquerade directory, which must not be on distccd's PATH; `refusals` counts the
     job guard's refusals.
@@ -174,6 +175,7 @@ async def serve_distccd(
         config=config,
         listen=listen,
         interface=interface,
+        pool_networks=tuple(pool_networks),
         log_file=log_file,
         binary=find_binary(binary, environment),
         user=distccd_user(config.user),
@@ -194,6 +196,7 @@ class _Supervisor:
     config: DistccdConfig
     listen: str
     interface: str
+    pool_networks: tuple[IPNetwork, ...]
     log_file: Path
     binary: str
     user: pwd.struct_passwd | None
@@ -289,7 +292,7 @@ class _Supervisor:
         if self.config.allow:
             return self.config.allow
         addresses = await trio.to_thread.run_sync(interface_addresses, self.interface)
-        return default_allow(addresses)
+        return default_allow(addresses, self.pool_networks)
 
     def _argv(self, allow: tuple[IPNetwork, ...]) -> list[str]:
         jobs = resolve_jobs(self.config.jobs, min(self.slots(), limits.MAX_SLOTS))

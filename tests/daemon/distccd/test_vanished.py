@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from p2pcc.core.gossip import Transport
+from p2pcc.core.gossip_types import Transport
 from p2pcc.core.node import LocalNode
 from p2pcc.core.peers import Liveness
 from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket
