@@ -16,13 +16,20 @@ An address is refused for the first of these that holds (the reason is the token
 - `address-multicast`, `address-unspecified` (0.0.0.0, ::);
 - `address-loopback`: unless the gossip interface is loopback itself (its networks hold
   the address), a loopback address names the machine that reads it, never the sender;
-- `address-link-local`: an IPv6 link-local address without a scope names no link;
+- `address-link-local`: an IPv6 link-local address without a scope names no link (only
+  without a known link: see below);
 - `address-family`: not the gossip group's family (an IPv4-mapped IPv6 address is IPv4);
 - `address-outside`: in none of the gossip interface's networks, nor of those
   `gossip.networks` adds (pool members on other subnets, reached through seeds).
 
 Without known networks (`pool` None: tests that build a bare engine) the last two rules
 and the subnet broadcast are skipped.
+
+An IPv6 link-local address (`fe80::/10`) names a host only together with a link.  When
+the pool knows its link (`AddressPool.link`, the gossip interface), a peer's link-local
+address is taken as on that link: its scope becomes the link, whatever scope the peer
+wrote (one names the peer's own interface, meaningless here).  Gossip reaches no further
+than its link (hop limit 1), and mDNS neither, so that is where such a peer is.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import enum
 import functools
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -40,6 +48,9 @@ LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 #: IPv4 prefixes longer than this have no broadcast or network address (RFC 3021).
 MAX_BROADCAST_PREFIX = 30
+
+#: A scope id as the wire format and the state file accept it (an interface's name or index).
+SCOPE_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class Refusal(enum.Enum):
@@ -57,15 +68,19 @@ class Refusal(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class AddressPool:
-    """Where pool members live: the gossip group's IP version and the networks of the
-    gossip interface, with `gossip.networks`."""
+    """Where pool members live: the gossip group's IP version, the networks of the gossip
+    interface with `gossip.networks`, and that interface as the scope of link-local
+    addresses ("": none known)."""
 
     version: int
     networks: tuple[IPNetwork, ...]
+    link: str = ""
 
     def __post_init__(self) -> None:
         if self.version not in {4, 6}:
             raise ValueError(f"IP version must be 4 or 6, got {self.version}")
+        if self.link and not SCOPE_ID.fullmatch(self.link):
+            raise ValueError(f"{self.link!r} is no scope id: use the interface's index")
 
     def holds(self, address: IPAddress) -> bool:
         """Whether one of the networks holds `address` (its scope aside)."""
@@ -89,10 +104,19 @@ def check_address(text: str, pool: AddressPool | None) -> IPAddress | Refusal:
         address = ipaddress.ip_address(text)  # an IPv6 scope is parsed, an IPv4 one refused
     except ValueError:
         return Refusal.MALFORMED
+    if pool is not None and pool.link:
+        address = on_link(address, pool.link)
     refusal = _intrinsic_refusal(address, pool)
     if refusal is None and pool is not None:
         refusal = _pool_refusal(address, pool)
     return address if refusal is None else refusal
+
+
+def on_link(address: IPAddress, link: str) -> IPAddress:
+    """`address` with scope `link` if it is IPv6 link-local, else `address` unchanged."""
+    if not (isinstance(address, ipaddress.IPv6Address) and address.is_link_local):
+        return address
+    return ipaddress.IPv6Address(f"{str(address).partition('%')[0]}%{link}")
 
 
 def _intrinsic_refusal(address: IPAddress, pool: AddressPool | None) -> Refusal | None:

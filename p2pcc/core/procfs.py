@@ -115,9 +115,18 @@ def _kernel_address(hex_text: str) -> IPAddress:
     return ipaddress.ip_address(words)
 
 
+def _unscoped(address: IPAddress) -> IPAddress:
+    """`address` without its IPv6 scope: the kernel's tables print none, and a scoped
+    address never equals an unscoped one."""
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        return ipaddress.IPv6Address(str(address).partition("%")[0])
+    return address
+
+
 def listeners(sockets: Iterable[TcpSocket], address: IPAddress, port: int) -> list[int]:
     """Inodes of the listening sockets that accept connections to `address:port`: bound to
     it, to the wildcard of its family, or to `::` (dual-stack, Linux's default)."""
+    address = _unscoped(address)
     return [
         sock.inode
         for sock in sockets
@@ -137,6 +146,7 @@ def connections_served(sockets: Iterable[TcpSocket], address: IPAddress, port: i
     sent back, so this counts the jobs it is working on, including ones still
     receiving their source or already sending their result.
     """
+    address = _unscoped(address)
     return sum(
         1
         for sock in sockets

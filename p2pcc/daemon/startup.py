@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import trio
 
-from p2pcc.config import Config
+from p2pcc.config import Config, GossipConfig
 from p2pcc.config.key_file import load_keyring
 from p2pcc.config.policies import peer_timings, ranking_policy
 from p2pcc.config.values import IPNetwork
-from p2pcc.core.addresses import AddressPool
+from p2pcc.core.addresses import SCOPE_ID, AddressPool
 from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.gossip import GossipEngine
@@ -50,16 +50,31 @@ class Surroundings:
 
     def address_pool(self) -> AddressPool:
         """Where peers may be dialled: the gossip group's family, the interface's networks
-        and those `gossip.networks` adds."""
+        and those `gossip.networks` adds, and the interface as the link of peers'
+        link-local addresses."""
         own = (address.network for address in self.interface.addresses)
         networks = tuple(dict.fromkeys((*own, *self.networks)))
-        return AddressPool(self.endpoint.group.version, networks)
+        version = self.endpoint.group.version
+        return AddressPool(version, networks, link_scope(self.interface))
+
+
+def link_scope(interface: InterfaceInfo) -> str:
+    """The scope id naming `interface` in a link-local address: its name, or its index
+    when the name holds characters a scope id may not (the wire format refuses them)."""
+    return interface.name if SCOPE_ID.fullmatch(interface.name) else str(interface.index)
 
 
 def discover_surroundings(config: Config) -> Surroundings:
     """The gossip interface, the address peers reach us at, and the gossip endpoint."""
-    interface = gossip_interface(config.gossip.interface)
-    group = config.gossip.group
+    return surroundings_on(gossip_interface(config.gossip.interface), config.gossip)
+
+
+def surroundings_on(interface: InterfaceInfo, gossip: GossipConfig) -> Surroundings:
+    """The address peers reach us at on `interface`, and the gossip endpoint there.
+
+    A link-local address (the interface has no other of the group's family) carries the
+    interface as its scope: distccd cannot listen on it, nor distcc dial it, without."""
+    group = gossip.group
     candidates: list[IPInterface]
     if group.version == 6:
         candidates = sorted(interface.ipv6(), key=lambda a: a.ip.is_link_local)
@@ -70,9 +85,11 @@ def discover_surroundings(config: Config) -> Surroundings:
             f"interface {interface.name} has no IPv{group.version} address for gossip group {group}"
         )
     own = str(candidates[0].ip)
-    endpoint = GossipEndpoint(group, config.gossip.port, config.gossip.ttl, interface.index, own)
+    if candidates[0].ip.is_link_local:
+        own = f"{own}%{link_scope(interface)}"
+    endpoint = GossipEndpoint(group, gossip.port, gossip.ttl, interface.index, own)
     addresses = tuple(str(a.ip) for a in interface.addresses if not a.ip.is_link_local)
-    return Surroundings(interface, endpoint, addresses or (own,), config.gossip.networks)
+    return Surroundings(interface, endpoint, addresses or (own,), gossip.networks)
 
 
 @dataclass(frozen=True, slots=True)

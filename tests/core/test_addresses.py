@@ -107,6 +107,36 @@ def test_without_known_networks_only_the_intrinsic_rules_apply() -> None:
     assert check_address("fe80::1", None) is Refusal.LINK_LOCAL
 
 
+#: POOL6 on a known link: the gossip interface eth0.
+ON_ETH0 = AddressPool(6, POOL6.networks, "eth0")
+
+
+@pytest.mark.parametrize(
+    ("text", "seen_as"),
+    [
+        ("fe80::1", "fe80::1%eth0"),  # unscoped: on the gossip link
+        ("fe80::1%enp3s0", "fe80::1%eth0"),  # the sender's own interface means nothing here
+        ("fe80::1%2", "fe80::1%eth0"),  # as python-zeroconf scopes an mDNS address
+        ("2001:db8:7::1", "2001:db8:7::1"),  # global addresses have no scope
+    ],
+)
+def test_on_a_known_link_a_link_local_address_is_scoped_to_it(text: str, seen_as: str) -> None:
+    assert str(check_address(text, ON_ETH0)) == seen_as
+    assert screen_addresses([text], ON_ETH0).accepted == (seen_as,)
+
+
+def test_a_link_local_address_outside_the_links_networks_is_still_refused() -> None:
+    no_link_local = AddressPool(6, POOL6.networks[:1], "eth0")
+    assert check_address("fe80::1", no_link_local) is Refusal.OUTSIDE
+    assert check_address("fe80::1", AddressPool(4, POOL4.networks, "eth0")) is Refusal.FAMILY
+
+
+def test_a_link_is_a_scope_id() -> None:
+    assert AddressPool(6, (), "3").link == "3"
+    with pytest.raises(ValueError, match="no scope id"):
+        AddressPool(6, (), "eth 0")
+
+
 def test_a_pool_is_of_ip_version_4_or_6() -> None:
     with pytest.raises(ValueError, match="IP version must be 4 or 6"):
         AddressPool(5, ())
@@ -147,6 +177,22 @@ def test_a_peer_whose_every_address_is_refused_is_in_no_hosts_line() -> None:
     assert len(node.peers()) == 2  # the forged one stays in the table ...
     assert node.hosts(0.0)[FP].hosts == "10.0.0.2:3632/4 localhost/4"  # ... and never dialled
     assert node.statistics(0.0).refused_addresses == {"address-broadcast": 1}
+
+
+def test_a_link_local_peer_is_dialled_on_the_gossip_link() -> None:
+    pool = AddressPool(6, (ipaddress.ip_network("fe80::/64"),), "eth0")
+    node = LocalNode(
+        engine=engine(1, "fe80::1%eth0", pool),
+        compilers=[LocalCompiler(fingerprint(), ("gcc",))],
+        policy=default_policy(),
+        now=0.0,
+    )
+    peer = engine(2, "fe80::2%enp3s0", None)  # its own interface's name: no use here
+    outgoing = peer.poll_send(0.0, WALL)
+    assert outgoing is not None
+    node.receive(outgoing.data, ("fe80::2%eth0", 3634), Transport.MULTICAST, 0.0)
+    assert node.hosts(0.0)[FP].hosts == "[fe80::2%eth0]:3632/4 localhost/4"
+    assert node.statistics(0.0).refused_addresses == {}
 
 
 def engine(index: int, address: str, pool: AddressPool | None) -> GossipEngine:

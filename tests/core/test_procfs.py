@@ -73,6 +73,16 @@ def test_connections_served_counts_accepted_connections() -> None:
     assert connections_served(sockets, loopback, 3632) == 0
 
 
+def test_a_scoped_link_local_address_matches_the_kernels_unscoped_one() -> None:
+    listening = TcpSocket(ipaddress.ip_address("fe80::7"), 3632, TCP_LISTEN, 5)
+    served = TcpSocket(
+        ipaddress.ip_address("fe80::7"), 3632, 0x01, 6, ipaddress.ip_address("fe80::9"), 40000
+    )
+    scoped = ipaddress.ip_address("fe80::7%eth0")
+    assert listeners([listening, served], scoped, 3632) == [5]
+    assert connections_served([listening, served], scoped, 3632) == 1
+
+
 IGMP = """Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter
 1\tlo        :     1      V3
 \t\t\t\t010000E0     1 0:00000000\t\t0

@@ -1,10 +1,16 @@
-"""A test bed of workstations made from Linux namespaces on one private bridge.
+"""A test bed of workstations made from Linux namespaces on private bridges.
 
 Each workstation gets its own network, UTS (hostname) and mount namespace, kept alive by
 bind mounts so processes can be started in it at any time with `nsenter`.  The bridge
 lives in a namespace of its own with no address and no uplink, so no test packet can
 reach the machine's real network.  Names carry the creating process's PID: a bed left
 behind by a killed test run is found and removed by the next one.
+
+A bed starts with one LAN (bridge and subnet, tests/integration/lans.py): IPv4
+10.213.7.0/24, or IPv6-only (`TestBed(ipv6_only=True)`: fd13:7:7::/64 and link-local
+addresses).  `add_lan()` adds another bridge with a subnet of its own (10.213.8.0/24, …);
+a router between LANs is tests/integration/router.py.  `add_workstation(name, lan=...)`
+plugs a workstation into the LAN given (the first by default).
 
 Requires root.  Every resource is released by `close()`, which is safe to call twice
 and is called by the context manager even when the test fails.
@@ -24,18 +30,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.integration.lans import Lan, ip, link_local_address, make_bridge, plug
+
 PREFIX = "p2t"
 SUBNET = "10.213.7"  # private, exists only on the bed's bridge
+#: The ULA /64 of an IPv6-only LAN, by the subnet's number (fd13:7:7::, fd13:7:8::, …).
+IPV6_PREFIX = "fd13:7:{}::"
 STATE_ROOT = Path("/run/p2pcc-testbed")
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
 #: The nftables table (family inet, in a workstation's namespace) of the injected faults;
 #: it goes with the namespace, and `clear_faults` removes it earlier.
 FAULT_TABLE = "p2t_faults"
 _STALE = re.compile(rf"^{PREFIX}(\d+)-")
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
 def pid_alive(pid: int) -> bool:
@@ -82,9 +88,11 @@ class Workstation:
     bed: TestBed
     name: str
     index: int
-    address: str
+    address: str  # IPv4, or on an IPv6-only LAN the global (ULA) address
     netns: str
     ns_dir: Path
+    lan: Lan
+    link_local: str | None = None  # IPv6-only LANs: eth0's link-local address, no scope
     processes: list[subprocess.Popen[Any]] = field(default_factory=list)
     cgroup: Path | None = None  # set by `throttle`: processes started later run in it
 
@@ -160,7 +168,7 @@ class Workstation:
 
     def set_link(self, up: bool) -> None:
         """Plug or unplug this workstation's cable (its veth end on the bridge)."""
-        _ip("-n", self.bed.bridge_ns, "link", "set", f"v{self.index}", "up" if up else "down")
+        ip("-n", self.lan.netns, "link", "set", f"v{self.index}", "up" if up else "down")
 
     # --- network faults (nftables in the workstation's namespace, input side) ----------
 
@@ -228,39 +236,55 @@ class TestBed:
 
     __test__ = False  # not a pytest test class despite the name
 
-    def __init__(self) -> None:
+    def __init__(self, *, ipv6_only: bool = False) -> None:
         remove_stale_beds()
         self.run_id = str(os.getpid())
         self.bridge_ns = f"{PREFIX}{self.run_id}-br"
         self.state_dir = STATE_ROOT / self.run_id
         self.workstations: list[Workstation] = []
+        self.lans: list[Lan] = []
+        #: Namespaces besides the workstations' and the LANs' (a router's): closed too.
+        self.other_namespaces: list[str] = []
         self._closed = False
         try:
-            self._make_bridge()
+            self._make_state_dir()
+            self.add_lan(ipv6_only=ipv6_only)
         except BaseException:
             self.close()
             raise
 
-    def _make_bridge(self) -> None:
+    def _make_state_dir(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # Persistent mount/UTS namespaces are bind mounts: their parent must be private.
         subprocess.run(["mount", "--bind", str(self.state_dir), str(self.state_dir)], check=True)
         subprocess.run(["mount", "--make-private", str(self.state_dir)], check=True)
-        _ip("netns", "add", self.bridge_ns)
-        _ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-        _ip("-n", self.bridge_ns, "link", "set", "br0", "up")
 
-    def add_workstation(self, name: str) -> Workstation:
-        """Create a workstation named `name` (also its hostname) plugged into the bridge."""
+    def add_lan(self, *, ipv6_only: bool = False) -> Lan:
+        """Another bridge with a private subnet of its own: the first is 10.213.7.0/24 (or
+        fd13:7:7::/64), the next 10.213.8.0/24 (fd13:7:8::/64), and so on."""
+        number = len(self.lans)
+        netns = self.bridge_ns if number == 0 else f"{self.bridge_ns}{number + 1}"
+        first_two, _, third = SUBNET.rpartition(".")
+        octet = int(third) + number
+        prefix = IPV6_PREFIX.format(octet) if ipv6_only else None
+        lan = Lan(netns, None if ipv6_only else f"{first_two}.{octet}", prefix)
+        self.lans.append(lan)
+        make_bridge(lan)
+        return lan
+
+    def add_workstation(self, name: str, lan: Lan | None = None) -> Workstation:
+        """Create a workstation named `name` (also its hostname) plugged into `lan`'s
+        bridge (by default the bed's first LAN)."""
+        lan = self.lans[0] if lan is None else lan
         index = len(self.workstations) + 1
         netns = f"{PREFIX}{self.run_id}-{name}"
         ns_dir = self.state_dir / name
         ns_dir.mkdir()
         for kind in ("mnt", "uts"):
             (ns_dir / kind).touch()
-        ws = Workstation(self, name, index, f"{SUBNET}.{index + 10}", netns, ns_dir)
+        ws = Workstation(self, name, index, lan.host_address(index + 10), netns, ns_dir, lan)
         self.workstations.append(ws)
-        _ip("netns", "add", netns)
+        ip("netns", "add", netns)
         subprocess.run(
             [
                 "unshare",
@@ -273,14 +297,9 @@ class TestBed:
             ],
             check=True,
         )
-        _ip("-n", netns, "link", "add", "eth0", "type", "veth", "peer", "name", f"v{index}")
-        _ip("-n", netns, "link", "set", f"v{index}", "netns", self.bridge_ns)
-        _ip("-n", self.bridge_ns, "link", "set", f"v{index}", "master", "br0", "up")
-        _ip("-n", netns, "addr", "add", f"{ws.address}/24", "dev", "eth0")
-        _ip("-n", netns, "link", "set", "eth0", "up")
-        _ip("-n", netns, "link", "set", "lo", "up")
-        # No default route here: multicast needs a route of its own to find eth0.
-        _ip("-n", netns, "route", "add", "224.0.0.0/4", "dev", "eth0")
+        plug(lan, netns, f"v{index}", index + 10)
+        if lan.ipv6_only:
+            ws.link_local = link_local_address(netns)
         return ws
 
     def close(self) -> None:
@@ -300,7 +319,9 @@ class TestBed:
                 _unmount(ws.ns_dir / kind)
             if ws.cgroup is not None:
                 _remove_cgroup(ws.cgroup)
-        subprocess.run(["ip", "netns", "del", self.bridge_ns], check=False, capture_output=True)
+        for netns in [*self.other_namespaces, *(lan.netns for lan in self.lans)]:
+            _kill_namespace_processes(netns)
+            subprocess.run(["ip", "netns", "del", netns], check=False, capture_output=True)
         _unmount(self.state_dir)
         subprocess.run(["rm", "-rf", str(self.state_dir)], check=False)
 
