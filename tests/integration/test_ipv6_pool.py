@@ -26,10 +26,10 @@ import pytest
 
 from p2pcc import statefile
 from tests.integration import project
-from tests.integration.distccd_jobs import kill_orphaned_distccd, log_file
-from tests.integration.distccd_log_lines import JobRecord, parse_distccd_job_line
+from tests.integration.distccd_jobs import kill_orphaned_distccd
 from tests.integration.netbed import TestBed, Workstation
-from tests.integration.office import QUICK, build_env, install_links
+from tests.integration.office import install_links
+from tests.integration.peer_builds import build_brotli, jobs_since, log_size
 from tests.integration.pool import Daemon, sees_all, wait_until
 from tests.integration.workstation_compilers import pretend_idle
 
@@ -39,7 +39,6 @@ NAMES = ("client", "north", "south")
 PEERS = NAMES[1:]
 #: A transient group of link-local scope: gossip never leaves the link.
 GROUP = "ff12::7063"
-BUILD_TIMEOUT = 240.0
 
 
 @dataclass
@@ -125,41 +124,12 @@ def test_a_build_compiles_on_the_peers(pool6: Pool6) -> None:
     client = pool6.daemons["client"]
     links = pool6.base / "links"
     install_links(client, links, client.config_path)
-    reference = _build(pool6, "reference", links=None)
-    marks = {name: _log_size(pool6.daemons[name]) for name in PEERS}
-    built = _build(pool6, "remote", links=links, DISTCC_FALLBACK="0")
+    reference = build_brotli(client, pool6.base, "reference", links=None)
+    peers = {name: pool6.daemons[name] for name in PEERS}
+    marks = {name: log_size(daemon) for name, daemon in peers.items()}
+    built = build_brotli(client, pool6.base, "remote", links=links, DISTCC_FALLBACK="0")
     assert project.differing_objects(built.path, reference.path) == []
-    jobs = wait_until(lambda: _jobs_on_peers(pool6, marks), 20, "the peers' job lines")
+    client_address = pool6.address_of("client")
+    jobs = wait_until(lambda: jobs_since(client_address, peers, marks), 20, "the job lines")
     print(f"\n{pool6.kind}: jobs per peer { ({n: len(j) for n, j in jobs.items()}) }")
     assert all(job.ok for records in jobs.values() for job in records)
-
-
-def _build(pool: Pool6, label: str, *, links: Path | None, **extra_env: str) -> project.Tree:
-    """Brotli's quick part built on the client: with `links` first in PATH, or locally."""
-    tree = project.unpack(project.BROTLI, pool.base / f"build-{label}", only=QUICK)
-    env = build_env(links, pool.base / f"distcc-dir-{label}")
-    env.update(DISTCC_LOG=str(pool.base / f"distcc-{label}.log"), **extra_env)
-    argv = project.make_command(tree, "gcc", 8 if links else 2, BUILD_TIMEOUT)
-    client = pool.daemons["client"].ws
-    result = client.run(argv, env=env, check=False, timeout=BUILD_TIMEOUT + 30)
-    log = Path(env["DISTCC_LOG"])
-    detail = log.read_text()[-3000:] if log.exists() else ""
-    assert result.returncode == 0, f"{result.stderr[-3000:]}\n--- distcc log\n{detail}"
-    assert set(project.objects(tree.path)) == tree.object_names
-    return tree
-
-
-def _log_size(daemon: Daemon) -> int:
-    path = log_file(daemon)
-    return path.stat().st_size if path.exists() else 0
-
-
-def _jobs_on_peers(pool: Pool6, marks: dict[str, int]) -> dict[str, list[JobRecord]] | None:
-    """The client's jobs in each peer's distccd log since `marks`, once there are some."""
-    client = pool.address_of("client")
-    jobs: dict[str, list[JobRecord]] = {}
-    for name in PEERS:
-        text = log_file(pool.daemons[name]).read_bytes()[marks[name] :].decode(errors="replace")
-        records = [parse_distccd_job_line(line) for line in text.splitlines()]
-        jobs[name] = [r for r in records if r and r.client.startswith(f"{client}:")]
-    return jobs if any(jobs.values()) else None

@@ -2,8 +2,8 @@
 
 Gossip is multicast with hop limit 1 and the router forwards no multicast, so without
 seeds each subnet is a pool of its own: each half sees its own members and never the
-other half's, though unicast crosses the router.  (Joining the halves through a seed,
-`gossip.seeds`, is the protocol's side of issue 15; its tests will start from this bed.)
+other half's, though unicast crosses the router.  Joining the halves through a seed is
+tests/integration/test_seeded_subnets.py.
 """
 
 from __future__ import annotations
