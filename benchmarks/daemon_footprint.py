@@ -19,8 +19,10 @@ measurement: the daemon's VmRSS (max and at the end), its CPU (utime + stime ove
 window, % of one CPU), its gossip counters from `status` (taken just outside the
 window, so that building a 1,000-peer status is not measured), the state-file
 rewrites, and the sender's own CPU.  A baseline with 10 members runs first, in a bed of
-its own.  With py-spy (`--py-spy PATH`), the daemon is then sampled for `--profile` s and
-the functions taking most CPU are printed.  Needs root; run under the shared lock:
+its own.  With py-spy (`--py-spy PATH`), each case's daemon is then sampled for
+`--profile` s and the functions taking most CPU are printed.  A table the peer cap
+(`limits.MAX_PEERS`) keeps from holding every member is reported (TABLE FULL), and the
+rest measured all the same.  Needs root; run under the shared lock:
 
     flock /tmp/p2pcc-heavy.lock .venv/bin/python benchmarks/daemon_footprint.py
 """
