@@ -89,7 +89,10 @@ MAX_COUNTER = 2**64 - 1
 
 #: Peers held in the table.  A large office has a few hundred workstations; a flood of
 #: forged node ids (unauthenticated pool) can fill the table but never grow it further.
-MAX_PEERS = 512
+#: Not more: the state rate bound (core/gossip.py, STATE_RATE) stretches a member's state
+#: interval to members / 20 s, 100 s at 2,048, beyond which its load figures are too old
+#: to rank by.
+MAX_PEERS = 2048
 
 #: Seed endpoints (`gossip.seeds`, every address a name resolves to counted): a few per
 #: subnet are plenty, since any one member that answers brings in the whole pool.
@@ -115,7 +118,7 @@ MAX_PROBE_OUTPUT = 64 * 1024
 MAX_CONTROL_LINE = 64 * 1024
 
 #: One response line the CLI accepts.  A status of MAX_PEERS peers with MAX_COMPILERS each
-#: is under 1 MiB; a broken daemon streaming garbage must not exhaust the client.
+#: is a few MiB; a broken daemon streaming garbage must not exhaust the client.
 MAX_CONTROL_RESPONSE = 16 * 1024 * 1024
 
 #: Control connections served at once; more are answered "busy" and closed.  A few people

@@ -318,8 +318,11 @@ BAD_VALUES = [
         "ranking.local_weight: expected a number greater than 0, got 0",
     ),
     ('[ranking]\nlzo = "no"', 'ranking.lzo: expected true or false, got "no"'),
-    ("[ranking]\nmax_hosts = 0", "ranking.max_hosts: expected an integer from 1 to 512, got 0"),
-    ("[ranking]\nmax_hosts = 513", "ranking.max_hosts: expected an integer from 1 to 512, got 513"),
+    ("[ranking]\nmax_hosts = 0", "ranking.max_hosts: expected an integer from 1 to 2048, got 0"),
+    (
+        "[ranking]\nmax_hosts = 2049",
+        "ranking.max_hosts: expected an integer from 1 to 2048, got 2049",
+    ),
     ("[wrapper]\nstate_max_age = 0", f"wrapper.state_max_age: {SECONDS}, got 0"),
     ('[wrapper]\ndistcc = ""', f'wrapper.distcc: {PROGRAM}, got ""'),
     ('[wrapper]\ndistcc = "bin/distcc"', f'wrapper.distcc: {PROGRAM}, got "bin/distcc"'),

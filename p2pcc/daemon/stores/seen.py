@@ -83,7 +83,7 @@ async def serve_seen_store(
             await trio.sleep(interval)
             await kept.keep(current())
     finally:
-        # Cancelled at shutdown: the final save (< 60 KiB, no fsync) is waited for.
+        # Cancelled at shutdown: the final save (< 240 KiB, no fsync) is waited for.
         with trio.CancelScope(shield=True):
             await kept.keep(current())
 
