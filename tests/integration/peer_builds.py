@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from p2pcc import statefile
 from tests.integration import project
 from tests.integration.distccd_jobs import log_file
 from tests.integration.distccd_log_lines import JobRecord, parse_distccd_job_line
-from tests.integration.office import QUICK, build_env
-from tests.integration.pool import Daemon
+from tests.integration.office import QUICK, build_env, install_links
+from tests.integration.pool import Daemon, wait_until
 
 BUILD_TIMEOUT = 240.0
 
@@ -52,3 +53,25 @@ def jobs_since(
         records = [parse_distccd_job_line(line) for line in text.splitlines()]
         jobs[name] = [r for r in records if r and r.client.startswith(f"{client_address}:")]
     return jobs if any(jobs.values()) else None
+
+
+def hosts_lines(daemon: Daemon) -> str:
+    """Every DISTCC_HOSTS line in `daemon`'s state file now, joined."""
+    state = statefile.read(str(daemon.runtime_dir / statefile.FILE_NAME))
+    return "" if state is None else " | ".join(line for _, line in state[1].values())
+
+
+def builds_on_peers(
+    client: Daemon, peers: Mapping[str, Daemon], base: Path, client_address: str
+) -> dict[str, int]:
+    """Build brotli on `client` locally, then through its links with DISTCC_FALLBACK=0:
+    the objects must match and every peer's job lines be successes; jobs per peer."""
+    links = base / "links"
+    install_links(client, links, client.config_path)
+    reference = build_brotli(client, base, "reference", links=None)
+    marks = {name: log_size(daemon) for name, daemon in peers.items()}
+    built = build_brotli(client, base, "remote", links=links, DISTCC_FALLBACK="0")
+    assert project.differing_objects(built.path, reference.path) == []
+    jobs = wait_until(lambda: jobs_since(client_address, peers, marks), 20, "the job lines")
+    assert all(job.ok for records in jobs.values() for job in records)
+    return {name: len(records) for name, records in jobs.items()}
