@@ -96,7 +96,12 @@ class AddressPool:
         )
 
 
-@functools.lru_cache(maxsize=2048)
+#: Distinct address texts the caches keep: a full table's members (`limits.MAX_PEERS`),
+#: most with an address of each family.
+_CACHED_TEXTS = 8192
+
+
+@functools.lru_cache(maxsize=_CACHED_TEXTS)
 def check_address(text: str, pool: AddressPool | None) -> IPAddress | Refusal:
     """The address `text` names, or why a pool member cannot be dialled there.  Cached:
     every member's addresses come round in every datagram it sends."""
@@ -110,6 +115,28 @@ def check_address(text: str, pool: AddressPool | None) -> IPAddress | Refusal:
     if refusal is None and pool is not None:
         refusal = _pool_refusal(address, pool)
     return address if refusal is None else refusal
+
+
+@functools.lru_cache(maxsize=_CACHED_TEXTS)
+def unscoped_addresses(texts: tuple[str, ...]) -> tuple[IPAddress, ...]:
+    """The addresses a peer announces as the kernel shows its connections (no IPv6
+    scope; an IPv4-mapped address as IPv4), malformed ones left out.  Cached: the door
+    and the turnaround watch read every member's addresses on each change of any, so
+    in a pool of a thousand they would otherwise parse thousands a second."""
+    found = []
+    for text in texts:
+        try:
+            address = ipaddress.ip_address(text.partition("%")[0])
+        except ValueError:
+            continue
+        found.append(unmapped(address))
+    return tuple(found)
+
+
+def unmapped(address: IPAddress) -> IPAddress:
+    """An IPv4 address seen through a dual-stack socket (`::ffff:a.b.c.d`) as itself."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped if mapped is not None else address
 
 
 def on_link(address: IPAddress, link: str) -> IPAddress:

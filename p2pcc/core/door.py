@@ -29,6 +29,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from p2pcc.core.addresses import unscoped_addresses
 from p2pcc.core.peers import Liveness, Peer
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -95,13 +96,8 @@ def admitted(peers: Iterable[Peer]) -> frozenset[IPAddress]:
     """The addresses of every member (a peer that is not DEAD), malformed ones left out."""
     found: set[IPAddress] = set()
     for peer in peers:
-        if peer.liveness is Liveness.DEAD:
-            continue
-        for text in peer.status.addresses:
-            try:
-                found.add(ipaddress.ip_address(text.partition("%")[0]))
-            except ValueError:
-                continue
+        if peer.liveness is not Liveness.DEAD:
+            found.update(unscoped_addresses(peer.status.addresses))
     return frozenset(found)
 
 

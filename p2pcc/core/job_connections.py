@@ -30,11 +30,11 @@ neither.  At most `limits.MAX_JOB_CONNECTIONS` connections are followed at once;
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from p2pcc.core import limits
+from p2pcc.core.addresses import unmapped, unscoped_addresses
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.procfs import TCP_ESTABLISHED, IPAddress, TcpSocket
 
@@ -68,11 +68,7 @@ def job_targets(peers: Iterable[Peer]) -> dict[Endpoint, bytes]:
     for peer in peers:
         if peer.liveness is Liveness.DEAD or not 0 < peer.status.distccd_port < 65536:
             continue
-        for text in peer.status.addresses:
-            try:
-                address = plain(ipaddress.ip_address(text))
-            except ValueError:
-                continue
+        for address in unscoped_addresses(peer.status.addresses):
             owners.setdefault((address, peer.status.distccd_port), set()).add(peer.node_id)
     return {endpoint: next(iter(ids)) for endpoint, ids in owners.items() if len(ids) == 1}
 
@@ -148,7 +144,7 @@ class ConnectionWatch:
                 finished.append(FinishedJob(node_id, max(0.0, now - since)))
         self.untracked = 0
         for key in established:
-            node_id = targets.get((plain(key[2]), key[3]))
+            node_id = targets.get((unmapped(key[2]), key[3]))
             if node_id is None or key in self._open:
                 continue
             if len(self._open) >= self._max_tracked:
@@ -158,9 +154,3 @@ class ConnectionWatch:
             self._open[key] = (node_id if counted else None, now)
         self._primed = True
         return finished
-
-
-def plain(address: IPAddress) -> IPAddress:
-    """An IPv4 address seen through a dual-stack socket (`::ffff:a.b.c.d`) as itself."""
-    mapped = getattr(address, "ipv4_mapped", None)
-    return mapped if mapped is not None else address

@@ -20,12 +20,12 @@ subprocess.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from p2pcc.core.addresses import unmapped, unscoped_addresses
 from p2pcc.core.peers import Liveness, Peer
-from p2pcc.core.procfs import TCP_ESTABLISHED, IPAddress, TcpSocket
+from p2pcc.core.procfs import TCP_ESTABLISHED, TcpSocket
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,23 +76,12 @@ class VanishWatch:
 def connections_held(sockets: Iterable[TcpSocket], check: VanishCheck, own_port: int) -> int:
     """Established connections with the peer of `check`: ours to its distccd port, and
     its to our distccd on `own_port`."""
-    addresses = set()
-    for text in check.addresses:
-        try:
-            addresses.add(_plain(ipaddress.ip_address(text)))
-        except ValueError:
-            continue  # not an address a connection can have
+    addresses = set(unscoped_addresses(check.addresses))
     return sum(
         1
         for sock in sockets
         if sock.state == TCP_ESTABLISHED
         and sock.remote_address is not None
-        and _plain(sock.remote_address) in addresses
+        and unmapped(sock.remote_address) in addresses
         and (sock.remote_port == check.port or sock.port == own_port)
     )
-
-
-def _plain(address: IPAddress) -> IPAddress:
-    """An IPv4 peer seen through a dual-stack socket (`::ffff:a.b.c.d`) as itself."""
-    mapped = getattr(address, "ipv4_mapped", None)
-    return mapped if mapped is not None else address

@@ -94,12 +94,16 @@ def test_targets_are_live_peers_distccd_endpoints_and_shared_ones_belong_to_nobo
         peer(6, addresses=("10.0.0.7",)),
         peer(7),  # claims 10.0.0.7:3632 too: neither gets it
         peer(8, distccd_port=0),
+        # Link-local, scoped to our link: the kernel shows its connections unscoped.
+        peer(9, addresses=("fe80::9%eth0", "::ffff:10.0.0.9")),
     ]
     assert job_targets(peers) == {
         (ip("10.0.0.2"), 4000): node(2),
         (ip("10.0.0.3"), 3632): node(3),
         (ip("10.0.0.5"), 3632): node(5),
         (ip("fe80::1"), 3632): node(5),
+        (ip("fe80::9"), 3632): node(9),
+        (ip("10.0.0.9"), 3632): node(9),
     }
 
 
