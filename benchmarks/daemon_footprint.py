@@ -207,7 +207,9 @@ def run_case(members: int, args: argparse.Namespace, home: Path, profile: bool) 
         time.sleep(args.settle)
         measure(daemon, sender_pid, args.seconds, figures)
         if profile and daemon.process is not None:
-            figures.profile = profile_lines(args.py_spy, daemon.process.pid, args.profile)
+            figures.profile = profile_lines(
+                args.py_spy, daemon.process.pid, args.profile, args.profile_rate, args.profile_top
+            )
         figures.sent = json.loads(report.read_text()) if report.exists() else {}
         figures.log_problems = log_problems(daemon)
     return figures
@@ -263,6 +265,8 @@ def main() -> None:
     parser.add_argument("--vary-load", action="store_true", help="members' loads move")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "", help="py-spy binary")
     parser.add_argument("--profile", type=float, default=20.0, help="py-spy seconds")
+    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples/s")
+    parser.add_argument("--profile-top", type=int, default=15, help="functions listed")
     args = parser.parse_args()
     # The daemons run this tree's p2pcc, whatever the venv has installed.
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])

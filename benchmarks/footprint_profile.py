@@ -17,12 +17,14 @@ RATE = 100  # samples a second
 TOP = 15
 
 
-def profile_lines(py_spy: str, pid: int, seconds: float) -> list[str]:
+def profile_lines(
+    py_spy: str, pid: int, seconds: float, rate: int = RATE, top: int = TOP
+) -> list[str]:
     """Lines naming the functions with most self and total samples over `seconds`."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "stacks.txt"
         command = [
-            py_spy, "record", "--gil", "--nonblocking", "--format", "raw", "--rate", str(RATE),
+            py_spy, "record", "--gil", "--nonblocking", "--format", "raw", "--rate", str(rate),
             "--duration", str(int(seconds)), "--pid", str(pid), "--output", str(out),
         ]  # fmt: skip
         done = subprocess.run(
@@ -32,10 +34,10 @@ def profile_lines(py_spy: str, pid: int, seconds: float) -> list[str]:
             return [f"py-spy failed: {done.stderr.strip()[-300:]}"]
         own, total = summed(out.read_text())
     samples = sum(own.values())
-    lines = [f"py-spy: {samples} samples on CPU in {seconds:.0f} s at {RATE}/s"]
+    lines = [f"py-spy: {samples} samples on CPU in {seconds:.0f} s at {rate}/s"]
     for title, counts in (("self", own), ("total", total)):
         lines.append(f"top {title}:")
-        for frame, count in counts.most_common(TOP):
+        for frame, count in counts.most_common(top):
             lines.append(f"  {100 * count / max(1, samples):5.1f} %  {frame}")
     return lines
 

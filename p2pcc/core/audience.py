@@ -51,6 +51,7 @@ class Audience:
         self._on_link: dict[bytes, float] = {}
         self._members: dict[bytes, Endpoint] = {}
         self._member_list: list[Endpoint] | None = None
+        self._member_set: frozenset[Endpoint] | None = None
         self.version = 0  # grows whenever the gossip members change
         self._next_expiry = -math.inf
 
@@ -99,7 +100,7 @@ class Audience:
             del self._members[node_id]
         else:
             self._members[node_id] = endpoint
-        self._member_list = None
+        self._member_list = self._member_set = None
         self.version += 1
 
     def expire(self, now: float, unicast_horizon: float) -> None:
@@ -122,8 +123,14 @@ class Audience:
     def gossip_targets(self) -> list[Endpoint]:
         """Where news rounds may go."""
         if self._member_list is None:
-            self._member_list = sorted(set(self._members.values()))
+            self._member_list = sorted(self.member_endpoints())
         return self._member_list
+
+    def member_endpoints(self) -> frozenset[Endpoint]:
+        """The gossip members' endpoints (read several times a second: kept)."""
+        if self._member_set is None:
+            self._member_set = frozenset(self._members.values())
+        return self._member_set
 
     def state_targets(
         self, peers: Iterable[Peer], now: float, link_horizon: float, unicast_horizon: float

@@ -24,6 +24,7 @@ Bad datagrams are dropped and counted by reason, each (sender, reason) logged on
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -50,9 +51,11 @@ from p2pcc.core.gossip_types import (
 from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry, NodeStatus
 from p2pcc.core.news import transmits
 from p2pcc.core.peers import PeerEvent, PeerTable, PeerTimings, scaled_timings
-from p2pcc.core.pool_exchange import Pending, PoolExchange
+from p2pcc.core.pool_exchange import NEWS_BUDGET, Pending, PoolExchange
 from p2pcc.core.relay import Heard, Relay, news_key
 from p2pcc.core.same_id import namesake
+from p2pcc.core.speaker import Speaker
+from p2pcc.core.state_turns import StateTurns
 
 #: State datagrams a member receives per second at most, from all the others together:
 #: a pool of n members stretches each one's interval to n / STATE_RATE seconds.  At 20
@@ -87,7 +90,7 @@ class GossipEngine:
             raise ValueError(f"interval {interval} must be > 0 and < suspect_after")
         self.node_id = node_id
         self.incarnation = incarnation
-        self.keyring = keyring
+        self._speaker = Speaker(node_id, incarnation, keyring)
         self.interval = interval
         self.min_gap = interval / 10
         self.table = PeerTable(node_id, timings)
@@ -99,7 +102,7 @@ class GossipEngine:
         self._relay = Relay(node_id, self.table, self.audience, self._exchange)
         self._ring_version = -1
         self._status = status
-        self._sequence = 0
+        self._turns = StateTurns(now)
         self._last_sent_key: tuple[object, ...] | None = None
         self._last_sent_at: float | None = None
         self._news_key: tuple[object, ...] | None = None
@@ -108,9 +111,17 @@ class GossipEngine:
         self._log_once = LogOnce(now)
         self._screening = AddressScreening(pool, on_refused, self._log_once)
         self._drops: Counter[str] = Counter()
-        self._packets_in = self._packets_out = self._bytes_in = self._bytes_out = 0
+        self._packets_in = self._bytes_in = 0
 
     # --- what we say --------------------------------------------------------------
+
+    @property
+    def keyring(self) -> Keyring:
+        return self._speaker.keyring
+
+    @keyring.setter
+    def keyring(self, keyring: Keyring) -> None:
+        self._speaker.keyring = keyring
 
     @property
     def status(self) -> NodeStatus:
@@ -141,14 +152,17 @@ class GossipEngine:
     def next_datagram(self) -> float:
         """When `datagrams_to_send` next returns anything."""
         has_targets = bool(self.audience.members)
-        return min(self._next_send, self._exchange.next_pending(has_targets))
+        cycle = self._turns.next_cycle if has_targets else math.inf
+        turns = min(self._turns.next_turn(), cycle)
+        return min(self._next_send, self._exchange.next_pending(has_targets), turns)
 
     def poll_send(self, now: float, wall: float) -> Outgoing | None:
         """The state datagram to send now, or None when nothing is due yet."""
         if now < self._next_send:
             return None
         deaf, answers = self._state_targets(now)
-        data = self._encode(MessageKind.STATE, self._status, wall, deaf=bool(deaf))
+        data = self._speaker.word(MessageKind.STATE, self._status, wall, deaf=bool(deaf))
+        members = self.audience.member_endpoints()  # they take turns (core/state_turns.py)
         for endpoint in answers:
             self._exchange.send(Pending(MessageKind.STATE, endpoint))
         self._last_sent_key = self._status.material_key()
@@ -160,15 +174,36 @@ class GossipEngine:
         if self.audience.seeds and set(deaf) <= set(self.audience.seeds):
             # Nobody beyond our link is known: the seeds are to tell us who is.
             self._exchange.request_sync(self._rng.choice(self.audience.seeds), now)
-        return self._outgoing(data, deaf)
+        return self._speaker.outgoing(data, tuple(to for to in deaf if to not in members))
 
     def datagrams_to_send(self, now: float, wall: float) -> list[Outgoing]:
-        """Everything due at `now`: the state datagram, answers, probes, news, syncs."""
+        """Everything due at `now`: the state datagram and its turns, answers, probes,
+        news, syncs."""
         state = self.poll_send(now, wall)
         out = [] if state is None else [state]
+        out += self._state_turns(now, wall)
         pending = self._exchange.pending(now, self.audience.gossip_targets())
-        out.extend(self._outgoing(self._encode_pending(p, wall), (p.to,), False) for p in pending)
+        speaker = self._speaker
+        out.extend(
+            speaker.outgoing(speaker.pending(p, self._status, wall), (p.to,), False)
+            for p in pending
+        )
         return out
+
+    def _state_turns(self, now: float, wall: float) -> list[Outgoing]:
+        """This turn's copies of our state to members beyond our link, news aboard."""
+        members = self.audience.member_endpoints()
+        if now >= self._turns.next_cycle:
+            deaf, _ = self._state_targets(now)
+            listed = [to for to in deaf if to in members]
+            self._turns.start_cycle(listed, now, self.effective_interval())
+        copies = []
+        for to in self._turns.take(now, members):
+            room = NEWS_BUDGET - wire.entry_size(self._own_entry())
+            news = self._exchange.piggyback(room)
+            data = self._speaker.word(MessageKind.STATE, self._status, wall, deaf=True, news=news)
+            copies.append(self._speaker.outgoing(data, (to,), False))
+        return copies
 
     def renamed(self, node_id: bytes, now: float) -> GossipEngine:
         """A fresh engine for this node under `node_id` (a cloned machine's new id): the
@@ -193,45 +228,12 @@ class GossipEngine:
 
     def leave(self, now: float, wall: float) -> Outgoing:
         """The goodbye datagram: peers drop us at once instead of waiting for silence."""
-        return self._outgoing(
-            self._encode(MessageKind.LEAVE, None, wall), self.unicast_targets(now)
-        )
+        data = self._speaker.word(MessageKind.LEAVE, None, wall)
+        return self._speaker.outgoing(data, self.unicast_targets(now))
 
     def _own_entry(self) -> NewsEntry:
-        order = (self.incarnation, self._sequence)
+        order = (self.incarnation, self._speaker.sequence)
         return NewsEntry(EntryKind.STATE, self.node_id, *order, wire.MINOR_VERSION, self._status)
-
-    def _encode(
-        self, kind: MessageKind, body: NodeStatus | None, wall: float, *, deaf: bool = False
-    ) -> bytes:
-        self._sequence += 1
-        message = Message(
-            self.node_id, self.incarnation, self._sequence, wall, kind, body, deaf=deaf
-        )
-        return wire.encode(message, self.keyring)
-
-    def _encode_pending(self, pending: Pending, wall: float) -> bytes:
-        if pending.kind is MessageKind.STATE:
-            return self._encode(MessageKind.STATE, self._status, wall)
-        message = Message(
-            self.node_id,
-            self.incarnation,
-            self._sequence,
-            wall,
-            pending.kind,
-            news=pending.news,
-            nonce=pending.nonce,
-            cookie=pending.cookie,
-        )
-        return wire.encode(message, self.keyring)
-
-    def _outgoing(
-        self, data: bytes, targets: tuple[Endpoint, ...], multicast: bool = True
-    ) -> Outgoing:
-        copies = len(targets) + multicast
-        self._packets_out += copies
-        self._bytes_out += len(data) * copies
-        return Outgoing(data, targets, multicast)
 
     # --- what we hear -------------------------------------------------------------
 
@@ -382,9 +384,9 @@ class GossipEngine:
         by reason."""
         return GossipStatistics(
             packets_in=self._packets_in,
-            packets_out=self._packets_out,
+            packets_out=self._speaker.packets_out,
             bytes_in=self._bytes_in,
-            bytes_out=self._bytes_out,
+            bytes_out=self._speaker.bytes_out,
             drops=dict(sorted(self._drops.items())),
             unicast_targets=len(self.unicast_targets(now)),
             refused_addresses=dict(sorted(self._screening.refused.items())),

@@ -6,15 +6,17 @@ every time asserted is exact for the seed, and every run takes milliseconds of C
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import pytest
 
-from p2pcc.core.gossip_types import Transport
+from p2pcc.core.gossip_types import Outgoing, Transport
 from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry, NodeState
+from p2pcc.core.news import transmits
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.wire import decode, encode
-from tests.core.sim_pool import KEY, PORT, SimPool
+from tests.core.sim_pool import KEY, PORT, SimNode, SimPool
 
 
 def two_links(size: int = 10, *, loss: float = 0.0) -> SimPool:
@@ -191,3 +193,61 @@ def test_a_sync_from_an_unproven_address_gets_one_small_cookie_not_the_table() -
     out = member.engine.datagrams_to_send(pool.now, 1.8e9)
     entries = [e for o in out if victim in o.unicast for e in decode(o.data, KEY).news]
     assert len(entries) == len(pool.nodes)  # everyone it holds, itself included
+
+
+def sent_by(pool: SimPool, node: SimNode, until: float) -> list[tuple[float, Outgoing]]:
+    """Run to `until`, recording what `node` sends and when."""
+    record: list[tuple[float, Outgoing]] = []
+    send = pool._send
+
+    def recording(sender: SimNode, datagram: Outgoing) -> None:
+        if sender is node:
+            record.append((pool.now, datagram))
+        send(sender, datagram)
+
+    pool._send = recording  # type: ignore[method-assign]
+    try:
+        pool.run_until(until)
+    finally:
+        pool._send = send  # type: ignore[method-assign]
+    return record
+
+
+def test_state_copies_to_another_subnet_are_spread_over_the_interval() -> None:
+    pool = two_links(40)  # 20 members beyond node 0's link
+    node = pool.nodes[0]
+    interval = node.engine.effective_interval()
+    start = pool.now
+    record = sent_by(pool, node, start + 3 * interval)
+    copies: dict[float, int] = {}
+    to: dict[str, list[float]] = {}
+    for at, datagram in record:
+        if not datagram.multicast and decode(datagram.data, KEY).kind is MessageKind.STATE:
+            copies[at] = copies.get(at, 0) + len(datagram.unicast)
+            for address, _ in datagram.unicast:
+                to.setdefault(address, []).append(at)
+    far = {other.address for other in pool.nodes if other.link == 1}
+    assert set(to) == far
+    assert max(copies.values()) == 1  # 20 members over a 2.05 s interval: one a tick
+    for times in to.values():  # each about once an interval, never a burst
+        assert len(times) in (2, 3, 4)
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert all(interval - 0.2 <= gap <= interval + 0.2 for gap in gaps)
+
+
+def test_news_rides_on_state_copies_and_rounds_send_that_many_fewer() -> None:
+    pool = two_links(40)
+    node = pool.nodes[0]
+    pool.pause(node)
+    record = sent_by(pool, node, pool.now + 2.0)
+    ridden = news_datagrams = 0
+    for _, datagram in record:
+        message = decode(datagram.data, KEY)
+        mine = [e for e in message.news if e.node_id == node.engine.node_id]
+        if mine and message.kind is MessageKind.STATE:
+            ridden += len(datagram.unicast)
+        elif mine and message.kind is MessageKind.NEWS:
+            news_datagrams += len(datagram.unicast)
+    assert ridden >= 1
+    assert ridden + news_datagrams == transmits(len(pool.nodes))  # every transmit, once
+    assert pool.everyone_has(node, paused)
