@@ -4,11 +4,12 @@ Runs in the sender workstation, whose interface holds one address per member.  O
 socket bound to the gossip port on every address receives for all of them (IP_PKTINFO
 says which address a datagram was sent to) and sends from each member's own address
 (IP_PKTINFO's source on sendmsg), so every datagram comes from the address its member
-announces.  Each member has a fixed status (one gcc-12 offer), its own node id,
-incarnation 1 and a sequence; it sends its STATE (deaf: the daemon is not on its link)
-every max(2, (members + 1) / 20) s, the protocol's state rate bound, at a phase of its
-own; its first one falls at random within `--warmup` s (`--vary-load`: each STATE with
-a new random load, as real members' loads move).  Every PROBE to a member is
+announces.  Each member has a fixed status (GCC and Clang, C and C++: the simulated
+pool's `OFFERS`), its own node id, incarnation 1 and a sequence; it sends its STATE
+(deaf: the daemon is not on its link) every max(2, (members + 1) / 20) s, the
+protocol's state rate bound, at a phase of its own; its first one falls at random
+within `--warmup` s (`--vary-load`: each STATE with a new random load, as real members'
+loads move).  Every PROBE to a member is
 answered by an ACK with the same nonce, from that member's address; SYNCs and NEWS
 rounds are read and counted, not answered.
 
@@ -16,7 +17,10 @@ Background news: `--news-rate` times a second a random member pauses (or resumes
 sends its new STATE to the daemon at once, as a member whose status changes materially
 does, and `--news-copies` NEWS datagrams carrying that STATE entry reach the daemon from
 random other members within the next second, as the pool's infection-style spread
-delivers it (each member hears a piece of news about transmits(n) times).
+delivers it (each member hears a piece of news about transmits(n) times).  As in a 1.1
+pool whose members all live beyond each other's links, a share of those copies rides on
+a member's STATE copy instead of a NEWS datagram of its own (core/state_turns.py): the
+turns a member sends per news round over the round's fanout, two of three at 1,000.
 
 Writes counters (datagrams sent and received by kind) as JSON to `--report` every
 second and on SIGTERM.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import math
 import os
 import random
 import select
@@ -41,11 +46,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2pcc.core import wire
+from p2pcc.core import limits, wire
 from p2pcc.core.auth import Keyring, parse_key_file
 from p2pcc.core.errors import WireFormatError
+from p2pcc.core.gossip import STATE_RATE
 from p2pcc.core.model import (
-    CompilerOffer,
     EntryKind,
     Message,
     MessageKind,
@@ -53,11 +58,12 @@ from p2pcc.core.model import (
     NodeState,
     NodeStatus,
 )
+from p2pcc.core.pool_exchange import NEWS_FANOUT
+from p2pcc.core.state_turns import TURN_TICK
+from tests.core.sim_pool import OFFERS
 
 IP_PKTINFO = 8  # <linux/in.h>; the socket module does not name it
 PORT = 3634
-OFFER = CompilerOffer("be03ec3c49bc7685", "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
-STATE_RATE = 20.0
 NEWS_SPREAD = 1.0  # seconds over which a piece of news reaches the daemon
 
 
@@ -91,7 +97,7 @@ def make_members(count: int, base: str, rng: random.Random) -> list[Member]:
             slots=6,
             jobs=0,
             power=1.0,
-            compilers=(OFFER,),
+            compilers=OFFERS,
         )
         members.append(Member(rng.randbytes(16), address, status))
     return members
@@ -109,6 +115,9 @@ class Pool:
         self.interval = max(2.0, (args.members + 1) / STATE_RATE)
         self.news_rate = args.news_rate
         self.news_copies = args.news_copies
+        per_tick = math.ceil(args.members * TURN_TICK / self.interval)
+        self.riding = min(1.0, per_tick / NEWS_FANOUT)  # news copies that ride on a STATE
+        self.riders: list[NewsEntry] = []
         self.vary_load = args.vary_load
         self.counts: Counter[str] = Counter()
         self.heap: list[tuple[float, int, str, int, int]] = []  # (at, tie, what, who, about)
@@ -142,11 +151,13 @@ class Pool:
         member.sequence += 1
         if self.vary_load:
             member.status = replace(member.status, load=round(self.rng.uniform(0, 4), 2))
+        riders, self.riders = tuple(self.riders[: limits.MAX_NEWS]), self.riders[limits.MAX_NEWS :]
         message = Message(
             member.node_id, 1, member.sequence, time.time(), MessageKind.STATE, member.status,
-            deaf=True,
+            news=riders, deaf=True,
         )  # fmt: skip
         self.send(member, message, "state")
+        self.counts["news-ridden"] += len(riders)
 
     def run_due(self, now: float) -> None:
         while self.heap and self.heap[0][0] <= now:
@@ -158,6 +169,8 @@ class Pool:
             elif what == "event":
                 self.news_event(now)
                 self.schedule(at + 1.0 / self.news_rate, "event", 0)
+            elif self.rng.random() < self.riding:
+                self.riders.append(self.members[about].entry())
             else:
                 subject = self.members[about]
                 message = Message(

@@ -25,7 +25,14 @@ from p2pcc.core.gossip_types import Outgoing, Transport
 from p2pcc.core.model import CompilerOffer, EntryKind, NewsEntry, NodeState, NodeStatus
 from p2pcc.core.peers import PeerTimings
 
-OFFER = CompilerOffer("be03ec3c49bc7685", "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12")
+#: What a desk with GCC and Clang offers (this machine's `p2pcc fingerprint`): C and C++
+#: of each, so that simulated datagrams are as large as real ones.
+OFFERS = (
+    CompilerOffer("be03ec3c49bc7685", "x86_64-linux-gnu--12", "x86_64-linux-gnu-gcc-12"),
+    CompilerOffer("8a15f2ebd3121fcc", "x86_64-linux-gnu--12", "x86_64-linux-gnu-g++-12"),
+    CompilerOffer("dc99e913fac82201", "x86_64-pc-linux-gnu--14", "clang-14"),
+    CompilerOffer("7982fcd0344b6495", "x86_64-pc-linux-gnu--14", "clang++-14"),
+)
 TIMINGS = PeerTimings(suspect_after=5.0, dead_after=15.0, forget_after=600.0)
 PORT = 3634
 KEY = Keyring([bytes(range(32))])
@@ -46,7 +53,7 @@ def status_of(index: int, link: int) -> NodeStatus:
         slots=6,
         jobs=0,
         power=1.0,
-        compilers=(OFFER,),
+        compilers=OFFERS,
     )
 
 
