@@ -211,8 +211,20 @@ def run_case(members: int, args: argparse.Namespace, home: Path, profile: bool) 
                 args.py_spy, daemon.process.pid, args.profile, args.profile_rate, args.profile_top
             )
         figures.sent = json.loads(report.read_text()) if report.exists() else {}
-        figures.log_problems = log_problems(daemon)
+        figures.log_problems = log_problems(daemon) + sender_problems(sender_pid, case_home)
     return figures
+
+
+def sender_problems(pid: int, home: Path) -> list[str]:
+    """Why the sender stopped, if it did (its figures would be of a silent pool)."""
+    try:
+        alive = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        alive = False
+    if alive:
+        return []
+    lines = [p.read_text()[-600:] for p in sorted(home.glob("sender-*.log"))]
+    return ["SENDER DIED: the figures are of a silent pool", *lines]
 
 
 def print_table(cases: list[Figures], seconds: float) -> None:

@@ -58,7 +58,7 @@ from p2pcc.core.model import (
     NodeState,
     NodeStatus,
 )
-from p2pcc.core.pool_exchange import NEWS_FANOUT
+from p2pcc.core.pool_exchange import NEWS_BUDGET, NEWS_FANOUT
 from p2pcc.core.state_turns import TURN_TICK
 from tests.core.sim_pool import OFFERS
 
@@ -151,13 +151,24 @@ class Pool:
         member.sequence += 1
         if self.vary_load:
             member.status = replace(member.status, load=round(self.rng.uniform(0, 4), 2))
-        riders, self.riders = tuple(self.riders[: limits.MAX_NEWS]), self.riders[limits.MAX_NEWS :]
+        riders = self.take_riders(NEWS_BUDGET - wire.entry_size(member.entry()))
         message = Message(
             member.node_id, 1, member.sequence, time.time(), MessageKind.STATE, member.status,
             news=riders, deaf=True,
         )  # fmt: skip
         self.send(member, message, "state")
         self.counts["news-ridden"] += len(riders)
+
+    def take_riders(self, room: int) -> tuple[NewsEntry, ...]:
+        """News copies for one STATE, as many as fit in `room` bytes."""
+        taken: list[NewsEntry] = []
+        while self.riders and len(taken) < limits.MAX_NEWS:
+            size = wire.entry_size(self.riders[0])
+            if size > room:
+                break
+            room -= size
+            taken.append(self.riders.pop(0))
+        return tuple(taken)
 
     def run_due(self, now: float) -> None:
         while self.heap and self.heap[0][0] <= now:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from p2pcc.core import limits
 from p2pcc.core.gossip_types import Outgoing, Transport
 from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry, NodeState
 from p2pcc.core.news import transmits
@@ -251,3 +252,14 @@ def test_news_rides_on_state_copies_and_rounds_send_that_many_fewer() -> None:
     assert ridden >= 1
     assert ridden + news_datagrams == transmits(len(pool.nodes))  # every transmit, once
     assert pool.everyone_has(node, paused)
+
+
+def test_state_copies_carry_as_much_news_as_fits_in_a_datagram() -> None:
+    pool = two_links(40)
+    node = pool.nodes[0]
+    for subject in pool.nodes[20:]:  # half the pool pauses at once: a full queue
+        pool.pause(subject)
+    record = sent_by(pool, node, pool.now + 2.0)
+    states = [d for _, d in record if decode(d.data, KEY).kind is MessageKind.STATE]
+    assert max(len(decode(d.data, KEY).news) for d in states) >= 2
+    assert max(len(d.data) for _, d in record) <= limits.MAX_DATAGRAM
