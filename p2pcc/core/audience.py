@@ -28,6 +28,7 @@ from p2pcc.core import limits
 from p2pcc.core.gossip_types import Endpoint, Transport, announced_by
 from p2pcc.core.model import Message, NodeStatus
 from p2pcc.core.peers import Liveness, Peer
+from p2pcc.core.shorthand import SHORTHAND_MINOR
 
 #: State intervals within which a member heard by multicast counts as on our link.
 LINK_HORIZON = 3
@@ -52,6 +53,7 @@ class Audience:
         self._members: dict[bytes, Endpoint] = {}
         self._member_list: list[Endpoint] | None = None
         self._member_set: frozenset[Endpoint] | None = None
+        self._shorthand: set[Endpoint] = set()  # members that read short STATEs
         self.version = 0  # grows whenever the gossip members change
         self._next_expiry = -math.inf
 
@@ -94,7 +96,13 @@ class Audience:
         if peer is None:
             self._on_link.pop(node_id, None)
             self._unicast_from.pop(node_id, None)
-        if self._members.get(node_id) == endpoint:
+        short = endpoint is not None and peer is not None and peer.minor >= SHORTHAND_MINOR
+        known = self._members.get(node_id)
+        if known is not None and (known != endpoint or not short):
+            self._shorthand.discard(known)
+        if short and endpoint is not None:
+            self._shorthand.add(endpoint)
+        if known == endpoint:
             return
         if endpoint is None:
             del self._members[node_id]
@@ -125,6 +133,10 @@ class Audience:
         if self._member_list is None:
             self._member_list = sorted(self.member_endpoints())
         return self._member_list
+
+    def reads_shorthand(self, endpoint: Endpoint) -> bool:
+        """Whether the member at `endpoint` takes short STATEs (core/shorthand.py)."""
+        return endpoint in self._shorthand
 
     def member_endpoints(self) -> frozenset[Endpoint]:
         """The gossip members' endpoints (read several times a second: kept)."""

@@ -24,7 +24,6 @@ Bad datagrams are dropped and counted by reason, each (sender, reason) logged on
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -54,6 +53,7 @@ from p2pcc.core.peers import PeerEvent, PeerTable, PeerTimings, scaled_timings
 from p2pcc.core.pool_exchange import NEWS_BUDGET, Pending, PoolExchange
 from p2pcc.core.relay import Heard, Relay, news_key
 from p2pcc.core.same_id import namesake
+from p2pcc.core.shorthand import Shorthand
 from p2pcc.core.speaker import Speaker
 from p2pcc.core.state_turns import StateTurns
 
@@ -90,7 +90,7 @@ class GossipEngine:
             raise ValueError(f"interval {interval} must be > 0 and < suspect_after")
         self.node_id = node_id
         self.incarnation = incarnation
-        self._speaker = Speaker(node_id, incarnation, keyring)
+        self.speaker = Speaker(node_id, incarnation, keyring)  # its keyring is the pool's
         self.interval = interval
         self.min_gap = interval / 10
         self.table = PeerTable(node_id, timings)
@@ -103,6 +103,7 @@ class GossipEngine:
         self._ring_version = -1
         self._status = status
         self._turns = StateTurns(now)
+        self._shorthand = Shorthand()
         self._last_sent_key: tuple[object, ...] | None = None
         self._last_sent_at: float | None = None
         self._news_key: tuple[object, ...] | None = None
@@ -114,14 +115,6 @@ class GossipEngine:
         self._packets_in = self._bytes_in = 0
 
     # --- what we say --------------------------------------------------------------
-
-    @property
-    def keyring(self) -> Keyring:
-        return self._speaker.keyring
-
-    @keyring.setter
-    def keyring(self, keyring: Keyring) -> None:
-        self._speaker.keyring = keyring
 
     @property
     def status(self) -> NodeStatus:
@@ -152,8 +145,7 @@ class GossipEngine:
     def next_datagram(self) -> float:
         """When `datagrams_to_send` next returns anything."""
         has_targets = bool(self.audience.members)
-        cycle = self._turns.next_cycle if has_targets else math.inf
-        turns = min(self._turns.next_turn(), cycle)
+        turns = self._turns.next_due(has_targets)
         return min(self._next_send, self._exchange.next_pending(has_targets), turns)
 
     def poll_send(self, now: float, wall: float) -> Outgoing | None:
@@ -161,7 +153,7 @@ class GossipEngine:
         if now < self._next_send:
             return None
         deaf, answers = self._state_targets(now)
-        data = self._speaker.word(MessageKind.STATE, self._status, wall, deaf=bool(deaf))
+        data = self.speaker.word(MessageKind.STATE, self._status, wall, deaf=bool(deaf))
         members = self.audience.member_endpoints()  # they take turns (core/state_turns.py)
         for endpoint in answers:
             self._exchange.send(Pending(MessageKind.STATE, endpoint))
@@ -174,7 +166,7 @@ class GossipEngine:
         if self.audience.seeds and set(deaf) <= set(self.audience.seeds):
             # Nobody beyond our link is known: the seeds are to tell us who is.
             self._exchange.request_sync(self._rng.choice(self.audience.seeds), now)
-        return self._speaker.outgoing(data, tuple(to for to in deaf if to not in members))
+        return self.speaker.outgoing(data, tuple(to for to in deaf if to not in members))
 
     def datagrams_to_send(self, now: float, wall: float) -> list[Outgoing]:
         """Everything due at `now`: the state datagram and its turns, answers, probes,
@@ -183,7 +175,7 @@ class GossipEngine:
         out = [] if state is None else [state]
         out += self._state_turns(now, wall)
         pending = self._exchange.pending(now, self.audience.gossip_targets())
-        speaker = self._speaker
+        speaker = self.speaker
         out.extend(
             speaker.outgoing(speaker.pending(p, self._status, wall), (p.to,), False)
             for p in pending
@@ -197,13 +189,12 @@ class GossipEngine:
             deaf, _ = self._state_targets(now)
             listed = [to for to in deaf if to in members]
             self._turns.start_cycle(listed, now, self.effective_interval())
-        copies = []
-        for to in self._turns.take(now, members):
-            room = NEWS_BUDGET - wire.entry_size(self._own_entry())
-            news = self._exchange.piggyback(room)
-            data = self._speaker.word(MessageKind.STATE, self._status, wall, deaf=True, news=news)
-            copies.append(self._speaker.outgoing(data, (to,), False))
-        return copies
+        room = NEWS_BUDGET - wire.entry_size(self._own_entry())
+        short = self.audience.reads_shorthand
+        return [
+            self.speaker.copy(self._status, wall, to, self._exchange.piggyback(room), short(to))
+            for to in self._turns.take(now, members)
+        ]
 
     def renamed(self, node_id: bytes, now: float) -> GossipEngine:
         """A fresh engine for this node under `node_id` (a cloned machine's new id): the
@@ -212,7 +203,7 @@ class GossipEngine:
         engine = GossipEngine(
             node_id=node_id,
             incarnation=self.incarnation,
-            keyring=self.keyring,
+            keyring=self.speaker.keyring,
             status=self._status,
             interval=self.interval,
             timings=self._timings,
@@ -228,11 +219,11 @@ class GossipEngine:
 
     def leave(self, now: float, wall: float) -> Outgoing:
         """The goodbye datagram: peers drop us at once instead of waiting for silence."""
-        data = self._speaker.word(MessageKind.LEAVE, None, wall)
-        return self._speaker.outgoing(data, self.unicast_targets(now))
+        data = self.speaker.word(MessageKind.LEAVE, None, wall)
+        return self.speaker.outgoing(data, self.unicast_targets(now))
 
     def _own_entry(self) -> NewsEntry:
-        order = (self.incarnation, self._speaker.sequence)
+        order = (self.incarnation, self.speaker.sequence)
         return NewsEntry(EntryKind.STATE, self.node_id, *order, wire.MINOR_VERSION, self._status)
 
     # --- what we hear -------------------------------------------------------------
@@ -242,7 +233,7 @@ class GossipEngine:
         self._packets_in += 1
         self._bytes_in += len(data)
         try:
-            message = wire.decode(data, self.keyring)
+            message = wire.decode(data, self.speaker.keyring)
         except WireFormatError as error:
             return self._drop(sender, error.reason, str(error), now)
         if message.node_id == self.node_id:
@@ -279,6 +270,12 @@ class GossipEngine:
             # us the sender is unicasting to us, so it must hear from us the same way.
             self.audience.heard(message, sender, transport, now)
             return self._drop(sender, "duplicate", "", now)
+        if (resolved := self._shorthand.resolve(message, known)) is None:
+            endpoint = endpoint_of(message.body) if message.body else None
+            if endpoint is not None and self._shorthand.may_ask(message.node_id, now):
+                self._exchange.send(Pending(MessageKind.STATE, endpoint, resend=True))
+            return self._drop(sender, "compilers-unknown", "", now)
+        message = resolved
         try:
             events = self.table.apply(message, now)
         except RejectedMessageError as error:
@@ -286,6 +283,9 @@ class GossipEngine:
         self.audience.heard(message, sender, transport, now)
         heard = Heard.MULTICAST if transport is Transport.MULTICAST else Heard.UNICAST
         direct = announced_by(sender[0], message.body)
+        asker = endpoint_of(message.body) if message.resend and message.body else None
+        if asker is not None and direct:  # it lacks our compilers (core/shorthand.py)
+            self._exchange.answer_with_state(asker, now)
         self._relay.after_word(events, message.order, heard if direct else Heard.RELAYED, now)
         self._retime()
         return Received(events=tuple(events))
@@ -384,13 +384,13 @@ class GossipEngine:
         by reason."""
         return GossipStatistics(
             packets_in=self._packets_in,
-            packets_out=self._speaker.packets_out,
+            packets_out=self.speaker.packets_out,
             bytes_in=self._bytes_in,
-            bytes_out=self._speaker.bytes_out,
+            bytes_out=self.speaker.bytes_out,
             drops=dict(sorted(self._drops.items())),
             unicast_targets=len(self.unicast_targets(now)),
             refused_addresses=dict(sorted(self._screening.refused.items())),
-            authenticated=bool(self.keyring),
+            authenticated=bool(self.speaker.keyring),
             state_interval=self.effective_interval(),
             news_queued=len(self._exchange.news),
             watched=len(self._exchange.prober.watched),

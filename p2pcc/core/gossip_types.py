@@ -28,7 +28,7 @@ LOGGED_DROPS_PERIOD = 3600.0
 #: Drops that are normal operation, not worth a log line: our own multicast echo, and
 #: the same datagram arriving both by multicast and by unicast; and another node's
 #: datagram under our id, which the node reports (`Received.namesake`) and acts on.
-QUIET_DROPS = frozenset({"own", "duplicate", "same-id"})
+QUIET_DROPS = frozenset({"own", "duplicate", "same-id", "compilers-unknown"})
 
 
 class LogOnce:

@@ -126,6 +126,10 @@ class Message:
     # A STATE sent by unicast because its sender does not hear the receiver's multicast:
     # the receiver must answer by unicast too (a 1.0 sender's every unicast means it).
     deaf: bool = False
+    # 1.2, a STATE to a member that knows our compilers: their digest stands for them
+    # (`body.compilers` is empty; core/shorthand.py resolves it against the table).
+    compilers_digest: bytes = b""
+    resend: bool = False  # 1.2, a STATE: "send me your whole status, I lack it"
     # How the datagram came, not what it says: left out of equality.
     minor: int = field(default=0, compare=False)  # the header's protocol minor version
 

@@ -162,7 +162,7 @@ class LocalNode:
 
     def set_keyring(self, keyring: Keyring) -> None:
         """A reloaded cluster key, for what we send and what we accept from now on."""
-        self._engine.keyring = keyring
+        self._engine.speaker.keyring = keyring
 
     def set_policy(self, policy: RankingPolicy) -> None:
         """A reloaded ranking policy: hosts lines are ranked anew."""

@@ -62,6 +62,7 @@ class Pending:
     nonce: int | None = None
     cookie: bytes = b""
     news: tuple[NewsEntry, ...] = ()
+    resend: bool = False  # a STATE asking for the receiver's whole one (core/shorthand.py)
 
 
 @dataclass(slots=True)
@@ -145,10 +146,14 @@ class PoolExchange:
         self._outbox.append(pending)
 
     def answer_with_state(self, to: Endpoint, now: float) -> bool:
-        """Send our state to `to` unless answers are spent; whether it will go."""
+        """Send our state to `to` unless answers are spent; whether it will go (once
+        for all the reasons to answer it at the same time)."""
+        answer = Pending(MessageKind.STATE, to)
+        if answer in self._outbox:
+            return True
         if not self._answers.take(0, now):
             return False
-        self.send(Pending(MessageKind.STATE, to))
+        self.send(answer)
         return True
 
     # --- syncs we ask for -----------------------------------------------------------

@@ -9,11 +9,14 @@ SYNC, COOKIE) repeat the last one, since they say nothing new about the node its
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from p2pcc.core import wire
 from p2pcc.core.auth import Keyring
 from p2pcc.core.gossip_types import Endpoint, Outgoing
 from p2pcc.core.model import Message, MessageKind, NewsEntry, NodeStatus
 from p2pcc.core.pool_exchange import Pending
+from p2pcc.core.wire_status import compilers_digest
 
 
 class Speaker:
@@ -35,18 +38,38 @@ class Speaker:
         *,
         deaf: bool = False,
         news: tuple[NewsEntry, ...] = (),
+        short: bool = False,
+        resend: bool = False,
     ) -> bytes:
-        """A STATE (`body`) or LEAVE (no body) at a new order."""
+        """A STATE (`body`) or LEAVE (no body) at a new order; `short`: the compilers as
+        their digest (core/shorthand.py); `resend`: asking for the receiver's state."""
         self.sequence += 1
+        digest = b""
+        if short and body is not None:
+            body, digest = replace(body, compilers=()), compilers_digest(body.compilers)
         message = Message(
-            self.node_id, self.incarnation, self.sequence, wall, kind, body, news, deaf=deaf
-        )
+            self.node_id, self.incarnation, self.sequence, wall, kind, body, news,
+            deaf=deaf, compilers_digest=digest, resend=resend,
+        )  # fmt: skip
         return wire.encode(message, self.keyring)
+
+    def copy(
+        self,
+        status: NodeStatus,
+        wall: float,
+        to: Endpoint,
+        news: tuple[NewsEntry, ...],
+        short: bool,
+    ) -> Outgoing:
+        """Our state for member `to` alone (a turn, core/state_turns.py): deaf, with
+        `news` aboard, and `short` for a member that reads short STATEs."""
+        data = self.word(MessageKind.STATE, status, wall, deaf=True, news=news, short=short)
+        return self.outgoing(data, (to,), False)
 
     def pending(self, pending: Pending, status: NodeStatus, wall: float) -> bytes:
         """What the pool exchange asked for: our `status` for a STATE, else its kind."""
         if pending.kind is MessageKind.STATE:
-            return self.word(MessageKind.STATE, status, wall)
+            return self.word(MessageKind.STATE, status, wall, resend=pending.resend)
         message = Message(
             self.node_id,
             self.incarnation,

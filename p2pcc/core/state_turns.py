@@ -56,6 +56,10 @@ class StateTurns:
         self._next_turn = now
         self.next_cycle = now + interval
 
+    def next_due(self, any_members: bool) -> float:
+        """When the next turn or (with `any_members`) the next cycle falls."""
+        return min(self.next_turn(), self.next_cycle if any_members else math.inf)
+
     def next_turn(self) -> float:
         """When `take` next returns members (inf: none waits)."""
         return self._next_turn if self._waiting else math.inf

@@ -25,7 +25,12 @@ from p2pcc.core.errors import (
     WireFormatError,
 )
 from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry, NodeStatus
-from p2pcc.core.wire_status import InvalidMessageError, decode_status, status_payload
+from p2pcc.core.wire_status import (
+    InvalidMessageError,
+    body_compilers_digest,
+    decode_status,
+    status_payload,
+)
 from p2pcc.core.wire_values import array, as_map, binary, integer, real, required
 
 __all__ = ["InvalidMessageError", "MessageTooLargeError", "decode", "encode", "entry_size"]
@@ -33,8 +38,9 @@ __all__ = ["InvalidMessageError", "MessageTooLargeError", "decode", "encode", "e
 MAGIC = b"P2CC"
 MAJOR_VERSION = 1
 #: 1.1 added news entries, PROBE/ACK/NEWS/SYNC/COOKIE and the status's gossip port;
-#: a 1.0 node ignores the new keys and drops the new kinds (docs/wire-format.md).
-MINOR_VERSION = 1
+#: a 1.0 node ignores the new keys and drops the new kinds (docs/wire-format.md).  1.2
+#: added the compilers digest (`ccd`), sent only to members that speak 1.2, and `again`.
+MINOR_VERSION = 2
 AUTH_NONE = 0
 AUTH_HMAC_SHA256_128 = 1
 HEADER_BYTES = 8
@@ -98,7 +104,7 @@ def _envelope_payload(message: Message) -> dict[str, object]:
     if message.kind == MessageKind.STATE:
         if not isinstance(message.body, NodeStatus):
             raise InvalidMessageError("a STATE message needs a NodeStatus body")
-        payload["body"] = status_payload(message.body)
+        payload["body"] = status_payload(message.body, message.compilers_digest)
     elif message.body is not None:
         raise InvalidMessageError(f"a {message.kind!r} message carries no body")
     needed = message.kind in _NONCE_KINDS
@@ -113,6 +119,10 @@ def _envelope_payload(message: Message) -> dict[str, object]:
         if message.kind is not MessageKind.STATE:
             raise InvalidMessageError("only a STATE says its sender does not hear us")
         payload["deaf"] = 1
+    if (message.compilers_digest or message.resend) and message.kind is not MessageKind.STATE:
+        raise InvalidMessageError("only a STATE has a compilers digest or asks for a resend")
+    if message.resend:
+        payload["again"] = 1
     if message.news:
         payload["news"] = [_entry_payload(entry) for entry in message.news]
     return payload
@@ -224,7 +234,10 @@ def _message_from_payload(payload: object, minor: int) -> Message:
     except ValueError:
         raise UnknownKindError(f"message kind {kind_number} is unknown to this build") from None
     # A LEAVE body is ignored: a newer minor version may give it one.
-    body = decode_status(required(envelope, "body")) if kind == MessageKind.STATE else None
+    body, digest = None, b""
+    if kind == MessageKind.STATE:
+        body = decode_status(required(envelope, "body"))
+        digest = body_compilers_digest(envelope["body"])
     nonce = None
     if kind in _NONCE_KINDS:
         nonce = integer(required(envelope, "nonce"), "nonce", 0, limits.MAX_COUNTER)
@@ -235,9 +248,11 @@ def _message_from_payload(payload: object, minor: int) -> Message:
         cookie = binary(envelope["cookie"], "cookie", limits.COOKIE_BYTES)
     news = _news(envelope.get("news", []))
     deaf = kind is MessageKind.STATE and integer(envelope.get("deaf", 0), "deaf", 0, 1) == 1
+    again = kind is MessageKind.STATE and integer(envelope.get("again", 0), "again", 0, 1) == 1
     return Message(
-        node_id, incarnation, sequence, sent_at, kind, body, news, nonce, cookie, deaf, minor
-    )
+        node_id, incarnation, sequence, sent_at, kind, body, news, nonce, cookie, deaf,
+        digest, again, minor,
+    )  # fmt: skip
 
 
 def _news(value: object) -> tuple[NewsEntry, ...]:

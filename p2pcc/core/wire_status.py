@@ -9,10 +9,13 @@ Unknown keys are ignored, so minor versions can add fields; defaults are left ou
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import re
 from collections.abc import Callable
 from typing import TypeVar
+
+import msgpack
 
 from p2pcc.core import limits
 from p2pcc.core.errors import P2pccError, WireFormatError
@@ -27,13 +30,18 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 
 _T = TypeVar("_T")
 
+#: Bytes of a compilers digest: a collision between two offer lists of one node would
+#: need 2^32 of them.
+COMPILERS_DIGEST_BYTES = 8
+
 
 class InvalidMessageError(P2pccError):
     """A message we were asked to send breaks the wire rules (a bug or a bad local value)."""
 
 
-def status_payload(status: NodeStatus) -> dict[str, object]:
-    """The msgpack map of `status`."""
+def status_payload(status: NodeStatus, compilers_digest: bytes = b"") -> dict[str, object]:
+    """The msgpack map of `status`; with `compilers_digest`, that stands for its
+    compilers (1.2: `ccd` instead of `cc`, and `status.compilers` must be empty)."""
     body: dict[str, object] = {
         "name": status.name,
         "addr": list(status.addresses),
@@ -53,8 +61,33 @@ def status_payload(status: NodeStatus) -> dict[str, object]:
         body["until"] = status.pause_until
     if status.gossip_port != DEFAULT_GOSSIP_PORT:
         body["gp"] = status.gossip_port
-    body["cc"] = [_offer_payload(offer) for offer in status.compilers]
+    if compilers_digest:
+        if status.compilers or len(compilers_digest) != COMPILERS_DIGEST_BYTES:
+            raise InvalidMessageError("a compilers digest is 8 bytes and replaces the offers")
+        body["ccd"] = compilers_digest
+    else:
+        body["cc"] = [_offer_payload(offer) for offer in status.compilers]
     return body
+
+
+@functools.lru_cache(maxsize=4096)
+def compilers_digest(compilers: tuple[CompilerOffer, ...]) -> bytes:
+    """What stands for `compilers` in a short STATE (1.2): the first 8 bytes of the
+    BLAKE2b hash of their msgpack encoding, as `cc` carries them.  Cached: a member's
+    digest is checked against its known offers on every short STATE it sends."""
+    packed = msgpack.packb([_offer_payload(offer) for offer in compilers], use_bin_type=True)
+    return hashlib.blake2b(packed, digest_size=COMPILERS_DIGEST_BYTES).digest()
+
+
+def body_compilers_digest(value: object) -> bytes:
+    """The `ccd` of a STATE body map (b"" when it has none); a body with both `ccd`
+    and `cc` is malformed."""
+    body = as_map(value, "body")
+    if "ccd" not in body:
+        return b""
+    if "cc" in body:
+        raise WireFormatError("body has both a compilers digest (ccd) and offers (cc)")
+    return binary(body["ccd"], "body.ccd", COMPILERS_DIGEST_BYTES)
 
 
 def _offer_payload(offer: CompilerOffer) -> list[object]:

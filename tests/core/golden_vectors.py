@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from p2pcc.core.model import (
     CompilerOffer,
@@ -20,6 +20,7 @@ from p2pcc.core.model import (
     NodeState,
     NodeStatus,
 )
+from p2pcc.core.wire_status import compilers_digest
 
 #: The documented test key.  It is public: never use it for a real pool.
 TEST_KEY = bytes(range(32))
@@ -74,11 +75,11 @@ class GoldenVector:
 VECTORS = (
     GoldenVector(
         "state-plain",
-        Message(NODE_ID, 3, 42, 1_767_225_600.5, MessageKind.STATE, ACTIVE_STATUS, minor=1),
+        Message(NODE_ID, 3, 42, 1_767_225_600.5, MessageKind.STATE, ACTIVE_STATUS, minor=2),
         keyed=False,
         datagram=bytes.fromhex(
             """
-            50324343 01010000 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
+            50324343 01020000 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
             6e6303a3 7365712a a27473cb 41da556e 40200000 a46b696e 6401a462 6f64798b
             a46e616d 65a87773 2d616c69 6365a461 64647292 aa313932 2e302e32 2e3130ac
             32303031 3a646238 3a3a3130 a4706f72 74cd0e30 a4637075 7310a46c 6f6164cb
@@ -93,11 +94,11 @@ VECTORS = (
     ),
     GoldenVector(
         "state-keyed",
-        Message(NODE_ID, 3, 42, 1_767_225_600.5, MessageKind.STATE, ACTIVE_STATUS, minor=1),
+        Message(NODE_ID, 3, 42, 1_767_225_600.5, MessageKind.STATE, ACTIVE_STATUS, minor=2),
         keyed=True,
         datagram=bytes.fromhex(
             """
-            50324343 01010100 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
+            50324343 01020100 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
             6e6303a3 7365712a a27473cb 41da556e 40200000 a46b696e 6401a462 6f64798b
             a46e616d 65a87773 2d616c69 6365a461 64647292 aa313932 2e302e32 2e3130ac
             32303031 3a646238 3a3a3130 a4706f72 74cd0e30 a4637075 7310a46c 6f6164cb
@@ -106,17 +107,17 @@ VECTORS = (
             639293c4 081f2e3d 4c5b6a79 80b47838 365f3634 2d6c696e 75782d67 6e752d2d
             3132b778 38365f36 342d6c69 6e75782d 676e752d 672b2b2d 313293c4 08012345
             6789abcd efb77838 365f3634 2d70632d 6c696e75 782d676e 752d2d31 34aa636c
-            616e672b 2b2d3134 29816502 870e90f8 7d360b04 4e407e23
+            616e672b 2b2d3134 6178e5ef 78c74fe9 3977520a d3c9d603
             """
         ),
     ),
     GoldenVector(
         "state-paused",
-        Message(OTHER_NODE_ID, 1, 7, 1_767_225_630.0, MessageKind.STATE, PAUSED_STATUS, minor=1),
+        Message(OTHER_NODE_ID, 1, 7, 1_767_225_630.0, MessageKind.STATE, PAUSED_STATUS, minor=2),
         keyed=False,
         datagram=bytes.fromhex(
             """
-            50324343 01010000 86a26964 c410ffee ddccbbaa 99887766 55443322 1100a369
+            50324343 01020000 86a26964 c410ffee ddccbbaa 99887766 55443322 1100a369
             6e6301a3 73657107 a27473cb 41da556e 47800000 a46b696e 6401a462 6f64798d
             a46e616d 65a67773 2d626f62 a4616464 7291ac31 39382e35 312e3130 302e37a4
             706f7274 cd0e30a4 63707573 08a46c6f 6164cb00 00000000 000000a3 6d656dcf
@@ -128,25 +129,25 @@ VECTORS = (
     ),
     GoldenVector(
         "leave-keyed",
-        Message(NODE_ID, 3, 43, 1_767_225_660.0, MessageKind.LEAVE, minor=1),
+        Message(NODE_ID, 3, 43, 1_767_225_660.0, MessageKind.LEAVE, minor=2),
         keyed=True,
         datagram=bytes.fromhex(
             """
-            50324343 01010100 85a26964 c4100011 22334455 66778899 aabbccdd eeffa369
-            6e6303a3 7365712b a27473cb 41da556e 4f000000 a46b696e 6402422d c741231a
-            2a3fe9df 55bf2c5d 31a3
+            50324343 01020100 85a26964 c4100011 22334455 66778899 aabbccdd eeffa369
+            6e6303a3 7365712b a27473cb 41da556e 4f000000 a46b696e 6402d5a6 dc7794ea
+            53fe204b 61605627 064f
             """
         ),
     ),
     GoldenVector(
         "probe-keyed",
-        Message(NODE_ID, 3, 42, 1_767_225_661.0, MessageKind.PROBE, nonce=77, minor=1),
+        Message(NODE_ID, 3, 42, 1_767_225_661.0, MessageKind.PROBE, nonce=77, minor=2),
         keyed=True,
         datagram=bytes.fromhex(
             """
-            50324343 01010100 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
+            50324343 01020100 86a26964 c4100011 22334455 66778899 aabbccdd eeffa369
             6e6303a3 7365712a a27473cb 41da556e 4f400000 a46b696e 6403a56e 6f6e6365
-            4db407f2 a6ad99bc ee24154e a2cd6394 37
+            4d85e713 e7d6ba04 c69b59d9 d3c68a67 d8
             """
         ),
     ),
@@ -162,12 +163,12 @@ VECTORS = (
                 NewsEntry(EntryKind.STATE, NODE_ID, 3, 42, 1, ACTIVE_STATUS),
                 NewsEntry(EntryKind.SUSPECT, THIRD_NODE_ID, 2, 9, 1),
             ),
-            minor=1,
+            minor=2,
         ),
         keyed=True,
         datagram=bytes.fromhex(
             """
-            50324343 01010100 86a26964 c410ffee ddccbbaa 99887766 55443322 1100a369
+            50324343 01020100 86a26964 c410ffee ddccbbaa 99887766 55443322 1100a369
             6e6301a3 73657107 a27473cb 41da556e 4f800000 a46b696e 6405a46e 65777392
             9601c410 00112233 44556677 8899aabb ccddeeff 032a018b a46e616d 65a87773
             2d616c69 6365a461 64647292 aa313932 2e302e32 2e3130ac 32303031 3a646238
@@ -177,8 +178,35 @@ VECTORS = (
             4c5b6a79 80b47838 365f3634 2d6c696e 75782d67 6e752d2d 3132b778 38365f36
             342d6c69 6e75782d 676e752d 672b2b2d 313293c4 08012345 6789abcd efb77838
             365f3634 2d70632d 6c696e75 782d676e 752d2d31 34aa636c 616e672b 2b2d3134
-            9503c410 0f0e0d0c 0b0a0908 07060504 03020100 020901e0 00881d24 ec5c1ce1
-            013d4976 d7d861
+            9503c410 0f0e0d0c 0b0a0908 07060504 03020100 02090148 83f3ee57 9cf21bc6
+            5bfc7cac b521ef
+            """
+        ),
+    ),
+    GoldenVector(
+        "state-short-keyed",
+        Message(
+            NODE_ID,
+            3,
+            44,
+            1_767_225_664.0,
+            MessageKind.STATE,
+            replace(ACTIVE_STATUS, compilers=()),
+            deaf=True,
+            compilers_digest=compilers_digest(ACTIVE_STATUS.compilers),
+            minor=2,
+        ),
+        keyed=True,
+        datagram=bytes.fromhex(
+            """
+            50324343 01020100 87a26964 c4100011 22334455 66778899 aabbccdd eeffa369
+            6e6303a3 7365712c a27473cb 41da556e 50000000 a46b696e 6401a462 6f64798b
+            a46e616d 65a87773 2d616c69 6365a461 64647292 aa313932 2e302e32 2e3130ac
+            32303031 3a646238 3a3a3130 a4706f72 74cd0e30 a4637075 7310a46c 6f6164cb
+            40040000 00000000 a36d656d cf000000 04000000 00a5736c 6f74730e a46a6f62
+            7303a570 6f776572 cb3ff400 00000000 00a57374 617465a6 61637469 7665a363
+            6364c408 3bbe3ef8 164874c9 a4646561 66012622 580241b3 2e7e302a dc677459
+            3292
             """
         ),
     ),
@@ -192,15 +220,15 @@ VECTORS = (
             MessageKind.SYNC,
             nonce=5,
             cookie=bytes(range(16)),
-            minor=1,
+            minor=2,
         ),
         keyed=True,
         datagram=bytes.fromhex(
             """
-            50324343 01010100 87a26964 c410ffee ddccbbaa 99887766 55443322 1100a369
+            50324343 01020100 87a26964 c410ffee ddccbbaa 99887766 55443322 1100a369
             6e6301a3 73657107 a27473cb 41da556e 4fc00000 a46b696e 6406a56e 6f6e6365
-            05a6636f 6f6b6965 c4100001 02030405 06070809 0a0b0c0d 0e0f9bf0 aec0bac7
-            3fc8f6c7 4b3cad11 6f30
+            05a6636f 6f6b6965 c4100001 02030405 06070809 0a0b0c0d 0e0f7f6b 390548b4
+            ed4f5add 5de6d6e5 85ce
             """
         ),
     ),
@@ -248,6 +276,9 @@ _MEANING = {
     "nonce": "nonce",
     "cookie": "sync cookie",
     "news": "news entries",
+    "ccd": "compilers digest (1.2)",
+    "deaf": "deaf",
+    "again": "send your whole state (1.2)",
 }
 _ARRAY_ITEM = {
     "addresses": "address",

@@ -393,3 +393,45 @@ def test_a_seed_heard_on_our_link_gets_no_unicast_copy() -> None:
     assert alpha.unicast_targets(0.0) == (endpoint(beta),)
     alpha.receive(sent(beta, 0.0).data, endpoint(beta), Transport.MULTICAST, 0.1)
     assert alpha.unicast_targets(0.2) == ()
+
+
+def test_a_short_state_is_resolved_by_the_record_or_the_whole_state_is_asked_for() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    short = alpha.speaker.copy(alpha.status, WALL, endpoint(beta), (), True)
+    assert decode(short.data, Keyring()).compilers_digest
+    # Beta has never heard alpha: it keeps its table and asks alpha for the whole state.
+    assert beta.receive(short.data, endpoint(alpha), Transport.UNICAST, 1.0).dropped == (
+        "compilers-unknown"
+    )
+    assert beta.table.get(alpha.node_id) is None
+    asks = [o for o in beta.datagrams_to_send(1.0, WALL) if o.unicast == (endpoint(alpha),)]
+    assert [decode(o.data, Keyring()).resend for o in asks] == [True]
+    again = alpha.speaker.copy(alpha.status, WALL, endpoint(beta), (), True)
+    beta.receive(again.data, endpoint(alpha), Transport.UNICAST, 1.5)
+    assert not [o for o in beta.datagrams_to_send(1.5, WALL) if o.unicast]  # asked already
+    # Alpha answers the request with its whole state, which beta takes.
+    alpha.receive(asks[0].data, endpoint(beta), Transport.UNICAST, 2.0)
+    to_beta = [o for o in alpha.datagrams_to_send(2.0, WALL) if o.unicast == (endpoint(beta),)]
+    states = [(o, decode(o.data, Keyring())) for o in to_beta]
+    answers = [o for o, m in states if m.kind is MessageKind.STATE and not m.compilers_digest]
+    assert len(answers) == 1  # beside its turn copy (short: beta is a member now)
+    whole = decode(answers[0].data, Keyring()).body
+    assert whole is not None
+    assert whole.compilers == (OFFER,)
+    beta.receive(answers[0].data, endpoint(alpha), Transport.UNICAST, 2.1)
+    # From then on alpha's short states stand for its offers.
+    later = alpha.speaker.copy(alpha.status, WALL, endpoint(beta), (), True)
+    assert beta.receive(later.data, endpoint(alpha), Transport.UNICAST, 3.0).dropped is None
+    peer = beta.table.get(alpha.node_id)
+    assert peer is not None
+    assert peer.status.compilers == (OFFER,)
+    # New offers beta missed the news of: a short state no longer matches, and asks.
+    other = CompilerOffer("0123456789abcdef", "x86_64-linux-gnu--11", "x86_64-linux-gnu-gcc-11")
+    alpha.set_status(replace(alpha.status, compilers=(other,)), 3.0)
+    changed = alpha.speaker.copy(alpha.status, WALL, endpoint(beta), (), True)
+    received = beta.receive(changed.data, endpoint(alpha), Transport.UNICAST, 9.0)
+    assert received.dropped == "compilers-unknown"
+    peer = beta.table.get(alpha.node_id)
+    assert peer is not None
+    assert peer.status.compilers == (OFFER,)  # kept until the whole state comes
+    assert any(o.unicast == (endpoint(alpha),) for o in beta.datagrams_to_send(9.0, WALL))

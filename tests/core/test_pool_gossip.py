@@ -17,7 +17,7 @@ from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry, NodeSta
 from p2pcc.core.news import transmits
 from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.wire import decode, encode
-from tests.core.sim_pool import KEY, PORT, SimNode, SimPool
+from tests.core.sim_pool import KEY, OFFERS, PORT, SimNode, SimPool
 
 
 def two_links(size: int = 10, *, loss: float = 0.0) -> SimPool:
@@ -263,3 +263,18 @@ def test_state_copies_carry_as_much_news_as_fits_in_a_datagram() -> None:
     states = [d for _, d in record if decode(d.data, KEY).kind is MessageKind.STATE]
     assert max(len(decode(d.data, KEY).news) for d in states) >= 2
     assert max(len(d.data) for _, d in record) <= limits.MAX_DATAGRAM
+
+
+def test_copies_beyond_the_link_name_compilers_by_digest_and_every_table_has_them() -> None:
+    pool = two_links(40)
+    node = pool.nodes[0]
+    record = sent_by(pool, node, pool.now + 2 * node.engine.effective_interval())
+    copies = [decode(d.data, KEY) for _, d in record if not d.multicast]
+    states = [m for m in copies if m.kind is MessageKind.STATE and m.deaf]
+    assert states
+    assert all(m.compilers_digest and m.body and not m.body.compilers for m in states)
+    multicast = [decode(d.data, KEY) for _, d in record if d.multicast]
+    assert all(m.body and m.body.compilers == OFFERS for m in multicast)
+    assert pool.everyone_has(node, lambda p: p.status.compilers == OFFERS)  # type: ignore[attr-defined]
+    drops = [n.engine.statistics(pool.now).drops.get("compilers-unknown", 0) for n in pool.nodes]
+    assert sum(drops) == 0

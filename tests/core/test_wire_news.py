@@ -11,7 +11,15 @@ from p2pcc.core import limits
 from p2pcc.core.auth import Keyring
 from p2pcc.core.errors import OversizedError, WireFormatError
 from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry
-from p2pcc.core.wire import HEADER_BYTES, InvalidMessageError, decode, encode, entry_size
+from p2pcc.core.wire import (
+    HEADER_BYTES,
+    MINOR_VERSION,
+    InvalidMessageError,
+    decode,
+    encode,
+    entry_size,
+)
+from p2pcc.core.wire_status import compilers_digest
 from tests.core.golden_vectors import ACTIVE_STATUS, NODE_ID, OTHER_NODE_ID, VECTORS
 
 PLAIN = Keyring()
@@ -28,7 +36,7 @@ def tampered(message: Message, **fields: object) -> bytes:
 
 
 def test_a_decoded_datagram_says_its_minor_version() -> None:
-    assert decode(encode(PROBE, PLAIN), PLAIN).minor == 1
+    assert decode(encode(PROBE, PLAIN), PLAIN).minor == MINOR_VERSION == 2
     old = b"P2CC\x01\x00\x00\x00" + tampered(PROBE)[HEADER_BYTES:]
     assert decode(old, PLAIN).minor == 0
 
@@ -106,3 +114,30 @@ def test_entry_size_is_what_the_entry_adds_to_the_datagram() -> None:
     bare = replace(NEWS, news=NEWS.news[:1])
     both = len(encode(NEWS, PLAIN)) - len(encode(bare, PLAIN))
     assert both == entry_size(NEWS.news[1])
+
+
+def test_a_short_state_carries_the_compilers_digest_instead_of_the_offers() -> None:
+    digest = compilers_digest(ACTIVE_STATUS.compilers)
+    short = Message(
+        NODE_ID, 3, 44, 1.0, MessageKind.STATE, replace(ACTIVE_STATUS, compilers=()),
+        deaf=True, compilers_digest=digest, resend=True,
+    )  # fmt: skip
+    data = encode(short, PLAIN)
+    assert decode(data, PLAIN) == short
+    whole = encode(replace(short, body=ACTIVE_STATUS, compilers_digest=b""), PLAIN)
+    assert len(data) < len(whole) - 80
+    assert compilers_digest(ACTIVE_STATUS.compilers[:1]) != digest  # another list
+    with pytest.raises(InvalidMessageError):  # a digest stands for the offers, not beside
+        encode(replace(short, body=ACTIVE_STATUS), PLAIN)
+    with pytest.raises(InvalidMessageError):
+        encode(Message(NODE_ID, 1, 2, 1.0, MessageKind.LEAVE, resend=True), PLAIN)
+
+
+def test_a_body_with_both_a_digest_and_offers_is_malformed() -> None:
+    state = Message(NODE_ID, 3, 44, 1.0, MessageKind.STATE, ACTIVE_STATUS)
+    body = msgpack.unpackb(encode(state, PLAIN)[HEADER_BYTES:])["body"]
+    with pytest.raises(WireFormatError, match="both"):
+        decode(tampered(state, body={**body, "ccd": bytes(8)}), PLAIN)
+    del body["cc"]
+    with pytest.raises(WireFormatError, match="ccd"):  # a digest is exactly 8 bytes
+        decode(tampered(state, body={**body, "ccd": bytes(7)}), PLAIN)
