@@ -6,7 +6,8 @@ says which address a datagram was sent to) and sends from each member's own addr
 (IP_PKTINFO's source on sendmsg), so every datagram comes from the address its member
 announces.  Each member has a fixed status (GCC and Clang, C and C++: the simulated
 pool's `OFFERS`), its own node id, incarnation 1 and a sequence; it sends its STATE
-(deaf: the daemon is not on its link) every max(2, (members + 1) / 20) s, the
+(deaf: the daemon is not on its link; short, 1.2, once the daemon has had a whole one,
+which it asks for again when it lacks it) every max(2, (members + 1) / 20) s, the
 protocol's state rate bound, at a phase of its own; its first one falls at random
 within `--warmup` s (`--vary-load`: each STATE with a new random load, as real members'
 loads move).  Every PROBE to a member is
@@ -60,6 +61,7 @@ from p2pcc.core.model import (
 )
 from p2pcc.core.pool_exchange import NEWS_BUDGET, NEWS_FANOUT
 from p2pcc.core.state_turns import TURN_TICK
+from p2pcc.core.wire_status import compilers_digest
 from tests.core.sim_pool import OFFERS
 
 IP_PKTINFO = 8  # <linux/in.h>; the socket module does not name it
@@ -78,9 +80,11 @@ class Member:
     address: str
     status: NodeStatus
     sequence: int = 0
+    told: bool = False  # the daemon has had its whole state: later ones are short
 
     def entry(self) -> NewsEntry:
-        return NewsEntry(EntryKind.STATE, self.node_id, 1, self.sequence, 1, self.status)
+        minor = wire.MINOR_VERSION
+        return NewsEntry(EntryKind.STATE, self.node_id, 1, self.sequence, minor, self.status)
 
 
 def make_members(count: int, base: str, rng: random.Random) -> list[Member]:
@@ -147,16 +151,21 @@ class Pool:
         self.counts[f"sent-{kind}"] += 1
         self.counts["bytes-sent"] += len(data)
 
-    def send_state(self, member: Member) -> None:
+    def send_state(self, member: Member, *, whole: bool = False) -> None:
+        """The member's deaf STATE, short (1.2) once the daemon has had a whole one."""
         member.sequence += 1
         if self.vary_load:
             member.status = replace(member.status, load=round(self.rng.uniform(0, 4), 2))
         riders = self.take_riders(NEWS_BUDGET - wire.entry_size(member.entry()))
+        body, digest = member.status, b""
+        if member.told and not whole:
+            body, digest = replace(body, compilers=()), compilers_digest(body.compilers)
         message = Message(
-            member.node_id, 1, member.sequence, time.time(), MessageKind.STATE, member.status,
-            news=riders, deaf=True,
+            member.node_id, 1, member.sequence, time.time(), MessageKind.STATE, body,
+            news=riders, deaf=True, compilers_digest=digest,
         )  # fmt: skip
         self.send(member, message, "state")
+        member.told = True
         self.counts["news-ridden"] += len(riders)
 
     def take_riders(self, room: int) -> tuple[NewsEntry, ...]:
@@ -228,6 +237,9 @@ class Pool:
                     nonce=message.nonce,
                 )  # fmt: skip
                 self.send(member, ack, "ack")
+            elif member is not None and message.kind is MessageKind.STATE and message.resend:
+                self.counts["answered-again"] += 1
+                self.send_state(member, whole=True)
 
 
 def _destination(ancdata: list[tuple[int, int, bytes]]) -> str:
