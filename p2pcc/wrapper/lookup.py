@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 MARKER = ".p2pcc-links"
-ENTRY_NAME = "p2pcc-wrapper"
+ENTRY_NAME = "p2pcc-wrapper"  # what the links point at: the sh trampoline
+PYTHON_ENTRY_NAME = "p2pcc-wrapper.py"  # the Python entry the trampoline hands over to
 
 #: Programs whose masquerade links are passed over when looking for the real compiler.
 FOREIGN_MASQUERADES = ("ccache", "distcc")

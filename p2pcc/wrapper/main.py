@@ -146,7 +146,7 @@ def main(settings: Settings | None = None, **written_before: "Any") -> None:
     env = {_decode(key): _decode(value) for key, value in posix.environ.items()}
     _undo_locale_coercion(env)
     name = sys.argv[0].rpartition("/")[2]
-    if name == lookup.ENTRY_NAME:
+    if name in (lookup.ENTRY_NAME, lookup.PYTHON_ENTRY_NAME):
         sys.stderr.write(
             f"p2pcc: {name} runs as a compiler, through the links next to it in "
             f"{settings.link_dir} (gcc, cc, g++ …), not by its own name\n"
