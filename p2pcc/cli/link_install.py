@@ -44,7 +44,9 @@ from p2pcc.wrapper.lookup import (
     MARKER,
     PYTHON_ENTRY_NAME,
     find_real,
+    is_foreign_masquerade,
     is_link_dir,
+    join,
     path_dirs,
 )
 from p2pcc.wrapper.main import Settings
@@ -202,7 +204,8 @@ def install(
     """Create or refresh the link directory for `names`, run by the interpreter `python`."""
     result = InstallResult(readlink=find_readlink())
     entry = entry_script(settings, package_root())
-    script = trampoline.script(str(link_dir), python, result.readlink)
+    known = known_symlinks(names, path_dirs(os.environ.get("PATH")))
+    script = trampoline.script(str(link_dir), python, result.readlink, known)
     _prepare(link_dir)
     result.upgraded = (link_dir / ENTRY_NAME).exists() and not trampoline.is_trampoline(link_dir)
     try:
@@ -224,6 +227,21 @@ def install(
 
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
+
+
+def known_symlinks(names: Sequence[str], entries: Sequence[str]) -> dict[str, str]:
+    """For the trampoline: each symlink named like a compiler of `names` on PATH
+    (outside link directories) that is not a ccache or distcc masquerade, with the file
+    it resolves to now."""
+    known: dict[str, str] = {}
+    for entry in entries:
+        if is_link_dir(entry):
+            continue
+        for name in names:
+            path = join(entry, name)
+            if os.path.islink(path) and not is_foreign_masquerade(path):
+                known[path] = os.path.realpath(path)
+    return known
 
 
 def find_readlink() -> str | None:

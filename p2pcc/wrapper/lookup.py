@@ -94,13 +94,14 @@ def find_real(
             continue
         if (status.st_dev, status.st_ino) == own or is_link_dir(entry):
             continue
-        if _is_foreign_masquerade(candidate):
+        if is_foreign_masquerade(candidate):
             continue
         return candidate, status
     return None
 
 
-def _is_foreign_masquerade(path: str) -> bool:
+def is_foreign_masquerade(path: str) -> bool:
+    """Whether `path` is a symlink to ccache or distcc (one of their masquerade links)."""
     try:
         target = posix.readlink(path)
     except OSError:

@@ -18,9 +18,12 @@ The script, in order (any "hand over" execs `python -I -S p2pcc-wrapper.py "$0" 
 3. local: the real NAME further along PATH exactly as `lookup.find_real` finds it
    (link directories, our own file under another name and one-hop symlinks to ccache or
    distcc passed over); found: exec it, as its full path, arguments untouched.  A
-   candidate the script cannot judge without doubt (a regular file it may not execute, a
-   symlink when `readlink` is missing or fails, a symlink to something named ccache or
-   distcc) and no candidate at all: hand over.
+   symlink is judged by its target, read with `readlink` (a program: ~1 ms), unless
+   install-links read it already (`known`: Debian's `cc`, `gcc`, `g++` are symlinks) and
+   it still resolves to the same file.  A candidate the script cannot judge without
+   doubt (a regular file it may not execute, a symlink when `readlink` is missing or
+   fails, a symlink to something named ccache or distcc) and no candidate at all: hand
+   over.
 
 Not on the compile path itself: only `install-links` imports this module.
 """
@@ -96,7 +99,12 @@ while :; do
   if [ -f "$_p2pcc_c" ] && [ ! -e "$_p2pcc_d"{marker} ] && ! [ "$_p2pcc_c" -ef {own} ]; then
     [ -x "$_p2pcc_c" ] || _p2pcc_py "$@"
     if [ -h "$_p2pcc_c" ]; then
-{symlink}    fi
+      case $_p2pcc_c in
+{known}        *) _p2pcc_r= ;;
+      esac
+      if [ -z "$_p2pcc_r" ] || ! [ "$_p2pcc_c" -ef "$_p2pcc_r" ]; then
+{symlink}      fi
+    fi
     exec "$_p2pcc_c" "$@"
   fi
   case $_p2pcc_rest in *:*) _p2pcc_rest=${{_p2pcc_rest#*:}} ;; *) break ;; esac
@@ -106,12 +114,12 @@ _p2pcc_py "$@"
 
 #: How a symlink candidate is judged: its one-hop target, read with `readlink`.
 _READ_LINK = """\
-      _p2pcc_t=$({readlink} -- "$_p2pcc_c" 2>/dev/null) || _p2pcc_py "$@"
-      case ${{_p2pcc_t##*/}} in {masquerades}) _p2pcc_py "$@" ;; esac
+        _p2pcc_t=$({readlink} -- "$_p2pcc_c" 2>/dev/null) || _p2pcc_py "$@"
+        case ${{_p2pcc_t##*/}} in {masquerades}) _p2pcc_py "$@" ;; esac
 """
 
 #: Without `readlink` a symlink candidate cannot be judged.
-_NO_READ_LINK = '      _p2pcc_py "$@"\n'
+_NO_READ_LINK = '        _p2pcc_py "$@"\n'
 
 
 def quote(word: str) -> str:
@@ -148,9 +156,17 @@ def _own_variables(text: str) -> list[str]:
     return sorted(names)
 
 
-def script(link_dir: str, python: str, readlink: str | None) -> str:
+def script(
+    link_dir: str, python: str, readlink: str | None, known: "dict[str, str] | None" = None
+) -> str:
     """The trampoline of the link directory `link_dir`, handing over to `python`, judging
-    symlink candidates with the `readlink` program at that path (None: cannot)."""
+    symlink candidates with the `readlink` program at that path (None: cannot), but for
+    the `known` ones (path on PATH -> the file it resolved to when its target was read at
+    install time), trusted while they still resolve to that file."""
+    known_cases = "".join(
+        f"        {quote(path)}) _p2pcc_r={quote(real)} ;;\n"
+        for path, real in sorted((known or {}).items())
+    )
     symlink = _NO_READ_LINK
     if readlink:
         masquerades = _alternatives(("ccache", "distcc"))
@@ -176,6 +192,7 @@ def script(link_dir: str, python: str, readlink: str | None) -> str:
         "marker": quote(MARKER),
         "own": quote(join(link_dir, ENTRY_NAME)),
         "symlink": symlink,
+        "known": known_cases,
         "guard": "",
     }
     # `${_p2pcc_a+1}…`: empty unless one of the script's own variables came from the

@@ -13,6 +13,7 @@ import pytest
 from p2pcc import cli
 from p2pcc.cli.link_install import (
     COMPILER_NAME,
+    known_symlinks,
     path_line,
     state_files,
 )
@@ -198,6 +199,19 @@ def test_interpreter_and_directory_paths_with_blanks_and_quotes_work(
     )
     assert done.returncode == 0, done.stderr  # Python ran (it says why it stays local)
     assert f"{bin_dir}/gcc -c x.c" in done.stderr
+
+
+def test_symlinked_compilers_are_read_at_install_time(bin_dir: Path) -> None:
+    (bin_dir / "gcc").unlink()
+    (bin_dir / "gcc").symlink_to("gcc-12")
+    (bin_dir / "cc").unlink()
+    (bin_dir / "cc").symlink_to("ccache")  # a masquerade: left to the trampoline to judge
+    marked = bin_dir.parent / "marked"
+    marked.mkdir()
+    (marked / MARKER).write_text("")
+    (marked / "gcc").symlink_to(bin_dir / "gcc-12")
+    known = known_symlinks(["cc", "gcc", "gcc-12"], [str(marked), str(bin_dir)])
+    assert known == {f"{bin_dir}/gcc": str(bin_dir / "gcc-12")}
 
 
 def test_a_directory_others_may_write_is_refused(

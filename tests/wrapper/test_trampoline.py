@@ -45,7 +45,14 @@ class Bed:
     """Links in `root/links` (trampoline, marker, `gcc` link), a recording `gcc` in
     `root/bin` and a recording stand-in for the Python entry's interpreter."""
 
-    def __init__(self, root: Path, shell: Sequence[str], *, readlink: str | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        shell: Sequence[str],
+        *,
+        readlink: str | None,
+        known: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
         self.shell = [shutil.which(shell[0]) or shell[0], *shell[1:]] if shell else []
         self.links = root / "links"
@@ -56,7 +63,7 @@ class Bed:
         self.python = recorder(root / "python", "python")
         self.gcc = recorder(self.bin / "gcc", "compiler")
         entry = self.links / ENTRY_NAME
-        entry.write_text(script(str(self.links), str(self.python), readlink))
+        entry.write_text(script(str(self.links), str(self.python), readlink, known))
         entry.chmod(0o755)
         (self.links / "gcc").symlink_to(ENTRY_NAME)
         self.record = root / "record"
@@ -255,6 +262,21 @@ def test_without_readlink_a_symlinked_compiler_is_left_to_python(tmp_path: Path)
     (real / "gcc").symlink_to(bed.bin / "gcc")
     assert run_with_path(bed, f"{bed.links}:{real}").who == "python"
     assert run_with_path(bed, f"{bed.links}:{bed.bin}").who == "compiler"  # a plain file
+
+
+def test_a_symlink_read_at_install_time_is_trusted_while_it_resolves_alike(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "gcc").symlink_to("../bin/gcc")  # as /usr/bin/gcc -> gcc-12
+    known = {str(real / "gcc"): str(tmp_path / "bin" / "gcc")}
+    bed = Bed(tmp_path, ["dash"], readlink=None, known=known)  # no readlink: no other way
+    assert run_with_path(bed, f"{bed.links}:{real}").argv == [str(real / "gcc"), "--version"]
+    recorder(tmp_path / "ccache", "ccache")
+    (real / "gcc").unlink()
+    (real / "gcc").symlink_to("../ccache")  # made a ccache masquerade since: resolves elsewhere
+    assert run_with_path(bed, f"{bed.links}:{real}").who == "python"
 
 
 def test_a_compiler_it_may_not_execute_is_left_to_python(bed: Bed) -> None:
