@@ -1,5 +1,9 @@
 """The wrapper: what a compiler link runs, from `main()` to exec (docs/wrapper.md).
 
+The links' `/bin/sh` trampoline (`p2pcc.wrapper.trampoline`) settles the calls that stay
+local by these very rules without starting Python; this decides every call it is handed
+(or any other caller's) again from scratch.
+
 Cheapest first, so a link step or a configure probe costs one PATH search and an exec:
 
 1. find the real NAME further along PATH, skipping p2pcc link directories (none: one
