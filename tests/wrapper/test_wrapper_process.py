@@ -309,6 +309,7 @@ exec(code, {'__name__': '__main__'})
 FORBIDDEN = {"trio", "zeroconf", "platformdirs", "typing", "dataclasses", "enum", "json", "re"}
 FORBIDDEN |= {"subprocess", "pathlib", "msgpack", "asyncio", "collections", "tomllib", "os"}
 ALLOWED = {
+    "gc",  # built in: the entry turns the collector off
     "p2pcc",
     "p2pcc.safe_files",
     "p2pcc.statefile",
