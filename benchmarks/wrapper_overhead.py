@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/wrapper_overhead.py [--runs 200] [--python /usr/bin/python3]
 
-Times `cc -c tiny.c` and `cc --version`, each RUNS times, the variants interleaved so
-drift hits them alike (after a warm-up round):
+Times a compile (`cc -c tiny.c`) and three calls that stay local — a query
+(`cc --version`), a link step (`cc -o tiny tiny.o`) and an autoconf probe
+(`cc -c conftest.c`) — each RUNS times, the variants interleaved so drift hits them
+alike (after a warm-up round):
 
   (a) the compiler itself;
   (b) distcc's own masquerade (/usr/lib/distcc first on PATH), DISTCC_HOSTS=localhost;
@@ -16,7 +18,11 @@ distcc path, and distcc, which fills hosts in list order, runs every one of thes
 sequential compiles in localhost's first slot and never connects anywhere.  (d) then
 does exactly the work of (b) plus the wrapper, so (d) - (b) is the wrapper's own cost on
 the distcc path, free of network and server noise, as (c) - (a) is on the local path.
-Targets on the 2-core reference machine: both differences at most 8 ms.
+
+Targets on the 2-core reference machine (issue 16): a call that stays local is settled
+by the links' /bin/sh trampoline without starting Python, at most 2 ms over the compiler
+((c) - (a) and (d) - (a)); a compile sent to distcc at most the interpreter's own start
+(the reference row) + 1 ms over distcc's masquerade ((d) - (b)).
 
 Processes are started with posix_spawn and reaped with wait4; the spawn cost is the
 same for every variant and cancels out of the differences.  Besides wall time the table
@@ -44,7 +50,10 @@ from p2pcc.compilers.probe import lookup
 from p2pcc.safe_files import replace_file
 from p2pcc.statefile import stamp_of
 
-TARGET_MS = 8.0
+#: A call that stays local: at most this much over the compiler itself.
+LOCAL_TARGET_MS = 2.0
+#: A compile sent to distcc: at most the interpreter's start plus this over distcc's own.
+COMPILE_MARGIN_MS = 1.0
 SYSTEM_PATH = "/usr/bin:/bin"
 DISTCC_MASQUERADE = "/usr/lib/distcc"
 
@@ -83,7 +92,10 @@ def write_state(runtime: Path, hosts: str, env: dict[str, str]) -> None:
 
 def prepare(work: Path, python: str | None) -> dict[str, dict[str, str]]:
     """Links, state files and the environment of each variant."""
-    (work / "tiny.c").write_text("int tiny(int x) { return x + 1; }\n")
+    (work / "tiny.c").write_text(
+        "int tiny(int x) { return x + 1; }\nint main(void) { return 0; }\n"
+    )
+    (work / "conftest.c").write_text("int main(void) { return 0; }\n")
     (work / "distcc-dir").mkdir()
     base = {
         "PATH": SYSTEM_PATH,
@@ -141,15 +153,23 @@ def p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10)[-1]
 
 
-def report(title: str, times: dict[str, list[tuple[float, float]]]) -> list[str]:
-    """The table of one command; returns the failed targets."""
+def report(
+    title: str, times: dict[str, list[tuple[float, float]]], *, is_compile: bool
+) -> list[str]:
+    """The table of one command (`is_compile`: one sent to distcc in (d)); returns the
+    targets missed."""
     names = [name for name in times if name != REFERENCE]
     wall = {name: [run[0] for run in runs] for name, runs in times.items()}
     cpu = {name: statistics.median(run[1] for run in runs) for name, runs in times.items()}
     median = {name: statistics.median(values) for name, values in wall.items()}
+    if is_compile:
+        base_of = {names[1]: names[0], names[2]: names[0], names[3]: names[1]}
+        limits = {names[3]: median[REFERENCE] + COMPILE_MARGIN_MS}
+    else:
+        base_of = {names[1]: names[0], names[2]: names[0], names[3]: names[0]}
+        limits = {names[2]: LOCAL_TARGET_MS, names[3]: LOCAL_TARGET_MS}
     print(f"\n{title}")
     print(f"  {'variant':<34} {'median':>8} {'p90':>8} {'cpu':>8}   wall overhead (cpu)")
-    base_of = {names[1]: names[0], names[2]: names[0], names[3]: names[1]}
     failed = []
     for name in [*names, REFERENCE]:
         line = f"  {name:<34} {median[name]:6.2f}ms {p90(wall[name]):6.2f}ms {cpu[name]:6.2f}ms"
@@ -158,13 +178,23 @@ def report(title: str, times: dict[str, list[tuple[float, float]]]) -> list[str]
             extra = median[name] - median[base]
             line += f"   {extra:+6.2f} ms x{median[name] / median[base]:.2f} vs {base[:3]}"
             line += f" ({cpu[name] - cpu[base]:+.2f} ms)"
-            if name != names[1]:
-                ok = extra <= TARGET_MS
-                line += f"  target <= {TARGET_MS:g} ms: {'met' if ok else 'MISSED'}"
+            if name in limits:
+                ok = extra <= limits[name]
+                line += f"  target <= {limits[name]:.2f} ms: "
+                line += "met" if ok else f"MISSED by {extra - limits[name]:.2f} ms"
                 if not ok:
                     failed.append(f"{title}: {name}")
         print(line)
     return failed
+
+
+#: (title, command, whether (d) sends it to distcc).
+COMMANDS = [
+    ("cc -c tiny.c", ["cc", "-c", "tiny.c", "-o", "tiny.o"], True),
+    ("cc --version", ["cc", "--version"], False),
+    ("cc -o tiny tiny.o (link step)", ["cc", "-o", "tiny", "tiny.o"], False),
+    ("cc -c conftest.c (autoconf probe)", ["cc", "-c", "conftest.c", "-o", "conftest.o"], False),
+]
 
 
 def load() -> str:
@@ -184,21 +214,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="p2pcc-bench-") as temporary:
         work = Path(temporary)
         variants = prepare(work, args.python)
-        interpreter = (work / "links" / "p2pcc-wrapper").read_text().split()[0][2:]
+        interpreter = args.python or sys.executable
         reference = [interpreter, "-I", "-S", "-c", "pass"]
         print(f"load average before: {load()}")
         print(f"{args.runs} runs per variant, {os.cpu_count()} CPUs, links run {interpreter}")
-        compile_command = ["cc", "-c", "tiny.c", "-o", "tiny.o"]
-        failed = report(
-            "cc -c tiny.c", measure(variants, compile_command, args.runs, work, reference)
-        )
-        failed += report(
-            "cc --version", measure(variants, ["cc", "--version"], args.runs, work, reference)
-        )
+        failed = []
+        for title, command, is_compile in COMMANDS:
+            times = measure(variants, command, args.runs, work, reference)
+            failed += report(title, times, is_compile=is_compile)
         os.chdir("/")
         print(f"\nload average after: {load()}")
     if failed:
         print(f"\ntargets missed: {'; '.join(failed)}")
+    else:
+        print("\nall targets met")
         return 1
     return 0
 

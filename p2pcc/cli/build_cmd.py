@@ -28,8 +28,9 @@ from p2pcc.cli.link_install import default_link_dir, setting_line, wrapper_setti
 from p2pcc.config import load_config
 from p2pcc.core.errors import P2pccError
 from p2pcc.core.jobserver import Style, jobserver_makeflags
-from p2pcc.wrapper.lookup import ENTRY_NAME, is_link_dir, path_dirs
+from p2pcc.wrapper.lookup import ENTRY_NAME, PYTHON_ENTRY_NAME, is_link_dir, path_dirs
 from p2pcc.wrapper.main import Table
+from p2pcc.wrapper.trampoline import is_trampoline
 from p2pcc.wrapper.warn import mark_build
 
 if TYPE_CHECKING:
@@ -194,8 +195,16 @@ def _check_links(link_dir: Path, config_file: str | None, env: Mapping[str, str]
             file=sys.stderr,
         )
         return False
+    if not is_trampoline(link_dir):
+        print(
+            f"p2pcc: the links in {link_dir} were made by an older p2pcc and start Python "
+            f"on every compiler call; `p2pcc install-links {link_dir}` refreshes them",
+            file=sys.stderr,
+        )
+        return True
     try:
-        current = (link_dir / ENTRY_NAME).read_text(encoding="utf-8", errors="surrogateescape")
+        entry = link_dir / PYTHON_ENTRY_NAME
+        current = entry.read_text(encoding="utf-8", errors="surrogateescape")
         settings = wrapper_settings(load_config(config_file, env), env, link_dir)
     except (OSError, P2pccError):
         return True

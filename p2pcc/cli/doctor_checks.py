@@ -18,7 +18,8 @@ from typing import Any
 
 from p2pcc.core.distccd_args import WhitelistProblem
 from p2pcc.core.procfs import TCP_LISTEN, IPAddress, TcpSocket, listeners
-from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER
+from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER, PYTHON_ENTRY_NAME
+from p2pcc.wrapper.trampoline import is_trampoline
 
 
 class Level(enum.IntEnum):
@@ -298,7 +299,8 @@ def check_links(path_value: str) -> Finding:
     entry = directory / ENTRY_NAME
     if not os.access(entry, os.X_OK):
         return fail("links", f"{entry} is missing or not executable", "`p2pcc install-links`")
-    links = sorted(p.name for p in directory.iterdir() if p.name not in (MARKER, ENTRY_NAME))
+    ours = (MARKER, ENTRY_NAME, PYTHON_ENTRY_NAME)
+    links = sorted(p.name for p in directory.iterdir() if p.name not in ours)
     astray = [name for name in links if not _same_file(directory / name, entry)]
     if astray:
         return fail(
@@ -314,6 +316,13 @@ def check_links(path_value: str) -> Finding:
                 f"{directory} comes after {found.parent} in PATH: {name} runs {found} directly",
                 f'put it first: `export PATH="{directory}:$PATH"` (in your shell profile)',
             )
+    if not is_trampoline(directory):
+        return warn(
+            "links",
+            f"the links in {directory} were made by an older p2pcc: every compiler call "
+            "starts Python, even those that stay local",
+            "`p2pcc install-links` (it upgrades them)",
+        )
     return ok("links", f"{directory} is first in PATH for {', '.join(links) or 'no compiler'}")
 
 

@@ -1,19 +1,24 @@
-"""`p2pcc install-links`: the link directory, its entry script and the compiler links.
+"""`p2pcc install-links`: the link directory, its entry scripts and the compiler links.
 
 The directory holds a marker file (`.p2pcc-links`: the wrapper skips every directory
-holding one when it looks for the real compiler), the entry script `p2pcc-wrapper`, and
-one relative symlink per compiler name found on PATH pointing at it.  The entry script is
-`#!<python> -IS` (no `site`: it costs more than the rest of the wrapper) and a few lines
-that put the package's directory first on `sys.path` (the wrapper imports no other
-module from disk, and the standard library's directories need not be searched first)
-and call `p2pcc.wrapper.main.main` with the `Settings` baked in, so a compiler call never
-reads the configuration.
+holding one when it looks for the real compiler), the trampoline `p2pcc-wrapper` (a
+`/bin/sh` script: `p2pcc.wrapper.trampoline`), one relative symlink per compiler name
+found on PATH pointing at it, and the Python entry `p2pcc-wrapper.py` the trampoline
+hands compiles to.  That entry is run as `<python> -I -S` (no `site`: it costs more than
+the rest of the wrapper) and a few lines that put the package's directory first on
+`sys.path` (the wrapper imports no other module from disk, and the standard library's
+directories need not be searched first) and call `p2pcc.wrapper.main.main` with the
+`Settings` baked in, so a compiler call never reads the configuration.
 
-Refreshing is idempotent: the marker and entry script are rewritten atomically, links
+Refreshing is idempotent: the marker and both scripts are rewritten atomically (the
+Python entry before the trampoline that uses it, so a build running meanwhile sees the
+old layout or the new, whole: a directory written by an older p2pcc, whose
+`p2pcc-wrapper` is a Python script the links point at, is upgraded in place), links
 already ours are kept, links of compilers no longer on PATH are removed, and a name held
 by anything that is not our link (a file, a link elsewhere) is never touched, only
 reported.  A directory that exists, is not empty and has no marker is refused: it is
-somebody else's (think `/usr/bin`), and marking it would hide its compilers.
+somebody else's (think `/usr/bin`), and marking it would hide its compilers; so is one
+that someone else may write, who could then replace what every compiler call runs.
 """
 
 from __future__ import annotations
@@ -32,14 +37,25 @@ from p2pcc import paths, statefile
 from p2pcc.compilers.cache import cache_file
 from p2pcc.config.model import Config
 from p2pcc.core.errors import P2pccError
-from p2pcc.safe_files import replace_file
-from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER, find_real, is_link_dir, path_dirs
+from p2pcc.safe_files import replace_file, trusted_by
+from p2pcc.wrapper import trampoline
+from p2pcc.wrapper.lookup import (
+    ENTRY_NAME,
+    MARKER,
+    PYTHON_ENTRY_NAME,
+    find_real,
+    is_foreign_masquerade,
+    is_link_dir,
+    join,
+    path_dirs,
+)
 from p2pcc.wrapper.main import Settings
 
 SYSTEM_LINK_DIR = Path("/usr/local/lib/p2pcc/bin")
 
-#: Linux reads at most this many bytes of a `#!` line (BINPRM_BUF_SIZE, kernel 5.1+).
-MAX_SHEBANG = 255
+#: Where `readlink`, which the trampoline runs to judge a symlink on PATH, is looked
+#: for first (then PATH): the system's own, whatever PATH holds at install time.
+READLINK_DIRS = ("/usr/bin", "/bin")
 
 #: Compiler names linked: cc, gcc, g++, c++, clang, clang++, each optionally versioned
 #: (`gcc-12`, `clang-14`, `gcc-4.9`) and target-prefixed (`x86_64-linux-gnu-gcc-12`,
@@ -80,6 +96,8 @@ class InstallResult:
     kept: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # ours, compiler no longer on PATH
     conflicts: list[tuple[str, str]] = field(default_factory=list)  # (name, why left alone)
+    upgraded: bool = False  # the directory had an older p2pcc's Python entry as link target
+    readlink: str | None = None  # what the trampoline judges symlinks with (None: hands over)
 
 
 def default_link_dir() -> Path:
@@ -146,25 +164,17 @@ def compiler_names(env: Mapping[str, str], link_dir: Path) -> list[str]:
     return sorted(name for name in names if find_real(name, entries) is not None)
 
 
-def entry_script(settings: Settings, python: str, package_root: str) -> str:
-    """The text of `p2pcc-wrapper`: a `-IS` interpreter line and a call of `main`."""
-    shebang = f"#!{python} -IS"
-    if not os.path.isabs(python) or any(char.isspace() for char in python):
-        raise P2pccError(
-            f"cannot write a #! line for the interpreter {python!r}: it must be an "
-            "absolute path without blanks"
-        )
-    if len(shebang.encode()) > MAX_SHEBANG:
-        raise P2pccError(
-            f"the interpreter path {python} is too long for a #! line "
-            f"({MAX_SHEBANG} bytes at most): install p2pcc under a shorter path"
-        )
+def entry_script(settings: Settings, package_root: str) -> str:
+    """The text of `p2pcc-wrapper.py`: the trampoline runs it as `<python> -I -S
+    p2pcc-wrapper.py "$0" args…`; it drops its own name, so `main` sees argv[0] as the
+    link that was called."""
     return (
-        f"{shebang}\n"
-        "# The p2pcc compiler masquerade (docs/wrapper.md): every link in this directory\n"
-        "# runs this file.  Written by `p2pcc install-links`; re-run it after changing the\n"
-        "# configuration or moving p2pcc.\n"
-        "import sys\n"
+        "# The p2pcc compiler wrapper (docs/wrapper.md): the trampoline p2pcc-wrapper next\n"
+        "# to this file runs it for calls that may go to a peer.  Written by\n"
+        "# `p2pcc install-links`; re-run it after changing the configuration or moving p2pcc.\n"
+        "import gc, sys\n"
+        "gc.disable()  # a life of a millisecond that ends in exec: nothing to collect\n"
+        "del sys.argv[0]\n"
         f"sys.path.insert(0, {package_root!r})\n"
         "from p2pcc.wrapper.main import Settings, main\n"
         "main(Settings(\n"
@@ -193,15 +203,19 @@ def install(
     python: str = sys.executable,
 ) -> InstallResult:
     """Create or refresh the link directory for `names`, run by the interpreter `python`."""
-    text = entry_script(settings, python, package_root())
+    result = InstallResult(readlink=find_readlink())
+    entry = entry_script(settings, package_root())
+    known = known_symlinks(names, path_dirs(os.environ.get("PATH")))
+    script = trampoline.script(str(link_dir), python, result.readlink, known)
     _prepare(link_dir)
+    result.upgraded = (link_dir / ENTRY_NAME).exists() and not trampoline.is_trampoline(link_dir)
     try:
         replace_file(link_dir / MARKER, _MARKER_TEXT.encode(), mode=0o644)
-        replace_file(link_dir / ENTRY_NAME, text.encode("utf-8", "surrogateescape"), mode=0o755)
+        replace_file(link_dir / PYTHON_ENTRY_NAME, _encode(entry), mode=0o644)
+        replace_file(link_dir / ENTRY_NAME, _encode(script), mode=0o755)
     except OSError as error:
         raise P2pccError(f"cannot write into {link_dir}: {error.strerror}") from None
     _compile_hot_modules(python)
-    result = InstallResult()
     wanted = set(names)
     for path in sorted(link_dir.iterdir()):
         if path.name not in wanted and _is_our_link(path):
@@ -210,6 +224,32 @@ def install(
     for name in sorted(wanted):
         _link(link_dir / name, result)
     return result
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def known_symlinks(names: Sequence[str], entries: Sequence[str]) -> dict[str, str]:
+    """For the trampoline: each symlink named like a compiler of `names` on PATH
+    (outside link directories) that is not a ccache or distcc masquerade, with the file
+    it resolves to now."""
+    known: dict[str, str] = {}
+    for entry in entries:
+        if is_link_dir(entry):
+            continue
+        for name in names:
+            path = join(entry, name)
+            if os.path.islink(path) and not is_foreign_masquerade(path):
+                known[path] = os.path.realpath(path)
+    return known
+
+
+def find_readlink() -> str | None:
+    """The `readlink` program the trampoline runs (the system's first), or None."""
+    search = (*READLINK_DIRS, *path_dirs(os.environ.get("PATH")))
+    found = shutil.which("readlink", path=os.pathsep.join(search))
+    return os.path.abspath(found) if found else None
 
 
 def check_usable(link_dir: Path) -> None:
@@ -226,12 +266,19 @@ def check_usable(link_dir: Path) -> None:
 
 
 def _prepare(link_dir: Path) -> None:
-    """Create `link_dir`, or check that it is ours or empty."""
+    """Create `link_dir`, or check that it is ours or empty, and that nobody else may
+    write it (they could replace what every compiler call runs)."""
     check_usable(link_dir)
     try:
         link_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        status = link_dir.stat()
     except OSError as error:
         raise P2pccError(f"cannot create {link_dir}: {error.strerror}") from None
+    if not trusted_by(status, (0, os.geteuid())):
+        raise P2pccError(
+            f"{link_dir} may be written by others, who could replace what every compiler "
+            f"call runs: `chmod go-w {link_dir}` (and own it), or choose another directory"
+        )
 
 
 def _link(path: Path, result: InstallResult) -> None:
@@ -297,7 +344,7 @@ def remove(link_dir: Path) -> tuple[list[str], list[str]]:
         raise P2pccError(f"{link_dir} holds no p2pcc links (no {MARKER}): nothing removed")
     removed, left = [], []
     for path in sorted(link_dir.iterdir()):
-        if _is_our_link(path) or path.name in (ENTRY_NAME, MARKER):
+        if _is_our_link(path) or path.name in (ENTRY_NAME, PYTHON_ENTRY_NAME, MARKER):
             path.unlink()
             removed.append(path.name)
         else:

@@ -1,8 +1,9 @@
 """`p2pcc install-links [DIR] [--remove] [--python PATH]`: the compiler links.
 
 Creates (or refreshes) a symlink for every compiler name on PATH in DIR, all pointing at
-the entry script written there, and prints the PATH line that puts DIR first.  `--remove`
-removes our links, the entry script and the marker, and nothing else (docs/wrapper.md).
+the trampoline written there (with the Python entry it hands compiles to), and prints
+the PATH line that puts DIR first.  `--remove` removes our links, both entry scripts and
+the marker, and nothing else (docs/wrapper.md).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from p2pcc.cli.link_install import (
 )
 from p2pcc.config import load_config
 from p2pcc.core.errors import P2pccError
+from p2pcc.wrapper.lookup import ENTRY_NAME
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -82,6 +84,16 @@ def main(args: argparse.Namespace) -> int:
         f"p2pcc: {len(linked)} compiler links in {link_dir} "
         f"({len(result.created)} new, {len(result.removed)} removed): {' '.join(linked)}"
     )
+    print(
+        f"p2pcc: the links run the trampoline {link_dir / ENTRY_NAME} (/bin/sh), which "
+        f"runs every call that stays local itself and hands compiles to {python}"
+        + (" (upgraded from the older Python-only layout)" if result.upgraded else "")
+    )
+    if result.readlink is None:
+        print(
+            "p2pcc: warning: no readlink program found: a compiler that is a symlink "
+            "is left to Python to check, which costs every call an interpreter start"
+        )
     for name, why in result.conflicts:
         print(f"p2pcc: warning: {name} not linked: {link_dir / name} is {why}")
     if "/" not in settings.distcc:

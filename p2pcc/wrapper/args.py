@@ -111,11 +111,29 @@ LOCAL_PREFIXES = (
     ("--sysroot=", _GUARD_REFUSES),
 )
 
-#: Assembler options (inside -Wa, or after -Xassembler) that write a listing or deps.
-_ASSEMBLER_OUTPUTS = (",-a", "--MD")
+#: Options that force a local compile when they start with the prefix and hold one of
+#: the parts anywhere, with why.
+LOCAL_CONTAINING = (
+    (
+        "-Wa,",
+        (",-a", "--MD"),  # assembler listings and dependency files
+        "an assembler listing or dependency file is written besides the object",
+    ),
+    ("-fopt-info", ("=",), "-fopt-info writes a file besides the object"),
+    ("-fsanitize", ("list=",), "a sanitizer list file exists only here"),
+)
 
 #: `-M…` options that only modify the dependency output of -MD/-MMD (take no word).
-_DEPENDENCY_MODIFIERS = frozenset(("-MD", "-MMD", "-MG", "-MP"))
+DEPENDENCY_MODIFIERS = frozenset(("-MD", "-MMD", "-MG", "-MP"))
+
+#: `-M…` options with their argument joined (`-MFdeps.d`): fine, like the modifiers.
+DEPENDENCY_JOINED = ("-MF", "-MT", "-MQ")
+
+#: How autoconf (and libtool) name their probes' files.
+CONFTEST_PREFIXES = ("conftest.", "tmp.conftest.")
+
+#: `-d…` options that are not compiler dumps (`-dumpmachine`, `-dumpbase`…).
+DUMP_QUERIES = "-dump"
 
 
 def classify(args: list[str]) -> tuple[bool, str]:
@@ -187,19 +205,16 @@ def _option_problem(arg: str) -> str:
 
 def _special_problem(arg: str) -> str:
     """Local-forcing options that a prefix alone does not describe."""
-    if arg.startswith("-Wa,") and any(part in arg for part in _ASSEMBLER_OUTPUTS):
-        return "an assembler listing or dependency file is written besides the object"
-    if arg.startswith("-fopt-info") and "=" in arg:
-        return "-fopt-info writes a file besides the object"
-    if arg.startswith("-fsanitize") and "list=" in arg:
-        return "a sanitizer list file exists only here"
-    if arg.startswith("-d") and len(arg) > 2 and not arg.startswith("-dump"):
+    for prefix, parts, why in LOCAL_CONTAINING:
+        if arg.startswith(prefix) and any(part in arg for part in parts):
+            return why
+    if arg.startswith("-d") and len(arg) > 2 and not arg.startswith(DUMP_QUERIES):
         return f"{arg} writes compiler dumps besides the object"
     return ""
 
 
 def _dependency_problem(arg: str) -> str:
-    if arg in _DEPENDENCY_MODIFIERS or arg.startswith(("-MF", "-MT", "-MQ")):
+    if arg in DEPENDENCY_MODIFIERS or arg.startswith(DEPENDENCY_JOINED):
         return ""
     if arg.startswith("-MJ"):
         return LOCAL_WITH_ARGUMENT["-MJ"]
@@ -229,4 +244,4 @@ def is_source(path: str) -> bool:
 
 def _is_conftest(path: str) -> bool:
     base = path.rsplit("/", 1)[-1]
-    return base.startswith(("conftest.", "tmp.conftest."))
+    return base.startswith(CONFTEST_PREFIXES)

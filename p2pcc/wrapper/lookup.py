@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 MARKER = ".p2pcc-links"
-ENTRY_NAME = "p2pcc-wrapper"
+ENTRY_NAME = "p2pcc-wrapper"  # what the links point at: the sh trampoline
+PYTHON_ENTRY_NAME = "p2pcc-wrapper.py"  # the Python entry the trampoline hands over to
 
 #: Programs whose masquerade links are passed over when looking for the real compiler.
 FOREIGN_MASQUERADES = ("ccache", "distcc")
@@ -93,13 +94,14 @@ def find_real(
             continue
         if (status.st_dev, status.st_ino) == own or is_link_dir(entry):
             continue
-        if _is_foreign_masquerade(candidate):
+        if is_foreign_masquerade(candidate):
             continue
         return candidate, status
     return None
 
 
-def _is_foreign_masquerade(path: str) -> bool:
+def is_foreign_masquerade(path: str) -> bool:
+    """Whether `path` is a symlink to ccache or distcc (one of their masquerade links)."""
     try:
         target = posix.readlink(path)
     except OSError:

@@ -1,5 +1,9 @@
 """The wrapper: what a compiler link runs, from `main()` to exec (docs/wrapper.md).
 
+The links' `/bin/sh` trampoline (`p2pcc.wrapper.trampoline`) settles the calls that stay
+local by these very rules without starting Python; this decides every call it is handed
+(or any other caller's) again from scratch.
+
 Cheapest first, so a link step or a configure probe costs one PATH search and an exec:
 
 1. find the real NAME further along PATH, skipping p2pcc link directories (none: one
@@ -146,7 +150,7 @@ def main(settings: Settings | None = None, **written_before: "Any") -> None:
     env = {_decode(key): _decode(value) for key, value in posix.environ.items()}
     _undo_locale_coercion(env)
     name = sys.argv[0].rpartition("/")[2]
-    if name == lookup.ENTRY_NAME:
+    if name in (lookup.ENTRY_NAME, lookup.PYTHON_ENTRY_NAME):
         sys.stderr.write(
             f"p2pcc: {name} runs as a compiler, through the links next to it in "
             f"{settings.link_dir} (gcc, cc, g++ …), not by its own name\n"

@@ -13,7 +13,7 @@ from p2pcc.cli import doctor_checks as doctor
 from p2pcc.cli.doctor_checks import Finding, Level
 from p2pcc.core.procfs import TCP_LISTEN, TcpSocket
 from p2pcc.daemon.distccd.system import check_whitelist
-from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER
+from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER, PYTHON_ENTRY_NAME
 
 ADDRESS = ipaddress.ip_address("10.0.0.7")
 GROUP = ipaddress.ip_address("239.192.74.70")
@@ -231,6 +231,7 @@ def make_link_dir(directory: Path, *names: str) -> Path:
     entry = directory / ENTRY_NAME
     entry.write_text("#!/bin/sh\nexit 1\n")
     entry.chmod(0o755)
+    (directory / PYTHON_ENTRY_NAME).write_text("")
     for name in names:
         (directory / name).symlink_to(ENTRY_NAME)
     return directory
@@ -280,6 +281,16 @@ def test_links_that_lead_elsewhere_or_a_missing_entry_script_fail(tmp_path: Path
     assert doctor.check_links(str(links)).message == (
         f"{links / ENTRY_NAME} is missing or not executable"
     )
+
+
+def test_links_of_an_older_p2pcc_are_a_warning(tmp_path: Path) -> None:
+    links = make_link_dir(tmp_path / "links", "gcc")
+    (links / PYTHON_ENTRY_NAME).unlink()
+    (links / ENTRY_NAME).write_text("#!/usr/bin/python3 -IS\nimport sys\n")
+    finding = doctor.check_links(str(links))
+    assert finding.level is Level.WARN
+    assert "made by an older p2pcc: every compiler call starts Python" in finding.message
+    assert "p2pcc install-links" in finding.fix
 
 
 def test_the_cluster_key(tmp_path: Path) -> None:

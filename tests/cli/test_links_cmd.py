@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +13,12 @@ import pytest
 from p2pcc import cli
 from p2pcc.cli.link_install import (
     COMPILER_NAME,
-    entry_script,
+    known_symlinks,
     path_line,
     state_files,
-    wrapper_settings,
 )
 from p2pcc.config import load_config
-from p2pcc.core.errors import P2pccError
-from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER
+from p2pcc.wrapper.lookup import ENTRY_NAME, MARKER, PYTHON_ENTRY_NAME
 
 LINKED = ["cc", "g++", "gcc", "gcc-12", "x86_64-linux-gnu-gcc-12", "clang++-14"]
 NOT_LINKED = ["gcc-ar", "gcc-ar-12", "x86_64-linux-gnu-gcc-ar-12", "c89-gcc", "clang-tidy-14"]
@@ -70,8 +69,13 @@ def test_install_links_every_compiler_and_prints_the_path_line(
     assert (link_dir / MARKER).is_file()
     entry = link_dir / ENTRY_NAME
     assert os.access(entry, os.X_OK)
-    assert entry.read_text().startswith(f"#!{sys.executable} -IS\n")
-    assert repr((f"{tmp_path / 'run'}/state",)) in entry.read_text()
+    assert entry.read_text().startswith("#!/bin/sh\n")
+    assert f"exec '{sys.executable}' -I -S '{link_dir}/{PYTHON_ENTRY_NAME}'" in entry.read_text()
+    python_entry = link_dir / PYTHON_ENTRY_NAME
+    assert repr((f"{tmp_path / 'run'}/state",)) in python_entry.read_text()
+    assert stat.S_IMODE(python_entry.stat().st_mode) == 0o644  # run by the trampoline only
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o755
+    assert f"links run the trampoline {entry} (/bin/sh)" in out
     assert out.splitlines()[-1] == f'export PATH="{link_dir}:$PATH"'
     assert "is not on PATH yet" in out
 
@@ -130,7 +134,7 @@ def test_remove_takes_only_our_files(
     install(link_dir, capsys)
     (link_dir / "notes.txt").write_text("mine")
     out = install(link_dir, capsys, "--remove")
-    assert f"removed {len(LINKED) + 2} files" in out
+    assert f"removed {len(LINKED) + 3} files" in out
     assert "left alone (not ours): notes.txt" in out
     assert sorted(p.name for p in link_dir.iterdir()) == ["notes.txt"]
     (link_dir / "notes.txt").unlink()
@@ -177,13 +181,48 @@ def test_a_user_without_a_configured_runtime_dir_also_finds_the_system_daemon(
     )
 
 
-def test_the_entry_script_refuses_an_interpreter_a_shebang_cannot_name(tmp_path: Path) -> None:
-    (tmp_path / "c.toml").write_text("")
-    settings = wrapper_settings(load_config(str(tmp_path / "c.toml"), {}), {}, tmp_path)
-    with pytest.raises(P2pccError, match="without blanks"):
-        entry_script(settings, "/opt/my python/bin/python3", "/x")
-    with pytest.raises(P2pccError, match="too long"):
-        entry_script(settings, "/" + "p" * 300, "/x")
+def test_interpreter_and_directory_paths_with_blanks_and_quotes_work(
+    bin_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = tmp_path / "it's a dir"
+    odd.mkdir()
+    python = odd / "python 3"
+    python.symlink_to(sys.executable)
+    link_dir = odd / "links $HOME"
+    install(link_dir, capsys, "--python", str(python))
+    done = subprocess.run(
+        [link_dir / "gcc", "-c", "x.c"],
+        env={"PATH": f"{link_dir}:{bin_dir}", "P2PCC_VERBOSE": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr  # Python ran (it says why it stays local)
+    assert f"{bin_dir}/gcc -c x.c" in done.stderr
+
+
+def test_symlinked_compilers_are_read_at_install_time(bin_dir: Path) -> None:
+    (bin_dir / "gcc").unlink()
+    (bin_dir / "gcc").symlink_to("gcc-12")
+    (bin_dir / "cc").unlink()
+    (bin_dir / "cc").symlink_to("ccache")  # a masquerade: left to the trampoline to judge
+    marked = bin_dir.parent / "marked"
+    marked.mkdir()
+    (marked / MARKER).write_text("")
+    (marked / "gcc").symlink_to(bin_dir / "gcc-12")
+    known = known_symlinks(["cc", "gcc", "gcc-12"], [str(marked), str(bin_dir)])
+    assert known == {f"{bin_dir}/gcc": str(bin_dir / "gcc-12")}
+
+
+def test_a_directory_others_may_write_is_refused(
+    bin_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link_dir = tmp_path / "links"
+    link_dir.mkdir()
+    link_dir.chmod(0o777)
+    assert cli.main(["install-links", str(link_dir)]) == 1
+    assert f"`chmod go-w {link_dir}`" in capsys.readouterr().err
+    assert not (link_dir / ENTRY_NAME).exists()
 
 
 def test_another_interpreter_can_run_the_links(
@@ -194,7 +233,7 @@ def test_another_interpreter_can_run_the_links(
         pytest.skip("needs /usr/bin/python3")
     link_dir = tmp_path / "links"
     install(link_dir, capsys, "--python", python)
-    assert (link_dir / ENTRY_NAME).read_text().startswith(f"#!{python} -IS\n")
+    assert f"exec '{python}' -I -S" in (link_dir / ENTRY_NAME).read_text()
     done = subprocess.run(
         [link_dir / "gcc", "x.o"],
         env={"PATH": f"{link_dir}:{bin_dir}", "P2PCC_VERBOSE": "1"},
