@@ -230,7 +230,11 @@ class Pool:
             except WireFormatError:
                 self.counts["received-bad"] += 1
                 continue
-            self.counts[f"received-{message.kind.name.lower()}"] += 1
+            kind = message.kind.name.lower()
+            self.counts[f"received-{kind}"] += 1
+            self.counts[f"bytes-received-{kind}"] += len(data)
+            self.counts["received-short"] += bool(message.compilers_digest)
+            self.counts["received-entries"] += len(message.news)
             if member is not None and message.kind is MessageKind.PROBE:
                 ack = Message(
                     member.node_id, 1, member.sequence, time.time(), MessageKind.ACK,
