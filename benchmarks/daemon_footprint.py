@@ -14,7 +14,9 @@ copies of it from random members within a second (12 at 1,000).  SYNCs the daemo
 for are not answered (at most one per 30 s; it gives up after 10 s).
 
 Warm-up until the daemon's table holds every member (first states spread over
-`--warmup` s), then `--settle` s for the joining news to drain, then `--seconds` of
+`--warmup` s), then `--settle` s, and on until the news of a thousand joins has drained
+(the daemon passes each on transmits(n) times: at most `--drain` s, until its queue
+holds no more than the background news keeps there), then `--seconds` of
 measurement: the daemon's VmRSS (max and at the end), its CPU (utime + stime over the
 window, % of one CPU), its gossip counters from `status` (taken just outside the
 window, so that building a 1,000-peer status is not measured), the state-file
@@ -72,6 +74,7 @@ class Figures:
     sent: dict[str, int] = field(default_factory=dict)
     log_problems: list[str] = field(default_factory=list)
     refused: str = ""  # why the table never held every member
+    drained: float = 0.0  # seconds the joins' news took to drain after the settling
     profile: list[str] = field(default_factory=list)
 
 
@@ -119,6 +122,22 @@ def start_sender(
     with (home / f"sender-{members}.log").open("w") as log:
         process = sim.start(command, stdout=log, stderr=log)
     return process.pid, report
+
+
+#: News entries the daemon's queue holds in the steady state of the background news
+#: (one event a second, each passed on for about a second).
+STEADY_QUEUE = 8
+
+
+def drain_news(daemon: pool.Daemon, timeout: float) -> float:
+    """Seconds until the daemon's news queue is down to the steady state (or `timeout`)."""
+    start = time.monotonic()
+    while time.monotonic() < start + timeout:
+        status = control_status(daemon)
+        if status is not None and status["counters"]["news_queued"] <= STEADY_QUEUE:
+            break
+        time.sleep(1.0)
+    return time.monotonic() - start
 
 
 def wait_for_table(daemon: pool.Daemon, members: int, timeout: float) -> str:
@@ -205,6 +224,7 @@ def run_case(members: int, args: argparse.Namespace, home: Path, profile: bool) 
         figures.refused = wait_for_table(daemon, members, args.warmup + 120)
         figures.warmup = time.monotonic() - began
         time.sleep(args.settle)
+        figures.drained = drain_news(daemon, args.drain)
         measure(daemon, sender_pid, args.seconds, figures)
         if profile and daemon.process is not None:
             figures.profile = profile_lines(
@@ -234,6 +254,7 @@ def print_table(cases: list[Figures], seconds: float) -> None:
     rows: list[tuple[str, str, str]] = [
         ("peers in table", "peers", ""),
         ("warm-up to full table (s)", "warmup", ""),
+        ("joins' news drained (s)", "drained", ""),
         ("RSS max (MiB)", "rss_max", f"<= {TARGETS['rss']:.0f}"),
         ("RSS at end (MiB)", "rss_end", f"<= {TARGETS['rss']:.0f}"),
         ("CPU (% of one)", "cpu", f"<= {TARGETS['cpu']:.0f}"),
@@ -273,6 +294,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="measurement window")
     parser.add_argument("--warmup", type=float, default=10.0, help="first states spread over")
     parser.add_argument("--settle", type=float, default=20.0, help="after a full table")
+    parser.add_argument("--drain", type=float, default=240.0, help="most s for joins' news")
     parser.add_argument("--news-rate", type=float, default=1.0, help="pause/resume events/s")
     parser.add_argument("--vary-load", action="store_true", help="members' loads move")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "", help="py-spy binary")
