@@ -185,7 +185,11 @@ class Pool:
             member = self.members[who]
             if what == "state":
                 self.send_state(member)
-                self.schedule(at + self.interval, "state", who)
+                # The first states all fall within the warm-up; from the second on each
+                # member keeps a phase of its own, as a real pool's drift apart.
+                first = member.sequence == 1
+                gap = self.rng.uniform(0.0, self.interval) if first else self.interval
+                self.schedule(at + gap, "state", who)
             elif what == "event":
                 self.news_event(now)
                 self.schedule(at + 1.0 / self.news_rate, "event", 0)
