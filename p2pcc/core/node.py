@@ -67,6 +67,7 @@ class LocalNode:
         self._pause: Pause | None = None
         self._resumes_by_hand = 0
         self._ranking: Ranking | None = None
+        self.members_version = 0  # grows with every Change.MEMBERS
         self._ranker = Ranker()  # what the last ranking worked out, per peer
         self._delivered: dict[bytes, float] = {}  # verdicts.delivered_factors
         self._shared_id: SharedId | None = None
@@ -309,7 +310,7 @@ class LocalNode:
         """Go on as `node_id`, at once gossiped, with the same incarnation and the
         replay memory kept; peers are heard anew (each within one interval)."""
         self._engine = self._engine.renamed(node_id, now)
-        self._changed(Change.IDENTITY | Change.PEERS | Change.SEND | Change.TIMER)
+        self._changed(Change.IDENTITY | Change.PEERS | Change.MEMBERS | Change.SEND | Change.TIMER)
 
     def _heard_namesake(self, namesake: Namesake, now: float) -> Change:
         """Keep the first sign of `namesake` under our current id; decide who renews."""
@@ -390,5 +391,7 @@ class LocalNode:
     def _changed(self, change: Change) -> None:
         if change & Change.RANKING:
             self._ranking = None
+        if change & Change.MEMBERS:
+            self.members_version += 1
         if change:
             self._on_change(change)

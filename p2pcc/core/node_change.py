@@ -34,6 +34,10 @@ class Change(enum.Flag):
     TIMER = enum.auto()  # `next_deadline` may have moved earlier
     IDENTITY = enum.auto()  # another node uses our id (`shared_id`), or we took a new one
     LOAD = enum.auto()  # a peer's load, jobs, power, memory… moved, nothing material
+    # Who may connect to our distccd or be connected to: a peer joined, left, was
+    # forgotten, changed liveness, addresses or distccd port (with PEERS).  A pause is
+    # not one: the door and the job watch need not look at a thousand peers for it.
+    MEMBERS = enum.auto()
     RANKING = PEERS | LOAD | STATUS | COMPILERS  # what hosts lines and the state file follow
 
 
@@ -45,7 +49,7 @@ def table_change(events: Sequence[PeerEvent]) -> Change:
         if isinstance(event, PeerUpdated):
             change |= _update_change(event)
             continue
-        change |= Change.PEERS
+        change |= Change.PEERS | Change.MEMBERS
         if isinstance(event, PeerJoined):
             change |= Change.TIMER
         elif isinstance(event, LivenessChanged):
@@ -57,6 +61,9 @@ def _update_change(event: PeerUpdated) -> Change:
     """PEERS for a material change of the peer's status, LOAD for any other."""
     if not event.changed:
         return Change.NOTHING
-    if event.peer.status.material_key() != event.previous.material_key():
+    now, before = event.peer.status, event.previous
+    if (now.addresses, now.distccd_port) != (before.addresses, before.distccd_port):
+        return Change.PEERS | Change.MEMBERS
+    if now.material_key() != before.material_key():
         return Change.PEERS
     return Change.LOAD

@@ -135,6 +135,10 @@ class TurnaroundBook:
             jobs = self._jobs[node_id] = deque(maxlen=self._window_jobs)
         jobs.append((now, min(seconds, MAX_TURNAROUND)))
 
+    def __bool__(self) -> bool:
+        """Whether any job was ever recorded (of peers still held)."""
+        return bool(self._jobs)
+
     def keep_only(self, node_ids: Iterable[bytes]) -> None:
         """Drop every peer but `node_ids` (those the peer table still holds)."""
         keep = set(node_ids)

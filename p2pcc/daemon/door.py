@@ -7,7 +7,7 @@ CAP_NET_ADMIN, no nf_tables) the door records why, and the daemon runs without d
 it advertises no slots and `status` says why, never a silent open door.
 
 `serve_door` wakes when a peer joins, leaves or changes liveness or addresses
-(Change.PEERS, LIVENESS; a moving load, Change.LOAD, does not wake it), works out
+(Change.MEMBERS; a pause or a moving load does not wake it), works out
 the member addresses and, when they differ from what the sets hold, applies the
 difference in one `nft -f -` transaction.  A failed update is logged once and retried
 with a full resync until one succeeds; it never ends the daemon.  Every COUNTER_PERIOD
@@ -227,7 +227,7 @@ async def serve_door(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Keep the door's sets equal to the pool's members, for as long as we run."""
-    with board.subscribe(Change.PEERS | Change.LIVENESS) as changes:
+    with board.subscribe(Change.MEMBERS) as changes:
         await door.follow(admitted(node.peers()))
         task_status.started()
         next_count = -math.inf

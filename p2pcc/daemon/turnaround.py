@@ -31,11 +31,13 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 import trio
 
 from p2pcc.core import sock_diag
+from p2pcc.core.addresses import unmapped
 from p2pcc.core.job_connections import (
     IDLE_POLL_PERIOD,
     POLL_PERIOD,
     ConnectionKey,
     ConnectionWatch,
+    Endpoint,
     job_targets,
 )
 from p2pcc.core.model import NodeState
@@ -66,13 +68,13 @@ async def serve_turnaround(
     gives the established connections of the IP versions it is given, `abort` aborts
     the jobs taken back from stragglers."""
     read = sockets or EstablishedSockets()
-    watch, verdicts = ConnectionWatch(), node.reports.verdicts
+    watch, verdicts, targets = ConnectionWatch(), node.reports.verdicts, JobTargets()
     complained = False
     async with trio.open_nursery() as nursery:
         task_status.started()
         while True:
             try:
-                taken = _poll(node, watch, verdicts, read, trio.current_time())
+                taken = _poll(node, watch, verdicts, read, known=targets, now=trio.current_time())
             except Exception as error:  # measuring must never stop the daemon
                 taken = []
                 if not complained:
@@ -83,26 +85,50 @@ async def serve_turnaround(
             await trio.sleep(period if watch.tracked else idle_period)
 
 
+class JobTargets:
+    """The peers' distccd endpoints (`job_targets`), worked out again only when who may
+    be connected to changed (`LocalNode.members_version`, Change.MEMBERS): in a pool of
+    a thousand, every poll would otherwise walk every peer's addresses."""
+
+    def __init__(self) -> None:
+        self.version = -1
+        self.endpoints: dict[Endpoint, bytes] = {}
+
+    def of(self, node: LocalNode, peers: Collection[Peer]) -> bool:
+        """Bring `endpoints` up to date with `node` (its `peers`); whether they moved."""
+        if node.members_version == self.version:
+            return False
+        self.version, self.endpoints = node.members_version, job_targets(peers)
+        return True
+
+
 def _poll(
     node: LocalNode,
     watch: ConnectionWatch,
     verdicts: Verdicts,
     sockets: Callable[[Collection[int]], list[TcpSocket]],
+    *,
+    known: JobTargets,
     now: float,
 ) -> list[ConnectionKey]:
     """One reading: jobs that ended go to the book, verdicts to the node; the jobs to
-    take back from stragglers are returned, no longer counted."""
+    take back from stragglers are returned, no longer counted.  While no job of ours
+    runs or ran, a reading costs the socket dump and little else."""
     peers = node.peers()
-    targets = job_targets(peers)
+    moved, targets = known.of(node, peers), known.endpoints
     tables = watch.tables(targets)
     if not tables:
         return []
     book = node.reports.turnaround
-    finished = watch.poll(sockets(tables), targets, now, uncounted(peers))
+    found = sockets(tables)
+    jobs = watch.tracked or any(_to_target(sock, targets) for sock in found)
+    finished = watch.poll(found, targets, now, uncounted(peers) if jobs else ())
     for job in finished:
         book.observe(job.node_id, job.seconds, now)
-    book.keep_only(peer.node_id for peer in peers)
-    if not verdicts.due(now, bool(finished)):
+    if moved:
+        book.keep_only(peer.node_id for peer in peers)
+    idle = not (jobs or book or node.delivered)
+    if idle or not verdicts.due(now, bool(finished)):
         return []
     powers = {peer.node_id: peer.status.power for peer in peers}
     running = watch.running(now)
@@ -121,6 +147,12 @@ def _poll(
         watch.disown(keys)
     verdicts.set_aside(taken, watch.running(now))
     return [key for keys in taken.values() for key in keys]
+
+
+def _to_target(sock: TcpSocket, targets: Mapping[Endpoint, bytes]) -> bool:
+    """Whether `sock` is one of our connections to a peer's distccd."""
+    remote = sock.remote_address
+    return remote is not None and (unmapped(remote), sock.remote_port) in targets
 
 
 def uncounted(peers: Collection[Peer]) -> set[bytes]:

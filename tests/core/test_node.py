@@ -18,12 +18,14 @@ from p2pcc.core.idle import PauseKind
 from p2pcc.core.metrics import GIB, LocalMetrics
 from p2pcc.core.model import Message, MessageKind, NodeState
 from p2pcc.core.node import LocalNode
-from p2pcc.core.node_change import Change
+from p2pcc.core.node_change import Change, table_change
+from p2pcc.core.peers import PeerJoined, PeerUpdated
 from p2pcc.core.seeds import SeedState
 from p2pcc.core.wire import encode
 from p2pcc.core.zeroconf_names import StockServer
 from tests.core.clones import SHARED, clone
 from tests.core.local_nodes import FP, WALL, gossip, make_node, status
+from tests.core.roomy_peers import peer as roomy_peer
 
 IDLE = LocalMetrics(
     cpus=2, load_raw=0.0, served_load=0.0, foreign_load=0.0, mem_available=8 * GIB, jobs=0, slots=2
@@ -184,7 +186,7 @@ def test_a_peer_joining_is_a_ranking_change_a_timer_change_and_a_reason_to_speak
     changes.clear()
     beta.set_measurements(IDLE, 0.05)
     gossip(beta, alpha, 0.1)
-    assert changes == [Change.PEERS | Change.TIMER | Change.SEND]
+    assert changes == [Change.PEERS | Change.MEMBERS | Change.TIMER | Change.SEND]
     assert alpha.next_deadline() == pytest.approx(0.1 + default_suspect_after())
 
 
@@ -334,7 +336,7 @@ def test_a_peer_falling_silent_is_a_liveness_change_and_a_ranking_change() -> No
     alpha.handle_timer(default_suspect_after() - 0.001)
     assert changes == []
     alpha.handle_timer(default_suspect_after())
-    assert changes == [Change.PEERS | Change.LIVENESS]
+    assert changes == [Change.PEERS | Change.MEMBERS | Change.LIVENESS]
 
 
 def test_another_node_under_our_id_is_answered_at_once_then_the_lower_wants_a_new_id() -> None:
@@ -379,7 +381,7 @@ def test_renewing_the_id_gossips_it_at_once_and_keeps_incarnation_and_replay_mem
     remembered = low.seen_orders()
     changes.clear()
     low.renew_identity(b"\xa0" * 16, 1.0)
-    assert changes == [Change.IDENTITY | Change.PEERS | Change.SEND | Change.TIMER]
+    assert changes == [Change.IDENTITY | Change.PEERS | Change.MEMBERS | Change.SEND | Change.TIMER]
     assert (low.node_id, low.incarnation, low.wants_new_id) == (b"\xa0" * 16, 5, False)
     assert low.peers() == ()  # heard anew, each within an interval
     assert low.seen_orders() == remembered  # a replay of third is still refused
@@ -439,3 +441,17 @@ def test_a_peer_measured_as_a_straggler_leaves_the_line_and_comes_back() -> None
     assert changes == [Change.PEERS]
     alpha.set_delivered({})
     assert "10.0.0.3:3632/4" in alpha.hosts(0.4)[FP].hosts
+
+
+def test_only_what_changes_who_may_connect_is_a_members_change() -> None:
+    base = roomy_peer(2)
+    moved = roomy_peer(2, addresses=("10.0.0.9",))
+    paused = roomy_peer(2, state=NodeState.PAUSED, slots=0)
+    assert table_change([PeerUpdated(moved, base.status)]) == Change.PEERS | Change.MEMBERS
+    assert table_change([PeerUpdated(paused, base.status)]) == Change.PEERS
+    assert table_change([PeerUpdated(roomy_peer(2, load=3.0), base.status)]) == Change.LOAD
+    assert Change.MEMBERS & table_change([PeerJoined(base)])
+    node = make_node(1)
+    before = node.members_version
+    gossip(serving(2), node, 0.1)
+    assert node.members_version == before + 1

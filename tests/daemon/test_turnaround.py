@@ -385,3 +385,16 @@ async def test_without_a_working_cut_the_straggler_keeps_its_jobs(
     assert pool.aborted == []
     assert BETA in alpha.delivered
     assert alpha.reports.turnaround.figure(BETA, 32.0).jobs == 5  # both ran to their end
+
+
+def test_the_peers_endpoints_are_worked_out_again_only_when_membership_moves() -> None:
+    alpha = alpha_hearing_beta()
+    known = turnaround.JobTargets()
+    assert known.of(alpha, alpha.peers())
+    assert list(known.endpoints.values()) == [BETA]
+    assert not known.of(alpha, alpha.peers())  # nothing moved: kept
+    gamma = make_node(3)
+    gamma.set_serving(True, 0.0)
+    gossip(gamma, alpha, 0.5)  # a peer joins
+    assert known.of(alpha, alpha.peers())
+    assert sorted(known.endpoints.values()) == [BETA, bytes([3]) * 16]
