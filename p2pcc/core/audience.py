@@ -134,6 +134,10 @@ class Audience:
             self._member_list = sorted(self.member_endpoints())
         return self._member_list
 
+    def any_beyond_link(self) -> bool:
+        """Whether any gossip member was never heard by our link's multicast."""
+        return any(node_id not in self._on_link for node_id in self._members)
+
     def reads_shorthand(self, endpoint: Endpoint) -> bool:
         """Whether the member at `endpoint` takes short STATEs (core/shorthand.py)."""
         return endpoint in self._shorthand

@@ -102,7 +102,7 @@ class GossipEngine:
         self._relay = Relay(node_id, self.table, self.audience, self._exchange)
         self._ring_version = -1
         self._status = status
-        self._turns = StateTurns(now)
+        self._turns = StateTurns(now, node_id)
         self._shorthand = Shorthand()
         self._last_sent_key: tuple[object, ...] | None = None
         self._last_sent_at: float | None = None
@@ -153,7 +153,7 @@ class GossipEngine:
         if now < self._next_send:
             return None
         deaf, answers = self._state_targets(now)
-        data = self.speaker.word(MessageKind.STATE, self._status, wall, deaf=bool(deaf))
+        data = self.speaker.word(self._status, wall, deaf=bool(deaf))
         members = self.audience.member_endpoints()  # they take turns (core/state_turns.py)
         for endpoint in answers:
             self._exchange.send(Pending(MessageKind.STATE, endpoint))
@@ -219,7 +219,7 @@ class GossipEngine:
 
     def leave(self, now: float, wall: float) -> Outgoing:
         """The goodbye datagram: peers drop us at once instead of waiting for silence."""
-        data = self.speaker.word(MessageKind.LEAVE, None, wall)
+        data = self.speaker.word(None, wall)
         return self.speaker.outgoing(data, self.unicast_targets(now))
 
     def _own_entry(self) -> NewsEntry:
@@ -264,6 +264,10 @@ class GossipEngine:
     ) -> Received:
         """A node's own STATE or LEAVE."""
         message = self._screening.message(message, sender[0], now)
+        direct = announced_by(sender[0], message.body)
+        asker = endpoint_of(message.body) if message.resend and message.body else None
+        if asker is not None and direct:  # it lacks our compilers (core/shorthand.py)
+            self._exchange.answer_with_state(asker, now)
         known = self.table.get(message.node_id)
         if known is not None and known.order == message.order:
             # The same datagram by multicast and by unicast: the unicast copy still tells
@@ -282,10 +286,6 @@ class GossipEngine:
             return self._drop(sender, error.reason, str(error), now)
         self.audience.heard(message, sender, transport, now)
         heard = Heard.MULTICAST if transport is Transport.MULTICAST else Heard.UNICAST
-        direct = announced_by(sender[0], message.body)
-        asker = endpoint_of(message.body) if message.resend and message.body else None
-        if asker is not None and direct:  # it lacks our compilers (core/shorthand.py)
-            self._exchange.answer_with_state(asker, now)
         self._relay.after_word(events, message.order, heard if direct else Heard.RELAYED, now)
         self._retime()
         return Received(events=tuple(events))

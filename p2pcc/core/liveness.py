@@ -81,6 +81,11 @@ class PeerTimings:
 #: of a thousand (core/news.py), so five leave room for loss.
 SUSPICION_TIMEOUT = 5.0
 
+#: Seconds of silence a suspicion reports at least: a watcher suspects when all the
+#: attempts of a probe round went unanswered (core/probing.py: 8 * 0.25).  A member that
+#: heard the node longer ago than that takes a suspicion of an older order as its own.
+SILENCE_WINDOW = 2.0
+
 
 def scaled_timings(timings: PeerTimings, factor: float) -> PeerTimings:
     """`timings` with the silences stretched by `factor` (a pool whose members speak

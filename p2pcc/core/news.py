@@ -31,8 +31,8 @@ from p2pcc.core.model import EntryKind, NewsEntry
 #: multiplier of 4 lowered to 3: our rounds are twice as frequent).
 NEWS_MULTIPLIER = 3
 
-#: Times a node passes on news it heard by multicast from the node itself: everyone on
-#: that link heard the same datagram, so this only covers loss and carries it off the link.
+#: Times a node passes on news it heard by multicast from the node itself, in a pool
+#: of one link: everyone heard the same datagram, so this only covers loss.
 LINK_NEWS_TRANSMITS = 2
 
 #: Entries the queue holds.  One per node, so a pool of this many changing at once is

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from p2pcc.core import limits
 from p2pcc.core.errors import RejectedMessageError
 from p2pcc.core.liveness import (
+    SILENCE_WINDOW,
     SUSPICION_TIMEOUT,
     TRANSITIONS,
     Liveness,
@@ -225,9 +226,12 @@ class PeerTable:
 
     def suspect(self, node_id: bytes, order: tuple[int, int], now: float) -> list[PeerEvent]:
         """A member found `node_id` silent at `order`: unless it was heard from since,
-        it turns SUSPECT and dies `suspicion_timeout` later unless heard again."""
+        it turns SUSPECT and dies `suspicion_timeout` later unless heard again.  We may
+        hold a later order than the suspecter (the node's state reaches members beyond
+        its link over a whole interval, core/state_turns.py): the suspicion stands if we
+        too last heard the node before the silence it reports (`SILENCE_WINDOW`)."""
         peer = self._peers.get(node_id)
-        if peer is None or peer.order > order:
+        if peer is None or (peer.order > order and now < peer.last_heard + SILENCE_WINDOW):
             raise RejectedMessageError("replay", f"{node_id.hex()} was heard after {order}")
         new = step(peer.liveness, LivenessInput.SUSPECTED)
         if peer.suspected_until is not None or new is not Liveness.SUSPECT:

@@ -8,8 +8,10 @@ probes, acks, syncs and cookies come here directly.  The rules:
 - *News*: a node joining, coming back from DEAD, changing materially (`news_key`:
   state, compilers, addresses, ports — load and slots wait for its next state datagram),
   leaving, or suspected is queued to pass on: `transmits(n)` times, or
-  `LINK_NEWS_TRANSMITS` when its own multicast told the whole link, or not at all when
-  it came in a sync we asked for.
+  `LINK_NEWS_TRANSMITS` when its own multicast told the whole link and no member is
+  known beyond it (were there some, they could only hear it from the link's few
+  copies: in a pool of two subnets one in two hundred missed a pause), or not at all
+  when it came in a sync we asked for.
 - *Greeting*: a node new to us heard by its own multicast gets our state by unicast at
   once (it knows nothing of us); one heard by its own unicast is asked for a sync (it
   lives beyond our link, and may know members we lack).  A PROBE from a node we do not
@@ -99,7 +101,7 @@ class Relay:
         if heard is Heard.TRANSFER:
             return  # catching up: nothing to pass on, nobody to greet
         times = transmits(len(self._table) + 1)
-        if heard is Heard.MULTICAST:
+        if heard is Heard.MULTICAST and not self._audience.any_beyond_link():
             times = LINK_NEWS_TRANSMITS
         news = self._exchange.news
         fresh: list[bytes] = []
@@ -169,8 +171,10 @@ class Relay:
                 applied = self._table.apply_entry(merged, now)
             except RejectedMessageError:
                 continue
-            suspicion = entry.kind is EntryKind.SUSPECT
-            self.after_word(applied, entry.order, heard, now, suspicion=suspicion)
+            suspicion, order = entry.kind is EntryKind.SUSPECT, entry.order
+            if suspicion and (held := self._table.get(entry.node_id)) is not None:
+                order = max(order, held.order)  # passed on at the order we hold
+            self.after_word(applied, order, heard, now, suspicion=suspicion)
             events += applied
         return events
 

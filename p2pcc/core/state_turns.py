@@ -8,7 +8,9 @@ instant as every other member's bursts.  So each interval's *cycle* queues those
 members in a fixed order (the ones the last cycle did not reach first), and every
 `TURN_TICK` the next few get their copy: `ceil(members * tick / interval)` a tick, so a
 cycle ends within the interval and each member hears us about once an interval, as its
-silence timers expect.
+silence timers expect.  The order is the node's own (a hash of its id and the member's
+endpoint): were it everyone's, nodes that started together would copy to the same member
+at the same tick, and the news aboard would reach the same few members over and over.
 
 Each copy is encoded for its member alone, so it can also carry news (core/news.py):
 news queued when a copy goes rides on it instead of on a NEWS datagram of its own, and
@@ -23,6 +25,7 @@ nodes get every state datagram as it is sent (core/gossip.py).
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Collection, Iterable
 from itertools import islice
 
@@ -35,7 +38,9 @@ TURN_TICK = 0.1
 class StateTurns:
     """The members still to get this cycle's copy of our state; see the module docstring."""
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, salt: bytes = b"") -> None:
+        """`salt`: the node's id, which orders its cycles."""
+        self._salt = salt
         self._waiting: dict[Endpoint, None] = {}  # ordered: the next turns first
         self._per_tick = 1
         self._next_turn = math.inf
@@ -48,13 +53,17 @@ class StateTurns:
         """Queue `members` for this interval's copy; members the last cycle did not reach
         (a shorter interval, a member added late) go first, those no longer listed not at
         all."""
-        listed = dict.fromkeys(sorted(members))
+        listed = dict.fromkeys(sorted(members, key=self.place))
         late = [endpoint for endpoint in self._waiting if endpoint in listed]
         self._waiting = dict.fromkeys([*late, *listed])
         ticks = max(1, math.floor(interval / TURN_TICK))
         self._per_tick = max(1, math.ceil(len(self._waiting) / ticks))
         self._next_turn = now
         self.next_cycle = now + interval
+
+    def place(self, endpoint: Endpoint) -> tuple[int, Endpoint]:
+        """Where `endpoint` falls in this node's order (ties, unlikely, by endpoint)."""
+        return zlib.crc32(f"{endpoint[0]} {endpoint[1]}".encode(), zlib.crc32(self._salt)), endpoint
 
     def next_due(self, any_members: bool) -> float:
         """When the next turn or (with `any_members`) the next cycle falls."""

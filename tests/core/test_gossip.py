@@ -407,6 +407,7 @@ def test_a_short_state_is_resolved_by_the_record_or_the_whole_state_is_asked_for
     asks = [o for o in beta.datagrams_to_send(1.0, WALL) if o.unicast == (endpoint(alpha),)]
     assert [decode(o.data, Keyring()).resend for o in asks] == [True]
     again = alpha.speaker.copy(alpha.status, WALL, endpoint(beta), (), True)
+    assert again.data == short.data  # a copy says the same at the same order
     beta.receive(again.data, endpoint(alpha), Transport.UNICAST, 1.5)
     assert not [o for o in beta.datagrams_to_send(1.5, WALL) if o.unicast]  # asked already
     # Alpha answers the request with its whole state, which beta takes.
@@ -419,15 +420,17 @@ def test_a_short_state_is_resolved_by_the_record_or_the_whole_state_is_asked_for
     assert whole is not None
     assert whole.compilers == (OFFER,)
     beta.receive(answers[0].data, endpoint(alpha), Transport.UNICAST, 2.1)
-    # From then on alpha's short states stand for its offers.
+    # From then on alpha's short states stand for its offers (the next interval's).
+    sent(alpha, 4.0)
     later = alpha.speaker.copy(alpha.status, WALL, endpoint(beta), (), True)
-    assert beta.receive(later.data, endpoint(alpha), Transport.UNICAST, 3.0).dropped is None
+    assert beta.receive(later.data, endpoint(alpha), Transport.UNICAST, 4.0).dropped is None
     peer = beta.table.get(alpha.node_id)
     assert peer is not None
     assert peer.status.compilers == (OFFER,)
     # New offers beta missed the news of: a short state no longer matches, and asks.
     other = CompilerOffer("0123456789abcdef", "x86_64-linux-gnu--11", "x86_64-linux-gnu-gcc-11")
-    alpha.set_status(replace(alpha.status, compilers=(other,)), 3.0)
+    alpha.set_status(replace(alpha.status, compilers=(other,)), 4.5)
+    sent(alpha, 4.5)  # said at once, a new order (beta does not hear alpha's multicast)
     changed = alpha.speaker.copy(alpha.status, WALL, endpoint(beta), (), True)
     received = beta.receive(changed.data, endpoint(alpha), Transport.UNICAST, 9.0)
     assert received.dropped == "compilers-unknown"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from p2pcc.core import limits
 from p2pcc.core.errors import RejectedMessageError
+from p2pcc.core.liveness import SILENCE_WINDOW
 from p2pcc.core.metrics import GIB
 from p2pcc.core.model import CompilerOffer, Message, MessageKind, NodeState, NodeStatus
 from p2pcc.core.peers import (
@@ -506,3 +507,15 @@ def test_random_traffic_never_breaks_the_invariants(operations: list[Message | A
         assert len(peers) <= 3
         assert node(0) not in peers
         assert all(peer.last_heard <= now for peer in peers.peers())
+
+
+def test_a_suspicion_of_an_older_order_stands_only_once_we_too_heard_nothing_for_a_while() -> None:
+    peers = table()
+    peers.apply(state(2, 1, 7), 10.0)  # we hold order (1, 7), heard at 10.0
+    with pytest.raises(RejectedMessageError):  # heard within the silence it reports
+        peers.suspect(node(2), (1, 6), 10.0 + SILENCE_WINDOW - 0.1)
+    events = peers.suspect(node(2), (1, 6), 10.0 + SILENCE_WINDOW)
+    assert [type(event).__name__ for event in events] == ["LivenessChanged"]
+    peer = peers.get(node(2))
+    assert peer is not None
+    assert (peer.liveness, peer.order) == (Liveness.SUSPECT, (1, 7))

@@ -216,6 +216,7 @@ def sent_by(pool: SimPool, node: SimNode, until: float) -> list[tuple[float, Out
 
 def test_state_copies_to_another_subnet_are_spread_over_the_interval() -> None:
     pool = two_links(40)  # 20 members beyond node 0's link
+    pool.run_until(30.0)  # past the start, when link mates unicast each other too
     node = pool.nodes[0]
     interval = node.engine.effective_interval()
     start = pool.now
@@ -278,3 +279,25 @@ def test_copies_beyond_the_link_name_compilers_by_digest_and_every_table_has_the
     assert pool.everyone_has(node, lambda p: p.status.compilers == OFFERS)  # type: ignore[attr-defined]
     drops = [n.engine.statistics(pool.now).drops.get("compilers-unknown", 0) for n in pool.nodes]
     assert sum(drops) == 0
+
+
+def test_at_a_hundred_with_loss_a_pause_and_a_crash_reach_both_subnets() -> None:
+    """The pool at the size where one missed copy showed: news heard by multicast is
+    passed on in full when members live beyond the link, and a suspicion of an order
+    some members had passed still stands with them."""
+    pool = two_links(100, loss=0.1)
+    pool.run_until(pool.now + 30.0)
+    subject = pool.nodes[70]
+    pool.pause(subject)
+    took = time_until(pool, lambda: pool.everyone_has(subject, paused), within=5.0)
+    assert took is not None
+    assert took <= 1.5
+    victim = pool.nodes[20]
+    pool.crash(victim)
+
+    def noticed(peer: object) -> bool:
+        return not alive(peer)  # type: ignore[arg-type]
+
+    took = time_until(pool, lambda: pool.everyone_has(victim, noticed), within=20.0)
+    assert took is not None
+    assert took <= 10.0

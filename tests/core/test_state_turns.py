@@ -37,8 +37,8 @@ def test_nothing_before_the_next_tick() -> None:
 
 
 def test_members_a_cycle_missed_go_first_and_those_gone_not_at_all() -> None:
-    members = sorted(endpoints(10))  # a cycle's order
-    turns = StateTurns(0.0)
+    turns = StateTurns(0.0, b"node")
+    members = sorted(endpoints(10), key=turns.place)  # a cycle's order
     turns.start_cycle(members, 0.0, 0.2)  # two ticks for ten: five a tick
     assert turns.take(0.0, set(members)) == members[:5]
     gone = members[9]
@@ -46,3 +46,9 @@ def test_members_a_cycle_missed_go_first_and_those_gone_not_at_all() -> None:
     assert turns.take(0.2, set(members)) == [*members[5:9], members[0]]
     assert len(turns) == 4  # members[1:5]: nine listed, five done
     assert turns.take(turns.next_turn(), {members[1]}) == [members[1]]  # the others died meanwhile
+
+
+def test_each_node_has_an_order_of_its_own() -> None:
+    members = endpoints(50)
+    ours, theirs = StateTurns(0.0, b"a" * 16), StateTurns(0.0, b"b" * 16)
+    assert sorted(members, key=ours.place) != sorted(members, key=theirs.place)
