@@ -163,16 +163,22 @@ def test_with_a_tenth_of_datagrams_lost_join_pause_and_crash_stay_within_bounds(
     joined = time_until(pool, lambda: pool.everyone_has(newcomer, alive), within=10.0)
     assert joined is not None
     assert joined <= 4.5
-    subject = pool.nodes[4]
+    pause_and_crash(pool, pool.nodes[4], pool.nodes[6], crash_within=15.0)
+
+
+def pause_and_crash(
+    pool: SimPool, subject: SimNode, victim: SimNode, *, crash_within: float
+) -> None:
+    """`subject` pauses, and every table has it paused within 1.5 s; then `victim`
+    crashes, and every table has it not alive within `crash_within`."""
     pool.pause(subject)
     reached = time_until(pool, lambda: pool.everyone_has(subject, paused), within=5.0)
     assert reached is not None
     assert reached <= 1.5
-    crashed = pool.nodes[6]
-    pool.crash(crashed)
-    noticed = time_until(pool, lambda: pool.everyone_has(crashed, lambda p: not alive(p)), 20.0)
+    pool.crash(victim)
+    noticed = time_until(pool, lambda: pool.everyone_has(victim, lambda p: not alive(p)), 20.0)  # type: ignore[arg-type]
     assert noticed is not None
-    assert noticed <= 15.0
+    assert noticed <= crash_within
 
 
 def test_a_sync_from_an_unproven_address_gets_one_small_cookie_not_the_table() -> None:
@@ -287,17 +293,4 @@ def test_at_a_hundred_with_loss_a_pause_and_a_crash_reach_both_subnets() -> None
     some members had passed still stands with them."""
     pool = two_links(100, loss=0.1)
     pool.run_until(pool.now + 30.0)
-    subject = pool.nodes[70]
-    pool.pause(subject)
-    took = time_until(pool, lambda: pool.everyone_has(subject, paused), within=5.0)
-    assert took is not None
-    assert took <= 1.5
-    victim = pool.nodes[20]
-    pool.crash(victim)
-
-    def noticed(peer: object) -> bool:
-        return not alive(peer)  # type: ignore[arg-type]
-
-    took = time_until(pool, lambda: pool.everyone_has(victim, noticed), within=20.0)
-    assert took is not None
-    assert took <= 10.0
+    pause_and_crash(pool, pool.nodes[70], pool.nodes[20], crash_within=10.0)
