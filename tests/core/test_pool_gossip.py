@@ -176,7 +176,7 @@ def pause_and_crash(
     assert reached is not None
     assert reached <= 1.5
     pool.crash(victim)
-    noticed = time_until(pool, lambda: pool.everyone_has(victim, lambda p: not alive(p)), 20.0)  # type: ignore[arg-type]
+    noticed = time_until(pool, lambda: pool.everyone_has(victim, lambda p: not alive(p)), 20.0)
     assert noticed is not None
     assert noticed <= crash_within
 
