@@ -246,7 +246,7 @@ class GossipEngine:
             events = self._relay.merge_news(message, sender, self._screening.screen, now)
             self._retime()
             received = replace(received, events=received.events + tuple(events))
-        if self._relay.refute_due:  # a suspicion about us: say something newer at once
+        if self._relay.refute_due:  # suspected, or back from a cut: say something newer
             self._relay.refute_due, self._refute = False, True
             self._next_send = now
         return received

@@ -18,7 +18,10 @@ minutes across a thousand nodes, each refuted within a second by the suspected n
 
 Members whose partition was cut off are dead to us and off the ring; one of them, at
 random, is probed every `DEAD_PROBE_INTERVAL`, so a healed cut is found (`acked` says
-whether an answer came from such a member).
+whether an answer came from such a member).  Once one answers, the others are probed
+every `HEALING_PROBE_INTERVAL` for `HEALING_SPAN` seconds after the last answer: each
+answer brings its member back at once, where waiting for word through the few members
+already back took half a minute with a tenth of the datagrams lost.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ PROBE_ATTEMPTS = 8
 
 #: Seconds between two probes of a random dead member (finding a healed partition).
 DEAD_PROBE_INTERVAL = 5.0
+
+#: Seconds between two probes of dead members while a healed cut is found, and for how
+#: long after the last dead member answered.
+HEALING_PROBE_INTERVAL = 0.25
+HEALING_SPAN = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,7 @@ class Prober:
         self._rounds: dict[bytes, _Round] = {}
         self._dead_probe: tuple[bytes, int] | None = None
         self._next_dead_probe = now + DEAD_PROBE_INTERVAL
+        self._healing_until = -math.inf
 
     @property
     def watched(self) -> tuple[bytes, ...]:
@@ -112,7 +121,8 @@ class Prober:
         """A probe of one random dead member, if one is due."""
         if now < self._next_dead_probe:
             return None
-        self._next_dead_probe = now + DEAD_PROBE_INTERVAL
+        healing = now < self._healing_until
+        self._next_dead_probe = now + (HEALING_PROBE_INTERVAL if healing else DEAD_PROBE_INTERVAL)
         if not dead:
             return None
         node_id = self._rng.choice(sorted(dead))
@@ -130,6 +140,8 @@ class Prober:
             return False
         if self._dead_probe == (node_id, nonce):
             self._dead_probe = None
+            self._healing_until = now + HEALING_SPAN
+            self._next_dead_probe = min(self._next_dead_probe, now + HEALING_PROBE_INTERVAL)
             return True
         return None
 

@@ -15,7 +15,9 @@ probes, acks, syncs and cookies come here directly.  The rules:
 - *Greeting*: a node new to us heard by its own multicast gets our state by unicast at
   once (it knows nothing of us); one heard by its own unicast is asked for a sync (it
   lives beyond our link, and may know members we lack).  A PROBE from a node we do not
-  know, or had given up, is also a reason to sync with it: a healed cut.
+  know, or had given up, is also a reason to sync with it: a healed cut — and, like an
+  ACK from a member we had given up, to say something new about ourselves at once: the
+  other side holds us dead at our last order, and only a newer one brings us back.
 - *Suspicion*: a watched member that answered no probe (core/probing.py) is suspected
   at the order we hold, and the suspicion passed on; a suspicion about us is refuted by
   saying something newer at once (`refute_due`).
@@ -84,7 +86,7 @@ class Relay:
         self._audience = audience
         self._exchange = exchange
         self.dead: set[bytes] = set()  # members dead but not yet forgotten
-        self.refute_due = False  # a suspicion about us was heard
+        self.refute_due = False  # a suspicion about us, or a healed cut, was heard
 
     # --- word merged by the engine ------------------------------------------------
 
@@ -191,6 +193,7 @@ class Relay:
             known = self._table.get(message.node_id)
             if known is None or known.liveness is Liveness.DEAD:
                 exchange.request_sync(sender, now)  # back from a cut: catch up with it
+                self.refute_due = True  # and say something new: its side has us dead
         elif message.kind is MessageKind.ACK:
             answered = exchange.prober.acked(message.node_id, nonce, now)
             if answered is None:
@@ -199,6 +202,7 @@ class Relay:
             self.members_changed(events)
             if answered:  # a member we had given up answered: the cut has healed
                 exchange.request_sync(sender, now)
+                self.refute_due = True  # its side has us dead, at an order it holds
         elif message.kind is MessageKind.SYNC:
             exchange.sync_asked(message, sender, self._sync_entries(own_entry), now)
         elif message.kind is MessageKind.COOKIE and not exchange.cookie_received(

@@ -8,6 +8,8 @@ import pytest
 
 from p2pcc.core.probing import (
     DEAD_PROBE_INTERVAL,
+    HEALING_PROBE_INTERVAL,
+    HEALING_SPAN,
     PROBE_ATTEMPTS,
     PROBE_INTERVAL,
     PROBE_TIMEOUT,
@@ -91,3 +93,16 @@ def test_a_member_leaving_the_ring_is_no_longer_probed() -> None:
     assert probe.watched == (IDS[3], IDS[4])
     probe.set_members([], 0.0)
     assert probe.next_deadline(any_dead=False) == float("inf")
+
+
+def test_once_a_dead_member_answers_the_others_are_probed_quickly_for_a_while() -> None:
+    probe = prober()
+    dead = [IDS[3], IDS[4], IDS[5]]
+    first = probe.dead_probe(dead, DEAD_PROBE_INTERVAL)
+    assert first is not None
+    assert probe.acked(first.node_id, first.nonce, 5.01) is True  # the cut has healed
+    ticks = [5.01 + step * 0.05 for step in range(1, 200)]  # ten seconds
+    probed = [now for now in ticks if probe.dead_probe(dead, now) is not None]
+    healing = [now for now in probed if now < 5.01 + HEALING_SPAN]
+    assert len(healing) >= HEALING_SPAN / HEALING_PROBE_INTERVAL - 1
+    assert len(probed) - len(healing) <= 2  # then back to one every DEAD_PROBE_INTERVAL
