@@ -185,8 +185,9 @@ async def test_the_real_proc() -> None:
     assert first.job_progress is None
 
 
-def slow_source(statements: int = 1800) -> str:
-    """One function big enough to keep cc1 busy for about two seconds at -O2."""
+def slow_source(statements: int = 4000) -> str:
+    """One function big enough to keep cc1 busy for two seconds or more at -O2 (1,800
+    statements took 1.1 s on the idle test machine: too short to span two samples)."""
     body = [
         f" if (a[{i % 97}] > {i}) s += a[{i * 7 % 89}] * {i} + (s >> {i % 13}); else s ^= {i};"
         for i in range(statements)
