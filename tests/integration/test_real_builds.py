@@ -332,6 +332,8 @@ def test_p2pcc_build_follows_a_peer_that_pauses_and_resumes_mid_build(office: Of
     build = finish()
     print(f"the build's sizes, in order: {sizes()}")
     assert_same_objects(build, tree, reference)
+    # The pool shrank from its first size and grew again after its lowest (later sizes
+    # may dip once more, as the other peers' loads move while the build runs).
     low = min(sizes())
     assert sizes()[0] > low
-    assert sizes()[-1] > low
+    assert max(sizes()[sizes().index(low) :]) > low
