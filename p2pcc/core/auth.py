@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from collections.abc import Iterable
 
@@ -79,7 +78,9 @@ class Keyring:
 
 def mac(key: bytes, data: bytes) -> bytes:
     """HMAC-SHA256 of `data` under `key`, truncated to `limits.MAC_BYTES`."""
-    return hmac.new(key, data, hashlib.sha256).digest()[: limits.MAC_BYTES]
+    # The one-shot C function: a fifth of `hmac.new(...).digest()`'s cost, which every
+    # datagram in and out paid.
+    return hmac.digest(key, data, "sha256")[: limits.MAC_BYTES]
 
 
 def format_key_line(key: bytes) -> str:

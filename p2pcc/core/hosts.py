@@ -16,6 +16,7 @@ build is sized by the hosts that really serve it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,8 +55,14 @@ class Ranking:
 
 def host_spec(address: str, port: int, limit: int, lzo: bool) -> str:
     """One remote host in distcc syntax: `addr:port/limit` or `[v6]:port/limit`, maybe `,lzo`."""
-    host = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
-    return f"{host}:{port}/{limit}" + (",lzo" if lzo else "")
+    return f"{_host_part(address)}:{port}/{limit}" + (",lzo" if lzo else "")
+
+
+@functools.lru_cache(maxsize=2 * limits.MAX_PEERS)
+def _host_part(address: str) -> str:
+    # Remembered: every ranking renders its lines' hosts again, and parsing was a fifth
+    # of a ranking's cost.  A pure function's memo, bounded by the peer cap.
+    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
 
 
 def local_entry(

@@ -54,6 +54,8 @@ class Ranker:
     def __init__(self) -> None:
         self._policy: RankingPolicy | None = None
         self._seed = b""
+        # What each peer's candidates were worked out from: its snapshot and factor.
+        self._read: dict[bytes, tuple[Peer, float]] = {}
         self._candidates: dict[str, dict[bytes, Candidate]] = {}
 
     def ranking(
@@ -62,12 +64,11 @@ class Ranker:
         """The ranked peers and hosts line of every one of `fingerprints` (the local
         compilers'), remembering what they took for the next call."""
         self._adopt(inputs)
-        previous, self._candidates = self._candidates, {}
-        for fingerprint in fingerprints:
-            known = previous.get(fingerprint, {})
-            self._candidates[fingerprint] = self._refresh(known, peers, fingerprint, inputs)
-        ranked = {fp: self._order(found.values(), inputs) for fp, found in self._candidates.items()}
-        hosts = {fp: _render(ranked[fp], found, inputs) for fp, found in self._candidates.items()}
+        self._follow_compilers(tuple(fingerprints))
+        self._refresh(peers, inputs)
+        found_by_fp = self._candidates
+        ranked = {fp: self._order(found.values(), inputs) for fp, found in found_by_fp.items()}
+        hosts = {fp: _render(ranked[fp], found, inputs) for fp, found in found_by_fp.items()}
         return Ranking(ranked, hosts)
 
     def line(self, fingerprint: str, peers: Sequence[Peer], inputs: RankInputs) -> HostsLine:
@@ -82,25 +83,42 @@ class Ranker:
         check_seed(inputs.seed)
         if inputs.policy != self._policy or inputs.seed != self._seed:
             self._policy, self._seed = inputs.policy, inputs.seed
-            self._candidates.clear()
+            self._forget()
 
-    def _refresh(
-        self,
-        known: Mapping[bytes, Candidate],
-        peers: Sequence[Peer],
-        fingerprint: str,
-        inputs: RankInputs,
-    ) -> dict[bytes, Candidate]:
-        """The candidate of every peer, reusing the `known` one where nothing it read moved."""
-        delivered = inputs.delivered
-        found: dict[bytes, Candidate] = {}
+    def _follow_compilers(self, fingerprints: tuple[str, ...]) -> None:
+        """Keep candidates for exactly the local compilers `fingerprints`; a new one
+        makes every peer be read again."""
+        if fingerprints != tuple(self._candidates):
+            self._forget()
+            self._candidates = {fp: {} for fp in fingerprints}
+
+    def _forget(self) -> None:
+        self._read.clear()
+        for found in self._candidates.values():
+            found.clear()
+
+    def _refresh(self, peers: Sequence[Peer], inputs: RankInputs) -> None:
+        """Work out again the candidates of the peers whose snapshot or factor moved
+        since the last ranking (one look per peer, whatever the number of compilers),
+        and drop those of the peers the table no longer holds."""
+        delivered, read, found_by_fp = inputs.delivered, self._read, self._candidates
         for peer in peers:
-            old = known.get(peer.node_id)
-            factor = delivered.get(peer.node_id, 1.0)
-            if old is None or old.peer is not peer or old.factor != factor:
-                old = _carried(old, peer, factor) or self._candidate(peer, fingerprint, inputs)
-            found[peer.node_id] = old
-        return found
+            node_id = peer.node_id
+            factor = delivered.get(node_id, 1.0)
+            held = read.get(node_id)
+            if held is not None and held[0] is peer and held[1] == factor:
+                continue
+            read[node_id] = (peer, factor)
+            for fingerprint, found in found_by_fp.items():
+                old = found.get(node_id)
+                new = _carried(old, peer, factor)
+                found[node_id] = new or self._candidate(peer, fingerprint, inputs)
+        if len(read) != len(peers):  # some peers left the table (`read` holds them all)
+            held_ids = {peer.node_id for peer in peers}
+            for node_id in [node_id for node_id in read if node_id not in held_ids]:
+                del read[node_id]
+                for found in found_by_fp.values():
+                    found.pop(node_id, None)
 
     def _candidate(self, peer: Peer, fingerprint: str, inputs: RankInputs) -> Candidate:
         factor = inputs.delivered.get(peer.node_id, 1.0)

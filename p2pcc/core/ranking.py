@@ -236,34 +236,44 @@ def order(
         speeds.append(local_speed)
     threshold = straggler_threshold(speeds)
     kept = [entry for entry in selected if entry.inherent >= threshold]
-    bests, floor = _tier_bests(sorted((entry.score for entry in kept), reverse=True), policy)
-    # A tier holds the scores from its best down to above the next tier's best.
-    negated = [-best for best in bests]
-    head = [
-        (bisect.bisect_right(negated, -entry.score) - 1, entry.position, entry)
-        for entry in kept
-        if entry.score >= floor
-    ]
+    bests, floor = _tier_bests(sorted(entry.score for entry in kept), policy)
+    if len(bests) == 1:  # the usual pool of like desks: one tier, no search
+        head = [(0, entry.position, entry) for entry in kept if entry.score >= floor]
+    else:
+        # A tier holds the scores from its best down to above the next tier's best.
+        negated = [-best for best in bests]
+        head = [
+            (bisect.bisect_right(negated, -entry.score) - 1, entry.position, entry)
+            for entry in kept
+            if entry.score >= floor
+        ]
     # (tier, position) is unique (the position ends with the node id): no tie reaches
     # the candidates, and this is sorted(head)[:max_hosts].
     best = heapq.nsmallest(policy.max_hosts, head)
     return [_ranked(entry, tier) for tier, _position, entry in best]
 
 
-def _tier_bests(scores: Sequence[float], policy: RankingPolicy) -> tuple[list[float], float]:
+def _tier_bests(ascending: Sequence[float], policy: RankingPolicy) -> tuple[list[float], float]:
     """The best score of each tier that can make the line, and the least score in those
-    tiers, from the kept peers' `scores`, best first.  Those are the tiers up to the one
-    holding the `max_hosts`-th peer: the seeded order inside a tier may move a peer up,
-    never across tiers, so the peers of later tiers need neither a tier nor sorting."""
-    bests: list[float] = []
-    floor = math.inf
-    for count, score in enumerate(scores):
-        if not bests or score < policy.tier_ratio * bests[-1]:
-            if count >= policy.max_hosts:
-                break
-            bests.append(score)
-        floor = score
-    return bests, floor
+    tiers, from the kept peers' scores (`ascending`).  Those are the tiers up to the one
+    holding the `max_hosts`-th best peer: the seeded order inside a tier may move a peer
+    up, never across tiers, so the peers of later tiers need neither a tier nor sorting.
+    A tier starts at the first score, best first, below `tier_ratio` of the tier
+    before's best: found by bisection, so a pool of a thousand like desks costs a few
+    steps, not a thousand."""
+    count = len(ascending)
+    if not count:
+        return [], math.inf
+    bests = [ascending[-1]]
+    while True:
+        # Scores below the ratio of this tier's best: the next tier's, and later ones.
+        below = bisect.bisect_left(ascending, policy.tier_ratio * bests[-1])
+        start = count - below  # the next tier's first peer, counted from the best
+        if below == 0:
+            return bests, ascending[0]
+        if start >= policy.max_hosts:
+            return bests, ascending[below]
+        bests.append(ascending[below - 1])
 
 
 def _ranked(entry: Candidate, tier: int) -> RankedPeer:

@@ -71,7 +71,8 @@ def encode(message: Message, keyring: Keyring) -> bytes:
             f"message encodes to {len(datagram)} bytes, more than {limits.MAX_DATAGRAM}"
         )
     try:
-        echoed = decode(datagram, keyring)
+        # What a peer decodes, but for the frame (ours, and its MAC just computed).
+        echoed = _message_from_payload(_unpack(signed[HEADER_BYTES:]), MINOR_VERSION)
     except WireFormatError as error:
         raise InvalidMessageError(f"refusing to send what peers would reject: {error}") from error
     if echoed != message:

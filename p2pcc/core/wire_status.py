@@ -99,8 +99,35 @@ def _offer_payload(offer: CompilerOffer) -> list[object]:
 # --- decoding ---------------------------------------------------------------------
 
 
+#: Statuses remembered by their encoding (`decode_status`): enough for our own few
+#: (every copy we send is decoded back before it leaves, `wire.encode`) and for the
+#: news entries that arrive from several relays; a few hundred kB at most.
+STATUS_MEMO = 512
+
+
 def decode_status(value: object) -> NodeStatus:
-    """The status in the msgpack map `value`, every field checked."""
+    """The status in the msgpack map `value`, every field checked.  Remembered by its
+    msgpack encoding: the same status comes round many times (our own, checked before
+    each of the thousand copies a large pool gets; a relayed news entry, heard from
+    several members), and packing a small map costs a tenth of checking it."""
+    if not isinstance(value, dict):
+        as_map(value, "body")  # raises
+    try:
+        packed = msgpack.packb(value, use_bin_type=True)
+    except (ValueError, TypeError, OverflowError):
+        return _decode_status(value)  # not something the wire gives: say why, fully
+    return _decode_packed_status(packed)
+
+
+@functools.lru_cache(maxsize=STATUS_MEMO)
+def _decode_packed_status(packed: bytes) -> NodeStatus:
+    # Unpacked again rather than taken from the caller, so the memo's answer depends
+    # on the key alone.  An error is raised, not remembered: a bad status costs a full
+    # check each time, as before.
+    return _decode_status(msgpack.unpackb(packed, raw=False, strict_map_key=False))
+
+
+def _decode_status(value: object) -> NodeStatus:
     body = as_map(value, "body")
 
     def field(key: str, check: Callable[[object, str], _T]) -> _T:
@@ -173,11 +200,35 @@ def _offers(value: object, where: str) -> tuple[CompilerOffer, ...]:
     return tuple(_offer(item, f"{where}[{i}]") for i, item in enumerate(items))
 
 
+#: Offers remembered once checked (`_offer`): every member of a pool offers a handful
+#: of the same compilers, in every full STATE.
+_KNOWN_OFFERS: dict[tuple[bytes, str, str], CompilerOffer] = {}
+KNOWN_OFFERS_CAP = 1024
+
+
 def _offer(value: object, where: str) -> CompilerOffer:
     # Elements past the third are ignored: a newer minor version may append some.
     items = array(value, where, limits.MAX_DATAGRAM)
     if len(items) < 3:
         raise WireFormatError(f"{where}: a compiler offer has 3 elements, got {len(items)}")
+    fingerprint, loose_key, remote_name = items[0], items[1], items[2]
+    if not (
+        isinstance(fingerprint, bytes)
+        and isinstance(loose_key, str)
+        and isinstance(remote_name, str)
+    ):
+        return _checked_offer(items, where)  # raises
+    key = (fingerprint, loose_key, remote_name)
+    known = _KNOWN_OFFERS.get(key)
+    if known is None:
+        known = _checked_offer(items, where)
+        if len(_KNOWN_OFFERS) >= KNOWN_OFFERS_CAP:
+            _KNOWN_OFFERS.clear()  # a flood of made-up offers costs checks, not memory
+        _KNOWN_OFFERS[key] = known
+    return known
+
+
+def _checked_offer(items: list[object], where: str) -> CompilerOffer:
     fingerprint = binary(items[0], f"{where}.fingerprint", limits.FINGERPRINT_BYTES)
     loose_key = _token(items[1], f"{where}.loose", limits.MAX_LOOSE_KEY)
     remote_name = _token(items[2], f"{where}.remote", limits.MAX_REMOTE_NAME)

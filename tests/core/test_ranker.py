@@ -194,3 +194,22 @@ def moved(current: Peer, what: str, index: int) -> Peer:
         status = replace(status, slots=(status.slots + 1) % 5)
     liveness = {"suspect": Liveness.SUSPECT, "alive": Liveness.ALIVE}.get(what, current.liveness)
     return replace(current, status=status, liveness=liveness, last_heard=current.last_heard + 1)
+
+
+def test_local_compilers_coming_and_going_keep_every_line_that_of_a_ranking_from_scratch(
+    worked_out: list[bytes],
+) -> None:
+    rare = peer(40, compilers=(replace(OFFER, fingerprint=RARE_FP), OFFER))
+    peers = [*PEERS, rare]
+    ranker = Ranker()
+    for fingerprints in ([FP], [FP, RARE_FP], [RARE_FP], [FP, RARE_FP]):
+        ranking = ranker.ranking(fingerprints, peers, inputs())
+        assert set(ranking.hosts) == set(fingerprints)
+        for fingerprint in fingerprints:
+            expected = from_scratch(peers, inputs(), fingerprint)
+            assert (ranking.ranked[fingerprint], ranking.hosts[fingerprint]) == expected
+    worked_out.clear()
+    peers[0] = moved(peers[0], "load", 1)
+    ranker.ranking([FP, RARE_FP], peers, inputs())
+    # One peer moved: worked out once per local compiler, the others not at all.
+    assert worked_out == [peers[0].node_id, peers[0].node_id]

@@ -3,6 +3,7 @@ tiers and the seeded order within a tier."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -17,6 +18,7 @@ from p2pcc.core.ranking import (
     MEMORY_FLOOR,
     STRAGGLER_RATIO,
     RankedPeer,
+    _tier_bests,
     cpu_share,
     dial_address,
     inherent_speed,
@@ -253,3 +255,30 @@ def test_seeds_only_reorder_within_tiers(
         if entry.tier > 0:
             assert best[entry.tier] < ratio * best[entry.tier - 1]
     assert [entry.tier for entry in first] == sorted(entry.tier for entry in first)
+
+
+def _tiers_by_walking(
+    scores: list[float], ratio: float, max_hosts: int
+) -> tuple[list[float], float]:
+    """The tiers as first written: a walk down every score, best first."""
+    bests: list[float] = []
+    floor = math.inf
+    for count, score in enumerate(sorted(scores, reverse=True)):
+        if not bests or score < ratio * bests[-1]:
+            if count >= max_hosts:
+                break
+            bests.append(score)
+        floor = score
+    return bests, floor
+
+
+@given(
+    st.lists(st.floats(0.001, 100.0), max_size=60),
+    st.floats(0.05, 1.0),
+    st.integers(1, 20),
+)
+def test_tiers_found_by_bisection_are_those_of_a_walk_down_the_scores(
+    scores: list[float], ratio: float, max_hosts: int
+) -> None:
+    policy = replace(default_policy(), tier_ratio=ratio, max_hosts=max_hosts)
+    assert _tier_bests(sorted(scores), policy) == _tiers_by_walking(scores, ratio, max_hosts)
