@@ -121,7 +121,9 @@ def events(pool: SimPool, figures: Figures) -> None:
     size = len(pool.nodes)
     down_seed, up_seed = pool.nodes[1], pool.nodes[2]
     pool.crash(down_seed)
-    pool.run_until(pool.now + 12.0)  # its crash noticed, so the join is measured alone
+    # Its crash noticed (and no longer news), so the join is measured alone.
+    time_until(pool, lambda: everyone(pool, down_seed, not_alive), 15.0)
+    pool.run_until(pool.now + 1.0)
     newcomer = pool.add(1, seeds=[down_seed.index, up_seed.index])
     start = pool.now
     figures.join = time_until(pool, lambda: everyone(pool, newcomer, alive), 15.0)
