@@ -76,11 +76,30 @@ class Figures:
     refused: str = ""  # why the table never held every member
     drained: float = 0.0  # seconds the joins' news took to drain after the settling
     profile: list[str] = field(default_factory=list)
+    threads: dict[str, float] = field(default_factory=dict)  # % of one CPU per thread name
+    system: float = 0.0  # % of one CPU spent in the kernel on the daemon's behalf
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_seconds(pid: int) -> dict[str, tuple[float, float]]:
+    """User and system CPU seconds of each of `pid`'s threads, summed by thread name
+    (trio's main loop is the process's own name; python-zeroconf's and trio's worker
+    threads have theirs)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, tuple[float, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a worker thread that ended meanwhile
+        user, system = found.get(name, (0.0, 0.0))
+        found[name] = (user + int(fields[11]) / tick, system + int(fields[12]) / tick)
+    return found
 
 
 def rss_mib(pid: int) -> float:
@@ -166,6 +185,7 @@ def measure(daemon: pool.Daemon, sender_pid: int, seconds: float, figures: Figur
     state = daemon.runtime_dir / statefile.FILE_NAME
     first = control_status(daemon)
     start, cpu0, sender0 = time.monotonic(), cpu_seconds(pid), cpu_seconds(sender_pid)
+    threads0 = thread_seconds(pid)
     writes, inode, next_rss = 0, _inode(state), start
     while (now := time.monotonic()) < start + seconds:
         if now >= next_rss:
@@ -177,6 +197,10 @@ def measure(daemon: pool.Daemon, sender_pid: int, seconds: float, figures: Figur
     elapsed = time.monotonic() - start
     figures.cpu = 100 * (cpu_seconds(pid) - cpu0) / elapsed
     figures.sender_cpu = 100 * (cpu_seconds(sender_pid) - sender0) / elapsed
+    for name, (user, system) in thread_seconds(pid).items():
+        user0, system0 = threads0.get(name, (0.0, 0.0))
+        figures.threads[name] = 100 * (user - user0 + system - system0) / elapsed
+        figures.system += 100 * (system - system0) / elapsed
     figures.rss_end = rss_mib(pid)
     figures.rss_max = max(figures.rss_max, figures.rss_end)
     figures.writes = writes / elapsed
@@ -258,6 +282,7 @@ def print_table(cases: list[Figures], seconds: float) -> None:
         ("RSS max (MiB)", "rss_max", f"<= {TARGETS['rss']:.0f}"),
         ("RSS at end (MiB)", "rss_end", f"<= {TARGETS['rss']:.0f}"),
         ("CPU (% of one)", "cpu", f"<= {TARGETS['cpu']:.0f}"),
+        ("  of it in the kernel", "system", ""),
         ("sender CPU (% of one)", "sender_cpu", ""),
         ("state-file writes/s", "writes", ""),
     ]
@@ -277,6 +302,8 @@ def print_table(cases: list[Figures], seconds: float) -> None:
               f"{cases[1].cpu / cases[0].cpu:.1f}")  # fmt: skip
     for case in cases:
         print(f"\n{case.members} members: drops in window {case.drops}; sender totals {case.sent}")
+        busy = sorted(case.threads.items(), key=lambda item: -item[1])
+        print("  CPU by thread (% of one): " + ", ".join(f"{n} {v:.2f}" for n, v in busy if v))
         if case.refused:
             print(f"  {case.refused}: the figures are for a partial table")
         for line in case.log_problems:
