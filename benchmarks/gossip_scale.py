@@ -82,9 +82,10 @@ class Figures:
     wall: float = 0.0
 
 
-def time_until(pool: SimPool, done: Callable[[], bool], within: float) -> float | None:
+def time_until(pool: SimPool, done: Callable[[], bool], within: float, what: str) -> float | None:
     """Seconds until `done()` first holds (looked at every 50 ms), or None within `within`;
-    the pool runs on to `within` either way only if it did not hold."""
+    the pool runs on to `within` either way only if it did not hold.  Says how far it
+    got on stderr: a thousand members take this machine most of an hour."""
     start, seen = pool.now, []
 
     def look() -> None:
@@ -94,7 +95,10 @@ def time_until(pool: SimPool, done: Callable[[], bool], within: float) -> float 
     step = 0.5
     while pool.now < start + within and not seen:
         pool.run_until(min(start + within, pool.now + step), look)
-    return seen[0] - start if seen else None
+    took = seen[0] - start if seen else None
+    print(f"  {what}: {seconds_text(took)} s (simulated {pool.now:.1f} s, {time.process_time():.0f} CPU s)",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return took
 
 
 def steady(pool: SimPool, figures: Figures, seconds: float) -> None:
@@ -122,22 +126,24 @@ def events(pool: SimPool, figures: Figures) -> None:
     down_seed, up_seed = pool.nodes[1], pool.nodes[2]
     pool.crash(down_seed)
     # Its crash noticed (and no longer news), so the join is measured alone.
-    time_until(pool, lambda: everyone(pool, down_seed, not_alive), 15.0)
+    time_until(pool, lambda: everyone(pool, down_seed, not_alive), 15.0, "seed down noticed")
     pool.run_until(pool.now + 1.0)
     newcomer = pool.add(1, seeds=[down_seed.index, up_seed.index])
     start = pool.now
-    figures.join = time_until(pool, lambda: everyone(pool, newcomer, alive), 15.0)
-    learned = time_until(pool, lambda: len(newcomer.engine.table) >= size - 1, 30.0)
+    figures.join = time_until(pool, lambda: everyone(pool, newcomer, alive), 15.0, "join")
+    learned = time_until(
+        pool, lambda: len(newcomer.engine.table) >= size - 1, 30.0, "knows the pool"
+    )
     figures.join_learned = None if learned is None else pool.now - start
     subject = pool.nodes[3]
     pool.pause(subject)
-    figures.pause = time_until(pool, lambda: everyone(pool, subject, paused), 10.0)
+    figures.pause = time_until(pool, lambda: everyone(pool, subject, paused), 10.0, "pause")
     leaving = pool.nodes[size // 2 + 3]
     pool.leave(leaving)
-    figures.leave = time_until(pool, lambda: everyone(pool, leaving, gone), 10.0)
+    figures.leave = time_until(pool, lambda: everyone(pool, leaving, gone), 10.0, "leave")
     crashed = pool.nodes[4]
     pool.crash(crashed)
-    figures.crash = time_until(pool, lambda: everyone(pool, crashed, not_alive), 30.0)
+    figures.crash = time_until(pool, lambda: everyone(pool, crashed, not_alive), 30.0, "crash")
 
 
 def cut_and_heal(pool: SimPool, figures: Figures) -> None:
@@ -152,7 +158,7 @@ def cut_and_heal(pool: SimPool, figures: Figures) -> None:
             if other.link != node.link
         )
 
-    figures.split = time_until(pool, split, 60.0)
+    figures.split = time_until(pool, split, 60.0, "split")
     pool.run_until(pool.now + 5.0)
     pool.cut.clear()
 
@@ -165,7 +171,7 @@ def cut_and_heal(pool: SimPool, figures: Figures) -> None:
             if other is not node
         )
 
-    figures.heal = time_until(pool, healed, 60.0)
+    figures.heal = time_until(pool, healed, 60.0, "healed")
 
 
 def run(size: int, loss: float, seconds: float, warm: float, seed: int) -> Figures:
