@@ -96,8 +96,8 @@ def time_until(pool: SimPool, done: Callable[[], bool], within: float, what: str
     while pool.now < start + within and not seen:
         pool.run_until(min(start + within, pool.now + step), look)
     took = seen[0] - start if seen else None
-    print(f"  {what}: {seconds_text(took)} s (simulated {pool.now:.1f} s, {time.process_time():.0f} CPU s)",
-          file=sys.stderr, flush=True)  # fmt: skip
+    progress = f"simulated {pool.now:.1f} s, {time.process_time():.0f} CPU s"
+    print(f"  {what}: {seconds_text(took)} s ({progress})", file=sys.stderr, flush=True)
     return took
 
 
