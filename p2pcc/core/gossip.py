@@ -265,10 +265,12 @@ class GossipEngine:
         """A node's own STATE or LEAVE."""
         message = self._screening.message(message, sender[0], now)
         direct = announced_by(sender[0], message.body)
-        asker = endpoint_of(message.body) if message.resend and message.body else None
-        if asker is not None and direct:  # it lacks our compilers (core/shorthand.py)
-            self._exchange.answer_with_state(asker, now)
         known = self.table.get(message.node_id)
+        # A request is a new order of the asker's: a replay of one is not answered.
+        fresh = known is None or message.order > known.order
+        asker = endpoint_of(message.body) if message.resend and message.body else None
+        if asker is not None and direct and fresh:  # it lacks our compilers (shorthand.py)
+            self._exchange.answer_with_state(asker, now)
         if known is not None and known.order == message.order:
             # The same datagram by multicast and by unicast: the unicast copy still tells
             # us the sender is unicasting to us, so it must hear from us the same way.

@@ -438,3 +438,23 @@ def test_a_short_state_is_resolved_by_the_record_or_the_whole_state_is_asked_for
     assert peer is not None
     assert peer.status.compilers == (OFFER,)  # kept until the whole state comes
     assert any(o.unicast == (endpoint(alpha),) for o in beta.datagrams_to_send(9.0, WALL))
+
+
+def test_a_replayed_request_for_the_whole_state_is_not_answered_again() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    short = alpha.speaker.copy(alpha.status, WALL, endpoint(beta), (), True)
+    beta.receive(short.data, endpoint(alpha), Transport.UNICAST, 1.0)
+    ask = next(o for o in beta.datagrams_to_send(1.0, WALL) if o.unicast == (endpoint(alpha),))
+
+    def answers(now: float) -> int:
+        """Whole states for beta alone (its turn copies are short: it reads them)."""
+        out = [o for o in alpha.datagrams_to_send(now, WALL) if o.unicast == (endpoint(beta),)]
+        messages = [decode(o.data, Keyring()) for o in out]
+        return sum(m.kind is MessageKind.STATE and not m.compilers_digest for m in messages)
+
+    alpha.receive(ask.data, endpoint(beta), Transport.UNICAST, 2.0)
+    assert answers(2.0) >= 1
+    # The same datagram again, later (a replay, or a copy the network doubled): the
+    # order is one alpha holds, so nothing is sent for it.
+    assert alpha.receive(ask.data, endpoint(beta), Transport.UNICAST, 40.0).dropped == "duplicate"
+    assert answers(40.0) == 0
