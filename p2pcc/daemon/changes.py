@@ -24,18 +24,24 @@ class Subscription:
     def __init__(self, flags: Change) -> None:
         self.flags = flags
         self._pending = Change.NOTHING
+        self._wakers = flags
         self._event = trio.Event()
 
     def notify(self, change: Change) -> None:
-        """Record `change` if it is of interest, and wake the waiter."""
+        """Record `change` if it is of interest, and wake the waiter if it waits for it."""
         if change & self.flags:
             self._pending |= change & self.flags
-            self._event.set()
+            if change & self._wakers:
+                self._event.set()
 
-    async def wait(self, deadline: float = math.inf) -> Change:
+    async def wait(self, deadline: float = math.inf, wakers: Change | None = None) -> Change:
         """The flags changed since the last wait, waiting until one does or `deadline`
-        passes (then an empty flag)."""
-        if not self._pending:
+        passes (then an empty flag, or what arrived meanwhile).  `wakers` narrows which
+        flags end the wait this time; the others are still returned when it ends.  The
+        state writer, having seen one load move, waits out its gap without being woken
+        by the next twenty a second of a large pool."""
+        self._wakers = self.flags if wakers is None else wakers & self.flags
+        if not self._pending & self._wakers:
             with trio.move_on_at(deadline):
                 await self._event.wait()
         pending, self._pending = self._pending, Change.NOTHING

@@ -109,12 +109,13 @@ async def _wait_for_look(
 ) -> None:
     """Wait until the next look is due: `min_gap` after the last look for a PROMPT
     change, `load_gap` after it when only loads moved, and at `rewrite_at` anyway."""
-    deadline = rewrite_at
-    while change := await changes.wait(deadline):
+    deadline, wakers = rewrite_at, None
+    while change := await changes.wait(deadline, wakers):
         if change & PROMPT:
             await trio.sleep_until(looked_at + min_gap)
             return
-        deadline = min(deadline, looked_at + load_gap)
+        # A load moved: look at the end of the gap, woken before only by what is prompt.
+        deadline, wakers = min(deadline, looked_at + load_gap), PROMPT
 
 
 def _write(path: Path, text: str) -> None:

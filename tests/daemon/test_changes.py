@@ -57,3 +57,28 @@ async def test_a_finished_subscription_hears_nothing_more() -> None:
         pass
     board.notify(Change.PAUSE)
     assert await subscription.wait(deadline=trio.current_time()) == Change.NOTHING
+
+
+async def test_a_narrowed_wait_ends_only_for_its_wakers_and_still_returns_the_rest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    board = ChangeBoard()
+    with board.subscribe(Change.RANKING) as subscription:
+        async with trio.open_nursery() as nursery:
+
+            async def changes() -> None:
+                await trio.sleep(1)
+                board.notify(Change.LOAD)  # does not end the narrowed wait...
+                await trio.sleep(1)
+                board.notify(Change.PEERS)  # ...this does
+
+            nursery.start_soon(changes)
+            got = await subscription.wait(deadline=10.0, wakers=Change.PEERS)
+        assert (trio.current_time(), got) == (2.0, Change.LOAD | Change.PEERS)
+        board.notify(Change.LOAD)
+        # A pending change that is no waker: the wait runs to its deadline, then says it.
+        assert await subscription.wait(deadline=5.0, wakers=Change.PEERS) == Change.LOAD
+        assert trio.current_time() == 5.0
+        board.notify(Change.LOAD)
+        assert await subscription.wait(deadline=9.0) == Change.LOAD  # wide again
+        assert trio.current_time() == 5.0
