@@ -126,6 +126,7 @@ def test_cmake_ninja_cxx_through_the_links_and_with_the_daemon_down(office: Offi
         office, tree, f"ninja -C {CMAKE_BUILD} -t clean && ninja -C {CMAKE_BUILD}", env
     )
     assert_objects_match(rebuild, tree, reference, at_least=14)
+    assert rebuild.stdout.count("Building CXX object") == 14  # all of it again
     assert len(messages(rebuild)) == 1, rebuild.stdout  # once per build, not per file
     assert "daemon" in messages(rebuild)[0]
     assert not any(office.jobs_since(marks).values())
