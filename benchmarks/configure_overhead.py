@@ -186,7 +186,8 @@ def estimate(work: Path, calls: int, python_calls: int, configure_seconds: float
     also pays an interpreter start (`python -I -S -c pass`).  Noise from other work on
     the machine hits these 100-run medians of milliseconds far less than configures."""
     work.mkdir()
-    with contextlib.redirect_stderr(io.StringIO()):  # install-links' advice on PATH
+    said = io.StringIO()  # install-links' report and advice on PATH
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
         variants = overhead_variants(work, None)
     command = ["cc", "--version"]
     times = measure_calls(variants, command, 100, work, [sys.executable, "-I", "-S", "-c", "pass"])
