@@ -7,11 +7,13 @@ build system decides what to run, as for a user:
   (no autoconf needed): `./configure && make -jN` with the links first in PATH, so both
   configure's probes and libtool's compiles reach the links as plain `gcc`.  Static
   and minimal (`--disable-shared --enable-minimal`): 85 objects, each compiled once.
-* CMake + Ninja: fastText (C++17), whose sdist carries no CMakeLists.txt, so the test
-  writes one: a static library of its sources, an executable from `main.cc` linked to
-  it, `Threads` found by CMake's own probes, built RelWithDebInfo (`-O2 -g`).  CMake
-  runs with `CXX=g++` and the links first in PATH and records the link's absolute path
-  as CMAKE_CXX_COMPILER; the builds then run `p2pcc build ninja` or plain `ninja`.
+* CMake + Ninja: fastText (C++17), whose sdist carries no CMakeLists.txt (brotli's
+  neither; sentencepiece's does, but builds 80 C++ files with a bundled protobuf, too
+  many for a test of minutes on two shared cores), so the test writes one: a static
+  library of its sources, an executable from `main.cc` linked to it, `Threads` found
+  by CMake's own probes, built RelWithDebInfo (`-O2 -g`).  CMake runs with `CXX=g++`
+  and the links first in PATH and records the link's absolute path as
+  CMAKE_CXX_COMPILER; the builds then run `p2pcc build ninja` or plain `ninja`.
 
 Every command runs in the client's namespaces through `sh -c 'cd TREE && …'` (entering
 a mount namespace starts in its root directory), under `timeout`.
