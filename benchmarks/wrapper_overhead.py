@@ -90,12 +90,9 @@ def write_state(runtime: Path, hosts: str, env: dict[str, str]) -> None:
     replace_file(str(runtime / statefile.FILE_NAME), text.encode())
 
 
-def prepare(work: Path, python: str | None) -> dict[str, dict[str, str]]:
-    """Links, state files and the environment of each variant."""
-    (work / "tiny.c").write_text(
-        "int tiny(int x) { return x + 1; }\nint main(void) { return 0; }\n"
-    )
-    (work / "conftest.c").write_text("int main(void) { return 0; }\n")
+def base_environment(work: Path) -> dict[str, str]:
+    """What every variant's environment holds, its DISTCC_DIR made; the state files
+    `run-alone` (no peer in the line) and `run-peers` (one) written in `work`."""
     (work / "distcc-dir").mkdir()
     base = {
         "PATH": SYSTEM_PATH,
@@ -107,6 +104,16 @@ def prepare(work: Path, python: str | None) -> dict[str, dict[str, str]]:
     }
     write_state(work / "run-alone", "localhost/2", base)
     write_state(work / "run-peers", "localhost/2 127.0.0.1:9/2", base)
+    return base
+
+
+def prepare(work: Path, python: str | None) -> dict[str, dict[str, str]]:
+    """Links, state files and the environment of each variant."""
+    (work / "tiny.c").write_text(
+        "int tiny(int x) { return x + 1; }\nint main(void) { return 0; }\n"
+    )
+    (work / "conftest.c").write_text("int main(void) { return 0; }\n")
+    base = base_environment(work)
     config = work / "p2pcc.toml"
     config.write_text(f'runtime_dir = "{work / "run-alone"}"\n[wrapper]\nstate_max_age = 86400.0\n')
     os.environ["PATH"] = SYSTEM_PATH

@@ -1,13 +1,14 @@
 # Sourced by scripts/test and scripts/demo: everything a fresh Debian machine needs.
 # Installs the Debian packages the tests and the demo drive (real compilers, distcc,
-# network and mDNS tools, zsh for the completion test) when missing, then a venv in
-# .venv (or $P2PCC_VENV) holding the package with its test extra.  Needs root for the
-# apt step only.
+# network and mDNS tools, zsh for the completion test, make, cmake and ninja for the
+# build-system tests) when missing, then a venv in .venv (or $P2PCC_VENV) holding the
+# package with its test extra.  Needs root for the apt step only.
 
 APT_PACKAGES=(
     distcc gcc-11 g++-11 gcc-12 g++-12 clang binutils
     iproute2 iputils-ping nftables util-linux bubblewrap dash
     python3-venv avahi-daemon dbus-daemon zsh
+    make cmake ninja-build
 )
 VENV=${P2PCC_VENV:-.venv}
 

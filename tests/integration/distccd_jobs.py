@@ -59,6 +59,23 @@ def jobs_since(
     return jobs
 
 
+def assert_jobs_went(
+    jobs: dict[str, list[JobRecord]],
+    to: tuple[str, ...],
+    remote_name: str,
+    *,
+    not_to: tuple[str, ...],
+) -> None:
+    """Each workstation of `to` compiled jobs, all as `remote_name` and all successfully;
+    those of `not_to` compiled none."""
+    for name in to:
+        assert jobs[name], f"no job on {name}"
+        assert {job.compiler_name for job in jobs[name]} == {remote_name}, name
+        assert all(job.ok for job in jobs[name]), jobs[name]
+    for name in not_to:
+        assert jobs[name] == [], name
+
+
 def idle(ws: Workstation) -> bool:
     """Whether the workstation's distccd holds no client connection now."""
     return serving(ws) == 0

@@ -79,6 +79,18 @@ BORINGSSL = Project(
     flags="-Isrc/include",
 )
 
+#: libsodium 1.0.18 as PyNaCl's sdist bundles it: built by its own autotools build (a
+#: generated `configure`, no autoconf needed), not by our Makefile.
+LIBSODIUM = Project(
+    requirement="pynacl==1.5.0",
+    archive="PyNaCl-1.5.0.tar.gz",
+    sha256="8ac7448f09ab85811607bdd21ec2464495ac8b7c66d146bf545b0f08fb9220ba",
+    top="PyNaCl-1.5.0/src/libsodium",
+    sources=(),  # its Makefiles say what to compile
+    language="c",
+    flags="",
+)
+LIBSODIUM_CONFIGURE = "./configure --disable-shared --enable-minimal"
 PIP_TIMEOUT = 300.0
 #: Source distributions only, and only the package itself (nothing gets installed).
 PIP_DOWNLOAD = (
@@ -148,17 +160,23 @@ def unpack(
 
     For quicker builds, `only` limits them to the sources under those directories, and
     the sources in `leave_out` are not compiled."""
-    archive = fetch(project)
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
-    path = dest / project.top
+    path = extract(project, dest)
     sources = list_sources(project, path)
     if only is not None:
         sources = [s for s in sources if s.startswith(only)]
     sources = [s for s in sources if s not in leave_out]
     (path / "Makefile").write_text(makefile(project, sources))
     return Tree(project, path, tuple(sources))
+
+
+def extract(project: Project, dest: Path) -> Path:
+    """The project's sdist unpacked under `dest` as it is (fetched first if need be); the
+    path of its `top` directory."""
+    archive = fetch(project)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / project.top
 
 
 def list_sources(project: Project, tree: Path) -> list[str]:

@@ -31,8 +31,7 @@ import pytest
 
 from p2pcc import statefile
 from tests.integration import project, workstation_compilers
-from tests.integration.distccd_jobs import kill_daemon_and_distccd, serving
-from tests.integration.distccd_log_lines import JobRecord
+from tests.integration.distccd_jobs import assert_jobs_went, kill_daemon_and_distccd, serving
 from tests.integration.office import (
     GCC11,
     GCC12,
@@ -52,23 +51,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
 
 # --- checking a build ----------------------------------------------------------------------
-
-
-def assert_jobs_went(
-    jobs: dict[str, list[JobRecord]],
-    to: tuple[str, ...],
-    remote_name: str,
-    *,
-    not_to: tuple[str, ...],
-) -> None:
-    """Each workstation of `to` compiled jobs, all as `remote_name` and all successfully;
-    those of `not_to` compiled none."""
-    for name in to:
-        assert jobs[name], f"no job on {name}"
-        assert {job.compiler_name for job in jobs[name]} == {remote_name}, name
-        assert all(job.ok for job in jobs[name]), jobs[name]
-    for name in not_to:
-        assert jobs[name] == [], name
 
 
 def assert_made_by(reference: Tree, version: str) -> None:
