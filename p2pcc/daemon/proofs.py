@@ -1,10 +1,11 @@
 """Proving peers by a real compile while this machine is idle (`p2pcc.core.proof`,
 `p2pcc.core.proof_book` say what is sent, when, and what a result changes).
 
-Every `LOOK_PERIOD` seconds the task brings the book's targets up to date with the peer
-table (every peer offering one of our compilers) and, when no build of ours ran lately
-(`BuildLoad`, fed by the metrics sampler) and a pair is due, runs that one proof:
-one at a time, as a subprocess within `proof.TIMEOUT`, never holding up another task.
+Every `LOOK_PERIOD` seconds (`SPACING` after a proof) the task brings the book's targets
+up to date with the peer table (every peer offering one of our compilers) and, when no
+build of ours ran lately (`BuildLoad`, fed by the metrics sampler) and a pair is due,
+runs that one proof: one at a time, as a subprocess within `proof.TIMEOUT`, never
+holding up another task.
 A proof that changes which peers are disproven re-ranks at once
 (`LocalNode.set_disproven`).  A result unlike the pair's previous one is logged; an
 error of the task itself is logged once and it goes on: a proof is never worth the
@@ -28,6 +29,10 @@ log = logging.getLogger("p2pcc.daemon.proofs")
 
 #: Seconds between two looks for a due proof: a look costs a walk of the peer table.
 LOOK_PERIOD = 10.0
+
+#: Seconds between the end of one proof and the look for the next: the first round of
+#: proofs (a pool's every peer and compiler) is done within minutes, one at a time.
+SPACING = 1.0
 
 Prove = Callable[[ProofTarget], Awaitable[ProofResult]]
 
@@ -57,6 +62,7 @@ async def serve_proofs(
     complained = False
     task_status.started()
     while True:
+        proved = False
         try:
             if book.set_targets(proof_targets(node.peers(), node.compilers, lzo)):
                 node.set_disproven(book.disproven())
@@ -71,11 +77,12 @@ async def serve_proofs(
                 if book.record(result):
                     node.set_disproven(book.disproven())
                 _tell(result, before)
+                proved = True
         except Exception as error:  # proving must never stop the daemon
             if not complained:
                 complained = True
                 log.warning("proving peers failed (going on): %r", error)
-        await trio.sleep(period)
+        await trio.sleep(SPACING if proved else period)
 
 
 def _tell(result: ProofResult, before: ProofResult | None) -> None:

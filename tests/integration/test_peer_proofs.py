@@ -30,8 +30,9 @@ from tests.integration.pool import Daemon, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
-#: What the client's daemon must prove: each peer's offers of the client's compilers
-#: (pure11's "gcc-12" is really gcc-11: another fingerprint, so no gcc-12 target there).
+#: Some of what the client's daemon must prove: each peer's offers of the client's C
+#: compilers (its g++ and clang are proven too); pure11's "gcc-12" is really gcc-11:
+#: another fingerprint, so no gcc-12 target there.
 EXPECTED = {("peer12", GCC12), ("mixed", GCC12), ("mixed", GCC11), ("pure11", GCC11)}
 GCC12_DIR = "/usr/lib/gcc/x86_64-linux-gnu/12"
 #: gcc reads a `specs` file in its own directory: this one ends every cc1 command line
@@ -63,6 +64,13 @@ def finding(stdout: str, level: str, name: str, compiler: str) -> str:
     found = re.search(pattern, stdout, re.MULTILINE)
     assert found, f"no {level} line for {name} {compiler} in:\n{stdout}"
     return found.group(0)
+
+
+def in_line(office: Office, fingerprint: str, name: str) -> bool:
+    """Whether workstation `name` is in the client's hosts line for `fingerprint` now."""
+    status = control_status(office.client)
+    line = "" if status is None else status["hosts"].get(fingerprint, {}).get("hosts", "")
+    return f" {office.daemons[name].ws.address}:" in f" {line}"
 
 
 def restart(daemon: Daemon) -> None:
@@ -98,11 +106,14 @@ def test_the_daemon_and_doctor_prove_every_peer_offering_a_compiler_of_ours(
     office.ready()
     client = office.client
     wait_until(
-        lambda: set(outcomes(client)) == EXPECTED and None not in outcomes(client).values(),
+        lambda: set(outcomes(client)) >= EXPECTED and None not in outcomes(client).values(),
         PROVE_TIMEOUT,
         "the client's daemon to prove every peer by itself",
     )
-    assert outcomes(client) == dict.fromkeys(EXPECTED, "ok")
+    proven = outcomes(client)
+    print(f"\nthe client's daemon proved {len(proven)} pairs: {sorted(proven)}")
+    assert set(proven.values()) == {"ok"}
+    assert ("pure11", GCC12) not in proven
     entry = proofs(client)[("peer12", GCC12)]
     assert entry["host"] == f"{office.daemons['peer12'].ws.address}:3632/1"
     assert entry["excluded"] is False
@@ -110,10 +121,11 @@ def test_the_daemon_and_doctor_prove_every_peer_offering_a_compiler_of_ours(
     assert result.returncode == 0
     line = finding(result.stdout, "ok", "peer12", GCC12)
     assert re.search(r"same object as here, \d+ ms via ", line)
-    for name, compiler in EXPECTED:
+    for name, compiler in proven:
         finding(result.stdout, "ok", name, compiler)
     assert f"proof pure11 {GCC12}" not in result.stdout
-    assert re.search(r"^proofs: 4 ok \(\d+-\d+ ms\)$", client.cli("status").stdout, re.M)
+    summary = rf"^proofs: {len(proven)} ok \(\d+-\d+ ms\)$"
+    assert re.search(summary, client.cli("status").stdout, re.M)
 
 
 def test_doctor_reports_a_peer_whose_distccd_refuses_connections(office: Office) -> None:
@@ -153,8 +165,12 @@ def test_a_peer_whose_compiler_emits_other_code_is_dropped_and_shown(
     entry = proofs(client)[("peer12", GCC12)]
     assert entry["excluded"] is True
     assert entry["fingerprint"] in offered
-    wait_until(lambda: office.listed("peer12") is False, 10, "peer12 to leave the hosts lines")
-    wait_until(lambda: office.listed("mixed"), 60, "mixed to be listed")
+    # Out of the gcc-12 line (its clang, unchanged, stays in clang's); mixed stays in.
+    fingerprint = entry["fingerprint"]
+    wait_until(
+        lambda: not in_line(office, fingerprint, "peer12"), 10, "peer12 to leave the gcc-12 line"
+    )
+    assert in_line(office, fingerprint, "mixed")
     status = client.cli("status").stdout
     print(status)
     assert re.search(
