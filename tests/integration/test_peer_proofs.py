@@ -60,7 +60,7 @@ def doctor_peers(daemon: Daemon) -> subprocess.CompletedProcess[str]:
 
 def finding(stdout: str, level: str, name: str, compiler: str) -> str:
     """The finding line of `name`'s proof for `compiler`, which must be at `level`."""
-    pattern = rf"^{re.escape(level)}\s+proof {name} {compiler}: .*$"
+    pattern = rf"^{re.escape(level)}\s+proof {re.escape(name)} {re.escape(compiler)}: .*$"
     found = re.search(pattern, stdout, re.MULTILINE)
     assert found, f"no {level} line for {name} {compiler} in:\n{stdout}"
     return found.group(0)
