@@ -45,7 +45,7 @@ def _failed_line(entry: Mapping[str, Any], last: Mapping[str, Any], tz: tzinfo |
     at = _number(last.get("at"))
     when = "?" if at is None else _clock(at, tz)
     line = (
-        f"proof: {text(entry.get('name'))} gave {text(last.get('outcome'))} for "
+        f"proof: {text(entry.get('name'))}: {text(last.get('outcome'))} for "
         f"{text(entry.get('compiler'))} at {when}"
     )
     if last.get("detail"):

@@ -50,9 +50,9 @@ def test_failures_get_a_line_each_different_objects_first_and_the_rest_one_line(
         ]
     }
     assert proof_lines(document, UTC) == [
-        "proof: ws4 gave different object for x86_64-linux-gnu-gcc-12 at 08:00 "
+        "proof: ws4: different object for x86_64-linux-gnu-gcc-12 at 08:00 "
         "(812 bytes against 790 here): left out of its hosts line",
-        "proof: ws3 gave refused for x86_64-linux-gnu-gcc-12 at 08:00 "
+        "proof: ws3: refused for x86_64-linux-gnu-gcc-12 at 08:00 "
         "(connect failed: Connection refused)",
         "proofs: 2 ok (42-180 ms), 2 failed, 1 not yet",
     ]

@@ -174,7 +174,7 @@ def test_a_peer_whose_compiler_emits_other_code_is_dropped_and_shown(
     status = client.cli("status").stdout
     print(status)
     assert re.search(
-        rf"^proof: peer12 gave different object for {GCC12} at \d\d:\d\d "
+        rf"^proof: peer12: different object for {GCC12} at \d\d:\d\d "
         r"\(\d+ bytes against \d+ here\): left out of its hosts line$",
         status,
         re.MULTILINE,
