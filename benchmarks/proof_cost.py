@@ -89,6 +89,7 @@ def main() -> None:
         )
         try:
             _wait_listening(port)
+            server_start = _process_tree_cpu(distccd.pid)
             target = ProofTarget(
                 b"\x01" * 16, "loopback", 1, "0" * 16, "c", COMPILER, f"127.0.0.1:{port}/1", True
             )
@@ -105,7 +106,7 @@ def main() -> None:
                     f"local {local_wall * 1000:5.1f} ms; CPU here: proof {spent * 1000:5.1f} ms, "
                     f"local {local_cpu * 1000:5.1f} ms"
                 )
-            server_cpu = _process_tree_cpu(distccd.pid)
+            server_cpu = _process_tree_cpu(distccd.pid) - server_start
         finally:
             distccd.terminate()
             distccd.wait(timeout=10)
@@ -134,9 +135,16 @@ def _wait_listening(port: int) -> None:
 
 
 def _process_tree_cpu(pid: int) -> float:
-    """CPU seconds of `pid`'s waited-for children (cutime + cstime) and its own."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    ticks = sum(int(value) for value in fields[11:15])
+    """CPU seconds of distccd `pid` and its pre-forked workers, each with the compilers
+    it waited for (utime, stime, cutime, cstime)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            ticks += sum(int(value) for value in fields[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
