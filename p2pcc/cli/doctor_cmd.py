@@ -3,6 +3,8 @@
 Gathers the real inputs (configuration, the daemon's status, /proc, PATH, the key file)
 and runs the checks of `p2pcc.cli.doctor_checks` on them; one line per finding.  Exit status: 0
 when all is well, 1 when there are warnings, 2 when something fails (docs/doctor.md).
+With `--peers` it proves the peers instead (`p2pcc.cli.doctor_peers`): only the
+configuration, the daemon and one line per peer and compiler.
 """
 
 from __future__ import annotations
@@ -44,12 +46,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "0: all ok, 1: warnings, 2: failures.",
     )
     parser.add_argument("--config", metavar="FILE", help="read this file instead of searching")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="instead, send a tiny compile to every peer offering one of this machine's "
+        "compilers and compare the object with a local compile; one line per peer and compiler",
+    )
     parser.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
     """Print one line per finding; the exit status is the worst level."""
-    findings = run_checks(args.config, dict(os.environ))
+    checks = run_peer_checks if args.peers else run_checks
+    findings = checks(args.config, dict(os.environ))
     for finding in findings:
         print(finding.line())
     counts = {level: sum(f.level is level for f in findings) for level in doctor.Level}
@@ -98,6 +107,18 @@ def run_checks(
     findings.append(doctor.check_duplicate_id(status))
     findings.append(doctor.check_links(path))
     findings.append(check_pool_key(config, status))
+    return findings
+
+
+def run_peer_checks(config_file: str | None, env: Mapping[str, str]) -> list[Finding]:
+    """The configuration, the daemon, and a proof of every peer it lists."""
+    config, config_finding = _load(config_file, env)
+    status, daemon_error = _status(config)
+    findings = [config_finding, doctor.check_daemon(status, daemon_error)]
+    if status is not None:
+        from p2pcc.cli.doctor_peers import prove_peers  # trio is only needed here
+
+        findings += prove_peers(status, config.wrapper.distcc, env)
     return findings
 
 

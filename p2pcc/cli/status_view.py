@@ -9,6 +9,7 @@ POWER.  To fit the width (text_table.py), the gaps narrow to one space and names
 addresses and pause reasons are cut with an ellipsis; only when that is not enough do
 the address, power (with turnaround) and jobs columns go, in that order.  Text that came
 from peers has its control characters escaped, so a peer cannot drive the terminal.
+Lines on the door, the guard, the seeds and the proofs of peers follow the table.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, TypeGuard
 
 from p2pcc.cli.doctor_guard import guard_line
 from p2pcc.cli.door_report import door_line
+from p2pcc.cli.proof_report import proof_lines
 from p2pcc.cli.seed_report import seeds_line
 from p2pcc.cli.status_banner import banner_lines
 from p2pcc.cli.text_table import (
@@ -88,7 +90,7 @@ def render_status(
     columns = _columns(rows, compilers, measured=measured)
     table = render_table(columns, width, colour, symbols)
     summary = _summary(document, peers, stock, default, width=width, ellipsis=symbols.ellipsis)
-    extra = [door_line(node), guard_line(node), seeds_line(document)]
+    extra = [door_line(node), guard_line(node), seeds_line(document), *proof_lines(document, tz)]
     return "\n".join([*banner_lines(node, width, colour), *table, summary, *filter(None, extra)])
 
 

@@ -9,13 +9,12 @@ parameter: the shell reads its clocks once per wake-up and passes `now` (monoton
 and `wall` (Unix time, for people and the wire).
 
 Whatever changes is announced through `on_change` as a `Change` flag, so each task
-wakes only for what it acts on (the state writer for ranking inputs, the pause store
-for the pause …).  Rankings are computed at most once per change, whoever asks, and
-work out again only the peers that changed (core/ranker.py); they read what our jobs
-measured peers to deliver (`set_delivered`).  Our advertised status
-is derived, never set: the measured status, then LEAVING (no slots), a pause (PAUSED
-with its reason), or distccd not serving (no slots).  Another node heard under our id
-(a cloned machine) is kept as `shared_id`; who renews is core/same_id.py's rule.
+wakes only for what it acts on.  Rankings are computed at most once per change, whoever
+asks, redoing only the peers that changed (core/ranker.py), from what our jobs measured
+peers to deliver (`set_delivered`) and whom proofs disproved (`set_disproven`).  Our
+advertised status is derived, never set: the measured status, then LEAVING (no slots), a
+pause (PAUSED with its reason), or distccd not serving (no slots).  A node heard under
+our id (a clone) is kept as `shared_id`; core/same_id.py says who renews.
 """
 
 from __future__ import annotations
@@ -54,8 +53,7 @@ class LocalNode:
         now: float,
         on_change: Callable[[Change], None] = lambda change: None,
     ) -> None:
-        """Take over a fresh `engine` (its status is our measured status to begin with)
-        and offer `compilers`."""
+        """Take over a fresh `engine` (its status: our measured one at first), offer `compilers`."""
         self._compilers = tuple(compilers)
         self._measured = replace(engine.status, compilers=offers_of(self._compilers))
         self._engine = engine
@@ -70,6 +68,7 @@ class LocalNode:
         self.members_version = 0  # grows with every Change.MEMBERS
         self._ranker = Ranker()  # what the last ranking worked out, per peer
         self._delivered: dict[bytes, float] = {}  # verdicts.delivered_factors
+        self._disproven: dict[str, frozenset[bytes]] = {}  # proof_book.disproven
         self._shared_id: SharedId | None = None
         self._namesake_told = False  # a datagram of ours went out since it was found
         self.reports = Reports()  # what only people read (p2pcc.core.reports)
@@ -368,10 +367,14 @@ class LocalNode:
             self._delivered = dict(factors)
             self._changed(Change.PEERS)
 
+    def set_disproven(self, disproven: Mapping[str, frozenset[bytes]]) -> None:
+        """Adopt the peers proofs disproved per fingerprint (a change of them): re-ranks."""
+        self._disproven = dict(disproven)
+        self._changed(Change.PEERS)
+
     def _rank_inputs(self) -> RankInputs:
-        return RankInputs(
-            self._policy, self.node_id, self._delivered, self.status, self.local_slots
-        )
+        ours = (self.node_id, self._delivered, self.status, self.local_slots, self._disproven)
+        return RankInputs(self._policy, *ours)
 
     # --- internals ------------------------------------------------------------------
 

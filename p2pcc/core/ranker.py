@@ -8,13 +8,15 @@ position) and works a peer out again only when what it read moved: the peer's sn
 factor, or the policy or seed (which drop everything).  The result is `rank_peers` +
 `measured_out` + `render_hosts` of the same inputs, exactly: the candidates feed the
 same `ranking.order`.  Nothing is kept for a fingerprint no local compiler has
-(`line`), nor for a peer the table no longer holds.
+(`line`), nor for a peer the table no longer holds.  A peer a proof compile found
+emitting other code for a compiler (`RankInputs.disproven`, core/proof_book.py) keeps
+its candidate but is no host of that compiler's line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from p2pcc.core.hosts import HostsLine, Ranking, render_hosts
 from p2pcc.core.model import NodeStatus
@@ -33,14 +35,15 @@ from p2pcc.core.ranking import (
 @dataclass(frozen=True, slots=True)
 class RankInputs:
     """What a ranking reads besides the peers: the policy, the seed of the tier shuffle
-    (our node id), the delivered factors (`verdicts.delivered_factors`), and localhost's
-    status and slots."""
+    (our node id), the delivered factors (`verdicts.delivered_factors`), localhost's
+    status and slots, and the peers disproven for each fingerprint."""
 
     policy: RankingPolicy
     seed: bytes
     delivered: Mapping[bytes, float]
     local: NodeStatus
     local_slots: int
+    disproven: Mapping[str, frozenset[bytes]] = field(default_factory=dict)
 
     @property
     def local_speed(self) -> float:
@@ -66,7 +69,7 @@ class Ranker:
         self._adopt(inputs)
         self._follow_compilers(tuple(fingerprints))
         self._refresh(peers, inputs)
-        found_by_fp = self._candidates
+        found_by_fp = {fp: _proven(found, inputs, fp) for fp, found in self._candidates.items()}
         ranked = {fp: self._order(found.values(), inputs) for fp, found in found_by_fp.items()}
         hosts = {fp: _render(ranked[fp], found, inputs) for fp, found in found_by_fp.items()}
         return Ranking(ranked, hosts)
@@ -126,6 +129,14 @@ class Ranker:
 
     def _order(self, found: Iterable[Candidate], inputs: RankInputs) -> tuple[RankedPeer, ...]:
         return tuple(order(found, inputs.policy, inputs.local_speed))
+
+
+def _proven(
+    found: Mapping[bytes, Candidate], inputs: RankInputs, fingerprint: str
+) -> Mapping[bytes, Candidate]:
+    """`found` but the peers disproven for `fingerprint`."""
+    out = inputs.disproven.get(fingerprint)
+    return {node_id: c for node_id, c in found.items() if node_id not in out} if out else found
 
 
 def _carried(old: Candidate | None, peer: Peer, factor: float) -> Candidate | None:

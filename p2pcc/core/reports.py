@@ -4,13 +4,14 @@ failed, the distcc connections it cut loose from vanished peers and the peers' j
 pause handed back, and why it cannot cut connections here if it cannot; distccd's door
 (p2pcc.core.door); where each `gossip.seeds` entry resolved (p2pcc.core.seeds); and
 how long our jobs take on each peer (p2pcc.core.turnaround) with the verdicts drawn
-from it (p2pcc.core.verdicts).
+from it (p2pcc.core.verdicts); the proof compiles sent to peers (p2pcc.core.proof_book).
 
 None of it changes what we gossip or rank, so none of it is announced as a change;
 `p2pcc status` and `p2pcc doctor` read it from the status document.  Ranking does not
 read the turnaround book either: it reads the coarse delivered factors the turnaround
 task derives from it (`LocalNode.set_delivered`), so the book's every job does not
-re-rank.
+re-rank; nor does it read the proofs, only the peers they disproved
+(`LocalNode.set_disproven`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Collection
 from p2pcc.core import limits
 from p2pcc.core.door import DoorReport
 from p2pcc.core.guard_refusals import GuardRefusals
+from p2pcc.core.proof_book import ProofBook
 from p2pcc.core.seeds import SeedState
 from p2pcc.core.turnaround import TurnaroundBook
 from p2pcc.core.verdicts import Verdicts
@@ -47,6 +49,8 @@ class Reports:
         self.turnaround = TurnaroundBook()
         #: What the turnaround task judged from it (kept here so `remeasure` reaches it).
         self.verdicts = Verdicts()
+        #: The proofs of peers by a real compile, and when each is due again.
+        self.proofs = ProofBook()
 
     def forget_measurements(self, node_ids: Collection[bytes] | None) -> None:
         """Forget what our jobs measured of `node_ids` (None: of every peer), and the

@@ -41,6 +41,7 @@ def status_document(node: LocalNode, now: float, wall: float) -> dict[str, Any]:
             for server in node.reports.stock_servers()
         ],
         "seeds": [seed.as_document() for seed in node.reports.seeds],
+        "proofs": node.reports.proofs.documents(),
         "counters": _counters(node, now),
         "hosts": {
             fingerprint: {"hosts": line.hosts, "jobs": line.jobs}

@@ -32,6 +32,7 @@ from p2pcc.config.key_file import load_keyring
 from p2pcc.config.policies import idle_policy, ranking_policy
 from p2pcc.control_client import control_socket_path
 from p2pcc.core.errors import P2pccError
+from p2pcc.core.metrics import LocalMetrics
 from p2pcc.core.node import LocalNode
 from p2pcc.daemon.changes import ChangeBoard
 from p2pcc.daemon.compilers import serve_compiler_watch
@@ -49,6 +50,8 @@ from p2pcc.daemon.metrics.calibrate import calibrate_node
 from p2pcc.daemon.metrics.sampler import serve_metrics
 from p2pcc.daemon.node_control import NodeControl
 from p2pcc.daemon.pool_security import serve_insecure_warnings, warn_insecure, warn_wider_pool
+from p2pcc.daemon.proof_run import run_proof
+from p2pcc.daemon.proofs import BuildLoad, serve_proofs
 from p2pcc.daemon.runtime_dir import prepare_runtime_dir
 from p2pcc.daemon.seeds import serve_seeds
 from p2pcc.daemon.startup import StartFacts, gather_start_facts, open_node
@@ -75,8 +78,8 @@ LEAVING_GRACE = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Daemon:
-    """What every task is started with: the node, its change board, the facts, and what
-    the files kept across restarts held at start."""
+    """What every task is started with: the node, its change board, the facts, what
+    the files kept across restarts held at start, and our builds' latest load."""
 
     config: Config
     facts: StartFacts
@@ -85,6 +88,7 @@ class Daemon:
     env: dict[str, str]
     kept_pause: StoredPause | None
     kept_seen: Orders
+    build_load: BuildLoad
 
 
 async def run_daemon(config: Config, env: dict[str, str]) -> None:
@@ -98,7 +102,7 @@ async def run_daemon(config: Config, env: dict[str, str]) -> None:
         node, pause_file(config.node.id_file), trio.current_time(), time.time()
     )
     kept_seen = restore_seen_orders(node, seen_file(config.node.id_file))
-    daemon = Daemon(config, facts, node, board, env, kept_pause, kept_seen)
+    daemon = Daemon(config, facts, node, board, env, kept_pause, kept_seen, BuildLoad())
     prepare_runtime_dir(config.runtime_dir)
     log.info(
         "node %s (%s) incarnation %d on %s %s, gossip %s port %d%s",
@@ -147,7 +151,7 @@ async def _start_distccd(nursery: trio.Nursery, daemon: Daemon, door: Door) -> D
         partial(
             serve_metrics,
             config.metrics,
-            lambda sample: node.set_measurements(sample, trio.current_time()),
+            partial(_adopt_sample, node, daemon.build_load),
             distccd_pids=lambda: [distccd.pid] if distccd.pid else [],
         )
     )
@@ -211,6 +215,17 @@ async def _start_local(nursery: trio.Nursery, daemon: Daemon, distccd: DistccdSt
             partial(serve_idle, policy, node, source, uid=os.geteuid(), hand_back=hand_back)
         )
     await nursery.start(serve_control, control_socket_path(config), NodeControl(node))
+    prove = partial(
+        run_proof, distcc=config.wrapper.distcc, env=daemon.env, leave_out=link_dirs_on(daemon.env)
+    )
+    lzo = ranking_policy(config).lzo
+    await nursery.start(partial(serve_proofs, node, prove, daemon.build_load, lzo=lzo))
+
+
+def _adopt_sample(node: LocalNode, build_load: BuildLoad, sample: LocalMetrics) -> None:
+    """A metrics sample: the node's measurements, and whether a build of ours runs."""
+    build_load.observe(sample)
+    node.set_measurements(sample, trio.current_time())
 
 
 def _seeds_task(daemon: Daemon) -> partial[Coroutine[Any, Any, None]]:

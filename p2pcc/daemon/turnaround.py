@@ -122,7 +122,9 @@ def _poll(
     book = node.reports.turnaround
     found = sockets(tables)
     jobs = watch.tracked or any(_to_target(sock, targets) for sock in found)
-    finished = watch.poll(found, targets, now, uncounted(peers) if jobs else ())
+    # A proof's compile (p2pcc.daemon.proofs) is no job of a build: it never counts.
+    ignored = uncounted(peers) | node.reports.proofs.proving if jobs else ()
+    finished = watch.poll(found, targets, now, ignored)
     for job in finished:
         book.observe(job.node_id, job.seconds, now)
     if moved:

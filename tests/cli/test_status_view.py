@@ -473,3 +473,22 @@ def test_any_document_renders_without_error(
     text = render({"node": node, "peers": peers, "hosts": {}, "generated_at": GENERATED_AT}, width)
     assert "\x1b" not in text
     assert text.count("\n") == 1 + len(peers) + 1
+
+
+def test_the_proofs_of_peers_close_the_status() -> None:
+    peer = DOCUMENT["peers"][0]
+    last = {"outcome": "different object", "detail": "", "seconds": 0.05, "at": GENERATED_AT}
+    proofs = [
+        {
+            "name": peer["name"],
+            "compiler": "x86_64-linux-gnu-gcc-12",
+            "last": last,
+            "excluded": True,
+        }
+    ]
+    lines = render(document(proofs=proofs)).splitlines()
+    assert lines[-2:] == [
+        f"proof: {peer['name']}: different object for x86_64-linux-gnu-gcc-12 at 10:15: "
+        "left out of its hosts line",
+        "proofs: 0 ok, 1 failed",
+    ]

@@ -443,6 +443,20 @@ def test_a_peer_measured_as_a_straggler_leaves_the_line_and_comes_back() -> None
     assert "10.0.0.3:3632/4" in alpha.hosts(0.4)[FP].hosts
 
 
+def test_a_peer_disproven_by_a_proof_leaves_the_line_until_forgiven() -> None:
+    changes: list[Change] = []
+    alpha, beta, gamma = serving(1, changes), serving(2), serving(3)
+    gossip(beta, alpha, 0.1)
+    gossip(gamma, alpha, 0.1)
+    changes.clear()
+    alpha.set_disproven({FP: frozenset({gamma.node_id})})
+    assert changes == [Change.PEERS]
+    # Unlike a straggler's, its slots do not go to localhost: it is simply not there.
+    assert alpha.hosts(0.3)[FP].hosts == "10.0.0.2:3632/4 localhost/4"
+    alpha.set_disproven({})
+    assert "10.0.0.3:3632/4" in alpha.hosts(0.4)[FP].hosts
+
+
 def test_only_what_changes_who_may_connect_is_a_members_change() -> None:
     base = roomy_peer(2)
     moved = roomy_peer(2, addresses=("10.0.0.9",))

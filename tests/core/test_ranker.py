@@ -17,7 +17,7 @@ from p2pcc.core.peers import Liveness, Peer
 from p2pcc.core.ranker import Ranker, RankInputs
 from p2pcc.core.ranking import Candidate, RankedPeer, candidate, measured_out, rank_peers
 from tests.core.policies import default_policy
-from tests.core.roomy_peers import BASE, FP, OFFER, peer
+from tests.core.roomy_peers import BASE, FP, OFFER, OTHER_FP, OTHER_OFFER, peer
 
 POLICY = default_policy()
 LOCAL = replace(BASE, name="here", addresses=("10.0.0.100",), cpus=8, slots=8)
@@ -115,6 +115,20 @@ def test_a_new_delivered_factor_works_out_that_peer_again(worked_out: list[bytes
     worked_out.clear()
     assert remembered(ranker, PEERS, inputs()) == from_scratch(PEERS, inputs())
     assert worked_out == [PEERS[-1].node_id]
+
+
+def test_a_peer_disproven_for_a_compiler_leaves_that_compilers_line_only() -> None:
+    ranker = Ranker()
+    both = [peer(n, compilers=(OTHER_OFFER, OFFER)) for n in (1, 2)]
+    disproven = replace(inputs(), disproven={FP: frozenset({both[0].node_id})})
+    ranking = ranker.ranking([FP, OTHER_FP], both, disproven)
+    assert [e.peer.node_id for e in ranking.ranked[FP]] == [both[1].node_id]
+    assert {e.peer.node_id for e in ranking.ranked[OTHER_FP]} == {p.node_id for p in both}
+    assert "10.0.0.1:" not in ranking.hosts[FP].hosts
+    assert ranking.hosts[FP] == from_scratch(both[1:], inputs())[1]
+    # Proven again (or forgiven): back in the line.
+    again = ranker.ranking([FP, OTHER_FP], both, inputs())
+    assert {e.peer.node_id for e in again.ranked[FP]} == {p.node_id for p in both}
 
 
 @pytest.mark.parametrize(
