@@ -17,6 +17,7 @@ from p2pcc.config.model import (
     IdleConfig,
     MetricsConfig,
     NodeConfig,
+    ProofsConfig,
     RankingConfig,
     WrapperConfig,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "IdleConfig",
     "MetricsConfig",
     "NodeConfig",
+    "ProofsConfig",
     "RankingConfig",
     "WrapperConfig",
     "config_from_mapping",

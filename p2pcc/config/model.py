@@ -92,6 +92,13 @@ IDLE_SOURCES = ("logind", "input", "both")
 
 
 @dataclass(frozen=True)
+class ProofsConfig:
+    """`[proofs]`: proving each peer by a real compile while idle (docs/daemon.md)."""
+
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class IdleConfig:
     """`[idle]`: pause automatically while a person uses this desktop (docs/idle.md)."""
 
@@ -114,6 +121,7 @@ class Config:
     ranking: RankingConfig
     wrapper: WrapperConfig
     compilers: CompilersConfig
+    proofs: ProofsConfig
     idle: IdleConfig
     source: Path | None = None
 
@@ -127,5 +135,6 @@ SECTIONS: dict[str, type] = {
     "ranking": RankingConfig,
     "wrapper": WrapperConfig,
     "compilers": CompilersConfig,
+    "proofs": ProofsConfig,
     "idle": IdleConfig,
 }

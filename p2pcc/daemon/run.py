@@ -219,7 +219,8 @@ async def _start_local(nursery: trio.Nursery, daemon: Daemon, distccd: DistccdSt
         run_proof, distcc=config.wrapper.distcc, env=daemon.env, leave_out=link_dirs_on(daemon.env)
     )
     lzo = ranking_policy(config).lzo
-    await nursery.start(partial(serve_proofs, node, prove, daemon.build_load, lzo=lzo))
+    if config.proofs.enabled:
+        await nursery.start(partial(serve_proofs, node, prove, daemon.build_load, lzo=lzo))
 
 
 def _adopt_sample(node: LocalNode, build_load: BuildLoad, sample: LocalMetrics) -> None:

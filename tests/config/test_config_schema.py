@@ -17,6 +17,7 @@ from p2pcc.config import (
     IdleConfig,
     MetricsConfig,
     NodeConfig,
+    ProofsConfig,
     RankingConfig,
     WrapperConfig,
     config_from_mapping,
@@ -80,6 +81,7 @@ def test_an_empty_document_gives_every_default() -> None:
         ranking=RankingConfig(tier_ratio=0.8, local_weight=0.5, lzo=False, max_hosts=16),
         wrapper=WrapperConfig(state_max_age=10.0, distcc="distcc"),
         compilers=CompilersConfig(offer=("cc", "c++", "gcc", "g++", "clang", "clang++"), extra=()),
+        proofs=ProofsConfig(enabled=True),
         idle=IdleConfig(
             enabled=False, source="both", active_within=60.0, resume_after=300.0, hand_back=True
         ),
@@ -377,7 +379,7 @@ UNKNOWN = [
     (
         "[zzz]",
         "zzz: unknown section (the sections are node, gossip, distccd, metrics, ranking, "
-        "wrapper, compilers, idle)",
+        "wrapper, compilers, proofs, idle)",
     ),
     (
         "[gossip.tuning]\nfast = true",

@@ -334,15 +334,16 @@ def build_env(links: Path | None, distcc_dir: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def open_office() -> Iterator[Office]:
-    """The office, ready, with the client's links installed; torn down on exit."""
+def open_office(*, proofs: bool = False) -> Iterator[Office]:
+    """The office, ready, with the client's links installed; torn down on exit.
+    `proofs`: the daemons prove their peers by a real compile (`[proofs]`)."""
     for needed in (project.BROTLI, project.FASTTEXT, project.LIBSODIUM):
         project.fetch(needed)  # before the bed: the workstations have no route to PyPI
     base = Path(tempfile.mkdtemp(prefix="p2pcc-real-builds-"))
     base.chmod(0o755)  # distccd's user must reach the daemons' runtime directories
     try:
         with TestBed() as bed:
-            office = _furnish(bed, base)
+            office = _furnish(bed, base, proofs)
             try:
                 started = time.monotonic()
                 office.ready()
@@ -357,7 +358,7 @@ def open_office() -> Iterator[Office]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _furnish(bed: TestBed, base: Path) -> Office:
+def _furnish(bed: TestBed, base: Path, proofs: bool) -> Office:
     """The workstations with their compilers, and (not yet started) daemons."""
     stations = {name: bed.add_workstation(name) for name in NAMES}
     for ws in stations.values():
@@ -370,7 +371,9 @@ def _furnish(bed: TestBed, base: Path) -> Office:
         stations["pure11"], workstation_compilers.PURE11, layers / "pure11"
     )
     daemons = {
-        name: Daemon(ws, base / name / "home", extra_config=EXTRA_CONFIG.get(name, ""))
+        name: Daemon(
+            ws, base / name / "home", extra_config=EXTRA_CONFIG.get(name, ""), proofs=proofs
+        )
         for name, ws in stations.items()
     }
     return Office(base, daemons, base / "links")

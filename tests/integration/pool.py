@@ -43,6 +43,9 @@ class Daemon:
     key_file: Path | None = None  # None: the bed's key (`bed_key`)
     insecure: bool = False  # an unkeyed pool (`gossip.insecure = true`), no key file
     own_cache: bool = False  # a cache of its own: calibrates its own speed (slow in tests)
+    # Proving peers by a real compile (`[proofs]`): off unless a test is about it, so
+    # that the proofs' own jobs and log lines are not taken for a build's or an attack's.
+    proofs: bool = False
     process: subprocess.Popen[Any] | None = None
     log_files: list[Path] = field(default_factory=list)
 
@@ -66,6 +69,7 @@ class Daemon:
             f'[node]\nid_file = "{self.home / "node-id"}"\n'
             f'[gossip]\ninterface = "eth0"\nport = {GOSSIP_PORT}\ninterval = {INTERVAL}\n'
             f"suspect_after = {SUSPECT_AFTER}\ndead_after = {DEAD_AFTER}\n{key}"
+            f"[proofs]\nenabled = {'true' if self.proofs else 'false'}\n"
             f"{self.extra_config}"
         )
 

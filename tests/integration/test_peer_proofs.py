@@ -25,10 +25,18 @@ from typing import Any
 
 import pytest
 
-from tests.integration.office import GCC11, GCC12, Office, control_status
+from tests.integration.office import GCC11, GCC12, Office, control_status, open_office
 from tests.integration.pool import Daemon, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
+
+
+@pytest.fixture(scope="module")
+def office() -> Iterator[Office]:
+    """The office with proofs on (the other modules' bed leaves them off)."""
+    with open_office(proofs=True) as opened:
+        yield opened
+
 
 #: Some of what the client's daemon must prove: each peer's offers of the client's C
 #: compilers (its g++ and clang are proven too); pure11's "gcc-12" is really gcc-11:
