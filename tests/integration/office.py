@@ -336,7 +336,7 @@ def build_env(links: Path | None, distcc_dir: Path) -> dict[str, str]:
 @contextlib.contextmanager
 def open_office() -> Iterator[Office]:
     """The office, ready, with the client's links installed; torn down on exit."""
-    for needed in (project.BROTLI, project.FASTTEXT, project.LIBSODIUM):
+    for needed in (project.BROTLI, project.FASTTEXT, project.LIBSODIUM, project.NINJA):
         project.fetch(needed)  # before the bed: the workstations have no route to PyPI
     base = Path(tempfile.mkdtemp(prefix="p2pcc-real-builds-"))
     base.chmod(0o755)  # distccd's user must reach the daemons' runtime directories
