@@ -113,4 +113,5 @@ def assert_objects_match(build: Build, built: Path, reference: Path, *, at_least
     names = set(project.objects(built))
     assert len(names) >= at_least, sorted(names)
     assert names == set(project.objects(reference))
-    assert project.differing_objects(built, reference) == []
+    differing = project.differing_objects(built, reference)
+    assert differing == [], differing

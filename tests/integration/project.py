@@ -228,9 +228,15 @@ def make_command(tree: Tree, compiler: str, jobs: int, timeout: float) -> list[s
     return [*command, f"-j{jobs}", f"{variable}={compiler}"]
 
 
+#: Where CMake's `check_ipo_supported` leaves the objects of its configure-time LTO
+#: test projects: not the build's, and LTO objects differ from one compile to the next.
+CMAKE_LTO_CHECKS = "_CMakeLTOTest-"
+
+
 def objects(tree: Path) -> dict[str, Path]:
-    """The object files in a built tree, by path relative to it."""
-    return {str(path.relative_to(tree)): path for path in sorted(tree.rglob("*.o"))}
+    """The object files a build left in a tree, by path relative to it."""
+    found = {str(path.relative_to(tree)): path for path in sorted(tree.rglob("*.o"))}
+    return {name: path for name, path in found.items() if CMAKE_LTO_CHECKS not in name}
 
 
 def code_of(obj: Path) -> bytes:
