@@ -7,13 +7,17 @@ build system decides what to run, as for a user:
   (no autoconf needed): `./configure && make -jN` with the links first in PATH, so both
   configure's probes and libtool's compiles reach the links as plain `gcc`.  Static
   and minimal (`--disable-shared --enable-minimal`): 85 objects, each compiled once.
-* CMake + Ninja: fastText (C++17), whose sdist carries no CMakeLists.txt (brotli's
-  neither; sentencepiece's does, but builds 80 C++ files with a bundled protobuf, too
-  many for a test of minutes on two shared cores), so the test writes one: a static
-  library of its sources, an executable from `main.cc` linked to it, `Threads` found
-  by CMake's own probes, built RelWithDebInfo (`-O2 -g`).  CMake runs with `CXX=g++`
-  and the links first in PATH and records the link's absolute path as
-  CMAKE_CXX_COMPILER; the builds then run `p2pcc build ninja` or plain `ninja`.
+* CMake + Ninja: Ninja (C++) as the `ninja` package's sdist bundles it, configured by
+  its own upstream CMakeLists.txt (`ninja-upstream/`): 27 sources in an object
+  library, the two re2c lexers in another (pre-generated: no re2c needed), `ninja.cc`
+  and `browse.cc` (with a header CMake generates) in the executable; its compiler
+  probes, `check_ipo_supported` and `check_cxx_compiler_flag` run as CMake runs them.
+  Built RelWithDebInfo (`-O2 -g`, no LTO: CMake enables that for Release only),
+  without its tests (`BUILD_TESTING=OFF`, CTest's switch).  CMake runs with
+  `CXX=g++` and the links first in PATH and records the links' absolute paths as
+  CMAKE_CXX_COMPILER (and `cc`'s as CMAKE_C_COMPILER: the project enables C, but
+  compiles no C file on Linux); the builds then run `p2pcc build ninja` or plain
+  `ninja`.
 
 Every command runs in the client's namespaces through `sh -c 'cd TREE && …'` (entering
 a mount namespace starts in its root directory), under `timeout`.
@@ -30,40 +34,21 @@ from tests.integration import project
 from tests.integration.office import BUILD_TIMEOUT, Build, Office, build_env
 from tests.integration.pool import cli_env
 
-#: Where CMake builds, inside the unpacked fastText tree.
+#: Where CMake builds, inside the unpacked Ninja tree.
 CMAKE_BUILD = "build"
-#: The fastText source that holds `main`: the executable's, not the library's.
-FASTTEXT_MAIN = "src/main.cc"
+#: How the tests configure Ninja: for Ninja, optimised with debug information, no tests.
+CMAKE_CONFIGURE = (
+    f"cmake -G Ninja -S . -B {CMAKE_BUILD} -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF"
+)
+#: The objects a build of that configuration compiles.
+CMAKE_OBJECTS = 31
 
 
-def cmakelists(sources: list[str]) -> str:
-    """fastText's CMakeLists.txt: a library of `sources`, an executable of its main."""
-    library = " ".join(s for s in sources if s != FASTTEXT_MAIN)
-    return (
-        "# Written by tests/integration/build_systems.py: the sdist carries none.\n"
-        "cmake_minimum_required(VERSION 3.13)\n"
-        "project(fasttext_p2pcc_test CXX)\n"
-        "set(CMAKE_CXX_STANDARD 17)\n"
-        "set(CMAKE_CXX_STANDARD_REQUIRED ON)\n"
-        "find_package(Threads REQUIRED)\n"
-        f"add_library(fasttext STATIC {library})\n"
-        "target_link_libraries(fasttext PUBLIC Threads::Threads)\n"
-        f"add_executable(fasttext-bin {FASTTEXT_MAIN})\n"
-        "target_link_libraries(fasttext-bin fasttext)\n"
-    )
-
-
-def unpack_autotools(office: Office) -> Path:
-    """A fresh libsodium tree in the office's directory."""
+def unpack_sdist(office: Office, built: project.Project) -> Path:
+    """A fresh tree of `built` (libsodium, Ninja), as its sdist has it, in the office's
+    directory."""
     office.builds += 1
-    return project.extract(project.LIBSODIUM, office.base / f"build-{office.builds}")
-
-
-def unpack_cmake(office: Office, *, leave_out: tuple[str, ...] = ()) -> Path:
-    """A fresh fastText tree with our CMakeLists.txt, not compiling `leave_out`."""
-    tree = office.fresh_tree(project.FASTTEXT, leave_out=leave_out)
-    (tree.path / "CMakeLists.txt").write_text(cmakelists(list(tree.sources)))
-    return tree.path
+    return project.extract(built, office.base / f"build-{office.builds}")
 
 
 def environment(office: Office, links: Path | None, **extra: str) -> dict[str, str]:
@@ -128,4 +113,5 @@ def assert_objects_match(build: Build, built: Path, reference: Path, *, at_least
     names = set(project.objects(built))
     assert len(names) >= at_least, sorted(names)
     assert names == set(project.objects(reference))
-    assert project.differing_objects(built, reference) == []
+    differing = project.differing_objects(built, reference)
+    assert differing == [], differing

@@ -337,7 +337,7 @@ def build_env(links: Path | None, distcc_dir: Path) -> dict[str, str]:
 def open_office(*, proofs: bool = False) -> Iterator[Office]:
     """The office, ready, with the client's links installed; torn down on exit.
     `proofs`: the daemons prove their peers by a real compile (`[proofs]`)."""
-    for needed in (project.BROTLI, project.FASTTEXT, project.LIBSODIUM):
+    for needed in (project.BROTLI, project.FASTTEXT, project.LIBSODIUM, project.NINJA):
         project.fetch(needed)  # before the bed: the workstations have no route to PyPI
     base = Path(tempfile.mkdtemp(prefix="p2pcc-real-builds-"))
     base.chmod(0o755)  # distccd's user must reach the daemons' runtime directories
