@@ -93,9 +93,7 @@ def schema(host: HostDefaults) -> dict[str, dict[str, Key]]:
             "offer": Key(list(DEFAULT_COMPILERS), v.program_list(host.home)),
             "extra": Key([], v.program_list(host.home)),
         },
-        "proofs": {
-            "enabled": Key(True, v.boolean),
-        },
+        "proofs": {"enabled": Key(True, v.boolean)},
         "idle": {
             "enabled": Key(False, v.boolean),
             "source": Key("both", _idle_source),
