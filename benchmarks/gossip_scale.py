@@ -23,7 +23,7 @@ sizes within one run).  Ranking and the state file are not in these engines: see
 benchmarks/ranking_cost.py for them at the same sizes.
 
     flock /tmp/p2pcc-heavy.lock .venv/bin/python benchmarks/gossip_scale.py \
-        [--sizes 10,100,1000] [--loss 0,0.1] [--seconds 20] [--warm 60]
+        [--sizes 10,100,1000] [--loss 0,0.1] [--seconds 20] [--warm 60] [--no-cut]
 """
 
 from __future__ import annotations
@@ -174,7 +174,9 @@ def cut_and_heal(pool: SimPool, figures: Figures) -> None:
     figures.heal = time_until(pool, healed, 60.0, "healed")
 
 
-def run(size: int, loss: float, seconds: float, warm: float, seed: int) -> Figures:
+def run(
+    size: int, loss: float, seconds: float, warm: float, seed: int, *, cut: bool = True
+) -> Figures:
     started = time.process_time()
     pool = SimPool(loss=loss, seed=seed)
     for index in range(size):
@@ -184,7 +186,8 @@ def run(size: int, loss: float, seconds: float, warm: float, seed: int) -> Figur
     figures = Figures(size, loss)
     steady(pool, figures, seconds)
     events(pool, figures)
-    cut_and_heal(pool, figures)
+    if cut:
+        cut_and_heal(pool, figures)
     figures.wall = time.process_time() - started
     return figures
 
@@ -221,11 +224,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warm", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-cut",
+        action="store_true",
+        help="skip the cut and its healing (at 1,000: an hour less)",
+    )
     args = parser.parse_args()
     rows = []
     for size in (int(text) for text in args.sizes.split(",")):
         for loss in (float(text) for text in args.loss.split(",")):
-            rows.append(run(size, loss, args.seconds, args.warm, args.seed))
+            rows.append(run(size, loss, args.seconds, args.warm, args.seed, cut=not args.no_cut))
             report(rows[-1:])
             sys.stdout.flush()
     print()
