@@ -69,8 +69,9 @@ class Daemon:
             f'[node]\nid_file = "{self.home / "node-id"}"\n'
             f'[gossip]\ninterface = "eth0"\nport = {GOSSIP_PORT}\ninterval = {INTERVAL}\n'
             f"suspect_after = {SUSPECT_AFTER}\ndead_after = {DEAD_AFTER}\n{key}"
-            f"[proofs]\nenabled = {'true' if self.proofs else 'false'}\n"
             f"{self.extra_config}"
+            # Last: extra_config may go on with [gossip] keys of its own.
+            f"\n[proofs]\nenabled = {'true' if self.proofs else 'false'}\n"
         )
 
     def start(self) -> None:
