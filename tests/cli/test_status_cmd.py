@@ -319,7 +319,13 @@ async def on_a_terminal(*argv: str, env: dict[str, str]) -> AsyncIterator[tuple[
     os.set_blocking(master, False)
     try:
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "p2pcc", *argv], stdout=slave, env=env
+            [sys.executable, "-m", "p2pcc", *argv],
+            stdout=slave,
+            env=env,
+            # Ctrl-C reaches a terminal's foreground job whatever started the test run: a
+            # suite run as a background job of a shell has SIGINT ignored, and children
+            # inherit that (then Python never raises KeyboardInterrupt).
+            preexec_fn=_default_sigint,
         )
     finally:
         os.close(slave)
@@ -331,6 +337,10 @@ async def on_a_terminal(*argv: str, env: dict[str, str]) -> AsyncIterator[tuple[
                 process.kill()
             await process.wait()
         os.close(master)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def terminal_env(**changes: str) -> dict[str, str]:
