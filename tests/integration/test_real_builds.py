@@ -43,6 +43,7 @@ from tests.integration.office import (
     Office,
     assert_same_objects,
     install_links,
+    peer_entry,
 )
 from tests.integration.pool import wait_until
 from tests.integration.project import Tree
@@ -292,6 +293,14 @@ def test_p2pcc_build_follows_a_peer_that_pauses_and_resumes_mid_build(office: Of
     reference = office.reference(project.BROTLI, "gcc")
     tree = office.fresh_tree(project.BROTLI)  # all of it: long enough to follow the pool
     peer12 = office.daemons["peer12"]
+
+    def peer12_offers_slots() -> bool:
+        entry = peer_entry(office.client, "peer12")
+        return entry is not None and entry["state"] == "active" and entry["slots"] > 0
+
+    # Its pause must take slots away: after the module's earlier builds its load may
+    # still hold them at none for a while.
+    wait_until(peer12_offers_slots, 120, "peer12 to offer slots before the build")
     make, finish = office.start_p2pcc_build(tree, "gcc")
     output = office.output_path
 
