@@ -27,10 +27,12 @@ already back took half a minute with a tenth of the datagrams lost.
 from __future__ import annotations
 
 import bisect
+import enum
 import math
 import random
+from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Members each node probes: its successors on the ring.  Two, so a crash is still found
 #: when one of its watchers crashed at the same time.
@@ -54,6 +56,20 @@ DEAD_PROBE_INTERVAL = 5.0
 HEALING_PROBE_INTERVAL = 0.25
 HEALING_SPAN = 5.0
 
+#: Probes remembered after their round, so an ACK that comes after its round ended (a
+#: busy peer answering two attempts, the second after the first closed the round) is
+#: known for a late answer, not taken for a stranger's.  A few seconds of probing.
+REMEMBERED_PROBES = 64
+
+
+class Answer(enum.Enum):
+    """What an ACK was to this node's probing."""
+
+    ROUND = "round"  # it answered a watched member's current round
+    HEALED = "healed"  # it answered the probe of a member we hold dead: a healed cut
+    LATE = "late"  # it answered a probe of ours whose round is over: nothing to do
+    UNKNOWN = "unknown"  # it answers no probe of ours
+
 
 @dataclass(frozen=True, slots=True)
 class Probe:
@@ -71,6 +87,11 @@ class _Round:
     attempts: int = 0  # probes sent in the current round; 0 when idle
     nonce: int | None = None  # the outstanding probe's nonce
     deadline: float = 0.0  # when the outstanding probe counts as unanswered
+    nonces: list[int] = field(default_factory=list)  # every attempt's in this round
+
+    def end(self, next_round: float) -> None:
+        self.attempts, self.nonce, self.next_round = 0, None, next_round
+        self.nonces.clear()
 
 
 class Prober:
@@ -84,6 +105,7 @@ class Prober:
         self._dead_probe: tuple[bytes, int] | None = None
         self._next_dead_probe = now + DEAD_PROBE_INTERVAL
         self._healing_until = -math.inf
+        self._recent: deque[tuple[bytes, int]] = deque(maxlen=REMEMBERED_PROBES)
 
     @property
     def watched(self) -> tuple[bytes, ...]:
@@ -109,8 +131,7 @@ class Prober:
             if state.nonce is not None and now >= state.deadline:
                 if state.attempts >= PROBE_ATTEMPTS:
                     silent.append(node_id)
-                    state.attempts, state.nonce = 0, None
-                    state.next_round = now + PROBE_INTERVAL
+                    state.end(now + PROBE_INTERVAL)
                     continue
                 probes.append(self._send(node_id, state, now))
             elif state.nonce is None and now >= state.next_round:
@@ -128,22 +149,23 @@ class Prober:
         node_id = self._rng.choice(sorted(dead))
         self._nonce += 1
         self._dead_probe = (node_id, self._nonce)
+        self._recent.append(self._dead_probe)
         return Probe(node_id, self._nonce)
 
-    def acked(self, node_id: bytes, nonce: int, now: float) -> bool | None:
-        """An ACK from `node_id`: None if it answers no probe of ours, else whether the
-        member was probed as dead (a healed partition)."""
+    def acked(self, node_id: bytes, nonce: int, now: float) -> Answer:
+        """An ACK from `node_id` with `nonce`.  An answer to any attempt of the current
+        round ends it: a peer busy for longer than PROBE_TIMEOUT (a daemon starting
+        up, a loaded machine) answers late but is there all the same."""
         state = self._rounds.get(node_id)
-        if state is not None and state.nonce == nonce:
-            state.attempts, state.nonce = 0, None
-            state.next_round = now + PROBE_INTERVAL
-            return False
+        if state is not None and state.nonce is not None and nonce in state.nonces:
+            state.end(now + PROBE_INTERVAL)
+            return Answer.ROUND
         if self._dead_probe == (node_id, nonce):
             self._dead_probe = None
             self._healing_until = now + HEALING_SPAN
             self._next_dead_probe = min(self._next_dead_probe, now + HEALING_PROBE_INTERVAL)
-            return True
-        return None
+            return Answer.HEALED
+        return Answer.LATE if (node_id, nonce) in self._recent else Answer.UNKNOWN
 
     def next_deadline(self, any_dead: bool) -> float:
         """When `poll` (or `dead_probe`, if `any_dead`) next has something to do."""
@@ -159,7 +181,9 @@ class Prober:
         self._nonce += 1
         state.attempts += 1
         state.nonce = self._nonce
+        state.nonces.append(self._nonce)
         state.deadline = now + PROBE_TIMEOUT
+        self._recent.append((node_id, self._nonce))
         return Probe(node_id, self._nonce)
 
 

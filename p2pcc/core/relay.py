@@ -44,6 +44,7 @@ from p2pcc.core.peers import (
     PeerUpdated,
 )
 from p2pcc.core.pool_exchange import Pending, PoolExchange
+from p2pcc.core.probing import Answer
 
 Screen = Callable[[Sequence[str], bytes, str, float], tuple[str, ...]]
 
@@ -195,12 +196,14 @@ class Relay:
                 exchange.request_sync(sender, now)  # back from a cut: catch up with it
                 self.refute_due = True  # and say something new: its side has us dead
         elif message.kind is MessageKind.ACK:
-            answered = exchange.prober.acked(message.node_id, nonce, now)
-            if answered is None:
+            answer = exchange.prober.acked(message.node_id, nonce, now)
+            if answer is Answer.UNKNOWN:
                 return events, "unexpected-ack"
+            if answer is Answer.LATE:
+                return events, "late-ack"
             events = self._table.heard(message.node_id, now)
             self.members_changed(events)
-            if answered:  # a member we had given up answered: the cut has healed
+            if answer is Answer.HEALED:  # a member we had given up answered: the cut healed
                 exchange.request_sync(sender, now)
                 self.refute_due = True  # its side has us dead, at an order it holds
         elif message.kind is MessageKind.SYNC:

@@ -43,7 +43,7 @@ try:
 except TimeoutError:
     print("null", flush=True)
 else:
-    hops = [int.from_bytes(item[2][:4], sys.byteorder) for item in ancillary]
+    hops = [int.from_bytes(item[2][:4], sys.byteorder) for item in ancillary] or [-1]
     text = data.decode("latin-1")
     print(json.dumps({"text": text, "source": addr[0], "hops": hops[0]}), flush=True)
 """
@@ -73,6 +73,7 @@ def listen(ws: Workstation, group: str, port: int, wait: float) -> subprocess.Po
     process = ws.start(
         [sys.executable, "-c", LISTENER, group, str(port), str(wait)],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     assert process.stdout is not None
@@ -91,11 +92,15 @@ class Heard:
 
     text: str  # its bytes as Latin-1
     source: str  # the sender's address (no scope)
-    hops: int  # the hop limit (TTL) it arrived with
+    hops: int  # the hop limit (TTL) it arrived with; -1 if the kernel did not say
 
 
 def heard(listener: subprocess.Popen[Any], timeout: float = 15) -> Heard | None:
     """What the listener got, or None when nothing came in its time."""
-    out, _ = listener.communicate(timeout=timeout)
+    out, err = listener.communicate(timeout=timeout)
+    if not out.strip():
+        raise AssertionError(
+            f"the multicast listener said nothing (exit {listener.returncode}): {err.strip()}"
+        )
     found = json.loads(out.splitlines()[-1])
     return None if found is None else Heard(found["text"], found["source"], found["hops"])
