@@ -6,6 +6,13 @@ found, and which peers are disproven for which compiler.
   then the oldest.  Only while this machine is idle (`is_idle`: no build of ours has
   run for about a minute), only for peers that may take a job now, one at a time (the
   caller runs what `due` returns and `record`s it before asking again).
+- The pairs our builds would use go first: the peers of our hosts lines, and the
+  disproven ones (left out of a line only by their last proof).  The rest of the pool
+  is proven one pair per `BACKGROUND_SPACING` at most.  Without that bound every node
+  of a thousand-desk pool would prove four thousand pairs an hour — compiling without
+  pause here, and a proof a second arriving at every peer — where the pairs a build
+  uses number at most `max_hosts` per compiler whatever the pool's size, and a peer
+  is in about as many lines as a line holds hosts.
 - A pair whose last proof found a different object is *disproven*: ranking leaves the
   peer out of that compiler's hosts line.  It stays out until a later proof passes (an
   hour on), the peer restarts (a new incarnation: its owner may have fixed it; proven
@@ -19,7 +26,8 @@ Nothing here reads a clock: every call that needs the time takes `now`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from p2pcc.core.proof import Outcome, ProofResult, ProofTarget
@@ -27,6 +35,11 @@ from p2pcc.core.proof import Outcome, ProofResult, ProofTarget
 #: Seconds between two proofs of the same peer and compiler: a proof costs the peer a
 #: tiny compile (tens of milliseconds of CPU), and a compiler set-up rarely changes.
 PERIOD = 3600.0
+
+#: Least seconds between two proofs of pairs outside our hosts lines: the cost of
+#: proving stays flat as the pool grows (see the module docstring), and a pool of a
+#: thousand desks with four compilers is still proven through in under three days.
+BACKGROUND_SPACING = 60.0
 
 #: Our own builds' load (`LocalMetrics.build_load`, averaged like the load average)
 #: below which no build of ours has run for about a minute: a build of even one job at
@@ -42,8 +55,10 @@ def is_idle(build_load: float) -> bool:
 class ProofBook:
     """Proof targets and results; see the module docstring."""
 
-    def __init__(self, period: float = PERIOD) -> None:
+    def __init__(self, period: float = PERIOD, background: float = BACKGROUND_SPACING) -> None:
         self._period = period
+        self._background = background
+        self._next_background = -math.inf
         self._targets: tuple[ProofTarget, ...] = ()
         self._results: dict[tuple[bytes, str], ProofResult] = {}
         self._proving: frozenset[bytes] = frozenset()
@@ -80,16 +95,26 @@ class ProofBook:
         }
         return self.disproven() != before
 
-    def due(self, now: float, idle: bool) -> ProofTarget | None:
-        """The proof to run now, if any (see the module docstring)."""
+    def due(
+        self, now: float, idle: bool, in_line: Collection[tuple[bytes, str]]
+    ) -> ProofTarget | None:
+        """The proof to run now, if any (see the module docstring); `in_line` holds the
+        (peer, fingerprint) pairs of our hosts lines."""
         if not idle:
             return None
-        waiting = []
+        disproven = {(node_id, fp) for fp, ids in self.disproven().items() for node_id in ids}
+        wanted: list[tuple[bool, float, ProofTarget]] = []
+        other: list[tuple[bool, float, ProofTarget]] = []
         for target in self._targets:
             last = self._results.get(target.key)
             if target.ready and (last is None or now >= last.at + self._period):
-                waiting.append((last is not None, -1.0 if last is None else last.at, target))
-        return min(waiting, key=lambda entry: entry[:2])[2] if waiting else None
+                line = target.key in in_line or target.key in disproven
+                entry = (last is not None, -1.0 if last is None else last.at, target)
+                (wanted if line else other).append(entry)
+        if not wanted and other and now >= self._next_background:
+            wanted = other
+            self._next_background = now + self._background
+        return min(wanted, key=lambda entry: entry[:2])[2] if wanted else None
 
     def record(self, result: ProofResult) -> bool:
         """Keep `result` as its pair's last proof (a proof of a pair no longer offered

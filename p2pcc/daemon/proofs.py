@@ -5,7 +5,8 @@ Every `LOOK_PERIOD` seconds (`SPACING` after a proof) the task brings the book's
 up to date with the peer table (every peer offering one of our compilers) and, when no
 build of ours ran lately (`BuildLoad`, fed by the metrics sampler) and a pair is due,
 runs that one proof: one at a time, as a subprocess within `proof.TIMEOUT`, never
-holding up another task.
+holding up another task.  The peers of our hosts lines go first, the rest of the pool
+at a bounded rate (`proof_book.BACKGROUND_SPACING`).
 A proof that changes which peers are disproven re-ranks at once
 (`LocalNode.set_disproven`).  A result unlike the pair's previous one is logged; an
 error of the task itself is logged once and it goes on: a proof is never worth the
@@ -66,7 +67,8 @@ async def serve_proofs(
         try:
             if book.set_targets(proof_targets(node.peers(), node.compilers, lzo)):
                 node.set_disproven(book.disproven())
-            target = book.due(trio.current_time(), is_idle(build_load.value))
+            now = trio.current_time()
+            target = book.due(now, is_idle(build_load.value), _in_line(node, now))
             if target is not None:
                 before = book.result(target)
                 book.begin(target)
@@ -83,6 +85,12 @@ async def serve_proofs(
                 complained = True
                 log.warning("proving peers failed (going on): %r", error)
         await trio.sleep(SPACING if proved else period)
+
+
+def _in_line(node: LocalNode, now: float) -> frozenset[tuple[bytes, str]]:
+    """The (peer, fingerprint) pairs of our hosts lines: the ones our builds use."""
+    ranked = node.ranking(now).ranked
+    return frozenset((entry.peer.node_id, fp) for fp, line in ranked.items() for entry in line)
 
 
 def _tell(result: ProofResult, before: ProofResult | None) -> None:

@@ -7,12 +7,21 @@ from __future__ import annotations
 from dataclasses import replace
 
 from p2pcc.core.proof import Outcome, ProofResult, ProofTarget
-from p2pcc.core.proof_book import IDLE_BUILD_LOAD, PERIOD, ProofBook, is_idle
+from p2pcc.core.proof_book import (
+    BACKGROUND_SPACING,
+    IDLE_BUILD_LOAD,
+    PERIOD,
+    ProofBook,
+    is_idle,
+)
 
 FP12, FP11 = "1" * 16, "2" * 16
 A = ProofTarget(b"\x0a" * 16, "alpha", 1, FP12, "c", "gcc-12", "10.0.0.10:3632/1", True)
 B = replace(A, node_id=b"\x0b" * 16, name="beta", host="10.0.0.11:3632/1")
 A11 = replace(A, fingerprint=FP11, compiler="gcc-11")
+C = replace(A, node_id=b"\x0c" * 16, name="gamma", host="10.0.0.12:3632/1")
+D = replace(A, node_id=b"\x0d" * 16, name="delta", host="10.0.0.13:3632/1")
+EVERY = frozenset(t.key for t in (A, B, A11, C, D))  # every pair in our lines
 
 
 def result(target: ProofTarget, outcome: Outcome, at: float) -> ProofResult:
@@ -33,26 +42,57 @@ def test_idle_means_our_builds_load_below_the_bound() -> None:
 
 
 def test_nothing_is_due_while_a_build_runs_here() -> None:
-    assert book_of(A).due(0.0, idle=False) is None
-    assert book_of(A).due(0.0, idle=True) == A
+    assert book_of(A).due(0.0, idle=False, in_line=EVERY) is None
+    assert book_of(A).due(0.0, idle=True, in_line=EVERY) == A
 
 
 def test_each_pair_once_per_period_never_proven_first_then_the_oldest() -> None:
     book = book_of(A, B, A11)
     order = []
     for now in (0.0, 1.0, 2.0):
-        due = book.due(now, idle=True)
+        due = book.due(now, idle=True, in_line=EVERY)
         assert due is not None
         order.append(due)
         book.record(result(due, Outcome.OK, now))
     assert order == [A, B, A11]
-    assert book.due(PERIOD - 0.01, idle=True) is None
-    assert book.due(PERIOD, idle=True) == A  # proven at 0: the oldest
-    assert book.due(PERIOD + 2.0, idle=True) == A
+    assert book.due(PERIOD - 0.01, idle=True, in_line=EVERY) is None
+    assert book.due(PERIOD, idle=True, in_line=EVERY) == A  # proven at 0: the oldest
+    assert book.due(PERIOD + 2.0, idle=True, in_line=EVERY) == A
 
 
 def test_a_peer_not_ready_for_jobs_is_not_proven() -> None:
-    assert book_of(replace(A, ready=False)).due(0.0, idle=True) is None
+    assert book_of(replace(A, ready=False)).due(0.0, idle=True, in_line=EVERY) is None
+
+
+def test_the_pairs_of_our_lines_go_first_the_rest_one_per_background_spacing() -> None:
+    """Beyond our hosts lines a pair is proven one per BACKGROUND_SPACING at most: what
+    proving costs a node and each peer stays flat as the pool grows."""
+    book = book_of(A, B, C, D)
+    line = frozenset({B.key, D.key})
+    proven = []
+    for now in (0.0, 1.0, 2.0, 3.0, 4.0, BACKGROUND_SPACING + 2.0, BACKGROUND_SPACING + 3.0):
+        due = book.due(now, idle=True, in_line=line)
+        if due is not None:
+            proven.append((now, due.name))
+            book.record(result(due, Outcome.OK, now))
+    assert proven == [
+        (0.0, "beta"),
+        (1.0, "delta"),  # the line's pairs, one after the other
+        (2.0, "alpha"),  # then the rest: one ...
+        (BACKGROUND_SPACING + 2.0, "gamma"),  # ... per spacing
+    ]
+
+
+def test_a_disproven_pair_is_proven_again_as_one_of_our_lines() -> None:
+    """Its proof left it out of the line; it must not wait among the rest of the pool
+    to be let back in."""
+    book = book_of(A, B, C)
+    book.record(result(A, Outcome.DIFFERENT, 0.0))
+    book.record(result(B, Outcome.OK, 0.0))
+    assert book.due(1.0, idle=True, in_line=frozenset()) == C  # the rest: one now
+    book.record(result(C, Outcome.OK, 1.0))
+    assert book.due(PERIOD + 0.5, idle=True, in_line=frozenset()) == A
+    assert book.due(PERIOD + 0.5, idle=True, in_line=frozenset({A.key})) == A
 
 
 def test_a_different_object_disproves_the_pair_until_a_proof_passes() -> None:
@@ -77,7 +117,7 @@ def test_a_restarted_peer_is_forgiven_and_proven_again_at_once() -> None:
     restarted = replace(A, incarnation=2)
     assert book.set_targets([restarted]) is True
     assert book.disproven() == {}
-    assert book.due(1.0, idle=True) == restarted
+    assert book.due(1.0, idle=True, in_line=EVERY) == restarted
 
 
 def test_a_peer_that_stops_offering_the_compiler_is_forgotten() -> None:

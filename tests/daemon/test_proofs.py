@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from functools import partial
 
 import pytest
@@ -19,10 +20,11 @@ import trio
 from p2pcc.core.metrics import LocalMetrics
 from p2pcc.core.node import LocalNode
 from p2pcc.core.proof import Outcome, ProofResult, ProofTarget
-from p2pcc.core.proof_book import IDLE_BUILD_LOAD, PERIOD
+from p2pcc.core.proof_book import BACKGROUND_SPACING, IDLE_BUILD_LOAD, PERIOD
 from p2pcc.daemon.proof_run import run_proof
 from p2pcc.daemon.proofs import LOOK_PERIOD, BuildLoad, Prove, serve_proofs
 from tests.core.local_nodes import FP, WALL, gossip, make_node
+from tests.core.policies import default_policy
 
 BETA = bytes([2]) * 16
 
@@ -93,6 +95,38 @@ async def test_a_peer_is_proven_at_once_then_hourly_and_left_out_while_disproven
         await trio.sleep_until(start + 0.5 + PERIOD + LOOK_PERIOD + 1.0)
         assert len(prove.calls) == 2
         assert listed(alpha)  # proven again: back in the line
+
+
+async def test_the_peer_of_our_line_goes_first_and_the_rest_wait_their_spacing(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A line of one host among three peers: that host is proven first, then one other
+    peer, and the third only a BACKGROUND_SPACING later."""
+    alpha, peers = make_node(1), [make_node(index) for index in (2, 3, 4)]
+    alpha.set_policy(replace(default_policy(), max_hosts=1))
+    for peer in peers:
+        peer.set_serving(True, trio.current_time())
+    prove = Scripted(Outcome.OK, Outcome.OK, Outcome.OK)
+
+    async def speaking() -> None:
+        while True:
+            for peer in peers:
+                gossip(peer, alpha, trio.current_time())
+            await trio.sleep(1.0)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(speaking)
+        await trio.sleep(0.5)
+        (line_host,) = alpha.ranking(trio.current_time()).ranked[FP]
+        start = trio.current_time()
+        await nursery.start(partial(serve_proofs, alpha, prove, build_load(0.0), lzo=False))
+        await trio.sleep(BACKGROUND_SPACING + LOOK_PERIOD + 5.0)
+        nursery.cancel_scope.cancel()
+    assert prove.targets[0].node_id == line_host.peer.node_id
+    assert len(prove.calls) == 3
+    assert prove.calls[1] - prove.calls[0] < 2.0  # the first of the rest: at once
+    assert prove.calls[2] - prove.calls[1] >= BACKGROUND_SPACING
+    assert start <= prove.calls[0] < start + 0.1
 
 
 async def test_no_proof_while_a_build_of_ours_runs(autojump_clock: trio.abc.Clock) -> None:
