@@ -5,7 +5,9 @@ peer whose jobs take several times the others' out of the lines for a few minute
 (docs/ranking.md).  When its owner has fixed the cause (a throttled CPU, a runaway
 process), or the judgement came from a one-off, this forgets what was measured of the
 peers named (every peer without names), so they are ranked by what they announce
-until their next jobs say otherwise.  Exit status 3 when the daemon is not running,
+until their next jobs say otherwise; and has them proven again at once (a peer fixed
+after a proof found it giving other code comes back without waiting out the hour).
+Exit status 3 when the daemon is not running,
 1 for a name no peer has.
 """
 
@@ -27,7 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="forget how slow peers were measured to be; judge them by their next jobs",
         description="Forget what this machine's jobs measured of the PEERs named (every "
         "peer without names): a peer left out as a straggler is offered jobs again, "
-        "and its next jobs judge it afresh.",
+        "and its next jobs judge it afresh.  The PEERs named (without names, those a "
+        "proof found giving a different object) are proven again by a real compile as "
+        "soon as this machine is idle.",
     )
     parser.add_argument("peers", nargs="*", metavar="PEER", help="a peer's name, as in status")
     parser.add_argument("--config", metavar="FILE", help="read this file instead of searching")
@@ -53,4 +57,8 @@ def describe_remeasured(result: Mapping[str, Any]) -> str:
     if not forgotten:
         return "no peer to remeasure"
     judged = f"; judged slow before: {', '.join(map(str, slow))}" if slow else ""
-    return f"remeasuring {', '.join(map(str, forgotten))} from their next jobs{judged}"
+    proving = result.get("proving")
+    again = ""
+    if isinstance(proving, list) and proving:
+        again = f"; proving again when this machine is idle: {', '.join(map(str, proving))}"
+    return f"remeasuring {', '.join(map(str, forgotten))} from their next jobs{judged}{again}"

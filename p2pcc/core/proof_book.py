@@ -17,6 +17,9 @@ found, and which peers are disproven for which compiler.
   peer out of that compiler's hosts line.  It stays out until a later proof passes (an
   hour on), the peer restarts (a new incarnation: its owner may have fixed it; proven
   again at once) or this daemon restarts (nothing here is kept on disk).
+- `p2pcc remeasure` asks for proofs at once (`ask`): of the peers it names, or of every
+  disproven pair; they go first, period or not.  A disproven pair stays out of its line
+  until its proof passes: asking lifts no exclusion by itself.
 - Refusals, timeouts and the like are kept for people only: they say nothing about the
   peer's code, and distcc's backoff and gossip liveness already keep builds off a peer
   that does not answer.
@@ -59,6 +62,7 @@ class ProofBook:
         self._period = period
         self._background = background
         self._next_background = -math.inf
+        self._asked: set[tuple[bytes, str]] = set()  # pairs to prove at once (`ask`)
         self._targets: tuple[ProofTarget, ...] = ()
         self._results: dict[tuple[bytes, str], ProofResult] = {}
         self._proving: frozenset[bytes] = frozenset()
@@ -88,6 +92,7 @@ class ProofBook:
         before = self.disproven()
         self._targets = tuple(targets)
         current = {t.key: t.incarnation for t in self._targets}
+        self._asked &= current.keys()
         self._results = {
             key: result
             for key, result in self._results.items()
@@ -106,19 +111,34 @@ class ProofBook:
         wanted: list[tuple[bool, float, ProofTarget]] = []
         other: list[tuple[bool, float, ProofTarget]] = []
         for target in self._targets:
-            last = self._results.get(target.key)
-            if target.ready and (last is None or now >= last.at + self._period):
-                line = target.key in in_line or target.key in disproven
+            key, last = target.key, self._results.get(target.key)
+            if not target.ready:
+                continue
+            if key in self._asked:
+                wanted.append((False, -math.inf, target))
+            elif last is None or now >= last.at + self._period:
                 entry = (last is not None, -1.0 if last is None else last.at, target)
-                (wanted if line else other).append(entry)
+                (wanted if key in in_line or key in disproven else other).append(entry)
         if not wanted and other and now >= self._next_background:
             wanted = other
             self._next_background = now + self._background
         return min(wanted, key=lambda entry: entry[:2])[2] if wanted else None
 
+    def ask(self, node_ids: Collection[bytes] | None) -> list[ProofTarget]:
+        """Have the pairs of `node_ids` proven at once, or every disproven pair (None);
+        the targets asked for."""
+        if node_ids is None:
+            wanted = {(node_id, fp) for fp, ids in self.disproven().items() for node_id in ids}
+            asked = [t for t in self._targets if t.key in wanted]
+        else:
+            asked = [t for t in self._targets if t.node_id in node_ids]
+        self._asked.update(t.key for t in asked)
+        return asked
+
     def record(self, result: ProofResult) -> bool:
         """Keep `result` as its pair's last proof (a proof of a pair no longer offered
         is dropped); whether the disproven pairs changed."""
+        self._asked.discard(result.target.key)
         before = self.disproven()
         if any(t.key == result.target.key for t in self._targets):
             self._results[result.target.key] = result

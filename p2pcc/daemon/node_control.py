@@ -6,7 +6,8 @@ A pause may be replaced or ended only by root or by the user who made it
 pause or resume that changes nothing (the same user's same endless pause again, a
 resume while not paused) is not carried out: nothing is logged, written or gossiped.
 Anyone local may have peers remeasured: it changes only how this machine's own builds
-rank them, and the next jobs there judge them again.
+rank them, and the next jobs there judge them again; the peers named (or those a proof
+left out of a line) are proven again as soon as this machine is idle.
 """
 
 from __future__ import annotations
@@ -87,13 +88,17 @@ class NodeControl:
         self.node.reports.forget_measurements(chosen if names else None)
         delivered = self.node.delivered.items()
         self.node.set_delivered({n: f for n, f in delivered if names and n not in chosen})
+        asked = self.node.reports.proofs.ask(chosen if names else None)
+        proving = sorted({known[t.node_id] for t in asked if t.node_id in known})
         log.info(
-            "remeasure by uid %d: forgot what our jobs measured of %s%s",
+            "remeasure by uid %d: forgot what our jobs measured of %s%s%s",
             uid,
             ", ".join(names) if names else "every peer",
             f" (judged slow: {', '.join(slow)})" if slow else "",
+            f"; proving again: {', '.join(proving)}" if proving else "",
         )
-        return {"forgotten": sorted({known[node_id] for node_id in chosen}), "judged_slow": slow}
+        forgotten = sorted({known[node_id] for node_id in chosen})
+        return {"forgotten": forgotten, "judged_slow": slow, "proving": proving}
 
     def _pause_doc(self) -> dict[str, Any] | None:
         pause = self.node.pause

@@ -75,3 +75,10 @@ def test_without_a_daemon_the_exit_status_is_3(
 def test_a_result_without_peers_says_so() -> None:
     assert describe_remeasured({"forgotten": [], "judged_slow": []}) == "no peer to remeasure"
     assert describe_remeasured({"odd": 1}) == "{'odd': 1}"
+
+
+def test_the_peers_proven_again_are_named() -> None:
+    result = {"forgotten": ["ws2", "ws3"], "judged_slow": [], "proving": ["ws3"]}
+    assert describe_remeasured(result) == (
+        "remeasuring ws2, ws3 from their next jobs; proving again when this machine is idle: ws3"
+    )

@@ -10,8 +10,9 @@ import trio
 
 from p2pcc.core.control_protocol import BAD_ARGUMENT, ControlError, PermissionDeniedError
 from p2pcc.core.node_change import Change
+from p2pcc.core.proof import Outcome, ProofResult, proof_targets
 from p2pcc.daemon.node_control import NodeControl
-from tests.core.local_nodes import gossip, make_node
+from tests.core.local_nodes import WALL, gossip, make_node
 
 ROOT, ALICE, MALLORY = 0, 1000, 1001
 
@@ -132,13 +133,37 @@ async def test_remeasure_forgets_the_named_peers_measurements_and_verdicts(
         node.reports.turnaround.observe(node_id, 1.0, trio.current_time())
     node.set_delivered({slow: 0.1, other: 0.5})
     result = watched.control.remeasure(("ws2",), ALICE)
-    assert result == {"forgotten": ["ws2"], "judged_slow": ["ws2"]}
+    assert result == {"forgotten": ["ws2"], "judged_slow": ["ws2"], "proving": []}
     assert node.delivered == {other: 0.5}
     assert node.reports.turnaround.figures(trio.current_time()).keys() == {other}
     # All peers: every figure and factor goes.
     result = watched.control.remeasure((), MALLORY)
-    assert result == {"forgotten": ["ws2", "ws3"], "judged_slow": ["ws3"]}
+    assert result == {"forgotten": ["ws2", "ws3"], "judged_slow": ["ws3"], "proving": []}
     assert (node.delivered, node.reports.turnaround.peers()) == ({}, 0)
+
+
+async def test_remeasure_has_the_named_peers_or_the_disproven_proven_again_at_once(
+    watched: Watched,
+) -> None:
+    node = watched.node
+    for index in (2, 3):
+        gossip(make_node(index), node, trio.current_time())
+    book = node.reports.proofs
+    book.set_targets(proof_targets(node.peers(), node.compilers, lzo=False))
+    ws2, ws3 = sorted(book.targets, key=lambda target: target.name)
+    now = trio.current_time()
+    for target, outcome in ((ws2, Outcome.OK), (ws3, Outcome.DIFFERENT)):
+        book.record(ProofResult(target, outcome, "", 0.1, now, WALL + now))
+    assert book.due(now + 1.0, True, frozenset()) is None  # both proven a second ago
+    result = watched.control.remeasure((), MALLORY)
+    assert result["proving"] == ["ws3"]  # without names: the disproven
+    assert book.due(now + 1.0, True, frozenset()) == ws3
+    assert book.disproven() == {ws3.fingerprint: frozenset({ws3.node_id})}  # until it passes
+    book.record(ProofResult(ws3, Outcome.OK, "", 0.1, now + 2.0, WALL + now + 2.0))
+    assert watched.control.remeasure(("ws2",), ALICE)["proving"] == ["ws2"]
+    assert book.due(now + 3.0, True, frozenset()) == ws2
+    book.record(ProofResult(ws2, Outcome.OK, "", 0.1, now + 3.0, WALL + now + 3.0))
+    assert book.due(now + 4.0, True, frozenset()) is None
 
 
 async def test_remeasuring_an_unknown_peer_changes_nothing(watched: Watched) -> None:

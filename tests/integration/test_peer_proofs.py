@@ -12,7 +12,8 @@ own.  Then two broken peers:
   `-O0`, while the binaries the fingerprint hashes stay the same — the case fingerprints
   cannot see.  The client's daemon, restarted so that its hourly proof comes at once,
   finds a different object, drops peer12 from its gcc-12 line and says so in `p2pcc
-  status`; doctor fails it.
+  status`; doctor fails it.  Once the specs file is gone, `p2pcc remeasure peer12` has
+  it proven again at once, and it is back in the line.
 """
 
 from __future__ import annotations
@@ -192,3 +193,13 @@ def test_a_peer_whose_compiler_emits_other_code_is_dropped_and_shown(
     assert "different object via" in finding(result.stdout, "FAIL", "peer12", GCC12)
     finding(result.stdout, "ok", "mixed", GCC12)
     assert "left out" in client.log_text()
+    # Its owner fixes it; `remeasure` has it proven again at once, not in an hour.
+    peer12.ws.run(["umount", GCC12_DIR])
+    said = client.cli("remeasure", "peer12").stdout
+    assert "proving again when this machine is idle: peer12" in said
+    wait_until(
+        lambda: outcomes(client).get(("peer12", GCC12)) == "ok",
+        PROVE_TIMEOUT,
+        "the client's daemon to prove the fixed peer12 again",
+    )
+    wait_until(lambda: in_line(office, fingerprint, "peer12"), 10, "peer12 back in the line")
