@@ -138,6 +138,12 @@ class Audience:
         """Whether any gossip member was never heard by our link's multicast."""
         return any(node_id not in self._on_link for node_id in self._members)
 
+    def beyond_link(self) -> dict[bytes, Endpoint]:
+        """The gossip members never heard by our link's multicast, by node id."""
+        return {
+            node_id: ep for node_id, ep in self._members.items() if node_id not in self._on_link
+        }
+
     def reads_shorthand(self, endpoint: Endpoint) -> bool:
         """Whether the member at `endpoint` takes short STATEs (core/shorthand.py)."""
         return endpoint in self._shorthand

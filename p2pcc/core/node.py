@@ -1,17 +1,15 @@
 """This workstation as the daemon knows it: one object, no I/O.
 
-In the manner of aioquic's connection, `LocalNode` owns every piece of the node's
-state — what we measured, our pause, our compilers, the gossip engine with its peer
-table — and the daemon's tasks only feed it and read its answers: a datagram goes in
-through `receive`, a metrics sample through `set_measurements`, a control request
-through `pause_for`; out come `datagram_to_send`, `hosts`, `snapshot`.  Time is a
-parameter: the shell reads its clocks once per wake-up and passes `now` (monotonic)
-and `wall` (Unix time, for people and the wire).
+Like aioquic's connection, `LocalNode` owns all of the node's state — what we measured,
+our pause, our compilers, the gossip engine and its peer table — and the daemon's tasks
+only feed it and read its answers (`receive`, `set_measurements`, `pause_for` in;
+`datagram_to_send`, `hosts`, `snapshot` out).  Time is a parameter: the shell reads its
+clocks once per wake-up and passes `now` (monotonic) and `wall` (Unix time).
 
 Whatever changes is announced through `on_change` as a `Change` flag, so each task
-wakes only for what it acts on.  Rankings are computed at most once per change, whoever
-asks, redoing only the peers that changed (core/ranker.py), from what our jobs measured
-peers to deliver (`set_delivered`) and whom proofs disproved (`set_disproven`).  Our
+wakes only for what it acts on.  Rankings are computed once per change, whoever asks,
+redoing only the peers that changed (core/ranker.py), from what our jobs measured peers
+to deliver (`set_delivered`) and whom proofs disproved (`set_disproven`).  Our
 advertised status is derived, never set: the measured status, then LEAVING (no slots), a
 pause (PAUSED with its reason), or distccd not serving (no slots).  A node heard under
 our id (a clone) is kept as `shared_id`; core/same_id.py says who renews.
@@ -278,13 +276,15 @@ class LocalNode:
         """mDNS says the node's service is gone."""
         self._engine.undiscovered(node_id)
 
+    def beyond_link(self) -> Mapping[bytes, Endpoint]:
+        """The gossip members never heard on our link, by node id (core/remembered.py)."""
+        return self._engine.audience.beyond_link()
+
     def seen_orders(self) -> dict[bytes, tuple[int, int]]:
-        """The replay memory, to keep across a restart."""
-        return self._engine.table.seen_orders()
+        return self._engine.table.seen_orders()  # the replay memory, kept across restarts
 
     def remember(self, orders: Mapping[bytes, tuple[int, int]]) -> None:
-        """Restore a replay memory kept across a restart."""
-        self._engine.table.remember(orders)
+        self._engine.table.remember(orders)  # a replay memory kept across a restart
 
     # --- our id, shared with a cloned machine ---------------------------------------
 

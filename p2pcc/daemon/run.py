@@ -56,6 +56,12 @@ from p2pcc.daemon.runtime_dir import prepare_runtime_dir
 from p2pcc.daemon.seeds import serve_seeds
 from p2pcc.daemon.startup import StartFacts, gather_start_facts, open_node
 from p2pcc.daemon.state_writer import serve_state_file
+from p2pcc.daemon.stores.members import (
+    Contacts,
+    load_members,
+    members_file,
+    serve_member_store,
+)
 from p2pcc.daemon.stores.pause import (
     StoredPause,
     pause_file,
@@ -166,7 +172,13 @@ async def _start_pool(nursery: trio.Nursery, daemon: Daemon) -> None:
     await nursery.start(serve_insecure_warnings, node)
     await nursery.start(serve_identity_renewal, node, board, config.node.id_file)
     await nursery.start(serve_gossip, node, daemon.facts.surroundings.endpoint, board)
-    await nursery.start(_seeds_task(daemon))
+    surroundings, members_path = daemon.facts.surroundings, members_file(config.node.id_file)
+    remembered = load_members(members_path, surroundings.address_pool(), _own_addresses(daemon))
+    contacts = Contacts(node, remembered)
+    await nursery.start(_seeds_task(daemon, contacts))
+    await nursery.start(
+        partial(serve_member_store, members_path, node, contacts, on_disk=remembered)
+    )
     await nursery.start(serve_timers, node, board)
     seen_path = seen_file(config.node.id_file)
     await nursery.start(
@@ -229,18 +241,23 @@ def _adopt_sample(node: LocalNode, build_load: BuildLoad, sample: LocalMetrics) 
     node.set_measurements(sample, trio.current_time())
 
 
-def _seeds_task(daemon: Daemon) -> partial[Coroutine[Any, Any, None]]:
-    """`serve_seeds` for this node: own addresses are every address we announce."""
-    surroundings, node = daemon.facts.surroundings, daemon.node
+def _seeds_task(daemon: Daemon, contacts: Contacts) -> partial[Coroutine[Any, Any, None]]:
+    """`serve_seeds` for this node, handing its seeds to `contacts`."""
     return partial(
         serve_seeds,
         daemon.config.gossip.seeds,
         default_port=daemon.config.gossip.port,
-        pool=surroundings.address_pool(),
-        own=(*surroundings.addresses, surroundings.endpoint.interface_address),
-        set_seeds=node.set_seeds,
-        on_report=node.reports.set_seeds,
+        pool=daemon.facts.surroundings.address_pool(),
+        own=_own_addresses(daemon),
+        set_seeds=contacts.set_seeds,
+        on_report=daemon.node.reports.set_seeds,
     )
+
+
+def _own_addresses(daemon: Daemon) -> tuple[str, ...]:
+    """Every address we announce, and the gossip interface's: never a seed of ours."""
+    surroundings = daemon.facts.surroundings
+    return (*surroundings.addresses, surroundings.endpoint.interface_address)
 
 
 def link_dirs_on(env: dict[str, str]) -> list[str]:

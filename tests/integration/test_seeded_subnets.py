@@ -12,7 +12,10 @@ name a west daemon in `gossip.seeds`; every daemon names the other subnet in
 - the router cut splits the pool into two working halves: each side holds the other as
   not alive, and still holds its own side alive;
 - healing rejoins them: everyone alive to everyone again (a probe of a dead member gets
-  an answer, and both sides ask each other for their tables).
+  an answer, and both sides ask each other for their tables);
+- a node alone on its subnet (east-b, its link-mate stopped: a laptop on a VPN at home)
+  restarted while its seed is down finds the pool again through the members beyond its
+  link it kept in its `members` file (core/remembered.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from p2pcc.daemon.stores.members import SAVE_INTERVAL
 from tests.integration import project
 from tests.integration.distccd_jobs import kill_orphaned_distccd
 from tests.integration.netbed import TestBed
@@ -141,6 +145,30 @@ def test_a_cut_splits_the_pool_and_healing_rejoins_it(halves: Halves) -> None:
         "everyone alive to everyone again",
     )
     print(f"rejoined {time.monotonic() - started:.1f} s after healing")
+
+
+def test_a_lone_node_restarted_with_its_seed_down_finds_the_pool_it_remembers(
+    halves: Halves,
+) -> None:
+    east_b = halves.daemons["east-b"]
+    kept = east_b.home / "members"
+    wait_until(kept.exists, 60 + SAVE_INTERVAL, "east-b to keep the members beyond its link")
+    for name in ("west-a", "east-a", "east-b"):  # the seed down; east-b alone on its link
+        _stop(halves.daemons[name])
+    print(f"\neast-b kept:\n{kept.read_text()}")
+    assert f"{halves.daemons['west-b'].ws.address} " in kept.read_text()
+    east_b.start()
+    started = time.monotonic()
+    wait_until(lambda: halves.alive_to("east-b") == {"west-b"}, 45, "east-b to find west-b")
+    print(f"east-b found the pool {time.monotonic() - started:.1f} s after its restart")
+    assert "member(s) remembered in" in east_b.log_text()
+    wait_until(lambda: "east-b" in halves.alive_to("west-b"), 15, "west-b to hold east-b alive")
+
+
+def _stop(daemon: Daemon) -> None:
+    assert daemon.process is not None
+    daemon.process.terminate()
+    daemon.process.wait(timeout=30)
 
 
 def _side(name: str) -> tuple[str, ...]:
