@@ -155,6 +155,19 @@ class Office:
             word.startswith(address) for _, line in state[1].values() for word in line.split()
         )
 
+    def in_line(self, fingerprint: str, name: str) -> bool:
+        """Whether workstation `name` is in the client's hosts line for `fingerprint` now."""
+        state = statefile.read(str(self.state_path))
+        line = "" if state is None else state[1].get(fingerprint, (0, ""))[1]
+        return f" {self.daemons[name].ws.address}:" in f" {line}"
+
+    def wait_in_line(self, fingerprint: str, names: tuple[str, ...], timeout: float = 90) -> None:
+        """Wait until every one of `names` is in the client's line for `fingerprint`: on
+        two shared CPUs a peer's measured turnaround or slots can hold it out for a while
+        after the previous test's build, and a test of where jobs go needs it there."""
+        for name in names:
+            wait_until(partial(self.in_line, fingerprint, name), timeout, f"{name} in the line")
+
     def wait_listed(
         self, name: str, listed: bool, timeout: float, *, since: float | None = None
     ) -> float:

@@ -184,6 +184,7 @@ def test_a_build_goes_only_to_peers_with_exactly_its_compiler(
     reference = office.reference(case.tree_project, case.compiler, leave_out=case.leave_out)
     assert_made_by(reference, compiler_version(case.real_name))
     tree = office.fresh_tree(case.tree_project, leave_out=case.leave_out)
+    office.wait_in_line(fingerprint(status, case.compiler), case.users)
     marks = office.log_marks()
     build = office.build(tree, case.compiler, links=office.links, DISTCC_FALLBACK="0")
     assert_same_objects(build, tree, reference)
@@ -289,7 +290,7 @@ def test_p2pcc_build_follows_a_peer_that_pauses_and_resumes_mid_build(office: Of
     """Issue 14's live -j: `p2pcc build -v make` with no -j runs make under a jobserver
     sized by the pool.  peer12 pauses mid-build: the build's jobs shrink; it resumes:
     they grow again (each size is a line of -v); the objects are the local build's."""
-    office.ready()
+    status = office.ready()
     reference = office.reference(project.BROTLI, "gcc")
     tree = office.fresh_tree(project.BROTLI)  # all of it: long enough to follow the pool
     peer12 = office.daemons["peer12"]
@@ -299,8 +300,9 @@ def test_p2pcc_build_follows_a_peer_that_pauses_and_resumes_mid_build(office: Of
         return entry is not None and entry["state"] == "active" and entry["slots"] > 0
 
     # Its pause must take slots away: after the module's earlier builds its load may
-    # still hold them at none for a while.
+    # still hold them at none, or a verdict it out of the line, for a while.
     wait_until(peer12_offers_slots, 120, "peer12 to offer slots before the build")
+    office.wait_in_line(fingerprint(status, "gcc"), ("peer12",))
     make, finish = office.start_p2pcc_build(tree, "gcc")
     output = office.output_path
 
