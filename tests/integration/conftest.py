@@ -24,12 +24,29 @@ def bed() -> Iterator[TestBed]:
         yield test_bed
 
 
+#: Every `shared_tmp` directory of the session, removed once more when it ends.
+_SHARED_DIRS: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_shared_dirs() -> Iterator[None]:
+    """A test's pool fixture asks for the bed before `shared_tmp`, so the directory is
+    removed while the bed's daemons still run, and one calibrating then writes its cache
+    back into it: seven or eight such directories were left in /tmp by each run of the
+    suite.  By
+    the session's end every bed is closed and every daemon gone."""
+    yield
+    for path in _SHARED_DIRS:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
 def shared_tmp() -> Iterator[Path]:
     """A temporary directory other users can enter: distccd drops to its own user and
     must reach its log directory (pytest's tmp_path lives under a 0700 directory)."""
     path = Path(tempfile.mkdtemp(prefix="p2pcc-test-"))
     path.chmod(0o755)
+    _SHARED_DIRS.append(path)
     try:
         yield path
     finally:
