@@ -107,7 +107,7 @@ class ProofBook:
         (peer, fingerprint) pairs of our hosts lines."""
         if not idle:
             return None
-        disproven = {(node_id, fp) for fp, ids in self.disproven().items() for node_id in ids}
+        disproven = self._disproven_keys()
         wanted: list[tuple[bool, float, ProofTarget]] = []
         other: list[tuple[bool, float, ProofTarget]] = []
         for target in self._targets:
@@ -128,8 +128,8 @@ class ProofBook:
         """Have the pairs of `node_ids` proven at once, or every disproven pair (None);
         the targets asked for."""
         if node_ids is None:
-            wanted = {(node_id, fp) for fp, ids in self.disproven().items() for node_id in ids}
-            asked = [t for t in self._targets if t.key in wanted]
+            disproven = self._disproven_keys()
+            asked = [t for t in self._targets if t.key in disproven]
         else:
             asked = [t for t in self._targets if t.node_id in node_ids]
         self._asked.update(t.key for t in asked)
@@ -155,6 +155,10 @@ class ProofBook:
             if result.outcome is Outcome.DIFFERENT:
                 found.setdefault(fingerprint, set()).add(node_id)
         return {fingerprint: frozenset(ids) for fingerprint, ids in sorted(found.items())}
+
+    def _disproven_keys(self) -> set[tuple[bytes, str]]:
+        """The (peer, fingerprint) keys of the disproven pairs."""
+        return {key for key, result in self._results.items() if result.outcome is Outcome.DIFFERENT}
 
     def documents(self) -> list[dict[str, Any]]:
         """Each target with its last proof, for the status document."""
