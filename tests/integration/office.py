@@ -64,6 +64,8 @@ LOCAL_JOBS = len(os.sched_getaffinity(0))  # more gains a local build nothing
 BUILD_TIMEOUT = 240.0
 #: The part of brotli the quick builds compile: 10 small objects in a few seconds.
 QUICK = ("c/common", "c/dec")
+#: How long `wait_in_line` waits for a peer before it restarts its daemon.
+RESTART_AFTER = 20.0
 #: The file that alone takes 10 of brotli's 23 CPU-seconds: most builds leave it out
 #: (30 objects in half the time), so that a module of real builds fits in minutes.
 SLOWEST = ("c/enc/backward_references.c",)
@@ -118,17 +120,25 @@ class Office:
         try:
             wait_until(partial(self._all_peers_listed, since), 60, "every peer to be usable")
         except AssertionError:
-            for name, daemon in self.daemons.items():
-                print(f"--- {name}'s daemon log\n{daemon.log_text()[-3000:]}")
-            status = control_status(self.client)
-            for peer in [] if status is None else status["peers"]:
-                shown = ("liveness", "state", "slots", "jobs", "power", "delivered", "turnaround")
-                print(f"--- the client sees {peer['name']}: { {k: peer.get(k) for k in shown} }")
-            print(f"--- the client's hosts: {None if status is None else status['hosts']}")
+            self.explain()
             raise
         status = self.client.status()
         assert status is not None
         return status
+
+    def explain(self) -> None:
+        """Print what decides the client's lines: each daemon's log tail, how the client
+        sees each peer, and its hosts lines (for a wait on the lines that timed out)."""
+        for name, daemon in self.daemons.items():
+            print(f"--- {name}'s daemon log\n{daemon.log_text()[-3000:]}")
+        status = control_status(self.client)
+        shown = ("liveness", "state", "slots", "jobs", "load", "power", "delivered", "ranks")
+        for peer in [] if status is None else status["peers"]:
+            seen = {key: peer.get(key) for key in shown}
+            print(f"--- the client sees {peer['name']}: {seen} turnaround {peer.get('turnaround')}")
+        if status is not None:
+            print(f"--- the client itself: { {k: status['node'].get(k) for k in shown} }")
+        print(f"--- the client's hosts: {None if status is None else status['hosts']}")
 
     def _all_peers_listed(self, since: float) -> bool:
         # Polls the state file, not `p2pcc status`: a CLI call per poll would cost a
@@ -162,11 +172,40 @@ class Office:
         return f" {self.daemons[name].ws.address}:" in f" {line}"
 
     def wait_in_line(self, fingerprint: str, names: tuple[str, ...], timeout: float = 90) -> None:
-        """Wait until every one of `names` is in the client's line for `fingerprint`: on
-        two shared CPUs a peer's measured turnaround or slots can hold it out for a while
-        after the previous test's build, and a test of where jobs go needs it there."""
-        for name in names:
+        """Wait until every one of `names` is in the client's line for `fingerprint`, which
+        a test of where jobs go needs.
+
+        A peer still out after `RESTART_AFTER` is restarted, once.  Its daemon lowers the
+        power it announces when the jobs it served ran slower than its load predicted
+        (docs/metrics.md), and every build here makes that so: four workstations share
+        two CPUs, and each daemon's load model sees its own jobs only.  The correction
+        wears off over tens of minutes without jobs, and until then the straggler rule
+        can hold a peer that served the last build out of a line whose other hosts did
+        not (seen: after the C and C++ builds, mixed announced 0.55 and pure11 and the
+        client 0.95; a CI run found mixed out of the gcc-11 line for 90 s).  A new daemon
+        starts from its calibration."""
+        try:
+            for name in names:
+                if not self._in_line_within(fingerprint, name, RESTART_AFTER):
+                    self._restart(name)
+                    wait_until(partial(self.in_line, fingerprint, name), timeout, f"{name} in line")
+        except AssertionError:
+            self.explain()
+            raise
+
+    def _in_line_within(self, fingerprint: str, name: str, timeout: float) -> bool:
+        try:
             wait_until(partial(self.in_line, fingerprint, name), timeout, f"{name} in the line")
+        except AssertionError:
+            return False
+        return True
+
+    def _restart(self, name: str) -> None:
+        peer = peer_entry(self.client, name)
+        power = None if peer is None else round(peer["power"], 2)
+        print(f"restarting {name}, out of the line, announcing power {power}")
+        self.daemons[name].stop()
+        self.daemons[name].start()
 
     def wait_listed(
         self, name: str, listed: bool, timeout: float, *, since: float | None = None

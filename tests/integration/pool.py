@@ -87,6 +87,12 @@ class Daemon:
                 env=cli_env(self.home, self.own_cache),
             )
 
+    def stop(self) -> None:
+        """Stop the daemon cleanly (SIGTERM: it leaves the pool) if it runs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
     def cli(
         self, *args: str, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:

@@ -35,9 +35,7 @@ def remote_hosts(line: str) -> list[str]:
 
 def stop(daemons: Sequence[Daemon]) -> None:
     for daemon in daemons:
-        if daemon.process is not None and daemon.process.poll() is None:
-            daemon.process.terminate()
-            daemon.process.wait(timeout=30)
+        daemon.stop()
 
 
 def test_keygen_and_join_make_a_pool_that_serves_a_real_build(

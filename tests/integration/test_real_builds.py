@@ -286,13 +286,30 @@ def test_a_paused_peer_gets_no_job_until_it_resumes(office: Office) -> None:
     office.ready()  # waits until every peer, peer12 included, is in a hosts line again
 
 
+def hold_until_released(tree: Tree, limit: float = 120) -> Path:
+    """Make `tree`'s build end only once the file returned exists (or after `limit`
+    seconds): one more job of `all` waits for it beside the compiles.  brotli compiles
+    in 8 s here when the machine is quiet, less than a pause and a resume take to reach
+    the build's jobserver; a build following the pool must still run when they do."""
+    release = tree.path / "release"
+    waits = round(limit / 0.1)
+    with (tree.path / "Makefile").open("a") as makefile:
+        makefile.write(
+            ".PHONY: held\nall: held\nheld:\n"
+            f"\t@i=0; while [ ! -e {release} ] && [ $$i -lt {waits} ]; do"
+            " sleep 0.1; i=$$((i+1)); done\n"
+        )
+    return release
+
+
 def test_p2pcc_build_follows_a_peer_that_pauses_and_resumes_mid_build(office: Office) -> None:
     """Issue 14's live -j: `p2pcc build -v make` with no -j runs make under a jobserver
     sized by the pool.  peer12 pauses mid-build: the build's jobs shrink; it resumes:
     they grow again (each size is a line of -v); the objects are the local build's."""
     status = office.ready()
     reference = office.reference(project.BROTLI, "gcc")
-    tree = office.fresh_tree(project.BROTLI)  # all of it: long enough to follow the pool
+    tree = office.fresh_tree(project.BROTLI)
+    release = hold_until_released(tree)
     peer12 = office.daemons["peer12"]
 
     def peer12_offers_slots() -> bool:
@@ -321,6 +338,7 @@ def test_p2pcc_build_follows_a_peer_that_pauses_and_resumes_mid_build(office: Of
         wait_until(lambda: seen(lambda s: s[-1] > min(s)), 30, "the jobs to grow again")
         assert make.poll() is None, f"the build ended before the pool changed back: {sizes()}"
     finally:
+        release.touch()
         peer12.cli("resume", check=False)
     build = finish()
     print(f"the build's sizes, in order: {sizes()}")

@@ -41,12 +41,6 @@ def route_to(ws: Workstation, subnet: str) -> None:
     subprocess.run(["ip", "-n", ws.netns, "route", "add", subnet, "dev", "eth0"], check=True)
 
 
-def stop(daemon: Daemon) -> None:
-    if daemon.process is not None and daemon.process.poll() is None:
-        daemon.process.terminate()
-        daemon.process.wait(timeout=30)
-
-
 def test_seeds_and_networks_join_two_subnets(bed: TestBed, shared_tmp: Path) -> None:
     alpha_ws, beta_ws = bed.add_workstation("alpha"), bed.add_workstation("beta")
     readdress(beta_ws, BETA_ADDRESS)
@@ -63,7 +57,7 @@ def test_seeds_and_networks_join_two_subnets(bed: TestBed, shared_tmp: Path) -> 
         wait_until(lambda: "address-outside" in alpha.log_text(), 20, "the outside warning")
         assert f"address {BETA_ADDRESS} is not used (address-outside)" in alpha.log_text()
         assert "add its network to gossip.networks" in alpha.log_text()
-        stop(alpha)
+        alpha.stop()
 
         alpha.extra_config += f'networks = ["{BETA_SUBNET}"]\n'
         beta.extra_config += f'networks = ["{ALPHA_SUBNET}"]\n'
@@ -100,5 +94,5 @@ def test_seeds_and_networks_join_two_subnets(bed: TestBed, shared_tmp: Path) -> 
         assert drops.get(f"group-{DEFAULT_GROUP}", 0) > 0  # beta's multicast never arrived
     finally:
         for daemon in (alpha, beta):
-            stop(daemon)
+            daemon.stop()
             print(f"--- {daemon.ws.name} log tail\n{daemon.log_text()[-2000:]}")
