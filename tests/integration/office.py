@@ -344,6 +344,12 @@ def assert_same_objects(build: Build, tree: Tree, reference: Tree) -> None:
     assert project.differing_objects(tree.path, reference.path) == []
 
 
+def fingerprint(status: dict[str, Any], name: str) -> str:
+    """The fingerprint of the client's compiler `name`, from its status."""
+    found = (c["fingerprint"] for c in status["node"]["compilers"] if name in c["names"])
+    return str(next(found))
+
+
 def control_status(daemon: Daemon) -> dict[str, Any] | None:
     """A daemon's status document straight from its control socket (a unix socket is
     reachable from outside the workstation's namespaces, and this costs no CLI start-up);

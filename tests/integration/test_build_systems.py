@@ -38,7 +38,7 @@ from tests.integration.build_systems import (
     unpack_sdist,
 )
 from tests.integration.distccd_jobs import assert_jobs_went
-from tests.integration.office import GCC12, GXX12, JOBS, LOCAL_JOBS, Office
+from tests.integration.office import GCC12, GXX12, JOBS, LOCAL_JOBS, Office, fingerprint
 from tests.integration.project import LIBSODIUM, LIBSODIUM_CONFIGURE, NINJA
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
@@ -68,7 +68,7 @@ def test_autotools_configure_and_make_through_the_links(office: Office) -> None:
     """`./configure && make -j8` with the links first in PATH: configure decides what it
     decides without them, the compiles go to the gcc-12 peers only, and every libtool
     object is the local build's."""
-    office.ready()
+    status = office.ready()
     reference = unpack_sdist(office, LIBSODIUM)
     env = environment(office, None)
     for step in (LIBSODIUM_CONFIGURE, f"make -j{LOCAL_JOBS}"):
@@ -78,6 +78,7 @@ def test_autotools_configure_and_make_through_the_links(office: Office) -> None:
 
     tree = unpack_sdist(office, LIBSODIUM)
     env = environment(office, office.links, DISTCC_FALLBACK="0")
+    office.wait_in_line(fingerprint(status, "gcc"), GCC12_PEERS)
     marks = office.log_marks()
     configure = run_in(office, tree, LIBSODIUM_CONFIGURE, env)
     assert configure.returncode == 0, configure.explain()
@@ -96,7 +97,7 @@ def test_cmake_ninja_cxx_through_the_links_and_with_the_daemon_down(office: Offi
     the g++-12 peers only; with the daemon stopped, a clean rebuild by plain ninja, the
     links no longer on PATH, still builds through the recorded path: locally, the same
     objects."""
-    office.ready()
+    status = office.ready()
     reference = unpack_sdist(office, NINJA)
     env = environment(office, None, CXX="g++")
     for step in (CMAKE_CONFIGURE, f"ninja -C {CMAKE_BUILD} -j{LOCAL_JOBS}"):
@@ -109,6 +110,7 @@ def test_cmake_ninja_cxx_through_the_links_and_with_the_daemon_down(office: Offi
     cmake = run_in(office, tree, CMAKE_CONFIGURE, env)
     assert cmake.returncode == 0, cmake.explain()
     assert cmake_cache(tree)["CMAKE_CXX_COMPILER"] == str(office.links / "g++")
+    office.wait_in_line(fingerprint(status, "g++"), GCC12_PEERS)
     marks = office.log_marks()  # after CMake's probes, some of which compile C with cc
     ninja = run_in(
         office, tree, p2pcc_build(office, "g++", f"ninja -C {CMAKE_BUILD}"), p2pcc_env(office, env)

@@ -42,6 +42,7 @@ from tests.integration.office import (
     STATE_MAX_AGE,
     Office,
     assert_same_objects,
+    fingerprint,
     install_links,
     peer_entry,
 )
@@ -58,12 +59,6 @@ def assert_made_by(reference: Tree, version: str) -> None:
     """Every object of the local build names compiler `version` in its .comment."""
     for obj in project.objects(reference.path).values():
         assert project.compiled_by(obj).endswith(f" {version}"), obj
-
-
-def fingerprint(status: dict[str, Any], name: str) -> str:
-    """The fingerprint of the client's compiler `name`, from its status."""
-    found = (c["fingerprint"] for c in status["node"]["compilers"] if name in c["names"])
-    return str(next(found))
 
 
 def compiler_version(name: str) -> str:
