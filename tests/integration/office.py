@@ -177,9 +177,10 @@ class Office:
 
         A peer still out after `RESTART_AFTER` is restarted, once.  Its daemon lowers the
         power it announces when the jobs it served ran slower than its load predicted
-        (docs/metrics.md), and every build here makes that so: four workstations share
-        two CPUs, and each daemon's load model sees its own jobs only.  The correction
-        wears off over tens of minutes without jobs, and until then the straggler rule
+        (docs/metrics.md), and builds here often make that so: four workstations share
+        two CPUs, and the load a daemon predicts from is a one-minute average, which
+        lags the bursts of a build.  The correction wears off over tens of minutes
+        without jobs, and until then the straggler rule
         can hold a peer that served the last build out of a line whose other hosts did
         not (seen: after the C and C++ builds, mixed announced 0.55 and pure11 and the
         client 0.95; a CI run found mixed out of the gcc-11 line for 90 s).  A new daemon
