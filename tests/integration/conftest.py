@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from p2pcc.core.auth import format_key_line
+from p2pcc.daemon.metrics.calibrate import CALIBRATION_TIMEOUT
 from tests.integration.netbed import TestBed
 from tests.integration.office import Office, open_office
 
@@ -28,16 +31,30 @@ def bed() -> Iterator[TestBed]:
 _SHARED_DIRS: list[Path] = []
 
 
+#: A calibration's work directory unchanged for this long is no live calibration's: each
+#: ends within `CALIBRATION_TIMEOUT` and writes its files there while it runs.
+_DEAD_CALIBRATION = 2 * CALIBRATION_TIMEOUT
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _sweep_shared_dirs() -> Iterator[None]:
     """A test's pool fixture asks for the bed before `shared_tmp`, so the directory is
     removed while the bed's daemons still run, and one calibrating then writes its cache
     back into it: seven or eight such directories were left in /tmp by each run of the
-    suite.  By
-    the session's end every bed is closed and every daemon gone."""
+    suite.  By the session's end every bed is closed and every daemon gone.
+
+    A bed's close kills its daemons, and one killed while it calibrates leaves its work
+    directory (`p2pcc-calibrate-*`, two or three a run): those written since the session
+    began and no longer changing go too."""
+    began = time.time()
     yield
     for path in _SHARED_DIRS:
         shutil.rmtree(path, ignore_errors=True)
+    for path in Path(tempfile.gettempdir()).glob("p2pcc-calibrate-*"):
+        with contextlib.suppress(OSError):
+            changed = path.lstat().st_mtime
+            if began <= changed < time.time() - _DEAD_CALIBRATION and path.is_dir():
+                shutil.rmtree(path)
 
 
 @pytest.fixture
