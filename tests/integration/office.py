@@ -52,6 +52,8 @@ PEERS = NAMES[1:]
 GCC12 = "x86_64-linux-gnu-gcc-12"
 GXX12 = "x86_64-linux-gnu-g++-12"
 GCC11 = "x86_64-linux-gnu-gcc-11"
+#: The peers whose gcc-12 is exactly the client's, and whose gcc-11 is its gcc-11.
+GCC12_PEERS, GCC11_PEERS = ("peer12", "mixed"), ("pure11", "mixed")
 STATE_MAX_AGE = 4.0
 GCC12_NAMES = f'[compilers]\nextra = ["gcc-12", "g++-12", "{GCC12}", "{GXX12}"]\n'
 EXTRA_CONFIG = {
@@ -137,7 +139,8 @@ class Office:
             seen = {key: peer.get(key) for key in shown}
             print(f"--- the client sees {peer['name']}: {seen} turnaround {peer.get('turnaround')}")
         if status is not None:
-            print(f"--- the client itself: { {k: status['node'].get(k) for k in shown} }")
+            node = status["node"]
+            print(f"--- the client itself: { {k: node[k] for k in shown if k in node} }")
         print(f"--- the client's hosts: {None if status is None else status['hosts']}")
 
     def _all_peers_listed(self, since: float) -> bool:
@@ -170,6 +173,14 @@ class Office:
         state = statefile.read(str(self.state_path))
         line = "" if state is None else state[1].get(fingerprint, (0, ""))[1]
         return f" {self.daemons[name].ws.address}:" in f" {line}"
+
+    def hosts_line(self, fingerprint: str) -> str:
+        """The client's -j and hosts line for `fingerprint` now, each peer by its name."""
+        state = statefile.read(str(self.state_path))
+        jobs, line = (0, "") if state is None else state[1].get(fingerprint, (0, ""))
+        for name, daemon in self.daemons.items():
+            line = line.replace(f"{daemon.ws.address}:", f"{name}:")
+        return f"-j{jobs} {line}"
 
     def wait_in_line(self, fingerprint: str, names: tuple[str, ...], timeout: float = 90) -> None:
         """Wait until every one of `names` is in the client's line for `fingerprint`, which

@@ -38,12 +38,19 @@ from tests.integration.build_systems import (
     unpack_sdist,
 )
 from tests.integration.distccd_jobs import assert_jobs_went
-from tests.integration.office import GCC12, GXX12, JOBS, LOCAL_JOBS, Office, fingerprint
+from tests.integration.office import (
+    GCC12,
+    GCC12_PEERS,
+    GXX12,
+    JOBS,
+    LOCAL_JOBS,
+    Office,
+    fingerprint,
+)
 from tests.integration.project import LIBSODIUM, LIBSODIUM_CONFIGURE, NINJA
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
-GCC12_PEERS = ("peer12", "mixed")
 MISMATCHED = ("pure11",)
 #: What libsodium's configure decided, as its top Makefile records it.
 CONFIGURED = ("CC", "CPP", "CFLAGS", "CPPFLAGS", "DEFS", "LDFLAGS", "LIBS", "CWFLAGS")

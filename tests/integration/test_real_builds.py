@@ -34,7 +34,9 @@ from tests.integration import project, workstation_compilers
 from tests.integration.distccd_jobs import assert_jobs_went, kill_daemon_and_distccd, serving
 from tests.integration.office import (
     GCC11,
+    GCC11_PEERS,
     GCC12,
+    GCC12_PEERS,
     GXX12,
     PEERS,
     QUICK,
@@ -142,9 +144,6 @@ class Destination:
     users: tuple[str, ...]
     others: tuple[str, ...]
     leave_out: tuple[str, ...] = ()
-
-
-GCC12_PEERS, GCC11_PEERS = ("peer12", "mixed"), ("pure11", "mixed")
 
 
 @pytest.mark.parametrize(
@@ -312,16 +311,23 @@ def test_p2pcc_build_follows_a_peer_that_pauses_and_resumes_mid_build(office: Of
         return entry is not None and entry["state"] == "active" and entry["slots"] > 0
 
     # Its pause must take slots away: after the module's earlier builds its load may
-    # still hold them at none, or a verdict it out of the line, for a while.
+    # still hold them at none, or a verdict it out of the line, for a while.  mixed must
+    # be in the line too: out as a straggler beside peer12, it would come back in when
+    # peer12 leaves (the median of the line falls), and the size would not shrink.
     wait_until(peer12_offers_slots, 120, "peer12 to offer slots before the build")
-    office.wait_in_line(fingerprint(status, "gcc"), ("peer12",))
+    gcc12 = fingerprint(status, "gcc")
+    office.wait_in_line(gcc12, GCC12_PEERS)
     make, finish = office.start_p2pcc_build(tree, "gcc")
     output = office.output_path
+    lines: list[str] = []  # the client's gcc-12 line as each wait saw it change
 
     def sizes() -> list[int]:
         return [int(n) for n in re.findall(r"the pool takes (\d+) gcc job", output.read_text())]
 
     def seen(predicate: Callable[[list[int]], bool]) -> bool:
+        line = office.hosts_line(gcc12)
+        if not lines or lines[-1] != line:
+            lines.append(line)
         return make.poll() is not None or (bool(sizes()) and predicate(sizes()))
 
     try:
@@ -332,6 +338,10 @@ def test_p2pcc_build_follows_a_peer_that_pauses_and_resumes_mid_build(office: Of
         peer12.cli("resume")
         wait_until(lambda: seen(lambda s: s[-1] > min(s)), 30, "the jobs to grow again")
         assert make.poll() is None, f"the build ended before the pool changed back: {sizes()}"
+    except AssertionError:
+        print(f"the build's sizes: {sizes()}; the client's gcc-12 lines:", *lines, sep="\n  ")
+        office.explain()
+        raise
     finally:
         release.touch()
         peer12.cli("resume", check=False)
