@@ -17,9 +17,9 @@ our link, and the 1.0 fallbacks.  Silence thresholds stretch with the interval.
 What must reach every member soon travels as news (protocol 1.1): our own joining and
 material changes here, the rules for the others' word in core/relay.py, the probes,
 news rounds and syncs in core/pool_exchange.py; the seeds are asked for their table
-when we know no member beyond our link.
-
-Bad datagrams are dropped and counted by reason, each (sender, reason) logged once.
+when we know no member beyond our link.  Bad datagrams are dropped and counted by
+reason, each (sender, reason) logged once; a late copy of a word is not taken for a
+replay (core/late_copies.py).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from p2pcc.core.gossip_types import (
     announced_by,
     no_refusal_listener,
 )
+from p2pcc.core.late_copies import LateCopies
 from p2pcc.core.model import EntryKind, Message, MessageKind, NewsEntry, NodeStatus
 from p2pcc.core.news import transmits
 from p2pcc.core.peers import PeerEvent, PeerTable, PeerTimings, scaled_timings
@@ -104,6 +105,7 @@ class GossipEngine:
         self._status = status
         self._turns = StateTurns(now, node_id)
         self._shorthand = Shorthand()
+        self._late = LateCopies()  # tells a late copy of a word from a replay
         self._last_sent_key: tuple[object, ...] | None = None
         self._last_sent_at: float | None = None
         self._news_key: tuple[object, ...] | None = None
@@ -285,7 +287,10 @@ class GossipEngine:
         try:
             events = self.table.apply(message, now)
         except RejectedMessageError as error:
-            return self._drop(sender, error.reason, str(error), now)
+            reason = self._late.judge(message.node_id, message.order, error.reason, now)
+            return self._drop(sender, reason, str(error), now)
+        held = None if known is None else known.order
+        self._late.accepted(message.node_id, held, message.order, now)
         self.audience.heard(message, sender, transport, now)
         heard = Heard.MULTICAST if transport is Transport.MULTICAST else Heard.UNICAST
         self._relay.after_word(events, message.order, heard if direct else Heard.RELAYED, now)
@@ -341,19 +346,12 @@ class GossipEngine:
 
     def _state_targets(self, now: float) -> tuple[tuple[Endpoint, ...], tuple[Endpoint, ...]]:
         link_horizon = LINK_HORIZON * self.effective_interval()
-        peers = self.table.peers()
-        return self.audience.state_targets(
-            peers, now, link_horizon, self.table.timings.suspect_after
-        )
+        silent = self.table.timings.suspect_after
+        return self.audience.state_targets(self.table.peers(), now, link_horizon, silent)
 
     def _endpoint_of(self, node_id: bytes) -> Endpoint | None:
         peer = self.table.get(node_id)
         return None if peer is None else endpoint_of(peer.status)
-
-    def _members_changed(self, events: Sequence[PeerEvent]) -> None:
-        """Keep the gossip members current, and the silences stretched to the pool."""
-        self._relay.members_changed(events)
-        self._retime()
 
     def _retime(self) -> None:  # silences stretch with the pool (the factor is rounded)
         timings = scaled_timings(self._timings, self.effective_interval() / self.interval)
@@ -372,7 +370,8 @@ class GossipEngine:
         """Apply liveness changes due by `now`, probe, and suspect the silent."""
         self.audience.expire(now, self.table.timings.suspect_after)
         events = self.table.tick(now)
-        self._members_changed(events)
+        self._relay.members_changed(events)  # the gossip members, then the silences
+        self._retime()
         members = self.audience.members
         if self.audience.version != self._ring_version:
             self._ring_version = self.audience.version

@@ -29,7 +29,9 @@ LOGGED_DROPS_PERIOD = 3600.0
 #: the same datagram arriving both by multicast and by unicast; and another node's
 #: datagram under our id, which the node reports (`Received.namesake`) and acts on; and
 #: a busy member's answer to a probe whose round an earlier answer had already ended.
-QUIET_DROPS = frozenset({"own", "duplicate", "same-id", "compilers-unknown", "late-ack"})
+QUIET_DROPS = frozenset(
+    {"own", "duplicate", "reordered", "same-id", "compilers-unknown", "late-ack"}
+)
 
 
 class LogOnce:

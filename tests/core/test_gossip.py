@@ -156,6 +156,56 @@ def test_own_echo_and_duplicates_are_dropped_quietly() -> None:
     assert (again.dropped, again.log) == ("duplicate", False)
 
 
+def three_words(engine: GossipEngine) -> tuple[bytes, ...]:
+    """Three STATE datagrams of `engine`'s 0.2 s apart: a pause and a resume made them due."""
+    words = [sent(engine, 0.0).data]
+    for now, state in ((0.2, NodeState.PAUSED), (0.4, NodeState.ACTIVE)):
+        engine.set_status(replace(engine.status, state=state), now=now - 0.15)
+        words.append(sent(engine, now).data)
+    return tuple(words)
+
+
+def test_a_late_copy_of_a_word_is_dropped_quietly_and_a_replay_is_not() -> None:
+    """The two copies of a datagram (multicast, unicast) are read by two tasks: the
+    unicast copy of the next one can come first.  Within late_copies.WINDOW of its
+    acceptance (or of being passed over) an older copy is a quiet drop; later, a replay."""
+    alpha, beta, gamma = make_engine(1), make_engine(2), make_engine(3)
+    first, second, third = three_words(alpha)
+    for engine in (beta, gamma):
+        assert engine.receive(first, endpoint(alpha), Transport.UNICAST, 0.01).events
+        assert engine.receive(second, endpoint(alpha), Transport.UNICAST, 0.21).events
+    copy = beta.receive(first, endpoint(alpha), Transport.MULTICAST, 0.22)
+    assert (copy.dropped, copy.log) == ("duplicate", False)
+    replay = gamma.receive(first, endpoint(alpha), Transport.MULTICAST, 1.5)
+    assert (replay.dropped, replay.log) == ("replay", True)
+    assert beta.statistics(1.5).drops == {"duplicate": 1}
+    # One never taken, overtaken by the next: reordered, then a replay once the window
+    # after it was passed over (at 0.41) is gone.
+    delta, epsilon = make_engine(4), make_engine(5)
+    for engine in (delta, epsilon):
+        assert engine.receive(first, endpoint(alpha), Transport.UNICAST, 0.01).events
+        assert engine.receive(third, endpoint(alpha), Transport.UNICAST, 0.41).events
+    late = delta.receive(second, endpoint(alpha), Transport.MULTICAST, 1.4)
+    assert (late.dropped, late.log) == ("reordered", False)
+    assert epsilon.receive(second, endpoint(alpha), Transport.MULTICAST, 1.42).dropped == "replay"
+    # A node first heard at its third word: its earlier ones are not taken for late.
+    zeta = make_engine(6)
+    assert zeta.receive(third, endpoint(alpha), Transport.UNICAST, 0.41).events
+    assert zeta.receive(second, endpoint(alpha), Transport.MULTICAST, 0.42).dropped == "replay"
+
+
+def test_the_second_copy_of_a_leave_is_a_duplicate() -> None:
+    alpha, beta = make_engine(1), make_engine(2)
+    beta.receive(sent(alpha, 0.0).data, endpoint(alpha), Transport.MULTICAST, 0.0)
+    goodbye = alpha.leave(1.0, WALL + 1.0).data
+    assert [
+        type(e) for e in beta.receive(goodbye, endpoint(alpha), Transport.UNICAST, 1.0).events
+    ] == [PeerLeft]
+    again = beta.receive(goodbye, endpoint(alpha), Transport.MULTICAST, 1.01)
+    assert (again.dropped, again.log) == ("duplicate", False)
+    assert beta.receive(goodbye, endpoint(alpha), Transport.MULTICAST, 3.0).dropped == "replay"
+
+
 def test_another_node_under_our_id_is_dropped_and_reported_not_taken_for_our_echo() -> None:
     alpha = make_engine(1, incarnation=5)
     clone = make_engine(2, incarnation=7, node_id=alpha.node_id)

@@ -258,7 +258,7 @@ def test_a_paused_peer_gets_no_job_until_it_resumes(office: Office) -> None:
     """Issue 5's promise on a real build: `p2pcc pause` on a workstation, and a build
     started afterwards sends it nothing (its distccd log shows no job); resumed, it is
     listed again."""
-    office.ready()
+    status = office.ready()
     peer12 = office.daemons["peer12"]
     peer12.cli("pause", "--for", "10m", "--reason", "meeting")
     state_path = str(office.client.runtime_dir / statefile.FILE_NAME)
@@ -270,6 +270,8 @@ def test_a_paused_peer_gets_no_job_until_it_resumes(office: Office) -> None:
         )
 
     wait_until(peer12_unlisted, 5, "the client to drop the paused peer12")
+    # The jobs must go to mixed, which ready() saw in some line, not necessarily gcc-12's.
+    office.wait_in_line(fingerprint(status, "gcc"), ("mixed",))
     reference = office.reference(project.BROTLI, "gcc", leave_out=SLOWEST)
     tree = office.fresh_tree(project.BROTLI, leave_out=SLOWEST)
     marks = office.log_marks()
