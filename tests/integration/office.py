@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from p2pcc import statefile
 from p2pcc.control_client import send_request
 from p2pcc.core.control_protocol import RemeasureRequest, StatusRequest
 from p2pcc.core.errors import P2pccError
-from p2pcc.core.ranking import STRAGGLER_RATIO
+from p2pcc.core.ranking import straggler_threshold
 from tests.integration import project, workstation_compilers
 from tests.integration.distccd_jobs import (
     jobs_since,
@@ -170,16 +169,18 @@ class Office:
             word.startswith(address) for _, line in state[1].values() for word in line.split()
         )
 
+    def _line(self, fingerprint: str) -> tuple[int, str]:
+        """The client's -j and hosts line for `fingerprint` in its state file now."""
+        state = statefile.read(str(self.state_path))
+        return (0, "") if state is None else state[1].get(fingerprint, (0, ""))
+
     def in_line(self, fingerprint: str, name: str) -> bool:
         """Whether workstation `name` is in the client's hosts line for `fingerprint` now."""
-        state = statefile.read(str(self.state_path))
-        line = "" if state is None else state[1].get(fingerprint, (0, ""))[1]
-        return f" {self.daemons[name].ws.address}:" in f" {line}"
+        return f" {self.daemons[name].ws.address}:" in f" {self._line(fingerprint)[1]}"
 
     def hosts_line(self, fingerprint: str) -> str:
         """The client's -j and hosts line for `fingerprint` now, each peer by its name."""
-        state = statefile.read(str(self.state_path))
-        jobs, line = (0, "") if state is None else state[1].get(fingerprint, (0, ""))
+        jobs, line = self._line(fingerprint)
         for name, daemon in self.daemons.items():
             line = line.replace(f"{daemon.ws.address}:", f"{name}:")
         return f"-j{jobs} {line}"
@@ -229,7 +230,7 @@ class Office:
     def straggler(self, fingerprint: str, name: str) -> float | None:
         """The power `name` announces, when the client's status shows the straggler rule
         (p2pcc/core/ranking.py) keeping it out of the line for `fingerprint`: its power
-        times what it delivered below STRAGGLER_RATIO of the median over the hosts that
+        times what it delivered below the threshold the rule computes over the hosts that
         could run the line, the client included (None otherwise).  The memory factor is
         left out: 1 on these roomy workstations."""
         status = control_status(self.client)
@@ -244,9 +245,9 @@ class Office:
         }
         if name not in speeds:
             return None
-        median = statistics.median([s for _, s in speeds.values()] + [status["node"]["power"]])
+        threshold = straggler_threshold([s for _, s in speeds.values()] + [status["node"]["power"]])
         power, speed = speeds[name]
-        return power if speed < STRAGGLER_RATIO * median else None
+        return power if speed < threshold else None
 
     def wait_listed(
         self, name: str, listed: bool, timeout: float, *, since: float | None = None
